@@ -1,0 +1,103 @@
+"""The :class:`Actor` base class and :class:`ActorRef`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from ..errors import NotRunning, SchemaError
+from .schema import ActorSchema, MethodSchema, build_schema
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+
+__all__ = ["Actor", "ActorRef", "method_of", "schema_of"]
+
+A = TypeVar("A", bound="Actor")
+
+
+class Actor:
+    """Base class of every actor. Subclass it; its public ``async def`` methods are its interface.
+
+    ``class Pricing(Actor, name="pricing", errors=(OutOfStock,))``: ``name`` is
+    the endpoint (default: the class name; subclasses inherit their parent's),
+    ``errors`` the exception types re-raised to callers as themselves. The type
+    hints of every public method are checked when the class is defined.
+    ``on_start``/``on_stop`` run when the actor is spawned and stopped.
+    """
+
+    __tactor_schema__: ClassVar[ActorSchema]
+    _tactor_system: ActorSystem | None = None
+    _tactor_ref: ActorRef[Any] | None = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        errors: Sequence[type[BaseException]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        inherited: ActorSchema | None = getattr(cls, "__tactor_schema__", None)
+        endpoint = name or (inherited.endpoint if inherited is not None else cls.__name__)
+        parent_errors = inherited.errors.values() if inherited is not None else ()
+        all_errors = tuple(dict.fromkeys([*parent_errors, *errors]))
+        schema = cls.__tactor_schema__ = build_schema(cls, Actor, endpoint, all_errors)
+        for method in schema.methods.values():
+            # A method reference (Pricing.quote) finds its class through this mark;
+            # the class that defines the function keeps it.
+            if not hasattr(method.function, "__tactor_owner__"):
+                method.function.__tactor_owner__ = cls  # type: ignore[attr-defined]
+
+    async def on_start(self) -> None:
+        """Called once the actor is spawned, before it receives any message."""
+
+    async def on_stop(self) -> None:
+        """Called after the actor handled its last message."""
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system this actor runs in (only once it is spawned)."""
+        if self._tactor_system is None:
+            raise NotRunning(f"{type(self).__qualname__} is not spawned in an ActorSystem")
+        return self._tactor_system
+
+    @property
+    def ref(self) -> ActorRef[Any]:
+        """This provider's reference (only once it is spawned)."""
+        if self._tactor_ref is None:
+            raise NotRunning(f"{type(self).__qualname__} is not spawned in an ActorSystem")
+        return self._tactor_ref
+
+
+def schema_of(cls: type[Actor]) -> ActorSchema:
+    """The schema of an actor class; raises ``SchemaError`` for anything else."""
+    schema = getattr(cls, "__tactor_schema__", None)
+    if not isinstance(schema, ActorSchema):
+        raise SchemaError(f"{cls!r} is not an Actor subclass")
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRef(Generic[A]):
+    """A spawned provider: its ``id``, its ``endpoint`` and its actor class."""
+
+    id: str
+    endpoint: str
+    actor_class: type[A]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def method_of(fn: Any) -> tuple[ActorSchema, MethodSchema]:
+    """The schema of a method reference such as ``Pricing.quote``; raises ``TypeError``."""
+    fn = getattr(fn, "__func__", fn)
+    owner = getattr(fn, "__tactor_owner__", None)
+    if owner is None:
+        raise TypeError(
+            f"{fn!r} is not an endpoint method of an Actor class (pass e.g. Pricing.quote)"
+        )
+    schema = schema_of(owner)
+    return schema, schema.methods[fn.__name__]

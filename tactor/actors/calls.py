@@ -1,0 +1,264 @@
+"""The caller's side: send requests, route replies, gather broadcasts, all under one deadline.
+
+A node has one reply inbox. Each call registers a pending entry under its
+message id; the reply router resolves it. A broadcast registers one entry
+that expects a reply from each provider live at send time and completes as
+soon as all have answered — or the deadline passes, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ..codecs import Codec
+from ..errors import (
+    CallTimeout,
+    DecodeError,
+    MailboxFull,
+    PayloadTooLarge,
+    TransportClosed,
+)
+from ..transports.base import Inbox, Transport
+from .broadcast import BroadcastResult, Outcome
+from .envelope import Reply, Request, parse_reply
+from .failures import error_from_wire
+from .schema import ActorSchema, MethodSchema
+from .tasks import TaskSet
+
+__all__ = ["Calls", "endpoint_mailbox", "provider_mailbox"]
+
+log = logging.getLogger("tactor")
+
+
+def endpoint_mailbox(endpoint: str) -> str:
+    """The mailbox every provider of ``endpoint`` competes on."""
+    return f"ep:{endpoint}"
+
+
+def provider_mailbox(provider: str) -> str:
+    """The mailbox only ``provider`` consumes (direct calls and broadcasts)."""
+    return f"pv:{provider}"
+
+
+class _Pending:
+    """Replies awaited for one message id: one for a call, one per provider for a broadcast."""
+
+    __slots__ = ("done", "expected", "replies")
+
+    def __init__(self, expected: frozenset[str] | None) -> None:
+        self.expected = expected
+        self.replies: dict[str, Reply] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def add(self, reply: Reply) -> None:
+        if self.expected is not None and reply.provider not in self.expected:
+            return
+        self.replies.setdefault(reply.provider, reply)
+        self._check()
+
+    def forget(self, providers: Iterable[str]) -> None:
+        """Stop waiting for providers the request never reached."""
+        if self.expected is not None:
+            self.expected = self.expected.difference(providers)
+            self._check()
+
+    def _check(self) -> None:
+        if not self.done.done() and (self.expected is None or self.expected.issubset(self.replies)):
+            self.done.set_result(None)
+
+
+class Calls:
+    """Sends requests and matches replies for one node."""
+
+    def __init__(
+        self,
+        node: str,
+        transport: Transport,
+        codec: Codec,
+        *,
+        max_payload: int,
+        providers: Callable[[str], Awaitable[list[str]]],
+    ) -> None:
+        self.node = node
+        self.reply_inbox = f"node.{node}"
+        self._transport = transport
+        self._codec = codec
+        self._max_payload = max_payload
+        self._providers = providers
+        self._pending: dict[str, _Pending] = {}
+        self._inbox: Inbox | None = None
+
+    async def start(self, tasks: TaskSet) -> None:
+        self._inbox = await self._transport.open_inbox(self.reply_inbox)
+        tasks.spawn(self._route(self._inbox), f"tactor-replies-{self.node}")
+
+    async def close(self) -> None:
+        if self._inbox is not None:
+            await self._inbox.close()
+        for pending in self._pending.values():
+            if not pending.done.done():
+                pending.done.set_exception(TransportClosed("the actor system was closed"))
+
+    async def _route(self, inbox: Inbox) -> None:
+        codec = self._codec
+        while True:
+            try:
+                payload = await inbox.receive()
+            except TransportClosed:
+                return
+            try:
+                reply = parse_reply(codec.loads(payload))
+            except DecodeError as exc:
+                log.warning("node %s: dropped a malformed reply: %s", self.node, exc)
+                continue
+            pending = self._pending.get(reply.id)
+            if pending is None:
+                log.debug(
+                    "node %s: late reply %s from %s dropped", self.node, reply.id, reply.provider
+                )
+            else:
+                pending.add(reply)
+
+    # -- sending ---------------------------------------------------------------
+
+    def _request(
+        self,
+        kind: str,
+        schema: ActorSchema,
+        method: MethodSchema,
+        wire_args: Any,
+        deadline: float | None,
+    ) -> tuple[str, bytes]:
+        msg_id = uuid.uuid4().hex
+        request = Request(
+            kind=kind,
+            id=msg_id,
+            endpoint=schema.endpoint,
+            method=method.name,
+            args=wire_args,
+            reply_to=self.reply_inbox if kind == "call" else None,
+            deadline=deadline,
+            sender=self.node,
+        )
+        payload = self._codec.dumps(request.to_wire())
+        if len(payload) > self._max_payload:
+            raise PayloadTooLarge(
+                f"the request to {schema.endpoint}.{method.name} is {len(payload)} bytes, "
+                f"over max_payload={self._max_payload}; send less or raise the limit"
+            )
+        return msg_id, payload
+
+    async def _send(
+        self, endpoint: str, provider: str | None, payload: bytes, deadline: float, what: str
+    ) -> None:
+        """Deliver to the endpoint's mailbox (or the provider's) if it is live, by the deadline."""
+        mailbox = endpoint_mailbox(endpoint) if provider is None else provider_mailbox(provider)
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise CallTimeout(f"{what}: the deadline passed before it was sent")
+        try:
+            async with asyncio.timeout(remaining):
+                await self._transport.deliver(
+                    mailbox, payload, endpoint=endpoint, provider=provider
+                )
+        except TimeoutError:
+            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+
+    def _result(self, schema: ActorSchema, method: MethodSchema, reply: Reply) -> Any:
+        if reply.ok:
+            return self._codec.from_wire(reply.result, method.result_type)
+        raise error_from_wire(
+            reply.error or {},
+            schema.errors,
+            self._codec,
+            endpoint=schema.endpoint,
+            method=method.name,
+            provider=reply.provider,
+        )
+
+    async def call(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        wire_args: Any,
+        *,
+        deadline: float,
+        provider: str | None,
+    ) -> Any:
+        """Send one call and return its decoded result, or raise what the provider raised."""
+        msg_id, payload = self._request("call", schema, method, wire_args, deadline)
+        what = f"call {schema.endpoint}.{method.name}"
+        pending = self._pending[msg_id] = _Pending(None)
+        try:
+            await self._send(schema.endpoint, provider, payload, deadline, what)
+            try:
+                async with asyncio.timeout(deadline - time.time()):
+                    await pending.done
+            except TimeoutError:
+                raise CallTimeout(f"{what}: no reply within the deadline") from None
+        finally:
+            del self._pending[msg_id]
+        reply = next(iter(pending.replies.values()))
+        return self._result(schema, method, reply)
+
+    async def tell(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        wire_args: Any,
+        *,
+        deadline: float,
+        provider: str | None,
+    ) -> None:
+        """Put a one-way message into the mailbox; returns once the transport accepted it."""
+        _, payload = self._request("tell", schema, method, wire_args, None)
+        what = f"tell {schema.endpoint}.{method.name}"
+        await self._send(schema.endpoint, provider, payload, deadline, what)
+
+    async def broadcast(
+        self, schema: ActorSchema, method: MethodSchema, wire_args: Any, *, deadline: float
+    ) -> BroadcastResult[Any]:
+        """Call every live provider; return when all have answered or at the deadline."""
+        live = await self._providers(schema.endpoint)
+        if not live:
+            return BroadcastResult([])
+        msg_id, payload = self._request("call", schema, method, wire_args, deadline)
+        pending = self._pending[msg_id] = _Pending(frozenset(live))
+        what = f"broadcast {schema.endpoint}.{method.name}"
+        unsent: dict[str, BaseException] = {}
+        try:
+            async with asyncio.timeout(deadline - time.time()):
+                sent = await asyncio.gather(
+                    *(self._send(schema.endpoint, p, payload, deadline, what) for p in live),
+                    return_exceptions=True,
+                )
+                unsent = {p: e for p, e in zip(live, sent, strict=True) if e is not None}
+                pending.forget(unsent)  # gone since the registry read: do not wait for them
+                await pending.done
+        except TimeoutError:
+            answered = len(pending.replies)
+            log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))
+        finally:
+            del self._pending[msg_id]
+        return BroadcastResult([self._outcome(schema, method, p, pending, unsent) for p in live])
+
+    def _outcome(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        provider: str,
+        pending: _Pending,
+        unsent: dict[str, BaseException],
+    ) -> Outcome[Any]:
+        reply = pending.replies.get(provider)
+        if reply is None:
+            return Outcome(provider, answered=False, error=unsent.get(provider))
+        try:
+            return Outcome(provider, answered=True, value=self._result(schema, method, reply))
+        except Exception as exc:
+            return Outcome(provider, answered=True, error=exc)

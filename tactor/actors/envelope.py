@@ -1,0 +1,143 @@
+"""The wire envelopes: requests, replies and events, as JSON objects.
+
+Arguments, results and event bodies are already in wire form (see
+:meth:`tactor.codecs.Codec.to_wire`), so a whole message is serialised with
+one ``dumps`` and parsed with one ``loads``. Parsing validates the envelope
+itself; anything that does not fit raises :class:`~tactor.errors.DecodeError`.
+
+Request: ``{"v":1, "k":"call"|"tell", "id", "ep", "m", "a":{...}, "r":reply-to|null,
+"d":deadline-epoch-seconds|null, "s":sender}``
+Reply:   ``{"v":1, "k":"reply", "id", "p":provider, "ok":true, "r":result}``
+         or ``{"v":1, "k":"reply", "id", "p", "ok":false, "e":{"code", "type", "message", ...}}``
+Event:   ``{"v":1, "k":"event", "t":topic, "ty":type-name, "b":body}``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DecodeError
+
+__all__ = ["VERSION", "Event", "Reply", "Request", "parse_event", "parse_reply", "parse_request"]
+
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kind: str  # "call" or "tell"
+    id: str
+    endpoint: str
+    method: str
+    args: dict[str, Any]
+    reply_to: str | None
+    deadline: float | None
+    sender: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": VERSION,
+            "k": self.kind,
+            "id": self.id,
+            "ep": self.endpoint,
+            "m": self.method,
+            "a": self.args,
+            "r": self.reply_to,
+            "d": self.deadline,
+            "s": self.sender,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    id: str
+    provider: str
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"v": VERSION, "k": "reply", "id": self.id, "p": self.provider}
+        if self.ok:
+            body["ok"] = True
+            body["r"] = self.result
+        else:
+            body["ok"] = False
+            body["e"] = self.error
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    topic: str
+    type_name: str
+    body: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": VERSION, "k": "event", "t": self.topic, "ty": self.type_name, "b": self.body}
+
+
+def _field(data: dict[str, Any], key: str, types: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise DecodeError(f"malformed {what}: field {key!r} is missing or has the wrong type")
+    return value
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _envelope(data: Any, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise DecodeError(f"malformed {what}: not a JSON object")
+    if data.get("v") != VERSION:
+        raise DecodeError(f"unsupported {what} version {data.get('v')!r} (expected {VERSION})")
+    if data.get("k") not in kinds:
+        raise DecodeError(f"malformed {what}: kind {data.get('k')!r} is not one of {kinds}")
+    return data
+
+
+def parse_request(data: Any) -> Request:
+    """Validate a request envelope (already parsed from JSON)."""
+    d = _envelope(data, ("call", "tell"), "request")
+    reply_to = d.get("r")
+    if d["k"] == "call":
+        reply_to = _field(d, "r", str, "request")
+    deadline = d.get("d")
+    if deadline is not None:
+        deadline = float(_field(d, "d", (int, float), "request"))
+    return Request(
+        kind=d["k"],
+        id=_field(d, "id", str, "request"),
+        endpoint=_field(d, "ep", str, "request"),
+        method=_field(d, "m", str, "request"),
+        args=_field(d, "a", dict, "request"),
+        reply_to=reply_to if isinstance(reply_to, str) else None,
+        deadline=deadline,
+        sender=_field(d, "s", str, "request"),
+    )
+
+
+def parse_reply(data: Any) -> Reply:
+    """Validate a reply envelope (already parsed from JSON)."""
+    d = _envelope(data, ("reply",), "reply")
+    ok = _field(d, "ok", bool, "reply")
+    return Reply(
+        id=_field(d, "id", str, "reply"),
+        provider=_field(d, "p", str, "reply"),
+        ok=ok,
+        result=d.get("r") if ok else None,
+        error=None if ok else _field(d, "e", dict, "reply"),
+    )
+
+
+def parse_event(data: Any) -> Event:
+    """Validate an event envelope (already parsed from JSON)."""
+    d = _envelope(data, ("event",), "event")
+    return Event(
+        topic=_field(d, "t", str, "event"),
+        type_name=_field(d, "ty", str, "event"),
+        body=d.get("b"),
+    )

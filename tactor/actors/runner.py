@@ -1,0 +1,303 @@
+"""Mailbox runners: each actor instance handles one message at a time.
+
+A runner merges its sources — the transport consumer of its mailboxes and one
+subscription per event pattern — through a rendezvous :class:`Handoff`, so a
+busy actor holds at most one waiting message per source and leaves the rest in
+the shared mailbox for idle providers. For each request it decodes, checks
+the deadline, invokes, encodes the result or the error, replies, and only then
+acknowledges the delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ..codecs import Codec
+from ..errors import DecodeError, EncodeError, TransportClosed, TransportError
+from ..transports.base import Delivery, MailboxConsumer, Subscription, Transport
+from .deadline import running_deadline
+from .envelope import Reply, Request, parse_event, parse_request
+from .failures import error_to_wire, failure
+from .schema import ActorSchema, HandlerSchema
+from .tasks import TaskSet
+
+__all__ = ["ActorRunner", "Handoff", "RunnerConfig"]
+
+log = logging.getLogger("tactor")
+T = TypeVar("T")
+
+
+class Handoff(Generic[T]):
+    """A rendezvous channel: ``put`` returns once a ``get`` has taken the item."""
+
+    def __init__(self) -> None:
+        self._putters: deque[tuple[T, asyncio.Future[None]]] = deque()
+        self._getter: asyncio.Future[T] | None = None
+
+    async def put(self, item: T) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(item)
+            self._getter = None
+            return
+        taken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (item, taken)
+        self._putters.append(entry)
+        try:
+            await taken
+        finally:
+            if not taken.done():
+                self._putters.remove(entry)
+
+    async def get(self) -> T:
+        while self._putters:
+            item, taken = self._putters.popleft()
+            if not taken.done():
+                taken.set_result(None)
+                return item
+        getter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._getter = getter
+        return await getter
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """What a runner needs from its system."""
+
+    transport: Transport
+    codec: Codec
+    max_payload: int
+    tasks: TaskSet
+
+
+@dataclass(frozen=True, slots=True)
+class _EventItem:
+    handler: int
+    topic: str
+    payload: bytes
+
+
+_STOP = object()
+_Item = Delivery | _EventItem | object
+
+
+class ActorRunner:
+    """Runs one actor instance (or one plain event function) over its sources."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        *,
+        name: str,
+        instance: object | None,
+        schema: ActorSchema | None,
+        handlers: Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]],
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.instance = instance
+        self.schema = schema
+        self.handlers = list(handlers)
+        self._inbox: Handoff[_Item] = Handoff()
+        self._consumer: MailboxConsumer | None = None
+        self._subscriptions: list[Subscription] = []
+        self._pumps: list[asyncio.Task[Any]] = []
+        self._loop_task: asyncio.Task[Any] | None = None
+
+    async def start(
+        self, consumer: MailboxConsumer | None, subscriptions: list[Subscription]
+    ) -> None:
+        tasks = self.config.tasks
+        self._consumer = consumer
+        self._subscriptions = subscriptions
+        self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
+        if consumer is not None:
+            self._pumps.append(
+                tasks.spawn(self._pump_mailbox(consumer), f"tactor-pump-{self.name}")
+            )
+        for index, sub in enumerate(subscriptions):
+            self._pumps.append(tasks.spawn(self._pump_topic(index, sub), f"tactor-sub-{self.name}"))
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking messages, finish the one in hand (up to ``grace`` seconds), close sources."""
+        tasks = self.config.tasks
+        await tasks.cancel(*self._pumps)
+        loop_task = self._loop_task
+        if loop_task is not None and not loop_task.done():
+            try:
+                async with asyncio.timeout(grace):
+                    await self._inbox.put(_STOP)
+                    await loop_task
+            except TimeoutError:
+                log.warning(
+                    "%s did not finish its message within %.1fs; cancelled", self.name, grace
+                )
+                await tasks.cancel(loop_task)
+        if self._consumer is not None:
+            await self._consumer.close()  # unacknowledged deliveries go back to the mailbox
+        for sub in self._subscriptions:
+            await sub.close()
+
+    # -- sources ---------------------------------------------------------------
+
+    async def _pump_mailbox(self, consumer: MailboxConsumer) -> None:
+        while True:
+            try:
+                delivery = await consumer.receive()
+            except TransportClosed:
+                return
+            except TransportError as exc:
+                log.warning("%s: mailbox receive failed: %s", self.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            await self._inbox.put(delivery)
+
+    async def _pump_topic(self, index: int, sub: Subscription) -> None:
+        while True:
+            try:
+                topic, payload = await sub.receive()
+            except TransportClosed:
+                return
+            await self._inbox.put(_EventItem(index, topic, payload))
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            if item is _STOP:
+                return
+            try:
+                if isinstance(item, _EventItem):
+                    await self._handle_event(item)
+                elif isinstance(item, Delivery):
+                    await self._handle_delivery(item)
+            except Exception:  # a bug in tactor itself: never let it kill the actor
+                log.exception("%s: unexpected error while handling a message", self.name)
+
+    # -- events ----------------------------------------------------------------
+
+    async def _handle_event(self, item: _EventItem) -> None:
+        handler, fn = self.handlers[item.handler]
+        codec = self.config.codec
+        try:
+            event = parse_event(codec.loads(item.payload))
+            value = codec.from_wire(event.body, handler.decode_type(event.type_name))
+        except DecodeError as exc:
+            log.warning(
+                "%s.%s: dropped an event on %r: %s", self.name, handler.name, item.topic, exc
+            )
+            return
+        try:
+            await fn(value)
+        except Exception:
+            log.exception(
+                "%s.%s raised while handling an event on %r", self.name, handler.name, item.topic
+            )
+
+    # -- requests --------------------------------------------------------------
+
+    async def _handle_delivery(self, delivery: Delivery) -> None:
+        try:
+            await self._handle_request(delivery.payload)
+        finally:
+            await delivery.ack()
+
+    async def _handle_request(self, payload: bytes) -> None:
+        codec = self.config.codec
+        try:
+            request = parse_request(codec.loads(payload))
+        except DecodeError as exc:
+            log.warning(
+                "%s: dropped a malformed message (%d bytes): %s", self.name, len(payload), exc
+            )
+            return
+        if len(payload) > self.config.max_payload:
+            limit = self.config.max_payload
+            await self._fail(
+                request,
+                "payload_too_large",
+                f"request is {len(payload)} bytes, over max_payload={limit}",
+            )
+            return
+        if request.deadline is not None and request.deadline <= time.time():
+            await self._fail(
+                request, "deadline", "the deadline passed before the message was handled"
+            )
+            return
+        await self._reply(request, await self._invoke(request))
+
+    async def _invoke(self, request: Request) -> Reply:
+        assert self.schema is not None
+        codec = self.config.codec
+        method = self.schema.methods.get(request.method)
+        if method is None:
+            return self._failure(
+                request,
+                "unknown_method",
+                f"{self.schema.cls.__qualname__} has no endpoint method {request.method!r}",
+            )
+        try:
+            decoded = codec.from_wire(request.args, method.args_type)
+        except DecodeError as exc:
+            return self._failure(request, "invalid_arguments", str(exc), errors=list(exc.errors))
+        args, kwargs = method.call_args(decoded)
+        try:
+            with running_deadline(request.deadline):
+                result = await method.function(self.instance, *args, **kwargs)
+        except Exception as exc:
+            if request.kind == "tell":
+                log.exception("%s.%s raised while handling a tell", self.name, request.method)
+            return Reply(
+                request.id, self.name, False, error=error_to_wire(exc, self.schema.errors, codec)
+            )
+        try:
+            return Reply(
+                request.id, self.name, True, result=codec.to_wire(result, method.result_type)
+            )
+        except EncodeError as exc:
+            return self._failure(
+                request, "encode", f"the result does not fit the declared type: {exc}"
+            )
+
+    def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
+        log.warning(
+            "%s: %s.%s from %s: %s",
+            self.name,
+            request.endpoint,
+            request.method,
+            request.sender,
+            message,
+        )
+        return Reply(request.id, self.name, False, error=failure(code, message, **extra))
+
+    async def _fail(self, request: Request, code: str, message: str) -> None:
+        await self._reply(request, self._failure(request, code, message))
+
+    async def _reply(self, request: Request, reply: Reply) -> None:
+        if request.reply_to is None:
+            return  # a tell: nobody waits
+        codec = self.config.codec
+        payload = codec.dumps(reply.to_wire())
+        if len(payload) > self.config.max_payload:
+            limit = self.config.max_payload
+            message = f"the reply is {len(payload)} bytes, over max_payload={limit}"
+            payload = codec.dumps(self._failure(request, "payload_too_large", message).to_wire())
+        remaining = None if request.deadline is None else request.deadline - time.time()
+        if remaining is not None and remaining <= 0:
+            log.info(
+                "%s: %s.%s finished after its deadline; reply dropped",
+                self.name,
+                request.endpoint,
+                request.method,
+            )
+            return
+        try:
+            async with asyncio.timeout(remaining):
+                await self.config.transport.post(request.reply_to, payload)
+        except (TimeoutError, TransportError) as exc:
+            log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)

@@ -1,0 +1,356 @@
+"""The :class:`ActorSystem`: spawns providers; calls, broadcasts, tells and publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple
+
+from ..codecs import Codec, JsonCodec, TypeCodec
+from ..errors import NoProvider, NotRunning, PayloadTooLarge, SchemaError
+from ..transports import Subscription, Transport, check_topic, open_transport
+from .actor import Actor, ActorRef, method_of, schema_of
+from .broadcast import BroadcastResult
+from .calls import Calls, endpoint_mailbox, provider_mailbox
+from .deadline import resolve_deadline
+from .envelope import Event
+from .events import topic_of
+from .proxy import proxy_class
+from .runner import ActorRunner, RunnerConfig
+from .schema import ActorSchema, HandlerSchema, MethodSchema, handler_for_function
+from .tasks import TaskSet
+
+__all__ = ["ActorSystem", "EventSubscription"]
+
+log = logging.getLogger("tactor")
+
+A = TypeVar("A", bound=Actor)
+R = TypeVar("R")
+P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_PAYLOAD = 1 << 20
+
+
+@dataclass(slots=True)
+class _Spawned:
+    ref: ActorRef[Any]
+    instance: Actor
+    runner: ActorRunner
+
+
+class EventSubscription:
+    """A plain function subscribed with :meth:`ActorSystem.subscribe`; ``close()`` ends it."""
+
+    def __init__(self, system: ActorSystem, runner: ActorRunner, patterns: tuple[str, ...]) -> None:
+        self._system = system
+        self._runner = runner
+        self.patterns = patterns
+
+    async def close(self) -> None:
+        """Unsubscribe, after the event in hand (if any) is handled."""
+        if self._system._sinks.pop(id(self), None) is not None:
+            await self._runner.stop(self._system.stop_grace)
+
+
+class ActorSystem:
+    """A node: hosts providers, and calls, broadcasts to, tells and publishes to any node.
+
+    ``ActorSystem()`` runs on the embedded ``memory://`` transport;
+    ``ActorSystem("redis://localhost:6379/0")`` on Redis; a :class:`Transport`
+    object may be passed instead of a URL (the system starts and closes it).
+
+    Options: ``timeout`` is the default deadline of calls, tells and
+    broadcasts in seconds; ``max_payload`` the largest message in bytes;
+    ``codecs`` user types' codecs (this system only); ``stop_grace`` how long
+    stopping waits for a message in hand before cancelling it.
+    """
+
+    def __init__(
+        self,
+        transport: str | Transport = "memory://",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        codecs: Sequence[TypeCodec] = (),
+        codec: Codec | None = None,
+        stop_grace: float = 10.0,
+    ) -> None:
+        if timeout <= 0 or max_payload <= 0:
+            raise ValueError("timeout and max_payload must be positive")
+        self.transport = open_transport(transport) if isinstance(transport, str) else transport
+        self.node = uuid.uuid4().hex[:16]
+        self.timeout = timeout
+        self.max_payload = max_payload
+        self.stop_grace = stop_grace
+        self.codec = (codec or JsonCodec()).copy()
+        for type_codec in codecs:
+            self.codec.register(type_codec)
+        self._tasks = TaskSet()
+        self._calls = Calls(
+            self.node,
+            self.transport,
+            self.codec,
+            max_payload=max_payload,
+            providers=self.transport.providers,
+        )
+        self._runner_config = RunnerConfig(self.transport, self.codec, max_payload, self._tasks)
+        self._actors: dict[str, _Spawned] = {}
+        self._sinks: dict[int, EventSubscription] = {}
+        self._checked: set[type] = set()
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem node={self.node} {self._state} transport={self.transport!r}>"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> ActorSystem:
+        """Start the transport and the reply router; idempotent."""
+        if self._state == "running":
+            return self
+        if self._state == "closed":
+            raise NotRunning("this ActorSystem is closed; make a new one")
+        await self.transport.start()
+        await self._calls.start(self._tasks)
+        self._state = "running"
+        return self
+
+    async def close(self) -> None:
+        """Stop every actor (each finishes its message in hand), then close the transport."""
+        if self._state != "running":
+            self._state = "closed"
+            return
+        self._state = "closing"
+        await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
+        await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
+        await self._calls.close()
+        await self._tasks.cancel()
+        await self.transport.close()
+        self._state = "closed"
+
+    async def __aenter__(self) -> ActorSystem:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_running(self) -> None:
+        if self._state != "running":
+            raise NotRunning(f"the ActorSystem is {self._state}: use 'async with ActorSystem()'")
+
+    def _check_codecs(self, schema: ActorSchema) -> None:
+        if schema.cls in self._checked:
+            return
+        where: list[tuple[str, frozenset[type]]] = [
+            *((m.name, m.custom_types) for m in schema.methods.values()),
+            *((h.name, h.custom_types) for h in schema.handlers),
+        ]
+        for name, types in where:
+            for tp in types:
+                if not self.codec.knows(tp):
+                    raise SchemaError(
+                        f"{schema.cls.__qualname__}.{name} uses {tp.__qualname__}, which has no "
+                        f"codec: pass ActorSystem(codecs=[TypeCodec({tp.__name__}, ...)])"
+                    )
+        self._checked.add(schema.cls)
+
+    # -- providers -------------------------------------------------------------
+
+    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
+        """Create an actor and serve it as a provider of its endpoint; returns its ref."""
+        self._check_running()
+        actor_class: type[A] = cls  # type: ignore[assignment]
+        schema = schema_of(actor_class)
+        self._check_codecs(schema)
+        instance = cls(*args, **kwargs)
+        ref = ActorRef(f"{schema.endpoint}@{uuid.uuid4().hex[:12]}", schema.endpoint, actor_class)
+        instance._tactor_system, instance._tactor_ref = self, ref
+        transport = self.transport
+        mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
+        consumer = await transport.consume(mailboxes, ref.id)
+        pairs = [(h, p) for h in schema.handlers for p in h.patterns]
+        subscriptions = [await transport.subscribe(p) for _, p in pairs]
+        handlers = [(h, getattr(instance, h.name)) for h, _ in pairs]
+        runner = ActorRunner(
+            self._runner_config, name=ref.id, instance=instance, schema=schema, handlers=handlers
+        )
+        try:
+            await instance.on_start()
+        except BaseException:
+            await consumer.close()
+            for sub in subscriptions:
+                await sub.close()
+            raise
+        await runner.start(consumer, subscriptions)
+        self._actors[ref.id] = _Spawned(ref, instance, runner)
+        await transport.register(schema.endpoint, ref.id)
+        return ref
+
+    async def stop(self, ref: ActorRef[Any]) -> None:
+        """Drain a provider and remove it: it takes no new message, finishes the one in hand."""
+        self._check_running()
+        if ref.id not in self._actors:
+            raise NoProvider(f"provider {ref.id!r} is not running on this system")
+        await self._stop(ref.id)
+
+    async def _stop(self, provider: str) -> None:
+        spawned = self._actors.pop(provider)
+        await self.transport.unregister(spawned.ref.endpoint, provider)
+        await spawned.runner.stop(self.stop_grace)
+        try:
+            await spawned.instance.on_stop()
+        except Exception:
+            log.exception("%s.on_stop raised", provider)
+        await self.transport.delete_mailbox(provider_mailbox(provider))
+
+    async def providers(self, cls: type[Actor]) -> list[str]:
+        """The ids of the live providers of ``cls``'s endpoint, on every node."""
+        self._check_running()
+        return await self.transport.providers(schema_of(cls).endpoint)
+
+    def refs(self) -> list[ActorRef[Any]]:
+        """The providers running on this node."""
+        return [s.ref for s in self._actors.values()]
+
+    # -- calling ---------------------------------------------------------------
+
+    def proxy(
+        self,
+        cls: type[A],
+        *,
+        timeout: float | None = None,
+        provider: str | ActorRef[A] | None = None,
+    ) -> A:
+        """A stub typed as ``cls`` whose methods call a provider (any live one, or ``provider``)."""
+        schema = schema_of(cls)
+        target = None if provider is None else str(provider)
+        stub: A = proxy_class(schema)(self._invoke, timeout=timeout, provider=target)  # type: ignore[assignment]
+        return stub
+
+    async def _invoke(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None,
+        provider: str | None,
+    ) -> Any:
+        self._check_running()
+        self._check_codecs(schema)
+        wire = method.encode_args(self.codec, args, kwargs)
+        deadline = resolve_deadline(timeout, self.timeout)
+        return await self._calls.call(schema, method, wire, deadline=deadline, provider=provider)
+
+    async def call(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[R]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+        provider: str | ActorRef[Any] | None = None,
+    ) -> R:
+        """Call ``method`` (e.g. ``Pricing.quote``) on one provider and return its result."""
+        schema, m = method_of(method)
+        target = None if provider is None else str(provider)
+        result: R = await self._invoke(schema, m, args, {}, timeout=timeout, provider=target)
+        return result
+
+    async def broadcast(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[R]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> BroadcastResult[R]:
+        """Call ``method`` on every live provider; return when all answered or at the deadline."""
+        self._check_running()
+        schema, m = method_of(method)
+        self._check_codecs(schema)
+        wire = m.encode_args(self.codec, args, {})
+        deadline = resolve_deadline(timeout, self.timeout)
+        return await self._calls.broadcast(schema, m, wire, deadline=deadline)
+
+    async def tell(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[object]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+        provider: str | ActorRef[Any] | None = None,
+    ) -> None:
+        """Put a one-way message into the endpoint's mailbox (or ``provider``'s).
+
+        Returns once the transport accepted it; ``timeout`` bounds the wait
+        for room in a full mailbox (then :class:`~tactor.errors.MailboxFull`).
+        """
+        self._check_running()
+        schema, m = method_of(method)
+        self._check_codecs(schema)
+        wire = m.encode_args(self.codec, args, {})
+        deadline = resolve_deadline(timeout, self.timeout)
+        target = None if provider is None else str(provider)
+        await self._calls.tell(schema, m, wire, deadline=deadline, provider=target)
+
+    # -- events ----------------------------------------------------------------
+
+    async def publish(self, event: object, *, topic: str | None = None) -> int | None:
+        """Publish ``event`` on its type's topic (or ``topic``).
+
+        Returns how many subscriptions it reached where the transport can know, else None.
+        """
+        self._check_running()
+        cls = type(event)
+        if cls not in self._checked:
+            self.codec.json_schema(cls)  # raises SchemaError for a type that cannot be sent
+            self._checked.add(cls)
+        name = check_topic(topic) if topic is not None else topic_of(cls)
+        body = self.codec.to_wire(event, cls)
+        payload = self.codec.dumps(Event(name, cls.__name__, body).to_wire())
+        if len(payload) > self.max_payload:
+            raise PayloadTooLarge(
+                f"the event {cls.__qualname__} is {len(payload)} bytes, "
+                f"over max_payload={self.max_payload}"
+            )
+        reached = await self.transport.publish(name, payload)
+        return reached if self.transport.counts_subscribers else None
+
+    async def subscribe(
+        self, handler: Callable[[Any], Awaitable[Any]], pattern: str | None = None
+    ) -> EventSubscription:
+        """Subscribe a plain ``async def handler(event: T)`` to ``T``'s topic (or ``pattern``).
+
+        Its events are handled one at a time, in order. Returns a handle to ``close()``.
+        """
+        self._check_running()
+        schema: HandlerSchema = handler_for_function(handler, pattern)
+        for tp in schema.custom_types:
+            if not self.codec.knows(tp):
+                raise SchemaError(
+                    f"{handler.__qualname__} takes {tp.__qualname__}, which has no codec"
+                )
+        subs: list[Subscription] = [await self.transport.subscribe(p) for p in schema.patterns]
+        name = f"{handler.__qualname__}@{uuid.uuid4().hex[:8]}"
+        runner = ActorRunner(
+            self._runner_config,
+            name=name,
+            instance=None,
+            schema=None,
+            handlers=[(schema, handler)] * len(subs),
+        )
+        await runner.start(None, subs)
+        sink = EventSubscription(self, runner, schema.patterns)
+        self._sinks[id(sink)] = sink
+        return sink

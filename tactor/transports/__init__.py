@@ -1,0 +1,52 @@
+"""Transports move opaque payloads; pick one by URL with :func:`open_transport`.
+
+``memory://`` (the embedded default) and ``memory://NAME`` run in-process;
+``redis://`` and ``rediss://`` reach a Redis server. Concrete transports are
+imported only when their URL is opened, so ``import tactor`` never imports redis.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from urllib.parse import urlsplit
+
+from .base import Delivery, MailboxConsumer, Subscription, Transport
+from .topics import check_pattern, check_topic, topic_matches
+
+__all__ = [
+    "Delivery",
+    "MailboxConsumer",
+    "Subscription",
+    "Transport",
+    "check_pattern",
+    "check_topic",
+    "open_transport",
+    "topic_matches",
+]
+
+#: URL scheme -> "module:Class". The one place that names concrete transports.
+SCHEMES: dict[str, str] = {
+    "memory": "tactor.transports.memory:MemoryTransport",
+    "redis": "tactor.transports.redis:RedisTransport",
+    "rediss": "tactor.transports.redis:RedisTransport",
+}
+
+
+def open_transport(url: str) -> Transport:
+    """Return an unstarted transport for ``url``; raises ``ValueError`` for unknown schemes."""
+    scheme = urlsplit(url).scheme
+    target = SCHEMES.get(scheme)
+    if target is None:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ValueError(f"unknown transport URL {url!r}: expected one of {known}")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"the {scheme}:// transport needs an optional dependency ({exc}); "
+            "for redis:// and rediss:// install 'tactor[redis]'"
+        ) from exc
+    transport_class = getattr(module, class_name)
+    transport: Transport = transport_class.from_url(url)
+    return transport

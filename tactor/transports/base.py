@@ -1,0 +1,202 @@
+"""The transport contract: opaque bytes between mailboxes and topics.
+
+A transport knows nothing of actors, methods or types. It offers four groups
+of verbs, and everything above it (correlation, deadlines, broadcast
+gathering, event dispatch) lives once in :mod:`tactor.actors`:
+
+- **mailboxes**: :meth:`Transport.deliver` puts a payload into a named,
+  bounded mailbox (waiting while it is full); :meth:`Transport.consume` opens
+  a consumer over one or more mailboxes that receives one payload at a time
+  and acknowledges each when done. Several consumers of one mailbox compete:
+  each payload goes to one of them. A payload taken but not acknowledged when
+  its consumer goes away is handed to another consumer.
+- **inboxes**: :meth:`Transport.post` puts a payload into a node's private
+  inbox, read by :meth:`Transport.open_inbox`; at-most-once and unacknowledged,
+  as cheap as the transport can make it (replies travel this way).
+- **topics**: :meth:`Transport.publish` sends a payload to every subscription
+  whose pattern matches the topic (see :mod:`tactor.transports.topics`).
+- **registry**: which providers serve an endpoint, with liveness.
+- **lifecycle**: :meth:`Transport.start` and :meth:`Transport.close`.
+
+Names of mailboxes, topics, endpoints and providers are plain strings made by
+the runtime; a transport may map them onto its own namespace.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from types import TracebackType
+
+__all__ = [
+    "Delivery",
+    "Inbox",
+    "MailboxConsumer",
+    "Subscription",
+    "Transport",
+    "no_provider_message",
+]
+
+
+def no_provider_message(endpoint: str, provider: str | None) -> str:
+    """The one wording of NoProvider, for every transport."""
+    if provider is None:
+        return f"no live provider serves the endpoint {endpoint!r}"
+    return f"provider {provider!r} of {endpoint!r} is not live"
+
+
+class Delivery(ABC):
+    """One payload taken from a mailbox. Call :meth:`ack` once it is handled."""
+
+    __slots__ = ("mailbox", "payload")
+
+    def __init__(self, mailbox: str, payload: bytes) -> None:
+        self.mailbox = mailbox
+        self.payload = payload
+
+    @abstractmethod
+    async def ack(self) -> None:
+        """Mark the payload handled; it will not be delivered again."""
+
+
+class MailboxConsumer(ABC):
+    """Receives payloads from one or more mailboxes, one at a time."""
+
+    @abstractmethod
+    async def receive(self) -> Delivery:
+        """Wait for the next payload from any of the consumer's mailboxes.
+
+        Raises :class:`tactor.errors.TransportClosed` once the consumer or the
+        transport is closed. Cancelling a waiting ``receive`` loses nothing.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop receiving. Payloads taken and not acknowledged go back to the mailbox."""
+
+
+class Inbox(ABC):
+    """Receives the payloads posted to one private inbox."""
+
+    @abstractmethod
+    async def receive(self) -> bytes:
+        """Wait for the next payload; raises ``TransportClosed`` once closed."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop receiving and drop the inbox with anything left in it."""
+
+
+class Subscription(ABC):
+    """Receives ``(topic, payload)`` pairs published on matching topics."""
+
+    pattern: str
+
+    @abstractmethod
+    async def receive(self) -> tuple[str, bytes]:
+        """Wait for the next published payload; raises ``TransportClosed`` once closed."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Unsubscribe."""
+
+
+class Transport(ABC):
+    """Moves opaque payloads between mailboxes and topics, and keeps the registry."""
+
+    #: Whether :meth:`publish` returns an exact count of subscriptions reached.
+    counts_subscribers: bool = False
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and make the transport ready; idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect and release everything this transport created; idempotent."""
+
+    # -- mailboxes -------------------------------------------------------------
+
+    @abstractmethod
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Append ``payload`` to ``mailbox``, waiting while the mailbox is full.
+
+        With ``endpoint``, deliver only if the endpoint has a live provider
+        (with ``provider`` too: only if that provider is live), else raise
+        :class:`tactor.errors.NoProvider`; the check and the append are one
+        step where the transport allows, and cost no extra round trip.
+
+        Once this returns the transport has accepted the payload: it will be
+        received by a consumer of the mailbox (at least once, see each
+        transport's guarantees). Callers bound the wait with a timeout.
+        """
+
+    @abstractmethod
+    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
+        """Open a consumer named ``consumer`` over ``mailboxes`` (earlier ones first)."""
+
+    @abstractmethod
+    async def delete_mailbox(self, mailbox: str) -> None:
+        """Drop a mailbox nobody will consume again, with anything left in it."""
+
+    # -- inboxes ---------------------------------------------------------------
+
+    @abstractmethod
+    async def open_inbox(self, inbox: str) -> Inbox:
+        """Open the private inbox named ``inbox``; only this node reads it."""
+
+    @abstractmethod
+    async def post(self, inbox: str, payload: bytes) -> None:
+        """Put ``payload`` into an inbox; dropped if nobody has that inbox open."""
+
+    # -- topics ----------------------------------------------------------------
+
+    @abstractmethod
+    async def publish(self, topic: str, payload: bytes) -> int | None:
+        """Send ``payload`` to every matching subscription.
+
+        Returns how many subscriptions it reached where the transport can know
+        (:attr:`counts_subscribers`), else ``None``.
+        """
+
+    @abstractmethod
+    async def subscribe(self, pattern: str) -> Subscription:
+        """Subscribe to every topic that ``pattern`` matches."""
+
+    # -- registry --------------------------------------------------------------
+
+    @abstractmethod
+    async def register(self, endpoint: str, provider: str) -> None:
+        """Announce ``provider`` as a live provider of ``endpoint``; keep it alive."""
+
+    @abstractmethod
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        """Remove ``provider`` from ``endpoint`` at once."""
+
+    @abstractmethod
+    async def providers(self, endpoint: str) -> list[str]:
+        """Return the live providers of ``endpoint``, in a stable order."""
+
+    # -- conveniences ----------------------------------------------------------
+
+    async def __aenter__(self) -> Transport:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

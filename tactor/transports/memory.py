@@ -1,0 +1,378 @@
+"""The in-process transport: ``memory://`` (private) or ``memory://NAME`` (shared).
+
+A real transport, on the same code path as every other: payloads are bytes,
+mailboxes are bounded and push back on the sender, a payload taken and not
+acknowledged goes back to its mailbox when its consumer closes. Systems in one
+process that open the same ``memory://NAME`` share one hub, so they can serve
+and call each other like nodes on a network; plain ``memory://`` gets a hub of
+its own. A hub belongs to one event loop.
+
+Guarantees: mailbox payloads are delivered at least once to the consumers of
+that hub while the process lives (nothing survives the process); events reach
+every subscription that existed when they were published, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import NoProvider, TransportClosed
+from .base import Delivery, Inbox, MailboxConsumer, Subscription, Transport, no_provider_message
+from .topics import check_pattern, topic_matches
+
+__all__ = ["MemoryHub", "MemoryTransport"]
+
+DEFAULT_MAILBOX_SIZE = 1024
+DEFAULT_SUBSCRIPTION_BUFFER = 1024
+
+_Waiter = asyncio.Future[tuple[str, bytes]]
+
+
+class _Mailbox:
+    """A bounded FIFO whose consumers wait on futures shared across mailboxes."""
+
+    __slots__ = ("items", "maxsize", "name", "putters", "waiters")
+
+    def __init__(self, name: str, maxsize: int) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self.items: deque[bytes] = deque()
+        self.waiters: deque[_Waiter] = deque()
+        self.putters: deque[asyncio.Future[None]] = deque()
+
+    def hand_over(self, payload: bytes, *, front: bool = False) -> bool:
+        """Give ``payload`` to a waiting consumer, else queue it; True if handed over."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result((self.name, payload))
+                return True
+        if front:
+            self.items.appendleft(payload)
+        else:
+            self.items.append(payload)
+        return False
+
+    def take(self) -> bytes | None:
+        if not self.items:
+            return None
+        payload = self.items.popleft()
+        self.wake_putter()
+        return payload
+
+    def wake_putter(self) -> None:
+        while self.putters:
+            putter = self.putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                return
+
+    def has_waiter(self) -> bool:
+        while self.waiters and self.waiters[0].done():
+            self.waiters.popleft()
+        return bool(self.waiters)
+
+    def full(self) -> bool:
+        return len(self.items) >= self.maxsize
+
+
+class MemoryHub:
+    """The shared state behind ``memory://`` transports: mailboxes, topics, registry."""
+
+    def __init__(self, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
+        self.mailbox_size = mailbox_size
+        self.mailboxes: dict[str, _Mailbox] = {}
+        self.subscriptions: list[_MemorySubscription] = []
+        self.registry: dict[str, dict[str, None]] = {}
+        self.inboxes: set[str] = set()
+
+    def mailbox(self, name: str) -> _Mailbox:
+        box = self.mailboxes.get(name)
+        if box is None:
+            box = self.mailboxes[name] = _Mailbox(name, self.mailbox_size)
+        return box
+
+
+_NAMED_HUBS: weakref.WeakValueDictionary[str, MemoryHub] = weakref.WeakValueDictionary()
+
+
+class _MemoryDelivery(Delivery):
+    __slots__ = ("_consumer",)
+
+    def __init__(self, consumer: _MemoryConsumer, mailbox: str, payload: bytes) -> None:
+        super().__init__(mailbox, payload)
+        self._consumer = consumer
+
+    async def ack(self) -> None:
+        self._consumer.unacked.pop(id(self), None)
+
+
+class _MemoryConsumer(MailboxConsumer):
+    def __init__(self, transport: MemoryTransport, boxes: list[_Mailbox]) -> None:
+        self._transport = transport
+        self._boxes = boxes
+        self._closed = False
+        self.unacked: dict[int, _MemoryDelivery] = {}
+
+    def _delivery(self, mailbox: str, payload: bytes) -> _MemoryDelivery:
+        delivery = _MemoryDelivery(self, mailbox, payload)
+        self.unacked[id(delivery)] = delivery
+        return delivery
+
+    async def receive(self) -> Delivery:
+        if self._closed:
+            raise TransportClosed("mailbox consumer is closed")
+        for box in self._boxes:
+            payload = box.take()
+            if payload is not None:
+                return self._delivery(box.name, payload)
+        waiter: _Waiter = asyncio.get_running_loop().create_future()
+        for box in self._boxes:
+            box.waiters.append(waiter)
+        try:
+            name, payload = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a payload just as we were cancelled: give it back.
+                name, payload = waiter.result()
+                self._transport.hub.mailbox(name).hand_over(payload, front=True)
+            raise
+        finally:
+            for box in self._boxes:
+                with contextlib.suppress(ValueError):
+                    box.waiters.remove(waiter)
+        if self._closed:
+            self._transport.hub.mailbox(name).hand_over(payload, front=True)
+            raise TransportClosed("mailbox consumer is closed")
+        return self._delivery(name, payload)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.consumers.discard(self)
+        for box in self._boxes:
+            for waiter in box.waiters:
+                if not waiter.done():
+                    waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        # Whatever was taken and not acknowledged goes back, oldest first.
+        for delivery in reversed(list(self.unacked.values())):
+            self._transport.hub.mailbox(delivery.mailbox).hand_over(delivery.payload, front=True)
+        self.unacked.clear()
+
+
+class _MemoryInbox(Inbox):
+    def __init__(self, transport: MemoryTransport, name: str, consumer: _MemoryConsumer) -> None:
+        self._transport = transport
+        self._name = name
+        self._consumer = consumer
+
+    async def receive(self) -> bytes:
+        delivery = await self._consumer.receive()
+        await delivery.ack()
+        return delivery.payload
+
+    async def close(self) -> None:
+        self._transport.hub.inboxes.discard(self._name)
+        await self._consumer.close()
+        await self._transport.delete_mailbox(self._name)
+
+
+class _MemorySubscription(Subscription):
+    _CLOSED = ("", b"")
+
+    def __init__(self, transport: MemoryTransport, pattern: str, buffer: int) -> None:
+        self.pattern = pattern
+        self._transport = transport
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(buffer)
+        self._closed = False
+
+    async def put(self, topic: str, payload: bytes) -> None:
+        await self._queue.put((topic, payload))
+
+    async def receive(self) -> tuple[str, bytes]:
+        if self._closed:
+            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
+        item = await self._queue.get()
+        if item is self._CLOSED:
+            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
+        return item
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        hub = self._transport.hub
+        if self in hub.subscriptions:
+            hub.subscriptions.remove(self)
+        self._transport.subscriptions.discard(self)
+        # Wake a waiting receiver; drop what was buffered (events are at-most-once).
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(self._CLOSED)
+
+
+class MemoryTransport(Transport):
+    """In-process transport over a :class:`MemoryHub`.
+
+    ``MemoryTransport()`` has a private hub; ``MemoryTransport.from_url("memory://x")``
+    shares the hub named ``x`` with every other transport of this process opened
+    with that name. ``mailbox_size`` bounds each mailbox (default 1024); a
+    sender waits while a mailbox is full.
+    """
+
+    counts_subscribers = True
+
+    def __init__(
+        self,
+        hub: MemoryHub | None = None,
+        *,
+        mailbox_size: int = DEFAULT_MAILBOX_SIZE,
+        subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+    ) -> None:
+        if mailbox_size < 1 or subscription_buffer < 1:
+            raise ValueError("mailbox_size and subscription_buffer must be at least 1")
+        self.hub = hub if hub is not None else MemoryHub(mailbox_size)
+        self.subscription_buffer = subscription_buffer
+        self.consumers: set[_MemoryConsumer] = set()
+        self.subscriptions: set[_MemorySubscription] = set()
+        self._registered: set[tuple[str, str]] = set()
+        self._started = False
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryTransport:
+        """Open ``memory://`` or ``memory://NAME?mailbox_size=N&subscription_buffer=N``."""
+        parts = urlsplit(url)
+        if parts.scheme != "memory":
+            raise ValueError(f"not a memory:// URL: {url!r}")
+        query = {k: int(v[-1]) for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"mailbox_size", "subscription_buffer"}
+        if unknown:
+            raise ValueError(f"unknown memory:// options: {', '.join(sorted(unknown))}")
+        size = query.get("mailbox_size", DEFAULT_MAILBOX_SIZE)
+        buffer = query.get("subscription_buffer", DEFAULT_SUBSCRIPTION_BUFFER)
+        name = parts.netloc + parts.path
+        hub: MemoryHub | None = None
+        if name:
+            hub = _NAMED_HUBS.get(name)
+            if hub is None:
+                hub = _NAMED_HUBS[name] = MemoryHub(size)
+        return cls(hub, mailbox_size=size, subscription_buffer=buffer)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosed("memory transport is closed")
+        if not self._started:
+            raise TransportClosed("memory transport is not started")
+
+    async def start(self) -> None:
+        if self._closed:
+            raise TransportClosed("memory transport is closed and cannot be restarted")
+        self._started = True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for consumer in list(self.consumers):
+            await consumer.close()
+        for subscription in list(self.subscriptions):
+            await subscription.close()
+        for endpoint, provider in list(self._registered):
+            await self._unregister(endpoint, provider)
+
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self._check_open()
+        if endpoint is not None:
+            live = self.hub.registry.get(endpoint, {})
+            if not live or (provider is not None and provider not in live):
+                raise NoProvider(no_provider_message(endpoint, provider))
+        box = self.hub.mailbox(mailbox)
+        loop = asyncio.get_running_loop()
+        while box.full() and not box.has_waiter():
+            putter: asyncio.Future[None] = loop.create_future()
+            box.putters.append(putter)
+            try:
+                await putter
+            except asyncio.CancelledError:
+                if putter.done() and not putter.cancelled():
+                    box.wake_putter()  # our turn came as we were cancelled: pass it on
+                raise
+            finally:
+                if putter in box.putters:
+                    box.putters.remove(putter)
+            self._check_open()
+        box.hand_over(payload)
+
+    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
+        self._check_open()
+        result = _MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
+        self.consumers.add(result)
+        return result
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        box = self.hub.mailboxes.pop(mailbox, None)
+        if box is not None:
+            for putter in box.putters:
+                if not putter.done():
+                    putter.set_result(None)
+
+    async def open_inbox(self, inbox: str) -> Inbox:
+        self._check_open()
+        name = f"inbox:{inbox}"
+        self.hub.inboxes.add(name)
+        consumer = _MemoryConsumer(self, [self.hub.mailbox(name)])
+        self.consumers.add(consumer)
+        return _MemoryInbox(self, name, consumer)
+
+    async def post(self, inbox: str, payload: bytes) -> None:
+        name = f"inbox:{inbox}"
+        if name in self.hub.inboxes:
+            await self.deliver(name, payload)
+
+    async def publish(self, topic: str, payload: bytes) -> int:
+        self._check_open()
+        matching = [s for s in self.hub.subscriptions if topic_matches(s.pattern, topic)]
+        for subscription in matching:
+            await subscription.put(topic, payload)
+        return len(matching)
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        self._check_open()
+        subscription = _MemorySubscription(self, check_pattern(pattern), self.subscription_buffer)
+        self.hub.subscriptions.append(subscription)
+        self.subscriptions.add(subscription)
+        return subscription
+
+    async def register(self, endpoint: str, provider: str) -> None:
+        self._check_open()
+        self.hub.registry.setdefault(endpoint, {})[provider] = None
+        self._registered.add((endpoint, provider))
+
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        await self._unregister(endpoint, provider)
+
+    async def _unregister(self, endpoint: str, provider: str) -> None:
+        providers = self.hub.registry.get(endpoint)
+        if providers is not None:
+            providers.pop(provider, None)
+            if not providers:
+                del self.hub.registry[endpoint]
+        self._registered.discard((endpoint, provider))
+
+    async def providers(self, endpoint: str) -> list[str]:
+        self._check_open()
+        return list(self.hub.registry.get(endpoint, ()))

@@ -1,0 +1,119 @@
+"""Mailboxes: one message at a time, per-sender order, bounds and push-back, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import pytest
+
+from tactor import Actor, ActorSystem, MailboxFull, NotRunning
+from tactor.transports.memory import MemoryTransport
+
+
+class Counter(Actor, name="counter"):
+    instances: ClassVar[list[Counter]] = []
+
+    def __init__(self, gate: bool = False) -> None:
+        self.value = 0
+        self.active = 0
+        self.max_active = 0
+        self.log: list[str] = []
+        self.gate_open = asyncio.Event()
+        if not gate:
+            self.gate_open.set()
+        Counter.instances.append(self)
+
+    async def on_start(self) -> None:
+        self.log.append("start")
+
+    async def on_stop(self) -> None:
+        self.log.append("stop")
+
+    async def add(self, n: int) -> int:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        await asyncio.sleep(0)  # a chance to interleave, if the runtime allowed it
+        await self.gate_open.wait()
+        self.value += n
+        self.active -= 1
+        return self.value
+
+    async def record(self, tag: str) -> None:
+        await self.gate_open.wait()
+        self.log.append(tag)
+
+    async def get(self) -> int:
+        return self.value
+
+
+async def test_one_message_at_a_time(url: str) -> None:
+    async with ActorSystem(url) as system:
+        ref = await system.spawn(Counter)
+        counter = system.proxy(Counter)
+        results = await asyncio.gather(*(counter.add(1) for _ in range(50)))
+        assert sorted(results) == list(range(1, 51))
+        instance = next(c for c in Counter.instances if c.log and c.value == 50)
+        assert instance.max_active == 1
+        assert ref.id in await system.providers(Counter)
+
+
+async def test_per_sender_order_is_kept(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Counter)
+        for i in range(30):
+            await system.tell(Counter.record, f"m{i}")
+        await system.call(Counter.get)
+        instance = Counter.instances[-1]
+        assert instance.log == ["start", *(f"m{i}" for i in range(30))]
+
+
+async def test_hooks_run_and_stop_drains(url: str) -> None:
+    async with ActorSystem(url) as system:
+        ref = await system.spawn(Counter)
+        instance = Counter.instances[-1]
+        assert instance.log == ["start"]
+        call = asyncio.create_task(system.call(Counter.add, 5))
+        await asyncio.sleep(0.02)
+        await system.stop(ref)  # the call in hand finishes first
+        assert await call == 5
+        assert instance.log == ["start", "stop"]
+        assert await system.providers(Counter) == []
+
+
+async def test_leaving_the_block_stops_every_actor(url: str) -> None:
+    system = ActorSystem(url)
+    async with system:
+        for _ in range(3):
+            await system.spawn(Counter)
+        spawned = Counter.instances[-3:]
+    assert all(c.log == ["start", "stop"] for c in spawned)
+    with pytest.raises(NotRunning):
+        await system.spawn(Counter)
+
+
+async def test_bounded_mailbox_pushes_back_on_the_sender() -> None:
+    transport = MemoryTransport(mailbox_size=4)
+    async with ActorSystem(transport) as system:
+        await system.spawn(Counter, gate=True)
+        # The actor holds one message and its pump one more; the mailbox holds 4.
+        for i in range(6):
+            await system.tell(Counter.record, f"m{i}", timeout=1.0)
+        with pytest.raises(MailboxFull):
+            await system.tell(Counter.record, "overflow", timeout=0.2)
+        Counter.instances[-1].gate_open.set()
+        await system.call(Counter.get)
+        assert Counter.instances[-1].log == ["start", *(f"m{i}" for i in range(6))]
+
+
+async def test_on_start_failure_is_raised_by_spawn(url: str) -> None:
+    class Broken(Actor, name="broken"):
+        async def on_start(self) -> None:
+            raise RuntimeError("no database")
+
+        async def ping(self) -> None: ...
+
+    async with ActorSystem(url) as system:
+        with pytest.raises(RuntimeError, match="no database"):
+            await system.spawn(Broken)
+        assert await system.providers(Broken) == []

@@ -1,0 +1,73 @@
+"""The public surface: an explicit __all__, and an import that starts and imports nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import tactor
+
+
+def test_all_is_explicit_and_complete() -> None:
+    assert sorted(tactor.__all__) == sorted(
+        [
+            "Actor",
+            "ActorRef",
+            "ActorSystem",
+            "BroadcastResult",
+            "CallError",
+            "CallTimeout",
+            "Codec",
+            "DecodeError",
+            "EncodeError",
+            "EventSubscription",
+            "InvalidArguments",
+            "JsonCodec",
+            "MailboxFull",
+            "NoProvider",
+            "NotRunning",
+            "Outcome",
+            "PayloadTooLarge",
+            "RemoteError",
+            "SchemaError",
+            "TactorError",
+            "Transport",
+            "TransportClosed",
+            "TransportError",
+            "TypeCodec",
+            "UnknownMethod",
+            "__version__",
+            "deadline",
+            "errors",
+            "open_transport",
+            "subscribe",
+            "topic",
+        ]
+    )
+    for name in tactor.__all__:
+        assert hasattr(tactor, name), name
+
+
+def test_every_error_shares_one_root() -> None:
+    from tactor import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.TactorError), name
+    assert issubclass(errors.CallTimeout, TimeoutError)
+
+
+def test_import_starts_nothing_and_does_not_import_redis() -> None:
+    code = (
+        "import sys, threading, tactor\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "import asyncio\n"
+        "assert asyncio.events._get_running_loop() is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_py_typed_is_shipped() -> None:
+    from importlib.resources import files
+
+    assert files("tactor").joinpath("py.typed").is_file()

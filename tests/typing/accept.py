@@ -1,0 +1,42 @@
+"""Calls that mypy --strict must accept, with the types it must infer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import assert_type
+
+from tactor import ActorRef, ActorSystem, BroadcastResult, Outcome
+from tests.model import Item, Pricing
+
+
+async def calls(system: ActorSystem) -> None:
+    ref = await system.spawn(Pricing, "eu")
+    assert_type(ref, ActorRef[Pricing])
+    assert_type(ref.id, str)
+    await system.spawn(Pricing, region="us")
+
+    pricing = system.proxy(Pricing, timeout=2.0)
+    assert_type(pricing, Pricing)
+    assert_type(await pricing.quote([Item("a", 2)]), Decimal)
+    assert_type(await pricing.quote([Item("a", 2)], coupon="HALF"), Decimal)
+    assert_type(await pricing.restock("a", 10), None)
+    assert_type(system.proxy(Pricing, provider=ref), Pricing)
+    assert_type(system.proxy(Pricing, provider=ref.id), Pricing)
+
+    totals = await system.broadcast(Pricing.quote, [Item("a", 2)], timeout=2.0)
+    assert_type(totals, BroadcastResult[Decimal])
+    for total in totals:
+        assert_type(total, Decimal)
+    assert_type(totals.outcomes, tuple[Outcome[Decimal], ...])
+    assert_type(totals.complete, bool)
+    assert_type(
+        await system.broadcast(Pricing.quote, [Item("a", 2)], "HALF"), BroadcastResult[Decimal]
+    )
+
+    assert_type(await system.call(Pricing.quote, [Item("a", 1)], timeout=1.0), Decimal)
+    assert_type(await system.call(Pricing.where, provider=ref), str)
+    assert_type(await system.tell(Pricing.restock, "a", 10), None)
+    await system.tell(Pricing.restock, "a", 10, timeout=1.0, provider=ref)
+    assert_type(await system.providers(Pricing), list[str])
+    reached = await system.publish(Item("a", 1))
+    assert_type(reached, int | None)

@@ -1,0 +1,31 @@
+"""Calls mypy --strict must reject: each line marked ``# E: code`` errors, no other line does."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tactor import ActorSystem
+from tests.model import Item, Pricing
+
+
+async def misuse(system: ActorSystem) -> None:
+    pricing = system.proxy(Pricing)
+    await pricing.quote(["a"])  # E: list-item
+    await pricing.quote([Item("a", 2)], coupon=3)  # E: arg-type
+    await pricing.quote()  # E: call-arg
+    await pricing.nope()  # E: attr-defined
+    text: str = await pricing.quote([])  # E: assignment
+    await system.spawn(Pricing)  # E: call-arg
+    await system.spawn(Pricing, 1)  # E: arg-type
+    await system.broadcast(Pricing.quote, "x")  # E: arg-type
+    await system.broadcast(Pricing.quote)  # E: arg-type
+    await system.broadcast(Pricing.quote, [Item("a", 1)], None, 3)  # E: arg-type
+    await system.broadcast(Pricing.quote, [Item("a", 1)], timeout="1")  # E: arg-type
+    totals = await system.broadcast(Pricing.quote, [Item("a", 1)])
+    first: str = totals[0]  # E: assignment
+    await system.tell(Pricing.restock, "a", "ten")  # E: arg-type
+    await system.tell(Pricing.restock, "a")  # E: arg-type
+    value: int = await system.call(Pricing.quote, [Item("a", 1)])  # E: arg-type
+    system.proxy(Pricing, provider=3)  # E: arg-type
+    await system.call(len, "abc")  # E: arg-type
+    ok: Decimal = await system.call(Pricing.quote, [Item("a", 1)])
