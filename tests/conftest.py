@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-TRANSPORTS = ["memory"]
+TRANSPORTS = ["memory", "redis"]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -33,11 +33,42 @@ def redis_url() -> str:
     return os.environ.get("TACTOR_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+_redis_state: dict[str, str | None] = {}
+
+
+def require_redis() -> str:
+    """The Redis URL to test against; skip without one, but fail under CI=true."""
+    url = redis_url()
+    if url not in _redis_state:
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping()
+            _redis_state[url] = None
+        except redis.RedisError as exc:
+            _redis_state[url] = f"no Redis at {url}: {exc}"
+    problem = _redis_state[url]
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{problem} (Redis tests must run under CI=true)")
+        pytest.skip(problem)
+    return url
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with extra query parameters."""
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in params.items())
+
+
 @pytest.fixture(params=TRANSPORTS)
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A transport URL with a namespace of this test's own."""
     ns = f"t{uuid.uuid4().hex[:12]}"
     if request.param == "memory":
         yield f"memory://{ns}"
+        return
+    if request.param == "redis":
+        yield with_query(require_redis(), prefix=f"tactor-test:{ns}")
         return
     raise AssertionError(f"unknown transport {request.param}")

@@ -1,26 +1,17 @@
 """Builds the cattrs converters behind :class:`~tactor.codecs.json.JsonCodec`.
 
-Each codec owns two converters with the same rules: a fast one (no detailed
-validation) for the normal path, and a detailed one that only runs after a
-decode failed, whose exception groups carry the path of every problem.
-cattrs' stock hooks are lenient (they call ``int(value)``); here the leaf
-hooks come from the codec and are strict, and containers, dict keys, unions
-and records get hooks that check the JSON type of the value first. cattrs'
-global converter is never touched.
+Each codec owns two converters with the same rules: a fast one for the normal
+path and a detailed one, run only after a decode failed, whose exception
+groups carry the path of every problem. cattrs' stock hooks are lenient
+(``int(value)``): leaf hooks come strict from the codec, and containers, keys,
+unions and records check the JSON type of the value first. cattrs' global
+converter is never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import (
-    Callable,
-    Iterable,
-    Mapping,
-    MutableMapping,
-    MutableSequence,
-    MutableSet,
-    Sequence,
-)
-from collections.abc import Set as AbstractSet
+from collections import abc
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, Literal, cast, get_args, get_origin
 
@@ -29,10 +20,9 @@ from cattrs import Converter
 from cattrs.dispatch import _DispatchNotFound
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.fns import identity
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from typing_extensions import is_typeddict
 
-from tactor.codecs.base import TypeCodec
 from tactor.codecs.jsonschema import (
     LIST_ORIGINS,
     MAP_ORIGINS,
@@ -52,7 +42,7 @@ from tactor.codecs.jsonschema import (
     union_tags,
 )
 
-__all__ = ["In", "Out", "WireError", "build_converter", "mismatch", "register_user_type", "show"]
+__all__ = ["In", "Out", "WireError", "build_converter", "mismatch", "show"]
 
 #: A structure hook: (wire data, type) -> value.
 In = Callable[[Any, Any], Any]
@@ -151,7 +141,7 @@ def _gather(tp: Any, jobs: Iterable[tuple[int | str, Any, In, Any]]) -> list[Any
 
 
 _BUILDERS: dict[Any, Callable[[list[Any]], Any]] = {
-    **dict.fromkeys((set, AbstractSet, MutableSet), set),
+    **dict.fromkeys((set, abc.Set, abc.MutableSet), set),
     tuple: tuple,
     frozenset: frozenset,
 }
@@ -245,16 +235,24 @@ def _record_in(conv: Converter, tp: Any) -> In:
     return _object_in(type_name(tp), inner)
 
 
-def _user_in(codec: TypeCodec) -> In:
-    from_wire, name = codec.from_wire, codec.type.__name__
+def _record_out(conv: Converter, tp: Any) -> Out:
+    cls = cast(type, record_origin(tp))
+    if attrs.has(cls):
+        attrs.resolve_types(cls)
+    try:
+        return make_dict_unstructure_fn(tp, conv)
+    except RecursionError:
+        # cattrs is generating this class already (a recursive or nested generic
+        # type, e.g. Box[Box[int]]); left to cattrs, the value would go out by its
+        # runtime class and lose the declared type. Generate at the first call.
+        hooks: list[Out] = []
 
-    def structure_user(value: Any, _: Any) -> Any:
-        try:
-            return from_wire(value)
-        except Exception as exc:  # user code on untrusted data: any failure is a data error
-            raise WireError(f"invalid {name}: {exc}") from exc
+        def unstructure_later(value: Any) -> Any:
+            if not hooks:
+                hooks.append(make_dict_unstructure_fn(tp, conv))
+            return hooks[0](value)
 
-    return structure_user
+        return unstructure_later
 
 
 _JSON_CLASSES: dict[str, tuple[type, ...]] = {
@@ -266,10 +264,9 @@ _JSON_CLASSES: dict[str, tuple[type, ...]] = {
 def _wire_classes(walker: SchemaWalker, member: Any) -> tuple[frozenset[type] | None, int]:
     """The classes a member's JSON value may have (None: any) and its try-order rank.
 
-    Read off the member's JSON Schema, so registered types route by the schema
-    their TypeCodec declares. Among members accepting the same JSON type, lower
-    ranks are tried first: value sets, then formatted or structured values,
-    then plain numbers, then plain strings, then anything.
+    Read off the member's schema, so registered types route by their TypeCodec's.
+    Lower ranks go first: value sets, formatted or structured values, plain
+    numbers, plain strings, anything.
     """
     schema = walker.schema(member)
     while "$ref" in schema or "allOf" in schema:
@@ -311,9 +308,9 @@ def _union_in(conv: Converter, user: UserSchemas, tp: Any) -> In:
             anywhere.append(route)
     for candidates in routes.values():
         candidates.extend(anywhere)
-    if tags and dict not in routes:
-        routes[dict] = [(tp, _missing_tag(list(tags)))]
     router = _tag_router(conv, tags) if tags else None
+    if router is not None and dict not in routes:
+        routes[dict] = [(tp, lambda value, _: router(value))]  # says the tag is missing
     return _union_hook(type_name(tp), routes, anywhere, router)
 
 
@@ -333,18 +330,13 @@ def _union_hook(
         for member, hook in candidates:
             try:
                 return hook(value, member)
-            except Exception:
+            except RecursionError:
+                raise
+            except Exception:  # the next member may fit
                 continue
         raise mismatch(label, value)
 
     return structure_union
-
-
-def _missing_tag(tags: list[str]) -> In:
-    def structure_untagged(value: Any, _: Any) -> Any:
-        raise WireError(f"missing {TAG}: expected {_choices(tags)}")
-
-    return structure_untagged
 
 
 def _tag_router(conv: Converter, tags: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
@@ -352,19 +344,20 @@ def _tag_router(conv: Converter, tags: dict[str, Any]) -> Callable[[dict[str, An
     expected = _choices(list(tags))
 
     def route_tagged(value: dict[str, Any]) -> Any:
-        tag = value[TAG]
+        tag = value.get(TAG)
         entry = hooks.get(tag) if tag.__class__ is str else None
         if entry is None:
-            raise WireError(f"unknown {TAG} {show(tag)}: expected {expected}")
+            what = f"unknown {TAG} {show(tag)}" if TAG in value else f"missing {TAG}"
+            raise WireError(f"{what}: expected {expected}")
         return entry[1](value, entry[0])
 
     return route_tagged
 
 
 _CONCRETE: dict[Any, tuple[type, ...]] = {
-    **{Sequence: (list, tuple, Sequence), MutableSequence: (list, MutableSequence)},
-    **{AbstractSet: (set, frozenset, AbstractSet), MutableSet: (set, MutableSet)},
-    **{Mapping: (dict, Mapping), MutableMapping: (dict, MutableMapping)},
+    **{abc.Sequence: (list, tuple, abc.Sequence), abc.MutableSequence: (list, abc.MutableSequence)},
+    **{abc.Set: (set, frozenset, abc.Set), abc.MutableSet: (set, abc.MutableSet)},
+    **{abc.Mapping: (dict, abc.Mapping), abc.MutableMapping: (dict, abc.MutableMapping)},
     float: (float, int),  # an int is a fine value for a float
 }
 
@@ -447,12 +440,12 @@ def _is_map(tp: Any) -> bool:
     return get_origin(tp) in MAP_ORIGINS and len(get_args(tp)) == 2
 
 
-def _is_enum(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, Enum)
-
-
 def build_converter(
-    user: UserSchemas, leaves_in: Mapping[Any, In], leaves_out: Mapping[Any, Out], *, detailed: bool
+    user: UserSchemas,
+    leaves_in: abc.Mapping[Any, In],
+    leaves_out: abc.Mapping[Any, Out],
+    *,
+    detailed: bool,
 ) -> Converter:
     """A converter with tactor's rules for containers, keys, unions, records and enums.
 
@@ -468,7 +461,7 @@ def build_converter(
     ins: list[tuple[Callable[[Any], bool], Callable[[Any], In]]] = [
         (lambda t: t in leaves_in, lambda t: leaves_in[t]),
         (lambda t: get_origin(t) is Literal, _literal_in),
-        (_is_enum, _enum_in),
+        (lambda t: isinstance(t, type) and issubclass(t, Enum), _enum_in),
         (_is_seq, lambda t: _seq_in(conv, t)),
         (_is_map, lambda t: _map_in(conv, t)),
         (lambda t: record_origin(t) is not None, lambda t: _record_in(conv, t)),
@@ -482,16 +475,10 @@ def build_converter(
         (lambda t: t in leaves_out, lambda t: leaves_out[t]),
         (_is_seq, lambda t: _seq_out(conv, t)),
         (_is_map, lambda t: _map_out(conv, t)),
+        (lambda t: record_origin(t) is not None, lambda t: _record_out(conv, t)),
         (is_namedtuple, lambda t: _fixed_out(conv, namedtuple_types(t))),
         (is_union, lambda t: _union_out(conv, user, t)),
     ]
     for predicate, out_factory in outs:
         conv.register_unstructure_hook_factory(predicate, out_factory)
     return conv
-
-
-def register_user_type(conv: Converter, codec: TypeCodec) -> None:
-    """Route ``codec.type`` and its subclasses through the user's functions on ``conv``."""
-    # The per-class table (singledispatch) handles subclasses and beats every predicate.
-    conv.register_unstructure_hook(codec.type, codec.to_wire)
-    conv.register_structure_hook(codec.type, _user_in(codec))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -28,10 +27,9 @@ from tactor.codecs.converter import (
     WireError,
     build_converter,
     mismatch,
-    register_user_type,
     show,
 )
-from tactor.codecs.jsonschema import DECIMAL_PATTERN, NoneType, SchemaWalker, type_name
+from tactor.codecs.jsonschema import NoneType, SchemaWalker, type_name
 from tactor.errors import DecodeError, EncodeError, SchemaError
 
 __all__ = ["JsonCodec", "error_paths"]
@@ -69,14 +67,13 @@ def _from_string(label: str, parse: Callable[[str], Any]) -> In:
     return structure_from_string
 
 
-_DECIMAL_RE = re.compile(DECIMAL_PATTERN)
-
-
 def _parse_decimal(text: str) -> Decimal:
-    # Decimal() alone also takes "NaN", "Infinity", " 1 " and "1_000".
-    if _DECIMAL_RE.fullmatch(text) is None:
-        raise ValueError(text)
-    return Decimal(text)
+    # Decimal() alone also takes "NaN", "Infinity", " 1 ", "1_000" and non-ASCII
+    # digits; what is left matches DECIMAL_PATTERN (cheaper than the regex).
+    value = Decimal(text)
+    if value.is_finite() and text.isascii() and "_" not in text and text == text.strip():
+        return value
+    raise ValueError(text)
 
 
 _decimal_text = _from_string("Decimal", _parse_decimal)
@@ -188,16 +185,21 @@ class JsonCodec(Codec):
             fast, detailed = self._decoders[tp]
         except (KeyError, TypeError):
             fast, detailed = self._decoder(tp)
+        message = f"cannot decode {type_name(tp)}"
         try:
             return fast(data, tp)
-        except Exception:
+        except RecursionError:
+            raise DecodeError(message, [_TOO_DEEP]) from None
+        except Exception:  # re-run with detailed validation to say what is wrong
             pass
         try:
             return detailed(data, tp)
-        except RecursionError:
-            raise DecodeError(f"cannot decode {type_name(tp)}", ["$: nested too deeply"]) from None
         except Exception as exc:
-            raise DecodeError(f"cannot decode {type_name(tp)}", error_paths(exc)) from exc
+            try:
+                errors = error_paths(exc)
+            except RecursionError:  # met in the error tree, or walking it
+                errors = [_TOO_DEEP]
+            raise DecodeError(message, errors) from exc
 
     def _encoder(self, tp: Any) -> Out:
         try:
@@ -255,8 +257,11 @@ class JsonCodec(Codec):
         if not isinstance(codec.type, type):
             raise SchemaError(f"TypeCodec.type must be a class, not {codec.type!r}")
         self._user[codec.type] = codec
+        structure = _user_in(codec)
         for conv in (self._fast, self._detailed):
-            register_user_type(conv, codec)
+            # The per-class table (singledispatch) covers subclasses and beats every predicate.
+            conv.register_unstructure_hook(codec.type, codec.to_wire)
+            conv.register_structure_hook(codec.type, structure)
         # Hooks generated earlier may have baked in the old rule for this type.
         self._encoders.clear()
         self._decoders.clear()
@@ -281,18 +286,36 @@ class JsonCodec(Codec):
         return None if codec is None else codec.schema
 
 
+def _user_in(codec: TypeCodec) -> In:
+    from_wire, name = codec.from_wire, codec.type.__name__
+
+    def structure_user(value: Any, _: Any) -> Any:
+        try:
+            return from_wire(value)
+        except Exception as exc:  # user code on untrusted data: any failure is a data error
+            raise WireError(f"invalid {name}: {exc}") from exc
+
+    return structure_user
+
+
 def _cache(cache: dict[Any, Any], tp: Any, hook: Any) -> None:
     # An unhashable hint (e.g. Annotated with a dict) is not cached: rebuilt each time.
     with contextlib.suppress(TypeError):
         cache[tp] = hook
 
 
+_TOO_DEEP = "$: nested too deeply"
+
+
 def error_paths(exc: BaseException, path: str = "") -> list[str]:
     """Flatten cattrs' detailed validation errors into ``"path: problem"`` strings.
 
     Fields are joined with ``.``, list indexes and dict keys are written
-    ``[i]``; an empty path (the value itself) is written ``$``.
+    ``[i]``; an empty path (the value itself) is written ``$``. Raises
+    ``RecursionError`` again when it finds one (the data was too deep).
     """
+    if isinstance(exc, RecursionError):
+        raise exc
     if isinstance(exc, IterableValidationError):
         with_notes, without = exc.group_exceptions()
         found = [e for sub, note in with_notes for e in error_paths(sub, _index(path, note.index))]

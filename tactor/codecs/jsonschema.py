@@ -34,7 +34,7 @@ NoneType = type(None)
 UserSchemas = Callable[[type], "dict[str, Any] | None"]
 #: The key that names the member class of a tagged union on the wire.
 TAG = "$type"
-DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+DECIMAL_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 INT_KEY_PATTERN = r"^-?(0|[1-9][0-9]*)$"
 _INT_KEY_RE = re.compile(INT_KEY_PATTERN)
 

@@ -1,0 +1,318 @@
+"""The Redis transport: ``redis://[user:password@]host:port/db?prefix=tactor``, or ``rediss://``.
+
+Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
+consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
+is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry; live
+consumers and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``.
+
+URL options (beside redis-py's own): ``prefix`` (``tactor``), ``mailbox_size``
+(1024 entries), ``ttl`` (3 s: a provider that stops beating drops out of the
+registry after this), ``heartbeat`` (``ttl``/3), ``subscription_buffer``
+(1024), ``block`` (1 s, how long an idle read waits before looking for
+orphaned messages), ``claim_idle`` (1 s: a message must be this old before it
+is taken from a dead consumer).
+
+Guarantees: mailboxes are at-least-once — a message taken by a provider that
+dies before acknowledging it is claimed by a live one once the dead
+provider's heartbeat has expired; they survive a Redis restart only with
+persistence (AOF) enabled on the server. Replies and events are at-most-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ...errors import NoProvider, TransportClosed, TransportError
+from ..base import Inbox, MailboxConsumer, Subscription, Transport, no_provider_message
+from . import scripts
+from .consumer import _LOST, GROUP, Backoff, RedisConsumer, check_cancelled
+from .events import RedisEvents
+from .heartbeat import Heartbeat
+
+__all__ = ["RedisTransport"]
+
+log = logging.getLogger("tactor.redis")
+
+_OPTIONS = {
+    "prefix": str,
+    "mailbox_size": int,
+    "ttl": float,
+    "heartbeat": float,
+    "subscription_buffer": int,
+    "block": float,
+    "claim_idle": float,
+}
+_SCRIPTS = {
+    "deliver": scripts.DELIVER,
+    "ack": scripts.ACK,
+    "requeue": scripts.REQUEUE,
+    "cleanup": scripts.CLEANUP,
+    "heartbeat": scripts.HEARTBEAT,
+    "live": scripts.LIVE,
+    "post": scripts.POST,
+}
+
+
+@contextlib.asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    """Redis errors never reach users untranslated."""
+    try:
+        yield
+    except RedisError as exc:
+        raise TransportError(f"Redis {what} failed: {exc}") from exc
+    except OSError as exc:
+        raise TransportError(f"Redis {what} failed: {exc}") from exc
+
+
+class _RedisInbox(Inbox):
+    def __init__(self, transport: RedisTransport, name: str) -> None:
+        self._transport = transport
+        self._name = name
+        self._key = transport.key("in", name)
+        self._closed = False
+
+    async def receive(self) -> bytes:
+        backoff = Backoff()
+        timeout = self._transport.block
+        while not self._closed:
+            try:
+                item = await self._transport.redis.blpop([self._key], timeout=timeout)
+                check_cancelled()
+                backoff.reset()
+            except _LOST as exc:
+                log.warning("inbox %s: Redis connection lost (%s); retrying", self._name, exc)
+                await backoff.wait()
+                continue
+            if item is not None:
+                payload = item[1]
+                return payload if isinstance(payload, bytes) else payload.encode()
+        raise TransportClosed(f"inbox {self._name!r} is closed")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._transport.forget(self._transport.live_key, self._key)
+        with contextlib.suppress(*_LOST):
+            await self._transport.redis.delete(self._key)
+
+
+class RedisTransport(Transport):
+    """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "tactor",
+        mailbox_size: int = 1024,
+        ttl: float = 3.0,
+        heartbeat: float | None = None,
+        subscription_buffer: int = 1024,
+        block: float = 1.0,
+        claim_idle: float = 1.0,
+    ) -> None:
+        if mailbox_size < 1 or ttl <= 0 or block <= 0:
+            raise ValueError("mailbox_size, ttl and block must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.mailbox_size = mailbox_size
+        self.ttl = ttl
+        self.heartbeat_interval = heartbeat if heartbeat is not None else ttl / 3
+        self.subscription_buffer = subscription_buffer
+        self.block = block
+        self.claim_idle = claim_idle
+        self.reclaim_every = max(ttl / 2, block)
+        self.live_key = self.key("live")
+        self.consumers: set[RedisConsumer] = set()
+        self._inboxes: set[_RedisInbox] = set()
+        self._registered: set[tuple[str, str]] = set()
+        self._redis: aioredis.Redis | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._events: RedisEvents | None = None
+        self.scripts: dict[str, Any] = {}
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisTransport:
+        """Split tactor's options off the URL; the rest goes to redis-py."""
+        parts = urlsplit(url)
+        ours: dict[str, Any] = {}
+        theirs: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query):
+            if name in _OPTIONS:
+                ours[name] = _OPTIONS[name](value)
+            else:
+                theirs.append((name, value))
+        return cls(urlunsplit(parts._replace(query=urlencode(theirs))), **ours)
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or "?"
+        return (
+            f"<RedisTransport {parts.scheme}://{host}:{parts.port or 6379} prefix={self.prefix!r}>"
+        )
+
+    # -- names -----------------------------------------------------------------
+
+    def key(self, kind: str, name: str | None = None) -> str:
+        return f"{self.prefix}:{kind}" if name is None else f"{self.prefix}:{kind}:{name}"
+
+    def mailbox_key(self, mailbox: str) -> str:
+        return self.key("mb", mailbox)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise TransportClosed("the Redis transport is not started")
+        return self._redis
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._redis is not None:
+            return
+        if self._closed:
+            raise TransportClosed("the Redis transport is closed and cannot be restarted")
+        options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
+        client = aioredis.Redis.from_url(self.url, **options)
+        async with _translated(f"connect to {self!r}"):
+            try:
+                await client.ping()
+            except BaseException:
+                await client.aclose()
+                raise
+        self._redis = client
+        self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+        sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
+        self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
+        self._heartbeat.start()
+        self._events = RedisEvents(self)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._redis is None:
+            return
+        for consumer in list(self.consumers):
+            await consumer.close()
+        for inbox in list(self._inboxes):
+            await inbox.close()
+        if self._events is not None:
+            await self._events.close()
+        for endpoint, provider in list(self._registered):
+            with contextlib.suppress(*_LOST, RedisError):
+                await self.unregister(endpoint, provider)
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
+        await self._redis.aclose()
+
+    # -- liveness --------------------------------------------------------------
+
+    async def keep_alive(self, key: str, member: str) -> None:
+        """Mark ``member`` alive in the sorted set ``key`` now, and keep it so."""
+        assert self._heartbeat is not None
+        self._heartbeat.add(key, member)
+        async with _translated("heartbeat"):
+            await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), member])
+
+    async def forget(self, key: str, member: str) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.discard(key, member)
+        with contextlib.suppress(*_LOST, RedisError):
+            await self.redis.zrem(key, member)
+
+    async def live_members(self, key: str, members: Iterable[str] = ()) -> list[str]:
+        found = await self.scripts["live"](keys=[key], args=list(members))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in found)
+
+    # -- mailboxes -------------------------------------------------------------
+
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        check = "" if endpoint is None else (provider or "any")
+        keys = [self.mailbox_key(mailbox), self.key("reg", endpoint or "-")]
+        backoff = Backoff(first=0.005, cap=0.1)
+        while True:
+            async with _translated(f"deliver to {mailbox}"):
+                result = await self.scripts["deliver"](
+                    keys=keys, args=[self.mailbox_size, payload, check]
+                )
+            if result == 1:
+                return
+            if result == -1:
+                raise NoProvider(no_provider_message(endpoint or mailbox, provider))
+            await backoff.wait()  # full: wait for room (the caller's deadline bounds this)
+
+    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
+        result = RedisConsumer(self, list(mailboxes), consumer)
+        async with _translated("open a consumer"):
+            await result.open()
+        self.consumers.add(result)
+        return result
+
+    async def ack(self, key: str, entry_ids: list[str]) -> None:
+        async with _translated("acknowledge"):
+            await self.scripts["ack"](keys=[key], args=[GROUP, *entry_ids])
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        async with _translated(f"delete {mailbox}"):
+            await self.redis.delete(self.mailbox_key(mailbox))
+
+    # -- inboxes ---------------------------------------------------------------
+
+    async def open_inbox(self, inbox: str) -> Inbox:
+        result = _RedisInbox(self, inbox)
+        await self.keep_alive(self.live_key, self.key("in", inbox))
+        self._inboxes.add(result)
+        return result
+
+    async def post(self, inbox: str, payload: bytes) -> None:
+        key = self.key("in", inbox)
+        async with _translated(f"post to {inbox}"):
+            await self.scripts["post"](
+                keys=[key, self.live_key], args=[payload, int(self.ttl * 1000)]
+            )
+
+    # -- topics ----------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes) -> int | None:
+        assert self._events is not None
+        async with _translated(f"publish on {topic}"):
+            await self.redis.publish(self._events.channel(topic), payload)
+        return None  # Redis counts pattern matches per connection, not subscriptions
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        assert self._events is not None
+        async with _translated(f"subscribe to {pattern}"):
+            return await self._events.add(pattern, self.subscription_buffer)
+
+    # -- registry --------------------------------------------------------------
+
+    async def register(self, endpoint: str, provider: str) -> None:
+        await self.keep_alive(self.key("reg", endpoint), provider)
+        self._registered.add((endpoint, provider))
+
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        self._registered.discard((endpoint, provider))
+        await self.forget(self.key("reg", endpoint), provider)
+
+    async def providers(self, endpoint: str) -> list[str]:
+        async with _translated(f"list providers of {endpoint}"):
+            return await self.live_members(self.key("reg", endpoint))

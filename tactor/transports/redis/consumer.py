@@ -1,0 +1,220 @@
+"""Mailboxes on Redis Streams: consumer groups, acknowledgement, and redelivery from the dead.
+
+Each mailbox is a stream with one consumer group; a consumer reads with
+``XREADGROUP`` under its own name (a provider id), so an entry it took stays
+in the group's pending list, owned by it, until acknowledged. Acknowledged
+entries are trimmed at once, so a stream holds only what is unfinished.
+
+Redelivery: consumer names are kept alive by the heartbeat thread. When a
+consumer is idle (and at least every ``reclaim_every`` seconds) it looks for
+pending entries whose owner is no longer alive and claims them — a provider
+killed mid-message has that message handled by a live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ...errors import TransportClosed
+from ..base import Delivery, MailboxConsumer
+
+if TYPE_CHECKING:
+    from . import RedisTransport
+
+__all__ = ["GROUP", "Backoff", "RedisConsumer", "check_cancelled"]
+
+log = logging.getLogger("tactor.redis")
+
+GROUP = "tactor"
+_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def check_cancelled() -> None:
+    """Re-raise a cancellation that redis-py swallowed.
+
+    redis-py can absorb a ``CancelledError`` that lands while it finishes a
+    command (it returns the result instead); the task's cancellation request
+    is still pending, so raise it here, or stopping a consumer would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class Backoff:
+    """Exponential back-off between reconnection attempts, reset on success."""
+
+    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
+        self.first, self.cap, self.delay = first, cap, first
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.cap)
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class RedisDelivery(Delivery):
+    __slots__ = ("_consumer", "entry_id", "key")
+
+    def __init__(
+        self, consumer: RedisConsumer, mailbox: str, key: str, entry_id: str, payload: bytes
+    ) -> None:
+        super().__init__(mailbox, payload)
+        self._consumer = consumer
+        self.key = key
+        self.entry_id = entry_id
+
+    async def ack(self) -> None:
+        await self._consumer.ack(self)
+
+
+class RedisConsumer(MailboxConsumer):
+    """Reads one or more mailbox streams as one consumer of their groups."""
+
+    def __init__(self, transport: RedisTransport, mailboxes: list[str], name: str) -> None:
+        self._transport = transport
+        self._redis: aioredis.Redis = transport.redis
+        self._keys = {transport.mailbox_key(m): m for m in mailboxes}
+        self.name = name
+        self._buffer: deque[RedisDelivery] = deque()
+        self._unacked: dict[tuple[str, str], RedisDelivery] = {}
+        self._recover_own = False
+        self._next_reclaim = 0.0
+        self._closed = False
+
+    async def open(self) -> None:
+        await self._transport.keep_alive(self._transport.live_key, self.name)
+        await self._ensure_groups()
+
+    async def _ensure_groups(self) -> None:
+        for key in self._keys:
+            try:
+                await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def _take(self, key: str, entries: Any) -> None:
+        """Buffer entries read or claimed from ``key``; drop (and ack) foreign ones."""
+        foreign: list[str] = []
+        for entry_id, fields in entries:
+            entry = _text(entry_id)
+            if fields is None or (key, entry) in self._unacked:
+                continue  # deleted meanwhile, or already handed out (recovered)
+            payload = fields.get(b"p") if isinstance(fields, dict) else None
+            if isinstance(payload, bytes):
+                self._buffer.append(RedisDelivery(self, self._keys[key], key, entry, payload))
+            else:
+                foreign.append(entry)
+        if foreign:
+            log.warning("%s: dropped %d foreign entries on %s", self.name, len(foreign), key)
+            await self._transport.ack(key, foreign)
+
+    async def _take_all(self, response: Any) -> None:
+        for stream, entries in response or ():
+            await self._take(_text(stream), entries)
+
+    async def receive(self) -> Delivery:
+        backoff = Backoff()
+        while True:
+            if self._closed:
+                raise TransportClosed("mailbox consumer is closed")
+            if self._buffer:
+                delivery = self._buffer.popleft()
+                self._unacked[(delivery.key, delivery.entry_id)] = delivery
+                return delivery
+            try:
+                await self._fill()
+                check_cancelled()
+                backoff.reset()
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._ensure_groups()  # Redis lost the stream (a restart): make it again
+            except _LOST as exc:
+                log.warning(
+                    "%s: Redis connection lost while receiving (%s); retrying", self.name, exc
+                )
+                self._recover_own = True
+                await backoff.wait()
+
+    async def _fill(self) -> None:
+        if self._recover_own:
+            own = await self._redis.xreadgroup(GROUP, self.name, dict.fromkeys(self._keys, "0"))
+            await self._take_all(own)
+            self._recover_own = False
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + self._transport.reclaim_every
+            await self._reclaim()
+            check_cancelled()
+            if self._buffer:
+                return
+        block = int(self._transport.block * 1000)
+        check_cancelled()
+        try:
+            response = await self._redis.xreadgroup(
+                GROUP, self.name, dict.fromkeys(self._keys, ">"), count=1, block=block
+            )
+        except asyncio.CancelledError:
+            self._recover_own = True  # an entry may have reached our pending list
+            raise
+        if not response:
+            self._next_reclaim = 0.0  # idle: look for orphans at once
+        await self._take_all(response)
+
+    async def _reclaim(self) -> None:
+        """Claim entries pending with consumers that are no longer alive."""
+        min_idle = int(self._transport.claim_idle * 1000)
+        for key in self._keys:
+            pending = await self._redis.xpending_range(key, GROUP, "-", "+", 100, idle=min_idle)
+            owners = {_text(p["consumer"]) for p in pending} - {self.name}
+            if not owners:
+                continue
+            live = set(await self._transport.live_members(self._transport.live_key, owners))
+            dead: list[Any] = [
+                p["message_id"] for p in pending if _text(p["consumer"]) in owners - live
+            ]
+            if dead:
+                claimed = await self._redis.xclaim(key, GROUP, self.name, min_idle, dead)
+                log.warning(
+                    "%s: took over %d message(s) of dead consumers", self.name, len(claimed)
+                )
+                await self._take(key, claimed)
+
+    async def ack(self, delivery: RedisDelivery) -> None:
+        self._unacked.pop((delivery.key, delivery.entry_id), None)
+        await self._transport.ack(delivery.key, [delivery.entry_id])
+
+    async def close(self) -> None:
+        """Put back what was taken and not acknowledged, then leave the groups."""
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.consumers.discard(self)
+        back: dict[str, list[str]] = {}
+        for delivery in [*self._unacked.values(), *self._buffer]:
+            back.setdefault(delivery.key, []).append(delivery.entry_id)
+        self._unacked.clear()
+        self._buffer.clear()
+        with contextlib.suppress(*_LOST, ResponseError):
+            for key, ids in back.items():
+                await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
+            for key in self._keys:
+                await self._transport.scripts["cleanup"](keys=[key], args=[GROUP, self.name])
+        await self._transport.forget(self._transport.live_key, self.name)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,83 @@
+"""Liveness heartbeats from a thread of their own, so user code cannot starve them.
+
+An actor method that blocks the event loop (CPU work, a blocking call) must
+not make its provider look dead and have its messages taken by others; so the
+beats come from a daemon thread with its own synchronous connection. The
+thread re-creates every entry at each beat, which also re-registers the
+providers after a Redis restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+
+from .scripts import HEARTBEAT
+
+__all__ = ["Heartbeat"]
+
+log = logging.getLogger("tactor.redis")
+
+
+class Heartbeat:
+    """Keeps ``(zset key, member)`` entries alive with a server-time expiry of ``ttl`` seconds."""
+
+    def __init__(self, client: redis.Redis, ttl: float, interval: float) -> None:
+        self._client = client
+        self._ttl_ms = int(ttl * 1000)
+        self._interval = interval
+        self._entries: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._script: Any = client.register_script(HEARTBEAT)
+        self._failing = False
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tactor-heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._client.close()
+
+    def add(self, key: str, member: str) -> None:
+        with self._lock:
+            self._entries.add((key, member))
+
+    def discard(self, key: str, member: str) -> None:
+        with self._lock:
+            self._entries.discard((key, member))
+
+    def beat(self) -> None:
+        """Extend every entry now (called by the thread; safe to call from anywhere)."""
+        with self._lock:
+            entries = sorted(self._entries)
+        if not entries:
+            return
+        keys = [key for key, _ in entries]
+        members = [member for _, member in entries]
+        self._script(keys=keys, args=[self._ttl_ms, *members])
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.beat()
+                if self._failing:
+                    log.warning("tactor heartbeat: Redis is reachable again")
+                self._failing = False
+            except redis.RedisError as exc:
+                if not self._failing:
+                    log.warning("tactor heartbeat failed, retrying: %s", exc)
+                self._failing = True
+            self._wake.wait(self._interval)
+            self._wake.clear()

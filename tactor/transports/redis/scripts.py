@@ -1,0 +1,139 @@
+"""Lua scripts of the Redis transport: each check-and-act is one atomic round trip.
+
+Times are the server's (``TIME``), so liveness does not depend on the clocks
+of the nodes. ``redis.replicate_commands()`` lets scripts that read ``TIME``
+write on Redis before 7 (a no-op since then).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACK", "CLEANUP", "DELIVER", "HEARTBEAT", "LIVE", "POST", "REQUEUE"]
+
+_NOW = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: stream, registry | ARGV: maxlen, payload, check ("", "any" or a provider id)
+# Returns 1 delivered, 0 mailbox full, -1 no live provider.
+DELIVER = (
+    _NOW
+    + """
+local check = ARGV[3]
+if check == 'any' then
+    if redis.call('ZCOUNT', KEYS[2], now, '+inf') == 0 then return -1 end
+elseif check ~= '' then
+    local expiry = redis.call('ZSCORE', KEYS[2], check)
+    if not expiry or tonumber(expiry) < now then return -1 end
+end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
+return 1
+"""
+)
+
+# Trim a stream to what is not yet acknowledged. KEYS: stream | ARGV: group
+_TRIM = """
+local function trim(key, group)
+    local oldest = redis.call('XPENDING', key, group, '-', '+', 1)
+    local minid
+    if #oldest > 0 then
+        minid = oldest[1][1]
+    else
+        local last = nil
+        for _, info in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+            for i = 1, #info, 2 do
+                if info[i] == 'name' and info[i + 1] ~= group then break end
+                if info[i] == 'last-delivered-id' then last = info[i + 1] end
+            end
+        end
+        if not last then return end
+        local ms, seq = string.match(last, '(%d+)-(%d+)')
+        minid = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    redis.call('XTRIM', key, 'MINID', minid)
+end
+"""
+
+# KEYS: stream | ARGV: group, id...  Acknowledge, then drop what is acknowledged.
+ACK = (
+    _TRIM
+    + """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+trim(KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: stream | ARGV: group, id...  Put taken-but-unacknowledged entries back at the tail.
+REQUEUE = (
+    _TRIM
+    + """
+local moved = 0
+for i = 2, #ARGV do
+    local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #entry > 0 then
+        redis.call('XADD', KEYS[1], '*', unpack(entry[1][2]))
+        moved = moved + 1
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+end
+trim(KEYS[1], ARGV[1])
+return moved
+"""
+)
+
+# KEYS: stream | ARGV: group, consumer. Forget a consumer; drop the stream when nothing is left.
+CLEANUP = """
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XLEN', KEYS[1]) > 0 then return 0 end
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #info, 2 do
+        if info[i] == 'consumers' and info[i + 1] > 0 then return 0 end
+    end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: zset... | ARGV: ttl_ms, then one member per key. Extend (or re-create) each entry.
+HEARTBEAT = (
+    _NOW
+    + """
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[i + 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+end
+return now
+"""
+)
+
+# KEYS: zset | ARGV: members to test (none: list the live ones).
+LIVE = (
+    _NOW
+    + """
+if #ARGV == 0 then
+    return redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')
+end
+local live = {}
+for _, member in ipairs(ARGV) do
+    local expiry = redis.call('ZSCORE', KEYS[1], member)
+    if expiry and tonumber(expiry) >= now then table.insert(live, member) end
+end
+return live
+"""
+)
+
+# KEYS: inbox list, live zset | ARGV: payload, ttl_ms. Push only while the inbox's owner is alive,
+# so a reply to a node that is gone leaves nothing behind.
+POST = (
+    _NOW
+    + """
+local expiry = redis.call('ZSCORE', KEYS[2], KEYS[1])
+if not expiry or tonumber(expiry) < now then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
