@@ -442,6 +442,13 @@ def test_deep_nesting_is_an_error_not_a_crash(codec: JsonCodec) -> None:
         codec.to_wire(node, Node)
 
 
+def test_error_list_is_bounded(codec: JsonCodec) -> None:
+    errors = errors_of(codec, ["x"] * 1000, list[int])
+    assert errors[:2] == ("$[0]: expected int, got str", "$[1]: expected int, got str")
+    assert len(errors) == 51
+    assert errors[-1] == "$: and 950 more problems"
+
+
 def test_registered_type_round_trips_with_subclasses(codec: JsonCodec) -> None:
     codec.register(MONEY)
     assert codec.to_wire(Wallet(Money(150)), Wallet) == {"cash": "1.50"}

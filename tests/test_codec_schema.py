@@ -92,6 +92,11 @@ class Untyped:
     x = attrs.field()
 
 
+@dataclasses.dataclass
+class Dangling:
+    ref: Nowhere  # type: ignore[name-defined]  # noqa: F821 - resolving it must fail
+
+
 class Weird(enum.Enum):
     A = (1, 2)
 
@@ -299,6 +304,7 @@ def test_returned_schema_is_a_fresh_copy(codec: JsonCodec) -> None:
         (dict[Literal[True], int], "dict keys of type Literal[True] must have str or int values"),
         (Literal[1.5j], "Literal value 1.5j is not a JSON scalar"),
         (Weird, "enum Weird has a value that is not a JSON scalar: (1, 2)"),
+        (Dangling, "cannot resolve the type hints of Dangling (name 'Nowhere' is not defined)"),
         (collections.namedtuple("Bare", "a b"), "namedtuple Bare needs a type for every field"),
     ],
 )

@@ -19,7 +19,8 @@ class Outcome(Generic[R]):
     provider raised (re-raisable as the caller would get it from a call);
     ``answered`` is False when no reply came before the deadline (``error``
     is then :class:`~tactor.errors.NoProvider` if the provider was gone
-    before the message could be sent, else None).
+    before the message could be sent, a ``TransportError`` if the connection
+    was lost while waiting, else None).
     """
 
     provider: str

@@ -22,6 +22,7 @@ from ..errors import (
     MailboxFull,
     PayloadTooLarge,
     TransportClosed,
+    TransportError,
 )
 from ..transports.base import Inbox, Transport
 from .broadcast import BroadcastResult, Outcome
@@ -97,6 +98,16 @@ class Calls:
         self._inbox = await self._transport.open_inbox(self.reply_inbox)
         tasks.spawn(self._route(self._inbox), f"tactor-replies-{self.node}")
 
+    def _fail_pending(self, exc: TransportError) -> None:
+        """The transport lost replies: fail every waiting call now instead of at its deadline."""
+        if self._pending:
+            log.warning("node %s: %d call(s) failed: %s", self.node, len(self._pending), exc)
+        for pending in self._pending.values():
+            if not pending.done.done():
+                pending.done.set_exception(
+                    TransportError(f"{exc}; the call may or may not have been handled")
+                )
+
     async def close(self) -> None:
         if self._inbox is not None:
             await self._inbox.close()
@@ -111,6 +122,9 @@ class Calls:
                 payload = await inbox.receive()
             except TransportClosed:
                 return
+            except TransportError as exc:
+                self._fail_pending(exc)
+                continue
             try:
                 reply = parse_reply(codec.loads(payload))
             except DecodeError as exc:
@@ -243,6 +257,8 @@ class Calls:
         except TimeoutError:
             answered = len(pending.replies)
             log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))
+        except TransportError as exc:  # replies were lost: the silent ones get this error
+            unsent.update({p: exc for p in live if p not in pending.replies and p not in unsent})
         finally:
             del self._pending[msg_id]
         return BroadcastResult([self._outcome(schema, method, p, pending, unsent) for p in live])

@@ -205,7 +205,12 @@ class ActorRunner:
         try:
             await self._handle_request(delivery.payload)
         finally:
-            await delivery.ack()
+            try:
+                await delivery.ack()
+            except TransportError as exc:
+                log.warning(
+                    "%s: could not acknowledge (may be delivered again): %s", self.name, exc
+                )
 
     async def _handle_request(self, payload: bytes) -> None:
         codec = self.config.codec

@@ -42,7 +42,7 @@ from tactor.codecs.jsonschema import (
     union_tags,
 )
 
-__all__ = ["In", "Out", "WireError", "build_converter", "mismatch", "show"]
+__all__ = ["In", "Out", "WireClasses", "WireError", "build_converter", "mismatch", "show"]
 
 #: A structure hook: (wire data, type) -> value.
 In = Callable[[Any, Any], Any]
@@ -255,38 +255,12 @@ def _record_out(conv: Converter, tp: Any) -> Out:
         return unstructure_later
 
 
-_JSON_CLASSES: dict[str, tuple[type, ...]] = {
-    **{"null": (NoneType,), "boolean": (bool,), "integer": (int,), "number": (int, float)},
-    **{"string": (str,), "array": (list,), "object": (dict,)},
-}
+#: For a union member, the classes its JSON value may have (None: any) and a
+#: try-order rank (lower first) among members sharing a class.
+WireClasses = Callable[[SchemaWalker, Any], tuple["frozenset[type] | None", int]]
 
 
-def _wire_classes(walker: SchemaWalker, member: Any) -> tuple[frozenset[type] | None, int]:
-    """The classes a member's JSON value may have (None: any) and its try-order rank.
-
-    Read off the member's schema, so registered types route by their TypeCodec's.
-    Lower ranks go first: value sets, formatted or structured values, plain
-    numbers, plain strings, anything.
-    """
-    schema = walker.schema(member)
-    while "$ref" in schema or "allOf" in schema:
-        ref = schema.get("$ref")
-        schema = walker.defs[ref.rpartition("/")[2]] if ref else schema["allOf"][0]
-    if "enum" in schema or "const" in schema:
-        return frozenset(type(v) for v in schema.get("enum", [schema.get("const")])), 0
-    kinds = schema.get("type")
-    if kinds is None:
-        return None, 4
-    kinds = [kinds] if isinstance(kinds, str) else kinds
-    classes = frozenset(c for k in kinds for c in _JSON_CLASSES.get(k, ()))
-    if schema == {"type": "string"}:
-        return classes, 3
-    # A date-only string also parses as a datetime, and "abcd" as base64.
-    late = kinds == ["number"] or "contentEncoding" in schema
-    return classes, 2 if late or schema.get("format") == "date-time" else 1
-
-
-def _union_in(conv: Converter, user: UserSchemas, tp: Any) -> In:
+def _union_in(conv: Converter, user: UserSchemas, wire_classes: WireClasses, tp: Any) -> In:
     """Route a value by its JSON type; several records travel tagged with ``$type``."""
     tags = union_tags(tp, lambda cls: user(cls) is not None)
     args = get_args(tp)
@@ -297,7 +271,7 @@ def _union_in(conv: Converter, user: UserSchemas, tp: Any) -> In:
         return lambda value, _: None if value is None else hook(value, other)
     walker = SchemaWalker(user)
     members = [m for m in get_args(tp) if not any(m is t for t in tags.values())]
-    shaped = sorted(((_wire_classes(walker, m), m) for m in members), key=lambda p: p[0][1])
+    shaped = sorted(((wire_classes(walker, m), m) for m in members), key=lambda p: p[0][1])
     routes: dict[type, list[tuple[Any, In]]] = {}
     anywhere: list[tuple[Any, In]] = []
     for (classes, _), member in shaped:
@@ -444,14 +418,16 @@ def build_converter(
     user: UserSchemas,
     leaves_in: abc.Mapping[Any, In],
     leaves_out: abc.Mapping[Any, Out],
+    wire_classes: WireClasses,
     *,
     detailed: bool,
 ) -> Converter:
     """A converter with tactor's rules for containers, keys, unions, records and enums.
 
     ``leaves_in``/``leaves_out`` are the exact-type hooks for leaf types (a
-    type without an out hook is passed through); ``user`` finds registered
-    types' schemas; ``detailed`` selects cattrs' detailed validation.
+    type without an out hook is passed through); ``wire_classes`` routes union
+    members; ``user`` finds registered types' schemas; ``detailed`` selects
+    cattrs' detailed validation.
     """
     conv = Converter(detailed_validation=detailed)
     for leaf in (int, float, str, bytes):
@@ -467,7 +443,7 @@ def build_converter(
         (lambda t: record_origin(t) is not None, lambda t: _record_in(conv, t)),
         (is_typeddict, lambda t: _object_in(type_name(t), conv.gen_structure_typeddict(t))),
         (is_namedtuple, lambda t: _fixed_in(conv, t, namedtuple_types(t), lambda a: t(*a))),
-        (is_union, lambda t: _union_in(conv, user, t)),
+        (is_union, lambda t: _union_in(conv, user, wire_classes, t)),
     ]
     for predicate, factory in ins:
         conv.register_structure_hook_factory(predicate, factory)

@@ -139,6 +139,37 @@ _LEAVES_OUT: dict[Any, Out] = {
 }
 
 
+_JSON_CLASSES: dict[str, tuple[type, ...]] = {
+    **{"null": (NoneType,), "boolean": (bool,), "integer": (int,), "number": (int, float)},
+    **{"string": (str,), "array": (list,), "object": (dict,)},
+}
+
+
+def _wire_classes(walker: SchemaWalker, member: Any) -> tuple[frozenset[type] | None, int]:
+    """The classes a member's JSON value may have (None: any) and its try-order rank.
+
+    Read off the member's schema, so registered types route by their TypeCodec's.
+    Lower ranks go first: value sets, formatted or structured values, plain
+    numbers, plain strings, anything.
+    """
+    schema = walker.schema(member)
+    while "$ref" in schema or "allOf" in schema:
+        ref = schema.get("$ref")
+        schema = walker.defs[ref.rpartition("/")[2]] if ref else schema["allOf"][0]
+    if "enum" in schema or "const" in schema:
+        return frozenset(type(v) for v in schema.get("enum", [schema.get("const")])), 0
+    kinds = schema.get("type")
+    if kinds is None:
+        return None, 4
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    classes = frozenset(c for k in kinds for c in _JSON_CLASSES.get(k, ()))
+    if schema == {"type": "string"}:
+        return classes, 3
+    # A date-only string also parses as a datetime, and "abcd" as base64.
+    late = kinds == ["number"] or "contentEncoding" in schema
+    return classes, 2 if late or schema.get("format") == "date-time" else 1
+
+
 class JsonCodec(Codec):
     """Typed values <-> JSON via cattrs (hooks generated per type) and orjson.
 
@@ -147,7 +178,7 @@ class JsonCodec(Codec):
 
     def __init__(self, codecs: Iterable[TypeCodec] = ()) -> None:
         self._user: dict[type, TypeCodec] = {}
-        leaves = (self._user_schema, _LEAVES_IN, _LEAVES_OUT)
+        leaves = (self._user_schema, _LEAVES_IN, _LEAVES_OUT, _wire_classes)
         self._fast = build_converter(*leaves, detailed=False)
         self._detailed = build_converter(*leaves, detailed=True)
         self._encoders: dict[Any, Out] = {}
@@ -199,6 +230,9 @@ class JsonCodec(Codec):
                 errors = error_paths(exc)
             except RecursionError:  # met in the error tree, or walking it
                 errors = [_TOO_DEEP]
+            if len(errors) > _MAX_ERRORS:  # the input is untrusted: keep the message bounded
+                more = f"$: and {len(errors) - _MAX_ERRORS} more problems"
+                errors = [*errors[:_MAX_ERRORS], more]
             raise DecodeError(message, errors) from exc
 
     def _encoder(self, tp: Any) -> Out:
@@ -305,6 +339,7 @@ def _cache(cache: dict[Any, Any], tp: Any, hook: Any) -> None:
 
 
 _TOO_DEEP = "$: nested too deeply"
+_MAX_ERRORS = 50
 
 
 def error_paths(exc: BaseException, path: str = "") -> list[str]:

@@ -114,9 +114,18 @@ def is_namedtuple(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
 
 
+def _hints(cls: Any, extras: bool = True) -> dict[str, Any]:
+    try:
+        if attrs.has(cls):
+            attrs.resolve_types(cls)
+        return typing.get_type_hints(cls, include_extras=extras)
+    except Exception as exc:  # NameError for a forward reference that does not resolve, ...
+        _fail(f"cannot resolve the type hints of {cls.__qualname__} ({exc})", "")
+
+
 def namedtuple_types(cls: type) -> list[Any]:
     """The field types of a NamedTuple class in order; raises SchemaError when untyped."""
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = _hints(cls)
     fields: tuple[str, ...] = getattr(cls, "_fields", ())
     if set(hints) != set(fields):
         _fail(f"namedtuple {cls.__qualname__} needs a type for every field", "")
@@ -156,13 +165,14 @@ def _typevar_map(tp: Any, cls: type) -> dict[Any, Any]:
 def record_fields(tp: Any) -> list[FieldInfo]:
     """The init fields of a dataclass/attrs type with type variables substituted.
 
-    Untyped attrs fields come back as ``Any`` so the walker rejects them.
+    Untyped attrs fields come back as ``Any`` so the walker rejects them; raises
+    SchemaError when the hints do not resolve.
     """
     cls = record_origin(tp)
     assert cls is not None, tp
     mapping = _typevar_map(tp, cls)
+    hints = _hints(cls)
     if attrs.has(cls):
-        attrs.resolve_types(cls)
         return [
             FieldInfo(
                 a.name,
@@ -172,7 +182,6 @@ def record_fields(tp: Any) -> list[FieldInfo]:
             for a in attrs.fields(cls)
             if a.init
         ]
-    hints = typing.get_type_hints(cls, include_extras=True)
     missing = dataclasses.MISSING
     return [
         FieldInfo(
@@ -394,7 +403,7 @@ class SchemaWalker:
         return {**schema, "required": required} if required else schema
 
     def _typeddict_def(self, tp: Any, name: str) -> dict[str, Any]:
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp, extras=False)  # drops Required/NotRequired: __required_keys__ says
         props = {k: self.schema(t, f"{tp.__qualname__}.{k}") for k, t in hints.items()}
         required = [k for k in hints if k in tp.__required_keys__]
         schema: dict[str, Any] = {"type": "object", "title": name, "properties": props}

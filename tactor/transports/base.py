@@ -80,7 +80,12 @@ class Inbox(ABC):
 
     @abstractmethod
     async def receive(self) -> bytes:
-        """Wait for the next payload; raises ``TransportClosed`` once closed."""
+        """Wait for the next payload; raises ``TransportClosed`` once closed.
+
+        Raises :class:`tactor.errors.TransportError` once when the transport
+        lost its connection and payloads may have been lost; the next call
+        reconnects.
+        """
 
     @abstractmethod
     async def close(self) -> None:

@@ -79,18 +79,25 @@ class _RedisInbox(Inbox):
         self._name = name
         self._key = transport.key("in", name)
         self._closed = False
+        self._backoff = Backoff()
+        self._lost = False
 
     async def receive(self) -> bytes:
-        backoff = Backoff()
         timeout = self._transport.block
         while not self._closed:
             try:
+                if self._lost:  # reconnect, at a pace
+                    await self._backoff.wait()
+                    await self._transport.keep_alive(self._transport.live_key, self._key)
                 item = await self._transport.redis.blpop([self._key], timeout=timeout)
                 check_cancelled()
-                backoff.reset()
-            except _LOST as exc:
-                log.warning("inbox %s: Redis connection lost (%s); retrying", self._name, exc)
-                await backoff.wait()
+                self._backoff.reset()
+                self._lost = False
+            except (*_LOST, TransportError) as exc:
+                first = not self._lost
+                self._lost = True
+                if first:  # tell the reader once: replies in flight may be lost
+                    raise TransportError(f"the connection to Redis was lost: {exc}") from exc
                 continue
             if item is not None:
                 payload = item[1]

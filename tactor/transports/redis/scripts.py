@@ -60,7 +60,10 @@ end
 ACK = (
     _TRIM
     + """
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+-- After a Redis restart the group may be gone: then there is nothing to acknowledge.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ok = redis.pcall('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+if type(ok) == 'table' and ok.err then return 0 end
 trim(KEYS[1], ARGV[1])
 return 1
 """
