@@ -15,6 +15,7 @@ from .actors import (
     EventSubscription,
     Outcome,
     deadline,
+    json_schema,
     subscribe,
     topic,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "deadline",
     "errors",
+    "json_schema",
     "open_transport",
     "subscribe",
     "topic",

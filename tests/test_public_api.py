@@ -39,6 +39,7 @@ def test_all_is_explicit_and_complete() -> None:
             "__version__",
             "deadline",
             "errors",
+            "json_schema",
             "open_transport",
             "subscribe",
             "topic",

@@ -15,7 +15,7 @@ import redis
 from tactor import ActorSystem
 from tests.conftest import require_redis, with_query
 from tests.helpers import ProviderProcess, eventually
-from tests.model import Item, PriceChanged, Pricing
+from tests.model import Item, PriceChanged, Pricing, StockChanged, UsStockChanged
 from tests.procs import Worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -58,6 +58,11 @@ async def test_calls_tells_and_events_cross_processes(fast_url: str) -> None:
         assert await pricing.stock_of("a") == 7
         await me.publish(PriceChanged("a", Decimal("10")))
         await eventually(lambda: pricing.quote([Item("a", 1)]), lambda p: p == Decimal("10"))
+        # Hierarchical topics and wildcard patterns ("stock.#") across processes too.
+        await me.publish(StockChanged("s", 1))
+        await me.publish(UsStockChanged("u", 2))
+        seen = await eventually(pricing.events_seen, lambda s: len(s) >= 3)
+        assert sorted(seen) == ["StockChanged:s", "UsStockChanged:u", "price:a"]
         assert await me.providers(Pricing) == proc.ids
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal, NewType
 import attrs
 import pytest
 
-from tactor import Actor, ActorSystem, SchemaError, TypeCodec
+from tactor import Actor, ActorSystem, SchemaError, TypeCodec, json_schema
 from tests.model import Item, Pricing
 
 UserId = NewType("UserId", str)
@@ -162,7 +162,7 @@ async def test_every_supported_type_crosses_the_wire(url: str) -> None:
 
 
 def test_json_schema_export() -> None:
-    exported = Pricing.__tactor_schema__.json_schema()
+    exported = json_schema(Pricing)
     assert exported["endpoint"] == "pricing"
     quote = exported["methods"]["quote"]
     params = quote["params"]

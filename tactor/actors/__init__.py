@@ -1,6 +1,6 @@
 """The runtime: actors, schemas, calls, broadcasts, events and mailbox runners."""
 
-from .actor import Actor, ActorRef
+from .actor import Actor, ActorRef, json_schema
 from .broadcast import BroadcastResult, Outcome
 from .deadline import deadline
 from .events import subscribe, topic, topic_of
@@ -14,6 +14,7 @@ __all__ = [
     "EventSubscription",
     "Outcome",
     "deadline",
+    "json_schema",
     "subscribe",
     "topic",
     "topic_of",

@@ -12,7 +12,7 @@ from .schema import ActorSchema, MethodSchema, build_schema
 if TYPE_CHECKING:
     from .system import ActorSystem
 
-__all__ = ["Actor", "ActorRef", "method_of", "schema_of"]
+__all__ = ["Actor", "ActorRef", "json_schema", "method_of", "schema_of"]
 
 A = TypeVar("A", bound="Actor")
 
@@ -89,6 +89,15 @@ class ActorRef(Generic[A]):
 
     def __str__(self) -> str:
         return self.id
+
+
+def json_schema(cls: type[Actor]) -> dict[str, Any]:
+    """The JSON Schema of every endpoint method of ``cls``: ``{"endpoint", "methods": {...}}``.
+
+    Each method has ``"params"`` (an object schema of its arguments) and
+    ``"result"``. User types registered only on a system appear as ``{}``.
+    """
+    return schema_of(cls).json_schema()
 
 
 def method_of(fn: Any) -> tuple[ActorSchema, MethodSchema]:
