@@ -22,7 +22,15 @@ from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import NoProvider, TransportClosed
-from .base import Delivery, Inbox, MailboxConsumer, Subscription, Transport, no_provider_message
+from .base import (
+    BufferedSubscription,
+    Delivery,
+    Inbox,
+    MailboxConsumer,
+    Subscription,
+    Transport,
+    no_provider_message,
+)
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]
@@ -183,38 +191,16 @@ class _MemoryInbox(Inbox):
         await self._transport.delete_mailbox(self._name)
 
 
-class _MemorySubscription(Subscription):
-    _CLOSED = ("", b"")
-
+class _MemorySubscription(BufferedSubscription):
     def __init__(self, transport: MemoryTransport, pattern: str, buffer: int) -> None:
-        self.pattern = pattern
+        super().__init__(pattern, buffer)
         self._transport = transport
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(buffer)
-        self._closed = False
 
-    async def put(self, topic: str, payload: bytes) -> None:
-        await self._queue.put((topic, payload))
-
-    async def receive(self) -> tuple[str, bytes]:
-        if self._closed:
-            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
-        item = await self._queue.get()
-        if item is self._CLOSED:
-            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
-        return item
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def detach(self) -> None:
         hub = self._transport.hub
         if self in hub.subscriptions:
             hub.subscriptions.remove(self)
         self._transport.subscriptions.discard(self)
-        # Wake a waiting receiver; drop what was buffered (events are at-most-once).
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(self._CLOSED)
 
 
 class MemoryTransport(Transport):

@@ -15,8 +15,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ...errors import TransportClosed
-from ..base import Subscription
+from ..base import BufferedSubscription, Subscription
 from ..topics import check_pattern, topic_matches
 from .consumer import _LOST, Backoff, check_cancelled
 
@@ -36,44 +35,22 @@ def glob_of(pattern: str) -> str:
     return glob
 
 
-class RedisSubscription(Subscription):
-    _CLOSED = ("", b"")
-
+class RedisSubscription(BufferedSubscription):
     def __init__(self, events: RedisEvents, pattern: str, glob: str, buffer: int) -> None:
-        self.pattern = pattern
+        super().__init__(pattern, buffer)
         self.glob = glob
         self._events = events
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(buffer)
-        self._closed = False
         self._dropped = 0
 
-    def offer(self, topic: str, payload: bytes) -> None:
-        if self._closed or not topic_matches(self.pattern, topic):
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """Buffer an event on a matching topic; drop it (with a log line) when full."""
+        if not topic_matches(self.pattern, topic) or self.offer(topic, payload):
             return
-        try:
-            self._queue.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            self._dropped += 1
-            if self._dropped in (1, 10, 100) or self._dropped % 1000 == 0:
-                log.warning(
-                    "subscription %r is full: %d event(s) dropped", self.pattern, self._dropped
-                )
+        self._dropped += 1
+        if self._dropped in (1, 10, 100) or self._dropped % 1000 == 0:
+            log.warning("subscription %r is full: %d event(s) dropped", self.pattern, self._dropped)
 
-    async def receive(self) -> tuple[str, bytes]:
-        if self._closed:
-            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
-        item = await self._queue.get()
-        if item is self._CLOSED:
-            raise TransportClosed(f"subscription to {self.pattern!r} is closed")
-        return item
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(self._CLOSED)
+    async def detach(self) -> None:
         await self._events.remove(self)
 
 
@@ -157,7 +134,7 @@ class RedisEvents:
         topic = _text(message["channel"])[len(self._prefix) :]
         data = message["data"]
         for sub in self._by_glob.get(glob, ()):
-            sub.offer(topic, data)
+            sub.deliver(topic, data)
 
 
 def _text(value: Any) -> str:
