@@ -96,14 +96,14 @@ async def test_bounded_mailbox_pushes_back_on_the_sender() -> None:
     transport = MemoryTransport(mailbox_size=4)
     async with ActorSystem(transport) as system:
         await system.spawn(Counter, gate=True)
-        # The actor holds one message and its pump one more; the mailbox holds 4.
-        for i in range(6):
+        # The actor holds one message in hand; the mailbox holds 4 more.
+        for i in range(5):
             await system.tell(Counter.record, f"m{i}", timeout=1.0)
         with pytest.raises(MailboxFull):
             await system.tell(Counter.record, "overflow", timeout=0.2)
         Counter.instances[-1].gate_open.set()
         await system.call(Counter.get)
-        assert Counter.instances[-1].log == ["start", *(f"m{i}" for i in range(6))]
+        assert Counter.instances[-1].log == ["start", *(f"m{i}" for i in range(5))]
 
 
 async def test_on_start_failure_is_raised_by_spawn(url: str) -> None:

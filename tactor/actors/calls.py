@@ -9,9 +9,9 @@ soon as all have answered — or the deadline passes, whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -92,6 +92,7 @@ class Calls:
         self._max_payload = max_payload
         self._providers = providers
         self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count()
         self._inbox: Inbox | None = None
 
     async def start(self, tasks: TaskSet) -> None:
@@ -148,7 +149,7 @@ class Calls:
         wire_args: Any,
         deadline: float | None,
     ) -> tuple[str, bytes]:
-        msg_id = uuid.uuid4().hex
+        msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
         request = Request(
             kind=kind,
             id=msg_id,
@@ -171,17 +172,23 @@ class Calls:
         self, endpoint: str, provider: str | None, payload: bytes, deadline: float, what: str
     ) -> None:
         """Deliver to the endpoint's mailbox (or the provider's) if it is live, by the deadline."""
+        remaining = self._remaining(deadline, what)
+        try:
+            async with asyncio.timeout(remaining):
+                await self._deliver(endpoint, provider, payload)
+        except TimeoutError:
+            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+
+    def _deliver(self, endpoint: str, provider: str | None, payload: bytes) -> Awaitable[None]:
         mailbox = endpoint_mailbox(endpoint) if provider is None else provider_mailbox(provider)
+        return self._transport.deliver(mailbox, payload, endpoint=endpoint, provider=provider)
+
+    @staticmethod
+    def _remaining(deadline: float, what: str) -> float:
         remaining = deadline - time.time()
         if remaining <= 0:
             raise CallTimeout(f"{what}: the deadline passed before it was sent")
-        try:
-            async with asyncio.timeout(remaining):
-                await self._transport.deliver(
-                    mailbox, payload, endpoint=endpoint, provider=provider
-                )
-        except TimeoutError:
-            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+        return remaining
 
     def _result(self, schema: ActorSchema, method: MethodSchema, reply: Reply) -> Any:
         if reply.ok:
@@ -206,15 +213,19 @@ class Calls:
     ) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
         msg_id, payload = self._request("call", schema, method, wire_args, deadline)
-        what = f"call {schema.endpoint}.{method.name}"
         pending = self._pending[msg_id] = _Pending(None)
+        sent = False
         try:
-            await self._send(schema.endpoint, provider, payload, deadline, what)
-            try:
-                async with asyncio.timeout(deadline - time.time()):
-                    await pending.done
-            except TimeoutError:
-                raise CallTimeout(f"{what}: no reply within the deadline") from None
+            # One deadline covers both the wait for room in the mailbox and the reply.
+            async with asyncio.timeout(self._remaining(deadline, "call")):
+                await self._deliver(schema.endpoint, provider, payload)
+                sent = True
+                await pending.done
+        except TimeoutError:
+            what = f"call {schema.endpoint}.{method.name}"
+            if not sent:
+                raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+            raise CallTimeout(f"{what}: no reply within the deadline") from None
         finally:
             del self._pending[msg_id]
         reply = next(iter(pending.replies.values()))

@@ -102,22 +102,26 @@ def _envelope(data: Any, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
 def parse_request(data: Any) -> Request:
     """Validate a request envelope (already parsed from JSON)."""
     d = _envelope(data, ("call", "tell"), "request")
-    reply_to = d.get("r")
-    if d["k"] == "call":
-        reply_to = _field(d, "r", str, "request")
-    deadline = d.get("d")
-    if deadline is not None:
-        deadline = float(_field(d, "d", (int, float), "request"))
-    return Request(
-        kind=d["k"],
-        id=_field(d, "id", str, "request"),
-        endpoint=_field(d, "ep", str, "request"),
-        method=_field(d, "m", str, "request"),
-        args=_field(d, "a", dict, "request"),
-        reply_to=reply_to if isinstance(reply_to, str) else None,
-        deadline=deadline,
-        sender=_field(d, "s", str, "request"),
+    kind = d["k"]
+    ident, endpoint, method, args, sender = (
+        d.get("id"),
+        d.get("ep"),
+        d.get("m"),
+        d.get("a"),
+        d.get("s"),
     )
+    reply_to, deadline = d.get("r"), d.get("d")
+    if not (
+        type(ident) is str
+        and type(endpoint) is str
+        and type(method) is str
+        and type(args) is dict
+        and type(sender) is str
+        and (type(reply_to) is str if kind == "call" else reply_to is None or type(reply_to) is str)
+        and (deadline is None or type(deadline) in (int, float))
+    ):
+        raise DecodeError("malformed request: a field is missing or has the wrong type")
+    return Request(kind, ident, endpoint, method, args, reply_to, deadline, sender)
 
 
 def parse_reply(data: Any) -> Reply:

@@ -109,6 +109,8 @@ class ActorRunner:
         self._subscriptions: list[Subscription] = []
         self._pumps: list[asyncio.Task[Any]] = []
         self._loop_task: asyncio.Task[Any] | None = None
+        self._idle = False  # direct mode: waiting for a message, not handling one
+        self._stopping = False
 
     async def start(
         self, consumer: MailboxConsumer | None, subscriptions: list[Subscription]
@@ -116,6 +118,10 @@ class ActorRunner:
         tasks = self.config.tasks
         self._consumer = consumer
         self._subscriptions = subscriptions
+        if consumer is not None and not subscriptions:
+            # One source: read it directly, without a pump and a hand-off in between.
+            self._loop_task = tasks.spawn(self._run_direct(consumer), f"tactor-runner-{self.name}")
+            return
         self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
         if consumer is not None:
             self._pumps.append(
@@ -128,12 +134,18 @@ class ActorRunner:
         """Stop taking messages, finish the one in hand (up to ``grace`` seconds), close sources."""
         tasks = self.config.tasks
         await tasks.cancel(*self._pumps)
+        self._stopping = True
         loop_task = self._loop_task
+        if loop_task is not None and self._idle:
+            await tasks.cancel(loop_task)  # waiting for a message: receiving is cancel-safe
         if loop_task is not None and not loop_task.done():
             try:
                 async with asyncio.timeout(grace):
-                    await self._inbox.put(_STOP)
-                    await loop_task
+                    if not self._pumps and self._consumer is not None:
+                        await loop_task  # direct mode: it stops after the message in hand
+                    else:
+                        await self._inbox.put(_STOP)
+                        await loop_task
             except TimeoutError:
                 log.warning(
                     "%s did not finish its message within %.1fs; cancelled", self.name, grace
@@ -165,6 +177,24 @@ class ActorRunner:
             except TransportClosed:
                 return
             await self._inbox.put(_EventItem(index, topic, payload))
+
+    async def _run_direct(self, consumer: MailboxConsumer) -> None:
+        while not self._stopping:
+            self._idle = True
+            try:
+                delivery = await consumer.receive()
+            except TransportClosed:
+                return
+            except TransportError as exc:
+                log.warning("%s: mailbox receive failed: %s", self.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            finally:
+                self._idle = False
+            try:
+                await self._handle_delivery(delivery)
+            except Exception:  # a bug in tactor itself: never let it kill the actor
+                log.exception("%s: unexpected error while handling a message", self.name)
 
     async def _run(self) -> None:
         while True:
@@ -292,8 +322,7 @@ class ActorRunner:
             limit = self.config.max_payload
             message = f"the reply is {len(payload)} bytes, over max_payload={limit}"
             payload = codec.dumps(self._failure(request, "payload_too_large", message).to_wire())
-        remaining = None if request.deadline is None else request.deadline - time.time()
-        if remaining is not None and remaining <= 0:
+        if request.deadline is not None and request.deadline <= time.time():
             log.info(
                 "%s: %s.%s finished after its deadline; reply dropped",
                 self.name,
@@ -302,7 +331,6 @@ class ActorRunner:
             )
             return
         try:
-            async with asyncio.timeout(remaining):
-                await self.config.transport.post(request.reply_to, payload)
-        except (TimeoutError, TransportError) as exc:
+            await self.config.transport.post(request.reply_to, payload)  # never waits for room
+        except TransportError as exc:
             log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)

@@ -32,6 +32,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 HOOKS = frozenset({"on_start", "on_stop"})
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 class _Missing:
     """Default of an argument the caller did not send: the method's own default applies."""
 
@@ -61,6 +64,12 @@ class MethodSchema:
     result_type: Any
     positional: tuple[str, ...]  # positional-only parameters, passed positionally
     custom_types: frozenset[type]
+    # For the common call with positional arguments only: the parameters that
+    # may be given by position, with their hints, and how many must be.
+    by_position: tuple[tuple[str, Any], ...] = ()
+    required_positions: int = 0
+    keyword_only_required: bool = False
+    fields: tuple[str, ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -72,25 +81,40 @@ class MethodSchema:
         Raises ``TypeError`` for arguments that do not bind, ``EncodeError``
         for values that cannot be encoded.
         """
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.qualname}(): {exc}") from None
-        wire: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
+        if (
+            not kwargs
+            and self.required_positions <= len(args) <= len(self.by_position)
+            and not self.keyword_only_required
+        ):
+            pairs: Any = zip(self.by_position, args, strict=False)
+            items = ((name, hint, value) for (name, hint), value in pairs)
+        else:
             try:
-                wire[name] = codec.to_wire(value, self.hints[name])
+                bound = self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{self.qualname}(): {exc}") from None
+            items = ((n, self.hints[n], v) for n, v in bound.arguments.items())
+        wire: dict[str, Any] = {}
+        for name, hint, value in items:
+            try:
+                wire[name] = codec.to_wire(value, hint)
             except EncodeError as exc:
                 raise EncodeError(f"{self.qualname}: argument {name!r}: {exc}") from exc
         return wire
 
     def call_args(self, decoded: Any) -> tuple[list[Any], dict[str, Any]]:
         """Split a decoded arguments object into positional and keyword arguments."""
+        if not self.positional:
+            return [], {
+                name: value
+                for name in self.fields
+                if (value := getattr(decoded, name)) is not MISSING
+            }
         positional = [getattr(decoded, n) for n in self.positional]
         keywords = {
-            f.name: value
-            for f in dataclasses.fields(decoded)
-            if f.name not in self.positional and (value := getattr(decoded, f.name)) is not MISSING
+            name: value
+            for name in self.fields
+            if name not in self.positional and (value := getattr(decoded, name)) is not MISSING
         }
         return [v for v in positional if v is not MISSING], keywords
 
@@ -214,6 +238,12 @@ def _method_schema(cls: type, name: str, fn: Callable[..., Any]) -> MethodSchema
         result_type=result_type,
         positional=tuple(p.name for p in params if p.kind is p.POSITIONAL_ONLY),
         custom_types=frozenset(custom),
+        by_position=tuple((p.name, hints[p.name]) for p in params if p.kind in _POSITIONAL),
+        required_positions=sum(1 for p in params if p.kind in _POSITIONAL and p.default is p.empty),
+        keyword_only_required=any(
+            p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params
+        ),
+        fields=tuple(p.name for p in params),
     )
 
 

@@ -117,7 +117,14 @@ class ActorSystem:
         if self._state == "closed":
             raise NotRunning("this ActorSystem is closed; make a new one")
         await self.transport.start()
-        await self._calls.start(self._tasks)
+        try:
+            await self._calls.start(self._tasks)
+        except BaseException:
+            # Do not leave connections or threads behind when starting fails half-way.
+            await self._tasks.cancel()
+            await self.transport.close()
+            self._state = "closed"
+            raise
         self._state = "running"
         return self
 

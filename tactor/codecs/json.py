@@ -216,11 +216,10 @@ class JsonCodec(Codec):
             fast, detailed = self._decoders[tp]
         except (KeyError, TypeError):
             fast, detailed = self._decoder(tp)
-        message = f"cannot decode {type_name(tp)}"
         try:
             return fast(data, tp)
         except RecursionError:
-            raise DecodeError(message, [_TOO_DEEP]) from None
+            raise DecodeError(f"cannot decode {type_name(tp)}", [_TOO_DEEP]) from None
         except Exception:  # re-run with detailed validation to say what is wrong
             pass
         try:
@@ -233,7 +232,7 @@ class JsonCodec(Codec):
             if len(errors) > _MAX_ERRORS:  # the input is untrusted: keep the message bounded
                 more = f"$: and {len(errors) - _MAX_ERRORS} more problems"
                 errors = [*errors[:_MAX_ERRORS], more]
-            raise DecodeError(message, errors) from exc
+            raise DecodeError(f"cannot decode {type_name(tp)}", errors) from exc
 
     def _encoder(self, tp: Any) -> Out:
         try:

@@ -211,7 +211,10 @@ class Transport(ABC):
 
     @abstractmethod
     async def post(self, inbox: str, payload: bytes) -> None:
-        """Put ``payload`` into an inbox; dropped if nobody has that inbox open."""
+        """Put ``payload`` into an inbox without waiting for room.
+
+        At-most-once: dropped if nobody has that inbox open, or if it is full.
+        """
 
     # -- topics ----------------------------------------------------------------
 

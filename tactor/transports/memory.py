@@ -15,7 +15,7 @@ every subscription that existed when they were published, exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -37,6 +37,9 @@ __all__ = ["MemoryHub", "MemoryTransport"]
 
 DEFAULT_MAILBOX_SIZE = 1024
 DEFAULT_SUBSCRIPTION_BUFFER = 1024
+INBOX_DEPTH = 64  # an inbox holds up to this many times mailbox_size replies
+
+log = logging.getLogger("tactor")
 
 _Waiter = asyncio.Future[tuple[str, bytes]]
 
@@ -152,7 +155,9 @@ class _MemoryConsumer(MailboxConsumer):
             raise
         finally:
             for box in self._boxes:
-                with contextlib.suppress(ValueError):
+                # A membership test first: a failed deque.remove formats the
+                # future's repr for its error message, which costs more than a call.
+                if waiter in box.waiters:
                     box.waiters.remove(waiter)
         if self._closed:
             self._transport.hub.mailbox(name).hand_over(payload, front=True)
@@ -326,8 +331,15 @@ class MemoryTransport(Transport):
 
     async def post(self, inbox: str, payload: bytes) -> None:
         name = f"inbox:{inbox}"
-        if name in self.hub.inboxes:
-            await self.deliver(name, payload)
+        if name not in self.hub.inboxes:
+            return
+        box = self.hub.mailbox(name)
+        # An inbox holds replies to calls its node made; it is drained at once, so
+        # it is allowed to be much deeper than a mailbox before anything is dropped.
+        if len(box.items) >= box.maxsize * INBOX_DEPTH:
+            log.warning("inbox %s is full; a reply was dropped", inbox)
+            return
+        box.hand_over(payload)
 
     async def publish(self, topic: str, payload: bytes) -> int:
         self._check_open()

@@ -1,0 +1,51 @@
+"""``python -m benchmarks [--quick] [--only ROW ...] [--redis URL]`` — see benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+
+from .harness import Row, Settings, write_report
+
+#: Row modules, in report order; each has ``async def run(settings) -> list[Row]``.
+ROWS = ["inprocess", "codec"]
+NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory"}
+
+
+async def run_all(settings: Settings, only: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    for name in ROWS:
+        if only and name not in only:
+            continue
+        if name in NEEDS_REDIS and not settings.redis_url:
+            print(f"skipping {name}: no Redis (set TACTOR_REDIS_URL or --redis)", file=sys.stderr)
+            continue
+        module = importlib.import_module(f"benchmarks.{name}")
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        rows += await module.run(settings)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with few iterations")
+    parser.add_argument("--only", nargs="*", default=[], choices=ROWS, help="rows to run")
+    parser.add_argument("--redis", default=os.environ.get("TACTOR_REDIS_URL"))
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.quick:
+        settings = Settings.smoke(args.redis)
+    else:
+        settings = Settings(iterations=args.iterations, repeats=args.repeats, redis_url=args.redis)
+    rows = asyncio.run(run_all(settings, args.only))
+    path = write_report(rows, settings)
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Row 1: in-process calls and tells on memory://, against bare asyncio and Pykka's ask."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tactor import Actor, ActorSystem
+
+from .harness import Figure, Row, Settings, repeat_latency
+
+
+class Echo(Actor, name="bench-echo"):
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def echo(self, value: int) -> int:
+        return value
+
+    async def bump(self, value: int) -> None:
+        self.count += value
+
+    async def total(self) -> int:
+        return self.count
+
+
+async def _asyncio_baseline(settings: Settings) -> Figure:
+    """The least an actor call can cost: an asyncio.Queue mailbox and a Future reply."""
+    mailbox: asyncio.Queue[tuple[int, asyncio.Future[int]]] = asyncio.Queue()
+
+    async def actor() -> None:
+        while True:
+            value, reply = await mailbox.get()
+            reply.set_result(value)
+
+    task = asyncio.create_task(actor())
+    loop = asyncio.get_running_loop()
+
+    async def call() -> int:
+        reply: asyncio.Future[int] = loop.create_future()
+        await mailbox.put((1, reply))
+        return await reply
+
+    fig = await repeat_latency(Figure("asyncio Queue + Future (baseline)", "us"), settings, call)
+    task.cancel()
+    return fig
+
+
+def _pykka_figure(settings: Settings) -> Figure | None:
+    try:
+        import pykka
+    except ImportError:
+        return None
+
+    class PykkaEcho(pykka.ThreadingActor):  # type: ignore[misc]
+        def echo(self, value: int) -> int:
+            return value
+
+    ref = PykkaEcho.start()
+    proxy = ref.proxy()
+    fig = Figure("Pykka 4 ask via proxy (peer, threads)", "us")
+    try:
+        for _ in range(settings.repeats):
+            for _ in range(settings.warmup):
+                proxy.echo(1).get()
+            samples = []
+            for _ in range(settings.iterations):
+                start = time.perf_counter()
+                proxy.echo(1).get()
+                samples.append((time.perf_counter() - start) * 1e6)
+            samples.sort()
+            fig.medians.append(samples[len(samples) // 2])
+            fig.p99s.append(samples[min(len(samples) - 1, int(len(samples) * 0.99))])
+    finally:
+        ref.stop()
+    return fig
+
+
+async def _tell_throughput(settings: Settings) -> tuple[Figure, Figure]:
+    ours = Figure("tactor tell, memory://", "ops/s")
+    base = Figure("asyncio Queue put (baseline)", "ops/s")
+    n = settings.iterations * 5
+    for _ in range(settings.repeats):
+        async with ActorSystem(timeout=60) as system:
+            await system.spawn(Echo)
+            start = time.perf_counter()
+            for _ in range(n):
+                await system.tell(Echo.bump, 1)
+            assert await system.call(Echo.total) == n  # every tell was handled
+            ours.medians.append(n / (time.perf_counter() - start))
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        done = asyncio.Event()
+        seen = 0
+
+        async def consumer() -> None:
+            nonlocal seen
+            while seen < n:
+                seen += await queue.get()
+            done.set()
+
+        task = asyncio.create_task(consumer())
+        start = time.perf_counter()
+        for _ in range(n):
+            await queue.put(1)
+        await done.wait()
+        base.medians.append(n / (time.perf_counter() - start))
+        task.cancel()
+    return ours, base
+
+
+async def run(settings: Settings) -> list[Row]:
+    async with ActorSystem() as system:
+        await system.spawn(Echo)
+        echo = system.proxy(Echo)
+        call = Figure("tactor proxy call, memory://", "us")
+        await repeat_latency(call, settings, lambda: echo.echo(1))
+    figures: list[Any] = [call, await _asyncio_baseline(settings)]
+    pykka_fig = await asyncio.to_thread(_pykka_figure, settings)
+    if pykka_fig is not None:
+        figures.append(pykka_fig)
+    row = Row("in-process call round trip", figures, target="≤ 2× asyncio; faster than Pykka")
+    ratios = row.ratios()
+    asyncio_ratio = ratios[figures[1].name]
+    pykka_ok = pykka_fig is None or ratios[pykka_fig.name] < 1
+    row.met = asyncio_ratio <= 2 and pykka_ok
+    tell, tell_base = await _tell_throughput(settings)
+    return [row, Row("in-process tell throughput", [tell, tell_base])]
