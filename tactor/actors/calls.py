@@ -29,7 +29,6 @@ from .broadcast import BroadcastResult, Outcome
 from .envelope import Reply, Request, parse_reply
 from .failures import error_from_wire
 from .schema import ActorSchema, MethodSchema
-from .tasks import TaskSet
 
 __all__ = ["Calls", "endpoint_mailbox", "provider_mailbox"]
 
@@ -95,9 +94,10 @@ class Calls:
         self._ids = itertools.count()
         self._inbox: Inbox | None = None
 
-    async def start(self, tasks: TaskSet) -> None:
-        self._inbox = await self._transport.open_inbox(self.reply_inbox)
-        tasks.spawn(self._route(self._inbox), f"tactor-replies-{self.node}")
+    async def start(self) -> None:
+        self._inbox = await self._transport.open_inbox(
+            self.reply_inbox, self._on_reply, self._fail_pending
+        )
 
     def _fail_pending(self, exc: TransportError) -> None:
         """The transport lost replies: fail every waiting call now instead of at its deadline."""
@@ -116,28 +116,18 @@ class Calls:
             if not pending.done.done():
                 pending.done.set_exception(TransportClosed("the actor system was closed"))
 
-    async def _route(self, inbox: Inbox) -> None:
-        codec = self._codec
-        while True:
-            try:
-                payload = await inbox.receive()
-            except TransportClosed:
-                return
-            except TransportError as exc:
-                self._fail_pending(exc)
-                continue
-            try:
-                reply = parse_reply(codec.loads(payload))
-            except DecodeError as exc:
-                log.warning("node %s: dropped a malformed reply: %s", self.node, exc)
-                continue
-            pending = self._pending.get(reply.id)
-            if pending is None:
-                log.debug(
-                    "node %s: late reply %s from %s dropped", self.node, reply.id, reply.provider
-                )
-            else:
-                pending.add(reply)
+    def _on_reply(self, payload: bytes) -> None:
+        """Match a reply to its waiting call (called by the transport for each reply)."""
+        try:
+            reply = parse_reply(self._codec.loads(payload))
+        except DecodeError as exc:
+            log.warning("node %s: dropped a malformed reply: %s", self.node, exc)
+            return
+        pending = self._pending.get(reply.id)
+        if pending is None:
+            log.debug("node %s: late reply %s from %s dropped", self.node, reply.id, reply.provider)
+        else:
+            pending.add(reply)
 
     # -- sending ---------------------------------------------------------------
 

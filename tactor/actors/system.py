@@ -118,7 +118,7 @@ class ActorSystem:
             raise NotRunning("this ActorSystem is closed; make a new one")
         await self.transport.start()
         try:
-            await self._calls.start(self._tasks)
+            await self._calls.start()
         except BaseException:
             # Do not leave connections or threads behind when starting fails half-way.
             await self._tasks.cancel()

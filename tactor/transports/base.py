@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
-from ..errors import TransportClosed
+from ..errors import TransportClosed, TransportError
 
 __all__ = [
     "BufferedSubscription",
     "Delivery",
     "Inbox",
+    "InboxHandler",
+    "InboxLostHandler",
     "MailboxConsumer",
     "Subscription",
     "Transport",
@@ -79,17 +81,14 @@ class MailboxConsumer(ABC):
         """Stop receiving. Payloads taken and not acknowledged go back to the mailbox."""
 
 
+#: Called with each payload posted to an inbox. It must not block.
+InboxHandler = Callable[[bytes], None]
+#: Called when the transport lost its connection and posted payloads may be lost.
+InboxLostHandler = Callable[[TransportError], None]
+
+
 class Inbox(ABC):
-    """Receives the payloads posted to one private inbox."""
-
-    @abstractmethod
-    async def receive(self) -> bytes:
-        """Wait for the next payload; raises ``TransportClosed`` once closed.
-
-        Raises :class:`tactor.errors.TransportError` once when the transport
-        lost its connection and payloads may have been lost; the next call
-        reconnects.
-        """
+    """An open private inbox: its payloads go to the handler given to ``open_inbox``."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -206,8 +205,16 @@ class Transport(ABC):
     # -- inboxes ---------------------------------------------------------------
 
     @abstractmethod
-    async def open_inbox(self, inbox: str) -> Inbox:
-        """Open the private inbox named ``inbox``; only this node reads it."""
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
+        """Open the private inbox named ``inbox``; only this node reads it.
+
+        Each payload posted to it is passed to ``on_payload`` as soon as it
+        arrives (no task in between where the transport can avoid one).
+        ``on_lost`` is called when the connection was lost and payloads may
+        have been lost; the transport reconnects by itself.
+        """
 
     @abstractmethod
     async def post(self, inbox: str, payload: bytes) -> None:

@@ -15,7 +15,6 @@ every subscription that existed when they were published, exactly once.
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -26,6 +25,8 @@ from .base import (
     BufferedSubscription,
     Delivery,
     Inbox,
+    InboxHandler,
+    InboxLostHandler,
     MailboxConsumer,
     Subscription,
     Transport,
@@ -37,9 +38,6 @@ __all__ = ["MemoryHub", "MemoryTransport"]
 
 DEFAULT_MAILBOX_SIZE = 1024
 DEFAULT_SUBSCRIPTION_BUFFER = 1024
-INBOX_DEPTH = 64  # an inbox holds up to this many times mailbox_size replies
-
-log = logging.getLogger("tactor")
 
 _Waiter = asyncio.Future[tuple[str, bytes]]
 
@@ -100,7 +98,7 @@ class MemoryHub:
         self.mailboxes: dict[str, _Mailbox] = {}
         self.subscriptions: list[_MemorySubscription] = []
         self.registry: dict[str, dict[str, None]] = {}
-        self.inboxes: set[str] = set()
+        self.inboxes: dict[str, InboxHandler] = {}
 
     def mailbox(self, name: str) -> _Mailbox:
         box = self.mailboxes.get(name)
@@ -180,20 +178,12 @@ class _MemoryConsumer(MailboxConsumer):
 
 
 class _MemoryInbox(Inbox):
-    def __init__(self, transport: MemoryTransport, name: str, consumer: _MemoryConsumer) -> None:
-        self._transport = transport
+    def __init__(self, hub: MemoryHub, name: str) -> None:
+        self._hub = hub
         self._name = name
-        self._consumer = consumer
-
-    async def receive(self) -> bytes:
-        delivery = await self._consumer.receive()
-        await delivery.ack()
-        return delivery.payload
 
     async def close(self) -> None:
-        self._transport.hub.inboxes.discard(self._name)
-        await self._consumer.close()
-        await self._transport.delete_mailbox(self._name)
+        self._hub.inboxes.pop(self._name, None)
 
 
 class _MemorySubscription(BufferedSubscription):
@@ -232,6 +222,7 @@ class MemoryTransport(Transport):
         self.subscription_buffer = subscription_buffer
         self.consumers: set[_MemoryConsumer] = set()
         self.subscriptions: set[_MemorySubscription] = set()
+        self._inboxes: set[_MemoryInbox] = set()
         self._registered: set[tuple[str, str]] = set()
         self._started = False
         self._closed = False
@@ -275,6 +266,8 @@ class MemoryTransport(Transport):
             await consumer.close()
         for subscription in list(self.subscriptions):
             await subscription.close()
+        for inbox in self._inboxes:
+            await inbox.close()
         for endpoint, provider in list(self._registered):
             await self._unregister(endpoint, provider)
 
@@ -321,25 +314,19 @@ class MemoryTransport(Transport):
                 if not putter.done():
                     putter.set_result(None)
 
-    async def open_inbox(self, inbox: str) -> Inbox:
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
         self._check_open()
-        name = f"inbox:{inbox}"
-        self.hub.inboxes.add(name)
-        consumer = _MemoryConsumer(self, [self.hub.mailbox(name)])
-        self.consumers.add(consumer)
-        return _MemoryInbox(self, name, consumer)
+        self.hub.inboxes[inbox] = on_payload
+        result = _MemoryInbox(self.hub, inbox)
+        self._inboxes.add(result)
+        return result
 
     async def post(self, inbox: str, payload: bytes) -> None:
-        name = f"inbox:{inbox}"
-        if name not in self.hub.inboxes:
-            return
-        box = self.hub.mailbox(name)
-        # An inbox holds replies to calls its node made; it is drained at once, so
-        # it is allowed to be much deeper than a mailbox before anything is dropped.
-        if len(box.items) >= box.maxsize * INBOX_DEPTH:
-            log.warning("inbox %s is full; a reply was dropped", inbox)
-            return
-        box.hand_over(payload)
+        handler = self.hub.inboxes.get(inbox)
+        if handler is not None:
+            handler(payload)  # in-process: straight to the reader, nothing to buffer
 
     async def publish(self, topic: str, payload: bytes) -> int:
         self._check_open()

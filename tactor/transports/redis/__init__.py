@@ -32,7 +32,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ...errors import NoProvider, TransportClosed, TransportError
-from ..base import Inbox, MailboxConsumer, Subscription, Transport, no_provider_message
+from ..base import (
+    Inbox,
+    InboxHandler,
+    InboxLostHandler,
+    MailboxConsumer,
+    Subscription,
+    Transport,
+    no_provider_message,
+)
 from . import scripts
 from .consumer import _LOST, GROUP, Backoff, RedisConsumer, check_cancelled
 from .events import RedisEvents
@@ -74,40 +82,54 @@ async def _translated(what: str) -> AsyncIterator[None]:
 
 
 class _RedisInbox(Inbox):
-    def __init__(self, transport: RedisTransport, name: str) -> None:
+    """A list read with BLPOP by a task of its own, each payload handed to the handler."""
+
+    def __init__(
+        self,
+        transport: RedisTransport,
+        name: str,
+        on_payload: InboxHandler,
+        on_lost: InboxLostHandler,
+    ) -> None:
         self._transport = transport
         self._name = name
         self._key = transport.key("in", name)
-        self._closed = False
-        self._backoff = Backoff()
-        self._lost = False
+        self._on_payload = on_payload
+        self._on_lost = on_lost
+        self._reader: asyncio.Task[None] | None = None
 
-    async def receive(self) -> bytes:
-        timeout = self._transport.block
-        while not self._closed:
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(), name=f"tactor-inbox-{self._name}")
+
+    async def _read(self) -> None:
+        backoff = Backoff()
+        lost = False
+        while True:
             try:
-                if self._lost:  # reconnect, at a pace
-                    await self._backoff.wait()
+                if lost:  # reconnect, at a pace, and say again that this inbox is alive
+                    await backoff.wait()
                     await self._transport.keep_alive(self._transport.live_key, self._key)
-                item = await self._transport.redis.blpop([self._key], timeout=timeout)
+                item = await self._transport.redis.blpop([self._key], timeout=self._transport.block)
                 check_cancelled()
-                self._backoff.reset()
-                self._lost = False
+                backoff.reset()
+                lost = False
             except (*_LOST, TransportError) as exc:
-                first = not self._lost
-                self._lost = True
-                if first:  # tell the reader once: replies in flight may be lost
-                    raise TransportError(f"the connection to Redis was lost: {exc}") from exc
+                if not lost:  # once per outage: replies in flight may be lost
+                    self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
+                lost = True
                 continue
             if item is not None:
                 payload = item[1]
-                return payload if isinstance(payload, bytes) else payload.encode()
-        raise TransportClosed(f"inbox {self._name!r} is closed")
+                self._on_payload(payload if isinstance(payload, bytes) else payload.encode())
 
     async def close(self) -> None:
-        if self._closed:
+        if self._reader is None:
             return
-        self._closed = True
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        self._reader = None
         await self._transport.forget(self._transport.live_key, self._key)
         with contextlib.suppress(*_LOST):
             await self._transport.redis.delete(self._key)
@@ -284,9 +306,12 @@ class RedisTransport(Transport):
 
     # -- inboxes ---------------------------------------------------------------
 
-    async def open_inbox(self, inbox: str) -> Inbox:
-        result = _RedisInbox(self, inbox)
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
+        result = _RedisInbox(self, inbox, on_payload, on_lost)
         await self.keep_alive(self.live_key, self.key("in", inbox))
+        result.start()
         self._inboxes.add(result)
         return result
 
