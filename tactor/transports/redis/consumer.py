@@ -3,7 +3,7 @@
 Each mailbox is a stream with one consumer group; a consumer reads with
 ``XREADGROUP`` under its own name (a provider id), so an entry it took stays
 in the group's pending list, owned by it, until acknowledged. Acknowledged
-entries are trimmed at once, so a stream holds only what is unfinished.
+entries are deleted at once (XACK + XDEL), so a stream holds only what is unfinished.
 
 Redelivery: consumer names are kept alive by the heartbeat thread. When a
 consumer is idle (and at least every ``reclaim_every`` seconds) it looks for

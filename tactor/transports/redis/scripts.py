@@ -33,46 +33,19 @@ return 1
 """
 )
 
-# Trim a stream to what is not yet acknowledged. KEYS: stream | ARGV: group
-_TRIM = """
-local function trim(key, group)
-    local oldest = redis.call('XPENDING', key, group, '-', '+', 1)
-    local minid
-    if #oldest > 0 then
-        minid = oldest[1][1]
-    else
-        local last = nil
-        for _, info in ipairs(redis.call('XINFO', 'GROUPS', key)) do
-            for i = 1, #info, 2 do
-                if info[i] == 'name' and info[i + 1] ~= group then break end
-                if info[i] == 'last-delivered-id' then last = info[i + 1] end
-            end
-        end
-        if not last then return end
-        local ms, seq = string.match(last, '(%d+)-(%d+)')
-        minid = ms .. '-' .. (tonumber(seq) + 1)
-    end
-    redis.call('XTRIM', key, 'MINID', minid)
-end
-"""
-
-# KEYS: stream | ARGV: group, id...  Acknowledge, then drop what is acknowledged.
-ACK = (
-    _TRIM
-    + """
--- After a Redis restart the group may be gone: then there is nothing to acknowledge.
+# KEYS: stream | ARGV: group, id...  Acknowledge and delete: a stream holds only unfinished work,
+# so XLEN is the mailbox's true depth. After a Redis restart the group may be gone: then there is
+# nothing to acknowledge.
+ACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local ok = redis.pcall('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
 if type(ok) == 'table' and ok.err then return 0 end
-trim(KEYS[1], ARGV[1])
-return 1
+redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+return ok
 """
-)
 
 # KEYS: stream | ARGV: group, id...  Put taken-but-unacknowledged entries back at the tail.
-REQUEUE = (
-    _TRIM
-    + """
+REQUEUE = """
 local moved = 0
 for i = 2, #ARGV do
     local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
@@ -81,11 +54,10 @@ for i = 2, #ARGV do
         moved = moved + 1
     end
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
 end
-trim(KEYS[1], ARGV[1])
 return moved
 """
-)
 
 # KEYS: stream | ARGV: group, consumer. Forget a consumer; drop the stream when nothing is left.
 CLEANUP = """
