@@ -202,10 +202,11 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
                 target = f"{row.target} ({status})" if status else row.target
             p99 = "" if fig.unit == "ops/s" else _fmt(fig.p99, fig.unit)
             lo, hi = fig.spread
+            subject = fig.name + (f" — {fig.note}" if fig.note else "")
+            spread = f"{_fmt(lo, fig.unit)}–{_fmt(hi, fig.unit)}"
             lines.append(
-                f"| {row.name if i == 0 else ''} | {fig.name}{' — ' + fig.note if fig.note else ''} "
-                f"| {_fmt(fig.median, fig.unit)} | {p99} | {_fmt(lo, fig.unit)}–{_fmt(hi, fig.unit)} "
-                f"| {ratio} | {target} |"
+                f"| {row.name if i == 0 else ''} | {subject} | {_fmt(fig.median, fig.unit)} "
+                f"| {p99} | {spread} | {ratio} | {target} |"
             )
     findings = [f"- **{r.name}**: {r.finding}" for r in rows if r.finding]
     if findings:

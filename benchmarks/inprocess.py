@@ -89,24 +89,28 @@ async def _tell_throughput(settings: Settings) -> tuple[Figure, Figure]:
                 await system.tell(Echo.bump, 1)
             assert await system.call(Echo.total) == n  # every tell was handled
             ours.medians.append(n / (time.perf_counter() - start))
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        done = asyncio.Event()
-        seen = 0
-
-        async def consumer() -> None:
-            nonlocal seen
-            while seen < n:
-                seen += await queue.get()
-            done.set()
-
-        task = asyncio.create_task(consumer())
-        start = time.perf_counter()
-        for _ in range(n):
-            await queue.put(1)
-        await done.wait()
-        base.medians.append(n / (time.perf_counter() - start))
-        task.cancel()
+        base.medians.append(await _queue_throughput(n))
     return ours, base
+
+
+async def _queue_throughput(n: int) -> float:
+    """Puts per second into an asyncio.Queue drained by a consumer task."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def consumer() -> None:
+        seen = 0
+        while seen < n:
+            seen += await queue.get()
+        done.set()
+
+    task = asyncio.create_task(consumer())
+    start = time.perf_counter()
+    for _ in range(n):
+        await queue.put(1)
+    await done.wait()
+    task.cancel()
+    return n / (time.perf_counter() - start)
 
 
 async def run(settings: Settings) -> list[Row]:
