@@ -16,7 +16,8 @@ TactorError
 │   └── RemoteError        the actor method raised; carries type name, message, traceback
 ├── TransportError         the transport failed (connection lost, closed, misconfigured)
 │   └── TransportClosed    the transport or system is closed
-└── NotRunning             the system was used before start() or after close()
+├── NotRunning             the system was used before start() or after close()
+└── WouldBlock             a blocking call was made from inside an event loop
 ```
 
 Exception types that an actor class lists in ``errors=`` are part of its
@@ -45,6 +46,7 @@ __all__ = [
     "TransportClosed",
     "TransportError",
     "UnknownMethod",
+    "WouldBlock",
 ]
 
 
@@ -156,3 +158,11 @@ class TransportClosed(TransportError):
 
 class NotRunning(TactorError, RuntimeError):
     """The system was used before ``start()`` (or ``async with``) or after ``close()``."""
+
+
+class WouldBlock(TactorError, RuntimeError):
+    """A blocking call was made from inside a running event loop.
+
+    It would stall that loop (or deadlock, in the system's own loop thread):
+    inside ``async`` code use the async API — ``await system.aio.call(...)``.
+    """

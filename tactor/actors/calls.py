@@ -138,6 +138,7 @@ class Calls:
         method: MethodSchema,
         wire_args: Any,
         deadline: float | None,
+        positional: list[Any] | None = None,
     ) -> tuple[str, bytes]:
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
         request = Request(
@@ -149,6 +150,7 @@ class Calls:
             reply_to=self.reply_inbox if kind == "call" else None,
             deadline=deadline,
             sender=self.node,
+            positional=positional,
         )
         payload = self._codec.dumps(request.to_wire())
         if len(payload) > self._max_payload:
@@ -182,6 +184,8 @@ class Calls:
 
     def _result(self, schema: ActorSchema, method: MethodSchema, reply: Reply) -> Any:
         if reply.ok:
+            if method.untyped:
+                return reply.result  # a caller without the interface gets the JSON data
             return self._codec.from_wire(reply.result, method.result_type)
         raise error_from_wire(
             reply.error or {},
@@ -200,9 +204,10 @@ class Calls:
         *,
         deadline: float,
         provider: str | None,
+        positional: list[Any] | None = None,
     ) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
-        msg_id, payload = self._request("call", schema, method, wire_args, deadline)
+        msg_id, payload = self._request("call", schema, method, wire_args, deadline, positional)
         pending = self._pending[msg_id] = _Pending(None)
         sent = False
         try:
@@ -229,20 +234,27 @@ class Calls:
         *,
         deadline: float,
         provider: str | None,
+        positional: list[Any] | None = None,
     ) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
-        _, payload = self._request("tell", schema, method, wire_args, None)
+        _, payload = self._request("tell", schema, method, wire_args, None, positional)
         what = f"tell {schema.endpoint}.{method.name}"
         await self._send(schema.endpoint, provider, payload, deadline, what)
 
     async def broadcast(
-        self, schema: ActorSchema, method: MethodSchema, wire_args: Any, *, deadline: float
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        wire_args: Any,
+        *,
+        deadline: float,
+        positional: list[Any] | None = None,
     ) -> BroadcastResult[Any]:
         """Call every live provider; return when all have answered or at the deadline."""
         live = await self._providers(schema.endpoint)
         if not live:
             return BroadcastResult([])
-        msg_id, payload = self._request("call", schema, method, wire_args, deadline)
+        msg_id, payload = self._request("call", schema, method, wire_args, deadline, positional)
         pending = self._pending[msg_id] = _Pending(frozenset(live))
         what = f"broadcast {schema.endpoint}.{method.name}"
         unsent: dict[str, BaseException] = {}

@@ -6,7 +6,8 @@ one ``dumps`` and parsed with one ``loads``. Parsing validates the envelope
 itself; anything that does not fit raises :class:`~tactor.errors.DecodeError`.
 
 Request: ``{"v":1, "k":"call"|"tell", "id", "ep", "m", "a":{...}, "r":reply-to|null,
-"d":deadline-epoch-seconds|null, "s":sender}``
+"d":deadline-epoch-seconds|null, "s":sender}``, plus ``"pa":[...]`` positional
+arguments from callers that know the endpoint only by name``
 Reply:   ``{"v":1, "k":"reply", "id", "p":provider, "ok":true, "r":result}``
          or ``{"v":1, "k":"reply", "id", "p", "ok":false, "e":{"code", "type", "message", ...}}``
 Event:   ``{"v":1, "k":"event", "t":topic, "ty":type-name, "b":body}``
@@ -34,9 +35,10 @@ class Request:
     reply_to: str | None
     deadline: float | None
     sender: str
+    positional: list[Any] | None = None  # from callers that know no parameter names
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "v": VERSION,
             "k": self.kind,
             "id": self.id,
@@ -47,6 +49,9 @@ class Request:
             "d": self.deadline,
             "s": self.sender,
         }
+        if self.positional is not None:
+            wire["pa"] = self.positional
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +115,7 @@ def parse_request(data: Any) -> Request:
         d.get("a"),
         d.get("s"),
     )
-    reply_to, deadline = d.get("r"), d.get("d")
+    reply_to, deadline, positional = d.get("r"), d.get("d"), d.get("pa")
     if not (
         type(ident) is str
         and type(endpoint) is str
@@ -119,9 +124,10 @@ def parse_request(data: Any) -> Request:
         and type(sender) is str
         and (type(reply_to) is str if kind == "call" else reply_to is None or type(reply_to) is str)
         and (deadline is None or type(deadline) in (int, float))
+        and (positional is None or type(positional) is list)
     ):
         raise DecodeError("malformed request: a field is missing or has the wrong type")
-    return Request(kind, ident, endpoint, method, args, reply_to, deadline, sender)
+    return Request(kind, ident, endpoint, method, args, reply_to, deadline, sender, positional)
 
 
 def parse_reply(data: Any) -> Reply:

@@ -264,7 +264,14 @@ class ActorRunner:
                 request, "deadline", "the deadline passed before the message was handled"
             )
             return
-        await self._reply(request, await self._invoke(request))
+        try:
+            reply = await self._invoke(request)
+        except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
+            log.exception(
+                "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
+            )
+            reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
+        await self._reply(request, reply)
 
     async def _invoke(self, request: Request) -> Reply:
         assert self.schema is not None
@@ -276,8 +283,19 @@ class ActorRunner:
                 "unknown_method",
                 f"{self.schema.cls.__qualname__} has no endpoint method {request.method!r}",
             )
+        data = request.args
+        if request.positional is not None:
+            names = [name for name, _ in method.by_position]
+            if len(request.positional) > len(names):
+                return self._failure(
+                    request,
+                    "invalid_arguments",
+                    f"{method.qualname} takes {len(names)} positional arguments "
+                    f"but {len(request.positional)} were given",
+                )
+            data = {**dict(zip(names, request.positional, strict=False)), **data}
         try:
-            decoded = codec.from_wire(request.args, method.args_type)
+            decoded = codec.from_wire(data, method.args_type)
         except DecodeError as exc:
             return self._failure(request, "invalid_arguments", str(exc), errors=list(exc.errors))
         args, kwargs = method.call_args(decoded)

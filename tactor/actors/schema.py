@@ -70,6 +70,17 @@ class MethodSchema:
     required_positions: int = 0
     keyword_only_required: bool = False
     fields: tuple[str, ...] = ()
+    #: Known only by name (no interface class here): arguments go as JSON data,
+    #: positional ones by position, and the result comes back as JSON data.
+    untyped: bool = False
+
+    def encode(
+        self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[Any] | None]:
+        """Named wire arguments, and positional ones for an untyped method."""
+        if self.untyped:
+            return dict(kwargs), list(args)
+        return self.encode_args(codec, args, kwargs), None
 
     @property
     def qualname(self) -> str:
@@ -273,6 +284,36 @@ def _handler_schema(
         patterns=patterns,
         custom_types=custom,
     )
+
+
+class _Untyped:
+    """The stand-in owner of methods known only by endpoint name."""
+
+
+def untyped_method(endpoint: str, name: str) -> tuple[ActorSchema, MethodSchema]:
+    """A schema for calling ``endpoint.name`` without its interface class."""
+    signature = inspect.Signature(
+        [
+            inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+        ]
+    )
+    method = MethodSchema(
+        owner=_Untyped,
+        name=name,
+        function=lambda *args, **kwargs: None,
+        signature=signature,
+        hints={},
+        args_type=dict,
+        result_type=Any,
+        positional=(),
+        custom_types=frozenset(),
+        untyped=True,
+    )
+    schema = ActorSchema(
+        cls=_Untyped, endpoint=endpoint, methods={name: method}, handlers=(), errors={}
+    )
+    return schema, method
 
 
 def handler_for_function(fn: Callable[..., Any], pattern: str | None) -> HandlerSchema:

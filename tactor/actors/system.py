@@ -257,9 +257,28 @@ class ActorSystem:
     ) -> Any:
         self._check_running()
         self._check_codecs(schema)
-        wire = method.encode_args(self.codec, args, kwargs)
+        wire, positional = method.encode(self.codec, args, kwargs)
         deadline = resolve_deadline(timeout, self.timeout)
-        return await self._calls.call(schema, method, wire, deadline=deadline, provider=provider)
+        return await self._calls.call(
+            schema, method, wire, deadline=deadline, provider=provider, positional=positional
+        )
+
+    async def _broadcast(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None,
+    ) -> BroadcastResult[Any]:
+        self._check_running()
+        self._check_codecs(schema)
+        wire, positional = method.encode(self.codec, args, kwargs)
+        deadline = resolve_deadline(timeout, self.timeout)
+        return await self._calls.broadcast(
+            schema, method, wire, deadline=deadline, positional=positional
+        )
 
     async def call(
         self,
@@ -283,12 +302,8 @@ class ActorSystem:
         timeout: float | None = None,
     ) -> BroadcastResult[R]:
         """Call ``method`` on every live provider; return when all answered or at the deadline."""
-        self._check_running()
         schema, m = method_of(method)
-        self._check_codecs(schema)
-        wire = m.encode_args(self.codec, args, {})
-        deadline = resolve_deadline(timeout, self.timeout)
-        return await self._calls.broadcast(schema, m, wire, deadline=deadline)
+        return await self._broadcast(schema, m, args, {}, timeout=timeout)
 
     async def tell(
         self,

@@ -1,0 +1,251 @@
+"""The blocking facade: the async system, driven from synchronous code.
+
+A :class:`BlockingSystem` owns a background thread running an event loop, in
+which its :class:`~tactor.ActorSystem` lives; every blocking method submits
+the async one to that loop and waits. There is no second implementation.
+
+Safety rules: a blocking method called from inside a running event loop
+raises :class:`~tactor.errors.WouldBlock` instead of stalling or deadlocking
+it; after ``fork`` the child inherits no loop thread (threads do not survive
+``fork``), so every system made before the fork is marked closed in the child
+and the child starts its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple
+
+from ..errors import NotRunning, WouldBlock
+from ..transports import Transport
+from .actor import Actor, ActorRef
+from .broadcast import BroadcastResult
+from .system import ActorSystem, EventSubscription
+
+__all__ = ["BlockingSystem", "LoopThread"]
+
+A = TypeVar("A", bound=Actor)
+R = TypeVar("R")
+T = TypeVar("T")
+P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
+
+_LIVE: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class LoopThread:
+    """An event loop running in a daemon thread that this object owns."""
+
+    def __init__(self, name: str = "tactor-loop") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._pid == os.getpid()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop, self._pid = loop, os.getpid()
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+        ready.wait()
+        _LIVE.add(self)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` in the loop thread and wait for its result (or exception)."""
+        if _in_event_loop():
+            coro.close()
+            raise WouldBlock(
+                "a blocking tactor call was made from inside a running event loop; "
+                "in async code use the async API (await system.aio.call(...))"
+            )
+        if not self.running or self._loop is None:
+            coro.close()
+            raise NotRunning("the blocking system is not started (or this is a forked child)")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the work too
+            raise
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        _LIVE.discard(self)
+        if loop is not None and thread is not None and self._pid == os.getpid():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+
+    def forget(self) -> None:
+        """In a forked child: the thread is gone; drop it without touching the loop."""
+        self._loop = self._thread = None
+
+
+def _after_fork_in_child() -> None:
+    for loop_thread in list(_LIVE):
+        loop_thread.forget()
+    _LIVE.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class BlockingSystem:
+    """An :class:`~tactor.ActorSystem` for synchronous code (scripts, WSGI workers, notebooks).
+
+    ``with BlockingSystem("redis://...") as system: system.call(Pricing.quote, items)``.
+    Takes the same arguments as ``ActorSystem``. ``aio`` is the async system
+    itself, for code running inside its loop (actor methods). Actors spawned
+    here run in the system's loop thread.
+    """
+
+    def __init__(self, transport: str | Transport = "memory://", **options: Any) -> None:
+        self._transport = transport
+        self._options = options
+        self._thread = LoopThread()
+        self._system: ActorSystem | None = None
+
+    @property
+    def aio(self) -> ActorSystem:
+        """The async system this facade drives."""
+        if self._system is None or not self._thread.running:
+            raise NotRunning("the blocking system is not started (or this is a forked child)")
+        return self._system
+
+    def start(self) -> BlockingSystem:
+        """Start the loop thread and the system; idempotent."""
+        if self._system is not None and self._thread.running:
+            return self
+        self._thread.start()
+
+        async def make() -> ActorSystem:
+            return await ActorSystem(self._transport, **self._options).start()
+
+        try:
+            self._system = self._thread.run(make())
+        except BaseException:
+            self._thread.stop()
+            raise
+        _OPEN.add(self)
+        return self
+
+    def close(self) -> None:
+        """Stop every actor, close the transport and end the loop thread."""
+        _OPEN.discard(self)
+        system, self._system = self._system, None
+        if system is not None and self._thread.running:
+            try:
+                self._thread.run(system.close())
+            finally:
+                self._thread.stop()
+
+    def __enter__(self) -> BlockingSystem:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run any coroutine in the system's loop and wait for it."""
+        return self._thread.run(coro)
+
+    # -- the async API, blocking ------------------------------------------------
+
+    def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
+        return self.run(self.aio.spawn(cls, *args, **kwargs))
+
+    def stop(self, ref: ActorRef[Any]) -> None:
+        self.run(self.aio.stop(ref))
+
+    def providers(self, cls: type[Actor]) -> list[str]:
+        return self.run(self.aio.providers(cls))
+
+    def call(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[R]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+        provider: str | ActorRef[Any] | None = None,
+    ) -> R:
+        return self.run(self.aio.call(method, *args, timeout=timeout, provider=provider))
+
+    def broadcast(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[R]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> BroadcastResult[R]:
+        return self.run(self.aio.broadcast(method, *args, timeout=timeout))
+
+    def tell(
+        self,
+        method: Callable[[Any, *Ts], Awaitable[object]],
+        /,
+        *args: *Ts,
+        timeout: float | None = None,
+        provider: str | ActorRef[Any] | None = None,
+    ) -> None:
+        self.run(self.aio.tell(method, *args, timeout=timeout, provider=provider))
+
+    def publish(self, event: object, *, topic: str | None = None) -> int | None:
+        return self.run(self.aio.publish(event, topic=topic))
+
+    def subscribe(
+        self, handler: Callable[[Any], Any], pattern: str | None = None
+    ) -> EventSubscription:
+        """Subscribe a function; a plain ``def`` runs in a worker thread for each event."""
+        from .functions import as_async
+
+        return self.run(self.aio.subscribe(as_async(handler), pattern))
+
+
+_OPEN: weakref.WeakSet[BlockingSystem] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    """Systems nobody closed: close them at exit so their providers leave the registry."""
+    for system in list(_OPEN):
+        with contextlib.suppress(Exception):  # at exit there is nobody left to tell
+            system.close()
