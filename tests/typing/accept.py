@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import assert_type
 
-from tactor import ActorRef, ActorSystem, BroadcastResult, Outcome
+import tactor
+from tactor import ActorRef, ActorSystem, BlockingSystem, BroadcastResult, Outcome
 from tests.model import Item, Pricing
 
 
@@ -40,3 +41,27 @@ async def calls(system: ActorSystem) -> None:
     assert_type(await system.providers(Pricing), list[str])
     reached = await system.publish(Item("a", 1))
     assert_type(reached, int | None)
+
+
+def blocking(system: BlockingSystem) -> None:
+    ref = system.spawn(Pricing, "eu")
+    assert_type(ref, ActorRef[Pricing])
+    assert_type(system.call(Pricing.quote, [Item("a", 1)], timeout=1.0), Decimal)
+    assert_type(system.broadcast(Pricing.quote, [Item("a", 1)]), BroadcastResult[Decimal])
+    assert_type(system.tell(Pricing.restock, "a", 1), None)
+    assert_type(system.publish(Item("a", 1)), int | None)
+
+
+def module_level() -> None:
+    def product(a: int, b: int) -> int:
+        return a * b
+
+    async def aproduct(a: int, b: int) -> int:
+        return a * b
+
+    assert_type(tactor.stub(product)(2, 3), int)
+    assert_type(tactor.stub(product, multi=True)(2, 3), list[int])
+    assert_type(tactor.stub(aproduct, timeout=1.0)(2, 3), int)
+    assert_type(tactor.stub(aproduct, multi=True)(2, 3), list[int])
+    served = tactor.remote(product)  # the decorator returns the function itself
+    assert_type(served(1, 2), int)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tactor import ActorSystem
+import tactor
+from tactor import ActorSystem, BlockingSystem
 from tests.model import Item, Pricing
 
 
@@ -29,3 +30,19 @@ async def misuse(system: ActorSystem) -> None:
     system.proxy(Pricing, provider=3)  # E: arg-type
     await system.call(len, "abc")  # E: arg-type
     ok: Decimal = await system.call(Pricing.quote, [Item("a", 1)])
+
+
+def blocking_misuse(system: BlockingSystem) -> None:
+    system.call(Pricing.quote, ["a"])  # E: arg-type
+    system.spawn(Pricing)  # E: call-arg
+    total: str = system.call(Pricing.quote, [Item("a", 1)])  # E: assignment
+    system.tell(Pricing.restock, "a", "ten")  # E: arg-type
+
+
+def stub_misuse() -> None:
+    def product(a: int, b: int) -> int:
+        return a * b
+
+    tactor.stub(product)("two", 3)  # E: arg-type
+    tactor.stub(product)(1)  # E: call-arg
+    many: int = tactor.stub(product, multi=True)(1, 2)  # E: assignment

@@ -1,0 +1,106 @@
+"""The module-level API, tried with pymq's README examples (renamed), in one and many processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import tactor
+from tactor import NoProvider
+from tactor.actors import default
+from tests import pymq_style
+from tests.conftest import require_redis, with_query
+from tests.pymq_style import MyEvent, Remote, product
+
+
+@pytest.fixture
+def module_api() -> Iterator[None]:
+    """Leave the module-level registrations as they were, and shut down."""
+    remotes, subscribers = dict(default._remotes), list(default._subscribers)
+    pymq_style.received.clear()
+    pymq_style.got_event.clear()
+    try:
+        yield
+    finally:
+        tactor.shutdown()
+        default._remotes.clear()
+        default._remotes.update(remotes)
+        default._subscribers[:] = subscribers
+
+
+def test_pymq_readme_examples(url: str, module_api: None) -> None:
+    tactor.init(url)
+    # pub/sub by event class
+    reached = tactor.publish(MyEvent("hello"))
+    assert reached in (1, None)
+    assert pymq_style.got_event.wait(5)
+    assert pymq_style.received == [MyEvent("hello")]
+    # RPC by name and by callable, with keyword arguments and defaults
+    assert tactor.stub("product_remote", timeout=2)(2, 4) == 8
+    assert tactor.stub(product)(3, 4) == 12
+    assert tactor.stub(product)(a=5, b=2) == 10
+    assert tactor.stub(pymq_style.greet)("ann") == "hello ann!"
+    assert tactor.stub(pymq_style.greet)("bob", punctuation="?") == "hello bob?"
+    # coercion by type hints: the provider validates what arrives
+    with pytest.raises(tactor.InvalidArguments):
+        tactor.stub("product_remote")("two", 4)
+    # expose a bound method; multi with timeout
+    tactor.expose(Remote("here").echo, "remote_echo")
+    assert tactor.stub("remote_echo", multi=True, timeout=2)("hi") == ["echo from here: hi"]
+    # nobody provides it
+    with pytest.raises(NoProvider):
+        tactor.stub("nobody_serves_this")(1)
+
+
+def test_registrations_after_init_take_effect_at_once(module_api: None) -> None:
+    tactor.init()
+
+    @tactor.remote("late")
+    async def late(x: int) -> int:
+        return x + 1
+
+    assert tactor.stub(late)(1) == 2
+    assert tactor.stub("late")(41) == 42
+
+
+def test_the_default_system_needs_init(module_api: None) -> None:
+    with pytest.raises(tactor.NotRunning, match="init"):
+        tactor.publish(MyEvent("x"))
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_pymq_examples_across_processes(module_api: None) -> None:
+    url = with_query(require_redis(), prefix=f"tactor-test:{uuid.uuid4().hex[:12]}")
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"from tests.pymq_style import serve; serve({url!r})"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"ready"
+        tactor.init(url)
+        tactor.expose(Remote("parent").echo, "remote_echo")
+        # Two processes serve product_remote and remote_echo now.
+        answers = tactor.stub("remote_echo", multi=True, timeout=2)("x")
+        assert sorted(answers) == ["echo from child: x", "echo from parent: x"]
+        assert tactor.stub("product_remote", multi=True, timeout=2)(6, 7) == [42, 42]
+        # Events reach the subscriber in the other process too: ask both processes.
+        tactor.publish(MyEvent("across"))
+        seen = tactor.stub(pymq_style.events_seen, multi=True, timeout=2)
+        deadline = time.monotonic() + 5
+        while seen() != [["across"], ["across"]] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen() == [["across"], ["across"]]
+    finally:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.close()
+        child.wait(20)
+        child.stdout.close()
+    assert child.returncode == 0
