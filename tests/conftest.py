@@ -55,6 +55,19 @@ def require_redis() -> str:
     return url
 
 
+def drop_keys(url: str, prefix: str) -> None:
+    """Delete this test's keys (what a crashed test may have left); never a whole database."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def with_query(url: str, **params: str) -> str:
     """``url`` with extra query parameters."""
     sep = "&" if "?" in url else "?"
@@ -69,6 +82,9 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"memory://{ns}"
         return
     if request.param == "redis":
-        yield with_query(require_redis(), prefix=f"tactor-test:{ns}")
+        base = require_redis()
+        prefix = f"tactor-test:{ns}"
+        yield with_query(base, prefix=prefix)
+        drop_keys(base, prefix)
         return
     raise AssertionError(f"unknown transport {request.param}")

@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from tactor import ActorSystem
-from tests.conftest import require_redis, with_query
+from tactor.transports.redis.heartbeat import OWNED_LIFETIME
+from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import ProviderProcess, eventually
 from tests.model import Item, PriceChanged, Pricing, StockChanged, UsStockChanged
 from tests.procs import Worker
@@ -29,10 +30,7 @@ def fast_url() -> Iterator[str]:
     base = require_redis()
     prefix = f"tactor-test:{uuid.uuid4().hex[:12]}"
     yield with_query(base, prefix=prefix, ttl=str(TTL), block="0.2", claim_idle="0.2")
-    client = redis.Redis.from_url(base)
-    leftovers = list(client.scan_iter(f"{prefix}:*"))
-    client.delete(*leftovers) if leftovers else None
-    client.close()
+    drop_keys(base, prefix)
 
 
 @asynccontextmanager
@@ -96,6 +94,11 @@ async def test_sigkilled_provider_leaves_the_registry_and_broadcasts(fast_url: s
         # It drops out of providers() within the TTL (plus one heartbeat of slack).
         await eventually(lambda: me.providers(Pricing), lambda p: p == alive.ids, timeout=5)
         assert time.monotonic() - killed_at < TTL + 1.0
+        # Its private mailbox is not left behind for ever: it expires.
+        client = redis.Redis.from_url(require_redis())
+        ttl_ms = client.pttl(f"{prefix_of(fast_url)}:mb:pv:{doomed.ids[0]}")
+        client.close()
+        assert 0 < ttl_ms <= TTL * 1000 * OWNED_LIFETIME
 
         # A broadcast sent after that does not wait for it.
         started = time.monotonic()

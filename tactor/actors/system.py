@@ -185,7 +185,7 @@ class ActorSystem:
         instance._tactor_system, instance._tactor_ref = self, ref
         transport = self.transport
         mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
-        consumer = await transport.consume(mailboxes, ref.id)
+        consumer = await transport.consume(mailboxes, ref.id, private=mailboxes[:1])
         pairs = [(h, p) for h in schema.handlers for p in h.patterns]
         subscriptions = [await transport.subscribe(p) for _, p in pairs]
         handlers = [(h, getattr(instance, h.name)) for h, _ in pairs]

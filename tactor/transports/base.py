@@ -195,8 +195,15 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
-        """Open a consumer named ``consumer`` over ``mailboxes`` (earlier ones first)."""
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
+        """Open a consumer named ``consumer`` over ``mailboxes`` (earlier ones first).
+
+        ``private`` names those of the mailboxes that belong to this consumer
+        alone: the transport drops them some time after the consumer dies,
+        even if it never closed.
+        """
 
     @abstractmethod
     async def delete_mailbox(self, mailbox: str) -> None:

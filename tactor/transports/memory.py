@@ -301,7 +301,9 @@ class MemoryTransport(Transport):
             self._check_open()
         box.hand_over(payload)
 
-    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
         self._check_open()
         result = _MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
         self.consumers.add(result)

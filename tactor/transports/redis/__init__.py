@@ -252,8 +252,9 @@ class RedisTransport(Transport):
         """Mark ``member`` alive in the sorted set ``key`` now, and keep it so."""
         assert self._heartbeat is not None
         self._heartbeat.add(key, member)
+        self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         async with _translated("heartbeat"):
-            await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), member])
+            await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), 1, member, 0])
 
     async def forget(self, key: str, member: str) -> None:
         if self._heartbeat is not None:
@@ -289,10 +290,15 @@ class RedisTransport(Transport):
                 raise NoProvider(no_provider_message(endpoint or mailbox, provider))
             await backoff.wait()  # full: wait for room (the caller's deadline bounds this)
 
-    async def consume(self, mailboxes: Sequence[str], consumer: str) -> MailboxConsumer:
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
         result = RedisConsumer(self, list(mailboxes), consumer)
         async with _translated("open a consumer"):
             await result.open()
+        assert self._heartbeat is not None
+        for mailbox in private:  # expires after its owner's beats stop (e.g. SIGKILL)
+            self._heartbeat.own(self.mailbox_key(mailbox))
         self.consumers.add(result)
         return result
 
@@ -301,6 +307,8 @@ class RedisTransport(Transport):
             await self.scripts["ack"](keys=[key], args=[GROUP, *entry_ids])
 
     async def delete_mailbox(self, mailbox: str) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.disown(self.mailbox_key(mailbox))
         async with _translated(f"delete {mailbox}"):
             await self.redis.delete(self.mailbox_key(mailbox))
 

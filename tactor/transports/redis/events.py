@@ -15,6 +15,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
+
 from ..base import BufferedSubscription, Subscription
 from ..topics import check_pattern, topic_matches
 from .consumer import _LOST, Backoff, check_cancelled
@@ -98,9 +100,9 @@ class RedisEvents:
                 await sub.close()
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await self._reader
-        with contextlib.suppress(*_LOST):
+        with contextlib.suppress(*_LOST, RedisError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read(self) -> None:
@@ -123,6 +125,9 @@ class RedisEvents:
                     log.warning("tactor events: Redis connection lost (%s); reconnecting", exc)
                 lost = True
                 await backoff.wait()
+                continue
+            except RedisError as exc:  # e.g. an ACL that forbids a pattern: say so, keep going
+                log.error("tactor events: Redis refused a subscription: %s", exc)
                 continue
             if message is not None:
                 self._dispatch(message)

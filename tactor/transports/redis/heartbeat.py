@@ -17,7 +17,10 @@ import redis
 
 from .scripts import HEARTBEAT
 
-__all__ = ["Heartbeat"]
+__all__ = ["OWNED_LIFETIME", "Heartbeat"]
+
+#: An owned key (a provider's private mailbox) outlives its last beat by this many TTLs.
+OWNED_LIFETIME = 20
 
 log = logging.getLogger("tactor.redis")
 
@@ -30,6 +33,7 @@ class Heartbeat:
         self._ttl_ms = int(ttl * 1000)
         self._interval = interval
         self._entries: set[tuple[str, str]] = set()
+        self._owned: set[str] = set()  # keys that expire when their owner stops beating
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -58,15 +62,28 @@ class Heartbeat:
         with self._lock:
             self._entries.discard((key, member))
 
+    def own(self, key: str) -> None:
+        """Keep ``key`` alive while this node beats; it expires some time after the node dies."""
+        with self._lock:
+            self._owned.add(key)
+
+    def disown(self, key: str) -> None:
+        with self._lock:
+            self._owned.discard(key)
+
+    def args(self) -> tuple[list[str], list[object]]:
+        """The keys and arguments of one beat (see the HEARTBEAT script)."""
+        with self._lock:
+            entries, owned = sorted(self._entries), sorted(self._owned)
+        keys = [key for key, _ in entries] + owned
+        members = [member for _, member in entries]
+        return keys, [self._ttl_ms, len(entries), *members, self._ttl_ms * OWNED_LIFETIME]
+
     def beat(self) -> None:
         """Extend every entry now (called by the thread; safe to call from anywhere)."""
-        with self._lock:
-            entries = sorted(self._entries)
-        if not entries:
-            return
-        keys = [key for key, _ in entries]
-        members = [member for _, member in entries]
-        self._script(keys=keys, args=[self._ttl_ms, *members])
+        keys, args = self.args()
+        if keys:
+            self._script(keys=keys, args=args)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -72,13 +72,20 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# KEYS: zset... | ARGV: ttl_ms, then one member per key. Extend (or re-create) each entry.
+# KEYS: zset..., then keys that live only while their owner does
+# ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms.
+# Extends (or re-creates) each zset entry and drops expired ones; extends each owned key.
 HEARTBEAT = (
     _NOW
     + """
-for i, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[i + 1])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local zsets = tonumber(ARGV[2])
+for i = 1, zsets do
+    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+end
+local lifetime = ARGV[zsets + 3]
+for i = zsets + 1, #KEYS do
+    redis.call('PEXPIRE', KEYS[i], lifetime)
 end
 return now
 """
