@@ -13,6 +13,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..codecs import Codec
@@ -30,7 +31,7 @@ from .envelope import Reply, Request, parse_reply
 from .failures import error_from_wire
 from .schema import ActorSchema, MethodSchema
 
-__all__ = ["Calls", "endpoint_mailbox", "provider_mailbox"]
+__all__ = ["Calls", "Outgoing", "endpoint_mailbox", "provider_mailbox"]
 
 log = logging.getLogger("tactor")
 
@@ -43,6 +44,21 @@ def endpoint_mailbox(endpoint: str) -> str:
 def provider_mailbox(provider: str) -> str:
     """The mailbox only ``provider`` consumes (direct calls and broadcasts)."""
     return f"pv:{provider}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A call, tell or broadcast ready to send: its target, wire arguments and deadline."""
+
+    schema: ActorSchema
+    method: MethodSchema
+    args: dict[str, Any]
+    positional: list[Any] | None
+    deadline: float
+
+    @property
+    def what(self) -> str:
+        return f"{self.schema.endpoint}.{self.method.name}"
 
 
 class _Pending:
@@ -131,31 +147,23 @@ class Calls:
 
     # -- sending ---------------------------------------------------------------
 
-    def _request(
-        self,
-        kind: str,
-        schema: ActorSchema,
-        method: MethodSchema,
-        wire_args: Any,
-        deadline: float | None,
-        positional: list[Any] | None = None,
-    ) -> tuple[str, bytes]:
+    def _request(self, kind: str, out: Outgoing) -> tuple[str, bytes]:
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
         request = Request(
             kind=kind,
             id=msg_id,
-            endpoint=schema.endpoint,
-            method=method.name,
-            args=wire_args,
+            endpoint=out.schema.endpoint,
+            method=out.method.name,
+            args=out.args,
             reply_to=self.reply_inbox if kind == "call" else None,
-            deadline=deadline,
+            deadline=out.deadline if kind == "call" else None,  # an accepted tell never expires
             sender=self.node,
-            positional=positional,
+            positional=out.positional,
         )
         payload = self._codec.dumps(request.to_wire())
         if len(payload) > self._max_payload:
             raise PayloadTooLarge(
-                f"the request to {schema.endpoint}.{method.name} is {len(payload)} bytes, "
+                f"the request to {out.what} is {len(payload)} bytes, "
                 f"over max_payload={self._max_payload}; send less or raise the limit"
             )
         return msg_id, payload
@@ -196,67 +204,42 @@ class Calls:
             provider=reply.provider,
         )
 
-    async def call(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        wire_args: Any,
-        *,
-        deadline: float,
-        provider: str | None,
-        positional: list[Any] | None = None,
-    ) -> Any:
+    async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
-        msg_id, payload = self._request("call", schema, method, wire_args, deadline, positional)
+        msg_id, payload = self._request("call", out)
         pending = self._pending[msg_id] = _Pending(None)
         sent = False
         try:
             # One deadline covers both the wait for room in the mailbox and the reply.
-            async with asyncio.timeout(self._remaining(deadline, "call")):
-                await self._deliver(schema.endpoint, provider, payload)
+            async with asyncio.timeout(self._remaining(out.deadline, "call")):
+                await self._deliver(out.schema.endpoint, provider, payload)
                 sent = True
                 await pending.done
         except TimeoutError:
-            what = f"call {schema.endpoint}.{method.name}"
             if not sent:
-                raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
-            raise CallTimeout(f"{what}: no reply within the deadline") from None
+                raise MailboxFull(
+                    f"call {out.what}: the mailbox stayed full until the deadline"
+                ) from None
+            raise CallTimeout(f"call {out.what}: no reply within the deadline") from None
         finally:
             del self._pending[msg_id]
         reply = next(iter(pending.replies.values()))
-        return self._result(schema, method, reply)
+        return self._result(out.schema, out.method, reply)
 
-    async def tell(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        wire_args: Any,
-        *,
-        deadline: float,
-        provider: str | None,
-        positional: list[Any] | None = None,
-    ) -> None:
+    async def tell(self, out: Outgoing, provider: str | None) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
-        _, payload = self._request("tell", schema, method, wire_args, None, positional)
-        what = f"tell {schema.endpoint}.{method.name}"
-        await self._send(schema.endpoint, provider, payload, deadline, what)
+        _, payload = self._request("tell", out)
+        await self._send(out.schema.endpoint, provider, payload, out.deadline, f"tell {out.what}")
 
-    async def broadcast(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        wire_args: Any,
-        *,
-        deadline: float,
-        positional: list[Any] | None = None,
-    ) -> BroadcastResult[Any]:
+    async def broadcast(self, out: Outgoing) -> BroadcastResult[Any]:
         """Call every live provider; return when all have answered or at the deadline."""
+        schema, method, deadline = out.schema, out.method, out.deadline
         live = await self._providers(schema.endpoint)
         if not live:
             return BroadcastResult([])
-        msg_id, payload = self._request("call", schema, method, wire_args, deadline, positional)
+        msg_id, payload = self._request("call", out)
         pending = self._pending[msg_id] = _Pending(frozenset(live))
-        what = f"broadcast {schema.endpoint}.{method.name}"
+        what = f"broadcast {out.what}"
         unsent: dict[str, BaseException] = {}
         try:
             async with asyncio.timeout(deadline - time.time()):

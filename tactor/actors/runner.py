@@ -158,16 +158,19 @@ class ActorRunner:
 
     # -- sources ---------------------------------------------------------------
 
-    async def _pump_mailbox(self, consumer: MailboxConsumer) -> None:
+    async def _receive(self, consumer: MailboxConsumer) -> Delivery | None:
+        """The next delivery, riding out transport errors; None once the consumer is closed."""
         while True:
             try:
-                delivery = await consumer.receive()
+                return await consumer.receive()
             except TransportClosed:
-                return
+                return None
             except TransportError as exc:
                 log.warning("%s: mailbox receive failed: %s", self.name, exc)
                 await asyncio.sleep(0.1)
-                continue
+
+    async def _pump_mailbox(self, consumer: MailboxConsumer) -> None:
+        while (delivery := await self._receive(consumer)) is not None:
             await self._inbox.put(delivery)
 
     async def _pump_topic(self, index: int, sub: Subscription) -> None:
@@ -182,32 +185,25 @@ class ActorRunner:
         while not self._stopping:
             self._idle = True
             try:
-                delivery = await consumer.receive()
-            except TransportClosed:
-                return
-            except TransportError as exc:
-                log.warning("%s: mailbox receive failed: %s", self.name, exc)
-                await asyncio.sleep(0.1)
-                continue
+                delivery = await self._receive(consumer)
             finally:
                 self._idle = False
-            try:
-                await self._handle_delivery(delivery)
-            except Exception:  # a bug in tactor itself: never let it kill the actor
-                log.exception("%s: unexpected error while handling a message", self.name)
+            if delivery is None:
+                return
+            await self._handle(delivery)
 
     async def _run(self) -> None:
-        while True:
-            item = await self._inbox.get()
-            if item is _STOP:
-                return
-            try:
-                if isinstance(item, _EventItem):
-                    await self._handle_event(item)
-                elif isinstance(item, Delivery):
-                    await self._handle_delivery(item)
-            except Exception:  # a bug in tactor itself: never let it kill the actor
-                log.exception("%s: unexpected error while handling a message", self.name)
+        while (item := await self._inbox.get()) is not _STOP:
+            await self._handle(item)
+
+    async def _handle(self, item: _Item) -> None:
+        try:
+            if isinstance(item, _EventItem):
+                await self._handle_event(item)
+            elif isinstance(item, Delivery):
+                await self._handle_delivery(item)
+        except Exception:  # a bug in tactor itself: never let it kill the actor
+            log.exception("%s: unexpected error while handling a message", self.name)
 
     # -- events ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from ..errors import NoProvider, NotRunning, PayloadTooLarge, SchemaError
 from ..transports import Subscription, Transport, check_topic, open_transport
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
-from .calls import Calls, endpoint_mailbox, provider_mailbox
+from .calls import Calls, Outgoing, endpoint_mailbox, provider_mailbox
 from .deadline import resolve_deadline
 from .envelope import Event
 from .events import topic_of
@@ -245,6 +245,20 @@ class ActorSystem:
         stub: A = proxy_class(schema)(self._invoke, timeout=timeout, provider=target)  # type: ignore[assignment]
         return stub
 
+    def _outgoing(
+        self,
+        schema: ActorSchema,
+        method: MethodSchema,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Outgoing:
+        """Check, encode and give a deadline to a call, tell or broadcast about to be sent."""
+        self._check_running()
+        self._check_codecs(schema)
+        wire, positional = method.encode(self.codec, args, kwargs)
+        return Outgoing(schema, method, wire, positional, resolve_deadline(timeout, self.timeout))
+
     async def _invoke(
         self,
         schema: ActorSchema,
@@ -255,12 +269,8 @@ class ActorSystem:
         timeout: float | None,
         provider: str | None,
     ) -> Any:
-        self._check_running()
-        self._check_codecs(schema)
-        wire, positional = method.encode(self.codec, args, kwargs)
-        deadline = resolve_deadline(timeout, self.timeout)
         return await self._calls.call(
-            schema, method, wire, deadline=deadline, provider=provider, positional=positional
+            self._outgoing(schema, method, args, kwargs, timeout), provider
         )
 
     async def _broadcast(
@@ -272,13 +282,7 @@ class ActorSystem:
         *,
         timeout: float | None,
     ) -> BroadcastResult[Any]:
-        self._check_running()
-        self._check_codecs(schema)
-        wire, positional = method.encode(self.codec, args, kwargs)
-        deadline = resolve_deadline(timeout, self.timeout)
-        return await self._calls.broadcast(
-            schema, method, wire, deadline=deadline, positional=positional
-        )
+        return await self._calls.broadcast(self._outgoing(schema, method, args, kwargs, timeout))
 
     async def call(
         self,
@@ -318,13 +322,9 @@ class ActorSystem:
         Returns once the transport accepted it; ``timeout`` bounds the wait
         for room in a full mailbox (then :class:`~tactor.errors.MailboxFull`).
         """
-        self._check_running()
         schema, m = method_of(method)
-        self._check_codecs(schema)
-        wire = m.encode_args(self.codec, args, {})
-        deadline = resolve_deadline(timeout, self.timeout)
         target = None if provider is None else str(provider)
-        await self._calls.tell(schema, m, wire, deadline=deadline, provider=target)
+        await self._calls.tell(self._outgoing(schema, m, args, {}, timeout), target)
 
     # -- events ----------------------------------------------------------------
 
