@@ -222,6 +222,8 @@ class RedisTransport(Transport):
                 raise
         self._redis = client
         self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+        async with _translated("load scripts"):
+            await self.load_scripts()
         sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
         self._heartbeat.start()
@@ -245,6 +247,11 @@ class RedisTransport(Transport):
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
         await self._redis.aclose()
+
+    async def load_scripts(self) -> None:
+        """Load every script, so pipelines may use EVALSHA (again after a Redis restart)."""
+        for script in self.scripts.values():
+            await self.redis.script_load(script.script)
 
     # -- liveness --------------------------------------------------------------
 

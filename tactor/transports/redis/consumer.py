@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import TransportClosed
+from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class RedisConsumer(MailboxConsumer):
         self._recover_own = False
         self._next_reclaim = 0.0
         self._closed = False
+        self._to_ack: dict[str, list[str]] = {}
 
     async def open(self) -> None:
         await self._transport.keep_alive(self._transport.live_key, self.name)
@@ -164,9 +165,7 @@ class RedisConsumer(MailboxConsumer):
         block = int(self._transport.block * 1000)
         check_cancelled()
         try:
-            response = await self._redis.xreadgroup(
-                GROUP, self.name, dict.fromkeys(self._keys, ">"), count=1, block=block
-            )
+            response = await self._read_and_ack(block)
         except asyncio.CancelledError:
             self._recover_own = True  # an entry may have reached our pending list
             raise
@@ -193,9 +192,46 @@ class RedisConsumer(MailboxConsumer):
                 )
                 await self._take(key, claimed)
 
+    async def _read_and_ack(self, block: int) -> Any:
+        """Read the next entry; acknowledgements due go in the same round trip, first."""
+        streams: dict[Any, Any] = dict.fromkeys(self._keys, ">")
+        if not self._to_ack:
+            return await self._redis.xreadgroup(GROUP, self.name, streams, count=1, block=block)
+        to_ack, self._to_ack = self._to_ack, {}
+        pipe = self._redis.pipeline(transaction=False)
+        ack_sha = self._transport.scripts["ack"].sha
+        for key, ids in to_ack.items():
+            pipe.evalsha(ack_sha, 1, key, GROUP, *ids)
+        pipe.xreadgroup(GROUP, self.name, streams, count=1, block=block)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException:
+            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
+                self._to_ack.setdefault(key, []).extend(ids)
+            raise
+        for (key, ids), result in zip(to_ack.items(), results, strict=False):
+            if isinstance(result, Exception):  # e.g. NOSCRIPT after a Redis restart
+                self._to_ack.setdefault(key, []).extend(ids)
+                if "NOSCRIPT" in str(result):
+                    await self._transport.load_scripts()
+        read = results[-1]
+        if isinstance(read, Exception):
+            raise read
+        return read
+
     async def ack(self, delivery: RedisDelivery) -> None:
+        """Acknowledge with the next read (one round trip fewer per message).
+
+        Until then the entry stays pending: if this process dies first, the
+        message is handled again elsewhere (at-least-once, as documented).
+        """
         self._unacked.pop((delivery.key, delivery.entry_id), None)
-        await self._transport.ack(delivery.key, [delivery.entry_id])
+        self._to_ack.setdefault(delivery.key, []).append(delivery.entry_id)
+
+    async def _flush_acks(self) -> None:
+        to_ack, self._to_ack = self._to_ack, {}
+        for key, ids in to_ack.items():
+            await self._transport.ack(key, ids)
 
     async def close(self) -> None:
         """Put back what was taken and not acknowledged, then leave the groups."""
@@ -208,7 +244,8 @@ class RedisConsumer(MailboxConsumer):
             back.setdefault(delivery.key, []).append(delivery.entry_id)
         self._unacked.clear()
         self._buffer.clear()
-        with contextlib.suppress(*_LOST, ResponseError):
+        with contextlib.suppress(*_LOST, ResponseError, TransportError):
+            await self._flush_acks()
             for key, ids in back.items():
                 await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
             for key in self._keys:
