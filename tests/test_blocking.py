@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import queue
 import threading
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ import pytest
 
 from tactor import (
     Actor,
+    BlockingQueue,
     BlockingSystem,
     BroadcastResult,
     CallTimeout,
@@ -142,3 +144,59 @@ def test_children_start_their_own_system(url: str, method: str) -> None:
         assert pid != os.getpid()
         assert system.providers(Pricing) == [r.id for r in system.aio.refs()]  # the child left
         assert system.call(Pricing.where) == "parent"
+
+
+def drain(q: queue.Queue[int] | BlockingQueue[int]) -> list[int]:
+    """Code written for queue.Queue: consume until Empty, marking each item done."""
+    got = []
+    while True:
+        try:
+            got.append(q.get(timeout=0.2))
+        except queue.Empty:
+            return got
+        q.task_done()
+
+
+def test_blocking_queue_is_a_drop_in_for_queue_queue(url: str) -> None:
+    with BlockingSystem(url) as system:
+        jobs = system.queue("jobs", int, maxsize=3)
+        assert isinstance(jobs, BlockingQueue) and jobs.maxsize == 3
+        assert jobs.empty() and jobs.qsize() == 0
+        for n in range(3):
+            jobs.put(n)
+        assert jobs.full()
+        with pytest.raises(queue.Full):
+            jobs.put_nowait(99)
+        with pytest.raises(queue.Full):
+            jobs.put(99, timeout=0.1)
+        # A producer thread and a consumer written for queue.Queue, unchanged.
+        producer = threading.Thread(target=lambda: [jobs.put(n) for n in range(3, 10)])
+        producer.start()
+        got = drain(jobs)
+        producer.join()
+        assert got == list(range(10))
+        jobs.join()  # every item was marked done
+        with pytest.raises(queue.Empty):
+            jobs.get_nowait()
+        with pytest.raises(ValueError, match="too many times"):
+            jobs.task_done()
+        jobs.delete()
+
+
+def test_module_level_queue_like_pymq(url: str) -> None:
+    import tactor
+
+    tactor.init(url)
+    try:
+        q = tactor.queue("my_queue")
+        q.put({"id": 1, "tags": ["a"]})
+        assert q.get(timeout=1) == {"id": 1, "tags": ["a"]}
+        q.task_done()
+        typed = tactor.queue("my_items", Item)
+        typed.put(Item("a", 2))
+        assert typed.get(timeout=1) == Item("a", 2)
+        typed.task_done()
+        q.delete()
+        typed.delete()
+    finally:
+        tactor.shutdown()

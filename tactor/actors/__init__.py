@@ -1,17 +1,30 @@
 """The runtime: actors, schemas, calls, broadcasts, events and mailbox runners."""
 
 from .actor import Actor, ActorRef, json_schema
-from .blocking import BlockingSystem
+from .blocking import BlockingQueue, BlockingSystem
 from .broadcast import BroadcastResult, Outcome
 from .deadline import deadline
-from .default import expose, init, publish, remote, shutdown, stub, subscriber, system
+from .default import (
+    expose,
+    init,
+    publish,
+    queue,
+    remote,
+    shutdown,
+    stub,
+    subscriber,
+    system,
+)
 from .events import subscribe, topic, topic_of
+from .queues import AsyncQueue
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
     "Actor",
     "ActorRef",
     "ActorSystem",
+    "AsyncQueue",
+    "BlockingQueue",
     "BlockingSystem",
     "BroadcastResult",
     "EventSubscription",
@@ -21,6 +34,7 @@ __all__ = [
     "init",
     "json_schema",
     "publish",
+    "queue",
     "remote",
     "shutdown",
     "stub",

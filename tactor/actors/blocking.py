@@ -21,15 +21,16 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, TypeVarTuple
+from typing import Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ..errors import NotRunning, WouldBlock
 from ..transports import Transport
 from .actor import Actor, ActorRef
 from .broadcast import BroadcastResult
+from .queues import AsyncQueue
 from .system import ActorSystem, EventSubscription
 
-__all__ = ["BlockingSystem", "LoopThread"]
+__all__ = ["BlockingQueue", "BlockingSystem", "LoopThread"]
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
@@ -238,6 +239,74 @@ class BlockingSystem:
         from .functions import as_async
 
         return self.run(self.aio.subscribe(as_async(handler), pattern))
+
+    @overload
+    def queue(self, name: str, item_type: type[T], *, maxsize: int = 0) -> BlockingQueue[T]: ...
+    @overload
+    def queue(
+        self, name: str, item_type: None = None, *, maxsize: int = 0
+    ) -> BlockingQueue[Any]: ...
+    def queue(
+        self, name: str, item_type: type[T] | None = None, *, maxsize: int = 0
+    ) -> BlockingQueue[T] | BlockingQueue[Any]:
+        """The named distributed queue, with the interface of ``queue.Queue``."""
+        return BlockingQueue(self, self.aio.queue(name, item_type, maxsize=maxsize))
+
+
+class BlockingQueue(Generic[T]):
+    """A distributed FIFO queue with the interface of :class:`queue.Queue`.
+
+    Drop-in for code written against ``queue.Queue``: ``put``, ``get`` (with
+    ``block`` and ``timeout``), ``put_nowait``, ``get_nowait``, ``qsize``,
+    ``empty``, ``full``, ``maxsize``, ``task_done``, ``join``; raises
+    ``queue.Empty`` and ``queue.Full``. ``aio`` is the async queue it drives.
+    """
+
+    def __init__(self, system: BlockingSystem, queue: AsyncQueue[T]) -> None:
+        self._system = system
+        self.aio = queue
+
+    @property
+    def name(self) -> str:
+        return self.aio.name
+
+    @property
+    def maxsize(self) -> int:
+        return self.aio.maxsize
+
+    def __repr__(self) -> str:
+        return f"<BlockingQueue {self.name!r} maxsize={self.maxsize}>"
+
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        self._system.run(self.aio.put(item, block, timeout))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        return self._system.run(self.aio.get(block, timeout))
+
+    def put_nowait(self, item: T) -> None:
+        self._system.run(self.aio.put_nowait(item))
+
+    def get_nowait(self) -> T:
+        return self._system.run(self.aio.get_nowait())
+
+    def qsize(self) -> int:
+        return self._system.run(self.aio.qsize())
+
+    def empty(self) -> bool:
+        return self._system.run(self.aio.empty())
+
+    def full(self) -> bool:
+        return self._system.run(self.aio.full())
+
+    def task_done(self) -> None:
+        self._system.run(self.aio.task_done())
+
+    def join(self) -> None:
+        self._system.run(self.aio.join())
+
+    def delete(self) -> None:
+        """Remove the queue and everything in it, for every node."""
+        self._system.run(self.aio.delete())
 
 
 _OPEN: weakref.WeakSet[BlockingSystem] = weakref.WeakSet()

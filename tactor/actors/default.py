@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from ..errors import NotRunning
-from .blocking import BlockingSystem
+from .blocking import BlockingQueue, BlockingSystem
 from .functions import as_async, function_actor, resolve
 from .schema import handler_for_function
 
@@ -33,6 +33,7 @@ __all__ = [
     "expose",
     "init",
     "publish",
+    "queue",
     "remote",
     "shutdown",
     "stub",
@@ -42,6 +43,7 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _lock = threading.Lock()
@@ -159,6 +161,17 @@ def stub(target: Any, *, timeout: float | None = None, multi: bool = False) -> A
     call.__name__ = f"stub_{method.name}"
     call.__doc__ = f"Calls {schema.endpoint!r} remotely{' on every provider' if multi else ''}."
     return call
+
+
+@overload
+def queue(name: str, item_type: type[T], *, maxsize: int = 0) -> BlockingQueue[T]: ...
+@overload
+def queue(name: str, item_type: None = None, *, maxsize: int = 0) -> BlockingQueue[Any]: ...
+def queue(
+    name: str, item_type: type[T] | None = None, *, maxsize: int = 0
+) -> BlockingQueue[T] | BlockingQueue[Any]:
+    """The named distributed queue (``queue.Queue``'s interface) on the default system."""
+    return system().queue(name, item_type, maxsize=maxsize)
 
 
 def publish(event: object, topic: str | None = None) -> int | None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, TypeVarTuple
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import NoProvider, NotRunning, PayloadTooLarge, SchemaError
@@ -20,6 +20,7 @@ from .deadline import resolve_deadline
 from .envelope import Event
 from .events import topic_of
 from .proxy import proxy_class
+from .queues import AsyncQueue
 from .runner import ActorRunner, RunnerConfig
 from .schema import ActorSchema, HandlerSchema, MethodSchema, handler_for_function
 from .tasks import TaskSet
@@ -30,6 +31,7 @@ log = logging.getLogger("tactor")
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
+T = TypeVar("T")
 P = ParamSpec("P")
 Ts = TypeVarTuple("Ts")
 
@@ -348,6 +350,27 @@ class ActorSystem:
             )
         reached = await self.transport.publish(name, payload)
         return reached if self.transport.counts_subscribers else None
+
+    # -- queues ----------------------------------------------------------------
+
+    @overload
+    def queue(self, name: str, item_type: type[T], *, maxsize: int = 0) -> AsyncQueue[T]: ...
+
+    @overload
+    def queue(self, name: str, item_type: None = None, *, maxsize: int = 0) -> AsyncQueue[Any]: ...
+
+    def queue(
+        self, name: str, item_type: type[T] | None = None, *, maxsize: int = 0
+    ) -> AsyncQueue[T] | AsyncQueue[Any]:
+        """The named FIFO queue ``name``, shared by every node of this system's transport.
+
+        Items are encoded as ``item_type`` (``get`` returns that type), or,
+        without one, by their runtime type (``get`` returns JSON data: dict,
+        list, str, …). ``maxsize`` > 0 bounds the queue. Names are letters,
+        digits, ``_ . -`` (else ``ValueError``). Making the handle does no I/O;
+        the queue outlives this system (see :class:`AsyncQueue`).
+        """
+        return AsyncQueue(self, name, item_type, maxsize=maxsize)
 
     async def subscribe(
         self, handler: Callable[[Any], Awaitable[Any]], pattern: str | None = None

@@ -16,6 +16,10 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
 - **topics**: :meth:`Transport.publish` sends a payload to every subscription
   whose pattern matches the topic (see :mod:`tactor.transports.topics`).
 - **registry**: which providers serve an endpoint, with liveness.
+- **queues**: named FIFO queues of payloads shared by every node of the
+  transport (:meth:`Transport.queue_put`, :meth:`Transport.queue_get`, …);
+  each item popped goes to exactly one getter. A queue is shared state, not a
+  node's: closing a transport leaves its queues in place.
 - **lifecycle**: :meth:`Transport.start` and :meth:`Transport.close`.
 
 Names of mailboxes, topics, endpoints and providers are plain strings made by
@@ -257,6 +261,58 @@ class Transport(ABC):
     @abstractmethod
     async def providers(self, endpoint: str) -> list[str]:
         """Return the live providers of ``endpoint``, in a stable order."""
+
+    # -- queues ----------------------------------------------------------------
+    #
+    # A queue is a FIFO of payloads named by a plain string, created on first use
+    # and shared by every transport of the same namespace (hub, Redis prefix). It
+    # also keeps a count of unfinished tasks: one more per accepted put, one less
+    # per task_done. Queues outlive the transports that use them: close() leaves
+    # them in place, queue_delete() removes one.
+
+    @abstractmethod
+    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
+        """Append ``payload`` to ``queue`` and count one more unfinished task.
+
+        With ``maxsize > 0`` and the queue already holding ``maxsize`` items,
+        append nothing, count nothing and return False; else return True. The
+        check and the append are one atomic step. Never waits for room.
+        """
+
+    @abstractmethod
+    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
+        """Pop the oldest payload of ``queue``, waiting up to ``timeout`` seconds for one.
+
+        ``timeout=None`` waits until a payload arrives (or the transport
+        closes: :class:`tactor.errors.TransportClosed`); ``0`` (or less) does
+        not wait. Returns None when the timeout passed with the queue empty.
+        Each payload is popped by exactly one getter, on any node; getters
+        waiting at once are served in the order they started waiting where
+        the transport allows. Cancelling a waiting get loses no payload. The
+        unfinished count is not changed (see :meth:`queue_task_done`).
+        """
+
+    @abstractmethod
+    async def queue_size(self, queue: str) -> int:
+        """How many payloads ``queue`` holds now (0 for a queue never used)."""
+
+    @abstractmethod
+    async def queue_task_done(self, queue: str) -> int:
+        """Count one unfinished task of ``queue`` as done; return how many are left.
+
+        Raises ``ValueError`` (and changes nothing) when no task is unfinished.
+        """
+
+    @abstractmethod
+    async def queue_unfinished(self, queue: str) -> int:
+        """How many tasks of ``queue`` were put and not yet marked done."""
+
+    @abstractmethod
+    async def queue_delete(self, queue: str) -> None:
+        """Remove ``queue``: its payloads and its unfinished count.
+
+        Getters waiting on it keep waiting (for payloads put afterwards).
+        """
 
     # -- conveniences ----------------------------------------------------------
 

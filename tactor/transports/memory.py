@@ -10,6 +10,7 @@ its own. A hub belongs to one event loop.
 Guarantees: mailbox payloads are delivered at least once to the consumers of
 that hub while the process lives (nothing survives the process); events reach
 every subscription that existed when they were published, exactly once.
+Queues live in the hub, not in a transport: closing a transport leaves them.
 """
 
 from __future__ import annotations
@@ -90,8 +91,37 @@ class _Mailbox:
         return len(self.items) >= self.maxsize
 
 
+_Getter = asyncio.Future[bytes | None]
+
+
+class _Queue:
+    """A named FIFO of payloads with waiting getters (served first come, first served)."""
+
+    __slots__ = ("getters", "items", "unfinished")
+
+    def __init__(self) -> None:
+        self.items: deque[bytes] = deque()
+        self.getters: deque[_Getter] = deque()
+        self.unfinished = 0
+
+    def hand_over(self, payload: bytes, *, front: bool = False) -> None:
+        """Give ``payload`` to the longest-waiting getter, else keep it."""
+        while self.getters:
+            getter = self.getters.popleft()
+            if not getter.done():
+                getter.set_result(payload)
+                return
+        if front:
+            self.items.appendleft(payload)
+        else:
+            self.items.append(payload)
+
+    def unused(self) -> bool:
+        return not self.items and not self.getters and self.unfinished == 0
+
+
 class MemoryHub:
-    """The shared state behind ``memory://`` transports: mailboxes, topics, registry."""
+    """The shared state behind ``memory://`` transports: mailboxes, topics, registry, queues."""
 
     def __init__(self, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
         self.mailbox_size = mailbox_size
@@ -99,12 +129,25 @@ class MemoryHub:
         self.subscriptions: list[_MemorySubscription] = []
         self.registry: dict[str, dict[str, None]] = {}
         self.inboxes: dict[str, InboxHandler] = {}
+        self.queues: dict[str, _Queue] = {}
 
     def mailbox(self, name: str) -> _Mailbox:
         box = self.mailboxes.get(name)
         if box is None:
             box = self.mailboxes[name] = _Mailbox(name, self.mailbox_size)
         return box
+
+    def queue(self, name: str) -> _Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = _Queue()
+        return queue
+
+    def forget_queue(self, name: str) -> None:
+        """Drop a queue that holds nothing: it is the same as one never used."""
+        queue = self.queues.get(name)
+        if queue is not None and queue.unused():
+            del self.queues[name]
 
 
 _NAMED_HUBS: weakref.WeakValueDictionary[str, MemoryHub] = weakref.WeakValueDictionary()
@@ -224,6 +267,7 @@ class MemoryTransport(Transport):
         self.subscriptions: set[_MemorySubscription] = set()
         self._inboxes: set[_MemoryInbox] = set()
         self._registered: set[tuple[str, str]] = set()
+        self._getters: set[_Getter] = set()
         self._started = False
         self._closed = False
 
@@ -270,6 +314,10 @@ class MemoryTransport(Transport):
             await inbox.close()
         for endpoint, provider in list(self._registered):
             await self._unregister(endpoint, provider)
+        # Wake this transport's waiting getters; the queues themselves stay in the hub.
+        for getter in self._getters:
+            if not getter.done():
+                getter.set_exception(TransportClosed("memory transport is closed"))
 
     async def deliver(
         self,
@@ -363,3 +411,77 @@ class MemoryTransport(Transport):
     async def providers(self, endpoint: str) -> list[str]:
         self._check_open()
         return list(self.hub.registry.get(endpoint, ()))
+
+    # -- queues ----------------------------------------------------------------
+
+    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
+        self._check_open()
+        q = self.hub.queue(queue)
+        if maxsize > 0 and len(q.items) >= maxsize:
+            return False
+        q.unfinished += 1
+        q.hand_over(payload)
+        return True
+
+    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
+        self._check_open()
+        q = self.hub.queue(queue)
+        if q.items:
+            return q.items.popleft()
+        if timeout is not None and timeout <= 0:
+            self.hub.forget_queue(queue)
+            return None
+        loop = asyncio.get_running_loop()
+        getter: _Getter = loop.create_future()
+        q.getters.append(getter)
+        self._getters.add(getter)
+        # The timeout resolves the getter with None rather than cancelling this
+        # task: no payload can be handed over and lost in between.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, getter)
+        try:
+            return await getter
+        except asyncio.CancelledError:
+            if getter.done() and not getter.cancelled() and getter.exception() is None:
+                payload = getter.result()
+                if payload is not None:  # handed a payload as we were cancelled: give it back
+                    self.hub.queue(queue).hand_over(payload, front=True)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._getters.discard(getter)
+            if getter in q.getters:
+                q.getters.remove(getter)
+            self.hub.forget_queue(queue)
+
+    async def queue_size(self, queue: str) -> int:
+        self._check_open()
+        q = self.hub.queues.get(queue)
+        return 0 if q is None else len(q.items)
+
+    async def queue_task_done(self, queue: str) -> int:
+        self._check_open()
+        q = self.hub.queues.get(queue)
+        if q is None or q.unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        q.unfinished -= 1
+        self.hub.forget_queue(queue)
+        return q.unfinished
+
+    async def queue_unfinished(self, queue: str) -> int:
+        self._check_open()
+        q = self.hub.queues.get(queue)
+        return 0 if q is None else q.unfinished
+
+    async def queue_delete(self, queue: str) -> None:
+        self._check_open()
+        q = self.hub.queues.get(queue)
+        if q is not None:
+            q.items.clear()
+            q.unfinished = 0
+            self.hub.forget_queue(queue)
+
+
+def _expire(getter: _Getter) -> None:
+    if not getter.done():
+        getter.set_result(None)

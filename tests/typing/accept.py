@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import assert_type
+from typing import Any, assert_type
 
 import tactor
-from tactor import ActorRef, ActorSystem, BlockingSystem, BroadcastResult, Outcome
+from tactor import ActorRef, ActorSystem, AsyncQueue, BlockingSystem, BroadcastResult, Outcome
 from tests.model import Item, Pricing
 
 
@@ -65,3 +65,18 @@ def module_level() -> None:
     assert_type(tactor.stub(aproduct, multi=True)(2, 3), list[int])
     served = tactor.remote(product)  # the decorator returns the function itself
     assert_type(served(1, 2), int)
+
+
+async def queues(system: ActorSystem) -> None:
+    items = system.queue("items", Item, maxsize=10)
+    assert_type(items, AsyncQueue[Item])
+    await items.put(Item("a", 1), timeout=1.0)
+    await items.put_nowait(Item("a", 1))
+    assert_type(await items.get(timeout=1.0), Item)
+    assert_type(await items.get_nowait(), Item)
+    assert_type(await items.qsize(), int)
+    assert_type(await items.full(), bool)
+    anything = system.queue("anything")
+    assert_type(anything, AsyncQueue[Any])
+    await anything.put({"any": ["json", 1]})
+    assert_type(await system.queue("ints", list[int]).get(), list[int])

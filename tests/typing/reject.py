@@ -46,3 +46,10 @@ def stub_misuse() -> None:
     tactor.stub(product)("two", 3)  # E: arg-type
     tactor.stub(product)(1)  # E: call-arg
     many: int = tactor.stub(product, multi=True)(1, 2)  # E: assignment
+
+
+async def queue_misuse(system: ActorSystem) -> None:
+    items = system.queue("items", Item)
+    await items.put("not an item")  # E: arg-type
+    count: int = await items.get()  # E: assignment
+    system.queue("items", Item, 10)  # E: call-overload

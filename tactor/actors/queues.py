@@ -1,0 +1,263 @@
+"""Named distributed FIFO queues: :class:`AsyncQueue`, made by :meth:`ActorSystem.queue`.
+
+A queue is shared by every node of a transport (every system on the same
+``memory://NAME`` hub, or on the same Redis and prefix) and is named like an
+endpoint. Its API is :class:`queue.Queue`'s, awaited: ``put``/``get`` with
+``block`` and ``timeout``, ``put_nowait``/``get_nowait``, ``qsize``,
+``empty``, ``full``, ``task_done`` and ``join``; it raises the standard
+:class:`queue.Empty` and :class:`queue.Full`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue as stdlib_queue
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ..codecs import Codec
+from ..codecs.jsonschema import type_name
+from ..errors import DecodeError, EncodeError, PayloadTooLarge, TactorError
+from ..transports import Transport
+from .schema import _NAME
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+
+__all__ = ["AsyncQueue", "check_queue_name"]
+
+T = TypeVar("T")
+
+#: Polling of a full queue (put) or of unfinished tasks (join): first and longest pause.
+_POLL_FIRST = 0.002
+_POLL_CAP = 0.05
+#: How deeply an untyped item's containers may nest.
+_MAX_DEPTH = 256
+
+
+def check_queue_name(name: str) -> str:
+    """Return ``name`` if it is a valid queue name (letters, digits, ``_ . -``)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"queue name {name!r} must be letters, digits, _ . -")
+    return name
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+
+
+class _Poll:
+    """Growing pauses between polls, never past an optional end (loop time)."""
+
+    def __init__(self, end: float | None) -> None:
+        self.end = end
+        self.delay = _POLL_FIRST
+        self.loop = asyncio.get_running_loop()
+
+    def expired(self) -> bool:
+        return self.end is not None and self.loop.time() >= self.end
+
+    async def wait(self) -> None:
+        delay = self.delay
+        if self.end is not None:
+            delay = max(0.0, min(delay, self.end - self.loop.time()))
+        await asyncio.sleep(delay)
+        self.delay = min(self.delay * 2, _POLL_CAP)
+
+
+class AsyncQueue(Generic[T]):
+    """A named FIFO queue shared by every node of the system's transport.
+
+    Made by :meth:`ActorSystem.queue`; the API mirrors :class:`queue.Queue`
+    with every method awaited (``put_nowait``/``get_nowait`` too: they may
+    talk to Redis).
+
+    - Each item is taken by exactly one ``get``, on any node or process.
+      On Redis an item is popped from the list, so it is gone once taken: if
+      the taker dies before handling it, it is lost (processing is
+      at-most-once). Cancelling a waiting ``get`` loses nothing.
+    - Items are encoded with the system's codec. With ``item_type`` each item
+      is encoded and decoded as that type (a dataclass, ``list[int]``, …).
+      Without one, each item is encoded by its runtime type (containers —
+      ``dict`` with ``str`` keys, ``list``, ``tuple``, ``set`` — element by
+      element) and ``get`` returns the decoded JSON data: a dataclass put
+      comes back as a ``dict``, a tuple or a set as a ``list``.
+    - ``maxsize`` > 0 bounds the queue: ``put`` waits (polling) while it
+      holds ``maxsize`` items. The bound is checked by each putter's handle:
+      give every handle of one queue the same ``maxsize``.
+    - ``task_done``/``join`` count unfinished tasks across all nodes: every
+      accepted ``put`` adds one, every ``task_done`` removes one.
+    - A queue is shared state, not a node's: it outlives the systems that use
+      it (on Redis, until deleted; on memory, while its hub lives). Closing a
+      system leaves its queues; :meth:`delete` removes one.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        item_type: type[T] | None = None,
+        *,
+        maxsize: int = 0,
+    ) -> None:
+        self.system = system
+        self.name = check_queue_name(name)
+        self.item_type = item_type
+        self.maxsize = maxsize
+        if item_type is not None:
+            system.codec.json_schema(item_type)  # SchemaError now for a type it cannot send
+
+    def __repr__(self) -> str:
+        kind = "Any" if self.item_type is None else type_name(self.item_type)
+        return f"<AsyncQueue {self.name!r} of {kind} maxsize={self.maxsize}>"
+
+    # -- encoding --------------------------------------------------------------
+
+    def _encode(self, item: T) -> bytes:
+        codec = self.system.codec
+        if self.item_type is not None:
+            data = codec.to_wire(item, self.item_type)
+        else:
+            data = _to_wire_untyped(codec, item)
+        payload = codec.dumps(data)
+        if len(payload) > self.system.max_payload:
+            raise PayloadTooLarge(
+                f"the item for queue {self.name!r} is {len(payload)} bytes, "
+                f"over max_payload={self.system.max_payload}"
+            )
+        return payload
+
+    async def _decode(self, payload: bytes) -> T:
+        codec = self.system.codec
+        try:
+            data = codec.loads(payload)
+            if self.item_type is None:
+                result: T = data
+            else:
+                result = codec.from_wire(data, self.item_type)
+        except DecodeError:
+            # The item is consumed: count its task done so join() does not wait for it.
+            with contextlib.suppress(ValueError, TactorError):  # the DecodeError says more
+                await self._transport().queue_task_done(self.name)
+            raise
+        return result
+
+    def _transport(self) -> Transport:
+        self.system._check_running()
+        return self.system.transport
+
+    # -- the queue.Queue API ---------------------------------------------------
+
+    async def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item`` at the tail.
+
+        With a bounded queue that is full: ``block=False`` raises
+        :class:`queue.Full` at once; ``block=True`` waits for room, for ever
+        (``timeout=None``) or up to ``timeout`` seconds, then raises
+        :class:`queue.Full`. Raises ``EncodeError`` for an item that does not
+        fit ``item_type`` and ``PayloadTooLarge`` past the system's ``max_payload``.
+        """
+        if block:
+            _check_timeout(timeout)
+        payload = self._encode(item)
+        transport = self._transport()
+        if await transport.queue_put(self.name, payload, self.maxsize):
+            return
+        if not block:
+            raise stdlib_queue.Full
+        loop = asyncio.get_running_loop()
+        poll = _Poll(None if timeout is None else loop.time() + timeout)
+        while True:
+            if poll.expired():
+                raise stdlib_queue.Full
+            await poll.wait()
+            if await self._transport().queue_put(self.name, payload, self.maxsize):
+                return
+
+    async def put_nowait(self, item: T) -> None:
+        """Put ``item`` if there is room at once, else raise :class:`queue.Full`."""
+        await self.put(item, block=False)
+
+    async def get(self, block: bool = True, timeout: float | None = None) -> T:
+        """Remove and return the oldest item.
+
+        ``block=False`` raises :class:`queue.Empty` at once if there is none;
+        ``block=True`` waits for one, for ever (``timeout=None``) or up to
+        ``timeout`` seconds, then raises :class:`queue.Empty`.
+
+        An item that cannot be decoded as ``item_type`` raises
+        :class:`tactor.DecodeError`; that item is consumed all the same (it is
+        no longer in the queue) and its task is counted done.
+        """
+        if block:
+            _check_timeout(timeout)
+        wait = timeout if block else 0.0
+        payload = await self._transport().queue_get(self.name, wait)
+        if payload is None:
+            raise stdlib_queue.Empty
+        return await self._decode(payload)
+
+    async def get_nowait(self) -> T:
+        """Remove and return the oldest item if there is one, else raise :class:`queue.Empty`."""
+        return await self.get(block=False)
+
+    async def qsize(self) -> int:
+        """How many items the queue holds now (on every node)."""
+        return await self._transport().queue_size(self.name)
+
+    async def empty(self) -> bool:
+        """Whether the queue holds no item now."""
+        return await self.qsize() == 0
+
+    async def full(self) -> bool:
+        """Whether a bounded queue holds ``maxsize`` items now (never for an unbounded one)."""
+        return 0 < self.maxsize <= await self.qsize()
+
+    async def task_done(self) -> None:
+        """Mark one task (an item got earlier, on any node) done.
+
+        Raises ``ValueError`` if called more times than items were put.
+        """
+        await self._transport().queue_task_done(self.name)
+
+    async def unfinished(self) -> int:
+        """How many items were put and not yet marked done, across all nodes."""
+        return await self._transport().queue_unfinished(self.name)
+
+    async def join(self) -> None:
+        """Wait until every item put (by any node) has been marked done with ``task_done``.
+
+        Polls the unfinished count, at a few milliseconds at first and every
+        50 ms at most after that.
+        """
+        poll = _Poll(None)
+        while await self.unfinished() > 0:
+            await poll.wait()
+
+    async def delete(self) -> None:
+        """Remove the queue: its items and its unfinished count (on every node).
+
+        Getters waiting on it keep waiting for items put afterwards.
+        """
+        await self._transport().queue_delete(self.name)
+
+
+def _to_wire_untyped(codec: Codec, value: Any, depth: int = 0) -> Any:
+    """Wire data for ``value`` by its runtime type; containers element by element."""
+    if depth > _MAX_DEPTH:
+        raise EncodeError("cannot encode the item: containers nested too deeply")
+    if isinstance(value, Mapping):
+        data: dict[str, Any] = {}
+        for key, element in value.items():
+            if not isinstance(key, str):
+                raise EncodeError(
+                    f"cannot encode a dict with a {type(key).__name__} key into an untyped "
+                    "queue: use str keys, or give the queue an item type"
+                )
+            data[key] = _to_wire_untyped(codec, element, depth + 1)
+        return data
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_to_wire_untyped(codec, element, depth + 1) for element in value]
+    return codec.to_wire(value, type(value))
