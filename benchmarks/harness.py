@@ -41,7 +41,7 @@ class Figure:
     """One subject measured ``repeats`` times."""
 
     name: str
-    unit: str  # "us" (latency, lower is better) or "ops/s" (throughput, higher is better)
+    unit: str  # "us" (latency) or "ops/s" (throughput, higher is better), or e.g. "MiB"
     medians: list[float] = field(default_factory=list)
     p99s: list[float] = field(default_factory=list)
     note: str = ""
@@ -180,6 +180,8 @@ def platform_cores() -> int:
 def _fmt(value: float, unit: str) -> str:
     if unit == "ops/s":
         return f"{value:,.0f}/s"
+    if unit != "us":
+        return f"{value:,.2f} {unit}"
     return f"{value:,.1f} µs" if value < 10_000 else f"{value / 1000:,.1f} ms"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tactor import Actor, ActorSystem, MailboxFull, NotRunning
 from tactor.transports.memory import MemoryTransport
+from tests.model import Pricing
 
 
 class Counter(Actor, name="counter"):
@@ -117,3 +118,16 @@ async def test_on_start_failure_is_raised_by_spawn(url: str) -> None:
         with pytest.raises(RuntimeError, match="no database"):
             await system.spawn(Broken)
         assert await system.providers(Broken) == []
+
+
+async def test_stopping_one_provider_leaves_the_others_serving(url: str) -> None:
+    async with ActorSystem(url) as system:
+        first = await system.spawn(Counter)
+        second = await system.spawn(Counter)
+        subscriber = await system.spawn(Pricing, "eu")  # an actor with event handlers, too
+        await system.stop(first)
+        assert await system.call(Counter.add, 1, provider=second) == 1
+        assert await system.call(Counter.add, 2) == 3  # only the second is left
+        assert await system.proxy(Pricing, provider=subscriber).where() == "eu"
+        await system.stop(subscriber)
+        assert await system.call(Counter.get, provider=second) == 3

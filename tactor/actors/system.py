@@ -123,7 +123,7 @@ class ActorSystem:
             await self._calls.start()
         except BaseException:
             # Do not leave connections or threads behind when starting fails half-way.
-            await self._tasks.cancel()
+            await self._tasks.cancel_all()
             await self.transport.close()
             self._state = "closed"
             raise
@@ -139,7 +139,7 @@ class ActorSystem:
         await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
         await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
         await self._calls.close()
-        await self._tasks.cancel()
+        await self._tasks.cancel_all()
         await self.transport.close()
         self._state = "closed"
 

@@ -30,12 +30,15 @@ class TaskSet:
             log.error("tactor task %s crashed", task.get_name(), exc_info=task.exception())
 
     async def cancel(self, *tasks: asyncio.Task[Any]) -> None:
-        """Cancel ``tasks`` (all owned tasks when none are named) and wait for them."""
-        targets = list(tasks) if tasks else list(self._tasks)
-        for task in targets:
+        """Cancel ``tasks`` (none named: nothing) and wait for them."""
+        for task in tasks:
             task.cancel()
-        if targets:
-            await asyncio.gather(*targets, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        """Cancel every task this set owns and wait for them."""
+        await self.cancel(*self._tasks)
 
     def __len__(self) -> int:
         return len(self._tasks)

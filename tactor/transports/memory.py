@@ -170,6 +170,7 @@ class _MemoryConsumer(MailboxConsumer):
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, _MemoryDelivery] = {}
+        self._waiter: _Waiter | None = None
 
     def _delivery(self, mailbox: str, payload: bytes) -> _MemoryDelivery:
         delivery = _MemoryDelivery(self, mailbox, payload)
@@ -184,6 +185,7 @@ class _MemoryConsumer(MailboxConsumer):
             if payload is not None:
                 return self._delivery(box.name, payload)
         waiter: _Waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
         for box in self._boxes:
             box.waiters.append(waiter)
         try:
@@ -210,10 +212,9 @@ class _MemoryConsumer(MailboxConsumer):
             return
         self._closed = True
         self._transport.consumers.discard(self)
-        for box in self._boxes:
-            for waiter in box.waiters:
-                if not waiter.done():
-                    waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        # Wake our own waiting receive only: other consumers share these mailboxes.
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
         # Whatever was taken and not acknowledged goes back, oldest first.
         for delivery in reversed(list(self.unacked.values())):
             self._transport.hub.mailbox(delivery.mailbox).hand_over(delivery.payload, front=True)

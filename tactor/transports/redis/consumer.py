@@ -106,6 +106,9 @@ class RedisConsumer(MailboxConsumer):
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+            # Join the group now, not at the first entry read: a consumer that has read
+            # nothing yet must still count, or a leaving one would drop the stream under it.
+            await self._redis.xgroup_createconsumer(key, GROUP, self.name)
 
     async def _take(self, key: str, entries: Any) -> None:
         """Buffer entries read or claimed from ``key``; drop (and ack) foreign ones."""
@@ -141,9 +144,9 @@ class RedisConsumer(MailboxConsumer):
                 check_cancelled()
                 backoff.reset()
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
-                await self._ensure_groups()  # Redis lost the stream (a restart): make it again
+                await self._ensure_groups()  # the stream is gone (a restart): make it again
             except _LOST as exc:
                 log.warning(
                     "%s: Redis connection lost while receiving (%s); retrying", self.name, exc

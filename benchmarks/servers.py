@@ -1,0 +1,329 @@
+"""Server processes for the Redis rows, and the launcher that starts and stops them.
+
+Each server is a separate OS process (``python -m benchmarks.servers KIND ...``):
+
+- ``tactor URL ACTOR COUNT BASE_URL REPORT_KEY``: an :class:`ActorSystem` on
+  ``URL`` serving COUNT providers of ``echo`` (:class:`RemoteEcho`) or
+  ``listener`` (:class:`Listener`, which reports on raw Redis lists).
+- ``raw URL REQUEST_KEY``: plain redis-py, ``BLPOP REQUEST_KEY`` then
+  ``RPUSH`` the body onto the reply list the request names; ``rawasync``:
+  the same on redis-py's asyncio client.
+- ``rawsub URL CHANNEL REPORT_KEY``: plain redis-py pub/sub, reporting like
+  :class:`Listener`.
+- ``pymq URL NAMESPACE CHANNEL``: pymq 0.7's Redis event bus exposing
+  ``echo(value: int) -> int`` on CHANNEL.
+
+A server prints one line ``ready [ID ...]`` once it serves, and runs until
+SIGTERM (a clean close) or SIGKILL, or until its stdin closes (so none
+outlives the benchmark process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from tactor import Actor, ActorSystem, subscribe, topic
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tactor_url(base: str, prefix: str, **options: object) -> str:
+    """``base`` with tactor's ``prefix`` (and other transport options) in its query."""
+    parts = urlsplit(base)
+    query = [
+        *parse_qsl(parts.query),
+        ("prefix", prefix),
+        *((k, str(v)) for k, v in options.items()),
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def delete_keys(base: str, *patterns: str) -> int:
+    """Delete every key matching ``patterns`` (SCAN, never a flush); returns how many."""
+    client = aioredis.Redis.from_url(base)
+    deleted = 0
+    try:
+        for pattern in patterns:
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            for i in range(0, len(keys), 500):
+                deleted += await client.delete(*keys[i : i + 500])
+    finally:
+        await client.aclose()
+    return deleted
+
+
+# -- what the tactor servers serve ------------------------------------------------
+
+
+class RemoteEcho(Actor, name="bench-remote-echo"):
+    """The provider of the call, broadcast and tell rows."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def echo(self, value: int) -> int:
+        return value
+
+    async def bump(self, value: int) -> None:
+        self.count += value
+
+    async def total(self) -> int:
+        return self.count
+
+
+@topic("bench.ping")
+@dataclass
+class Ping:
+    """An event of the events row.
+
+    ``sent`` is the publisher's ``time.time()`` for a latency probe (``run`` is
+    then its sequence number), 0 for a throughput event (``run`` names the
+    measurement, ``batch`` how often to report the count handled).
+    """
+
+    run: int
+    sent: float
+    batch: int
+
+
+class Listener(Actor, name="bench-listener"):
+    """Handles :class:`Ping` events; reports on raw Redis lists ``KEY:lat`` and ``KEY:n``."""
+
+    def __init__(self, redis_url: str, report_key: str) -> None:
+        self.redis = aioredis.Redis.from_url(redis_url)
+        self.key = report_key
+        self.counts: dict[int, int] = {}
+
+    async def on_stop(self) -> None:
+        await self.redis.aclose()
+
+    @subscribe
+    async def on_ping(self, event: Ping) -> None:
+        now = time.time()  # the handler has the event: publish→handler ends here
+        if event.sent:
+            await self.redis.rpush(f"{self.key}:lat", f"{event.run}:{now - event.sent!r}")
+            return
+        n = self.counts[event.run] = self.counts.get(event.run, 0) + 1
+        if n % event.batch == 0:
+            await self.redis.rpush(f"{self.key}:n", f"{event.run}:{n}")
+
+
+# -- the servers --------------------------------------------------------------------
+
+
+def _exit_when_stdin_closes() -> None:
+    def watch() -> None:
+        sys.stdin.buffer.read()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
+async def serve_tactor(url: str, actor: str, count: int, base: str, report_key: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 1) else None)
+    async with ActorSystem(url, timeout=30) as system:
+        ids = []
+        for _ in range(count):
+            if actor == "echo":
+                ref = await system.spawn(RemoteEcho)
+            else:
+                ref = await system.spawn(Listener, base, report_key)
+            ids.append(ref.id)
+        print("ready", *ids, flush=True)
+        await stop.wait()
+
+
+def serve_raw(url: str, request_key: str) -> None:
+    """The raw redis-py echo server: each request is ``REPLY_KEY|BODY``."""
+    _exit_when_stdin_closes()
+    client = redis.Redis.from_url(url)
+    client.ping()
+    print("ready", flush=True)
+    while True:
+        item = client.blpop([request_key], timeout=1)
+        if item is not None:
+            reply_key, _, body = item[1].partition(b"|")
+            client.rpush(reply_key, body)
+
+
+async def serve_raw_async(url: str, request_key: str) -> None:
+    """The same echo server on redis-py's asyncio client (as tactor's providers use)."""
+    _exit_when_stdin_closes()
+    client = aioredis.Redis.from_url(url)
+    await client.ping()
+    print("ready", flush=True)
+    while True:
+        item = await client.blpop([request_key], timeout=1)
+        if item is not None:
+            reply_key, _, body = item[1].partition(b"|")
+            await client.rpush(reply_key, body)
+
+
+def serve_rawsub(url: str, channel: str, report_key: str) -> None:
+    """The raw redis-py subscriber: parses each event and reports like :class:`Listener`."""
+    _exit_when_stdin_closes()
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    while not pubsub.subscribed:  # set once the server confirmed the subscription
+        pubsub.get_message(timeout=1.0)
+    print("ready", flush=True)
+    counts: dict[int, int] = {}
+    for message in pubsub.listen():
+        if message["type"] != "message":
+            continue
+        now = time.time()
+        event = orjson.loads(message["data"])
+        if event["sent"]:
+            client.rpush(f"{report_key}:lat", f"{event['run']}:{now - event['sent']!r}")
+            continue
+        run = event["run"]
+        n = counts[run] = counts.get(run, 0) + 1
+        if n % event["batch"] == 0:
+            client.rpush(f"{report_key}:n", f"{run}:{n}")
+
+
+def pymq_bus(url: str, namespace: str) -> object:
+    """A pymq 0.7 Redis event bus on ``url`` under its own namespace (keys ``__eventbus:NS:*``)."""
+    from pymq.provider.redis import RedisEventBus
+
+    return RedisEventBus(namespace=namespace, rds=redis.Redis.from_url(url, decode_responses=True))
+
+
+def echo(value: int) -> int:
+    return value
+
+
+# pymq reads the annotations as objects (this module's are strings, see the __future__ import).
+echo.__annotations__ = {"value": int, "return": int}
+
+
+def serve_pymq(url: str, namespace: str, channel: str) -> None:
+    _exit_when_stdin_closes()
+    bus = pymq_bus(url, namespace)
+    bus.expose(echo, channel=channel)  # type: ignore[attr-defined]
+    threading.Thread(target=bus.run, name="pymq-bus", daemon=True).start()  # type: ignore[attr-defined]
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+def main(argv: list[str]) -> None:
+    kind, args = argv[0], argv[1:]
+    if kind == "tactor":
+        url, actor, count, base, report_key = args
+        asyncio.run(serve_tactor(url, actor, int(count), base, report_key))
+    elif kind == "raw":
+        serve_raw(*args)
+    elif kind == "rawasync":
+        asyncio.run(serve_raw_async(*args))
+    elif kind == "rawsub":
+        serve_rawsub(*args)
+    elif kind == "pymq":
+        serve_pymq(*args)
+    else:
+        raise SystemExit(f"unknown server kind {kind!r}")
+
+
+# -- the launcher -------------------------------------------------------------------
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of process ``pid``, from /proc (Linux); else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """One server process; ``ids`` are what it printed after ``ready`` (tactor provider ids)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, ids: list[str]) -> None:
+        self.process = process
+        self.ids = ids
+
+    @classmethod
+    async def start(cls, kind: str, *args: str) -> Server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.servers", kind, *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+        except BaseException:
+            process.kill()
+            await process.wait()
+            raise
+        words = line.decode().split()
+        if not words or words[0] != "ready":
+            process.kill()
+            await process.wait()
+            raise RuntimeError(f"server {kind} did not start: {line!r}")
+        return cls(process, words[1:])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def cpu(self) -> float | None:
+        """CPU seconds (user + system) the process used so far; None where /proc is missing."""
+        return process_cpu(self.process.pid)
+
+    async def kill(self) -> None:
+        """SIGKILL: nothing is cleaned up in the process."""
+        if self.alive:
+            self.process.kill()
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM and wait (a tactor server closes its system cleanly); SIGKILL after 10 s."""
+        if self.alive:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                await self.kill()
+        with contextlib.suppress(Exception):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+
+
+async def start_all(*specs: tuple[str, ...]) -> list[Server]:
+    """Start servers concurrently; if one fails, stop those that started and re-raise."""
+    results = await asyncio.gather(*(Server.start(*spec) for spec in specs), return_exceptions=True)
+    started = [r for r in results if isinstance(r, Server)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        await stop_all(started)
+        raise failed[0]
+    return started
+
+
+async def stop_all(servers: list[Server]) -> None:
+    await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
