@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(iterations=args.iterations, repeats=args.repeats, redis_url=args.redis)
     rows = asyncio.run(run_all(settings, args.only))
     path = write_report(rows, settings)
+    if not settings.quick and not args.only:  # a full run: refresh the chart and the README
+        from .chart import main as chart
+
+        chart()
     print(path.read_text())
     return 0
 

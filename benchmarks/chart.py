@@ -70,12 +70,27 @@ def svg(items: list[tuple[str, float]], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
+README = Path(__file__).parent.parent / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(table: str, readme: Path = README) -> None:
+    """Put the current results table between the README's bench markers."""
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    if not rest:
+        raise ValueError(f"{readme} has no {START} marker")
+    readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+
+
 def main() -> Path:
     results = json.loads((RESULTS / "latest.json").read_text())
     meta = results["meta"]
     title = f"tactor vs baselines and peers — {meta['when']}, {meta['machine']}"
     target = DOCS / "benchmarks.svg"
     target.write_text(svg(bars(results), title))
+    update_readme((RESULTS / "latest.md").read_text())
     return target
 
 
