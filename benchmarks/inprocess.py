@@ -6,23 +6,12 @@ import asyncio
 import time
 from typing import Any
 
-from tactor import Actor, ActorSystem
+from tactor import ActorSystem
 
 from .harness import Figure, Row, Settings, repeat_latency
+from .servers import RemoteEcho
 
-
-class Echo(Actor, name="bench-echo"):
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def echo(self, value: int) -> int:
-        return value
-
-    async def bump(self, value: int) -> None:
-        self.count += value
-
-    async def total(self) -> int:
-        return self.count
+Echo = RemoteEcho  # the same actor the Redis rows serve, here in-process
 
 
 async def _asyncio_baseline(settings: Settings) -> Figure:

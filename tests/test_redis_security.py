@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from tactor import ActorSystem, TransportError
 from tactor.actors.actor import schema_of
 from tactor.transports.redis.events import glob_of
-from tests.conftest import require_redis, with_query
+from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
 from tests.model import Item, PriceChanged, Pricing, StockChanged
 from tests.servers import RedisServer, free_port, redis_server
@@ -362,13 +362,7 @@ def shared() -> Iterator[tuple[str, str]]:
     base = require_redis()
     prefix = f"tactor-test:{uuid.uuid4().hex[:12]}"
     yield base, prefix
-    client = redis.Redis.from_url(base)
-    try:
-        leftovers = list(client.scan_iter(f"{prefix}:*"))
-        if leftovers:
-            client.delete(*leftovers)
-    finally:
-        client.close()
+    drop_keys(base, prefix)
 
 
 @asynccontextmanager
