@@ -65,6 +65,8 @@ _OPTIONS = {
     "block": float,
     "claim_idle": float,
 }
+INBOX_BATCH = 128  # replies popped per round trip, at most
+
 _SCRIPTS = {
     "deliver": scripts.DELIVER,
     "ack": scripts.ACK,
@@ -121,7 +123,10 @@ class _RedisInbox(Inbox):
                 if lost:  # reconnect, at a pace, and say again that this inbox is alive
                     await backoff.wait()
                     await self._transport.keep_alive(self._transport.live_key, self._key)
-                item = await self._transport.redis.blpop([self._key], timeout=self._transport.block)
+                # Up to INBOX_BATCH replies per round trip when many calls are in flight.
+                popped = await self._transport.redis.blmpop(
+                    self._transport.block, 1, self._key, direction="LEFT", count=INBOX_BATCH
+                )
                 check_cancelled()
                 backoff.reset()
                 lost = False
@@ -130,9 +135,8 @@ class _RedisInbox(Inbox):
                     self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
                 lost = True
                 continue
-            if item is not None:
-                payload = item[1]
-                self._on_payload(payload if isinstance(payload, bytes) else payload.encode())
+            for payload in popped[1] if popped else ():
+                self._on_payload(payload if isinstance(payload, bytes) else str(payload).encode())
 
     async def close(self) -> None:
         if self._reader is None:
