@@ -9,6 +9,7 @@ import pytest
 
 from tactor import Actor, ActorSystem, MailboxFull, NotRunning
 from tactor.transports.memory import MemoryTransport
+from tests.helpers import eventually
 from tests.model import Pricing
 
 
@@ -131,3 +132,19 @@ async def test_stopping_one_provider_leaves_the_others_serving(url: str) -> None
         assert await system.proxy(Pricing, provider=subscriber).where() == "eu"
         await system.stop(subscriber)
         assert await system.call(Counter.get, provider=second) == 3
+
+
+async def test_stop_puts_back_the_messages_a_provider_took(url: str) -> None:
+    async with ActorSystem(url) as system:
+        first = await system.spawn(Pricing, "first")  # subscribes to events: reads through pumps
+        busy = asyncio.create_task(system.call(Pricing.sleep, 0.3, provider=first))
+        await asyncio.sleep(0.05)
+        for _ in range(3):  # queued behind the busy call; one is already held by its pump
+            await system.tell(Pricing.restock, "x", 1)
+        await asyncio.sleep(0.05)
+        await system.stop(first)  # finishes the call in hand, hands back the rest
+        assert await busy == "first"
+        second = await system.spawn(Pricing, "second")
+        await eventually(
+            lambda: system.call(Pricing.stock_of, "x", provider=second), lambda n: n == 3
+        )

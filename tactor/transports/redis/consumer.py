@@ -242,16 +242,18 @@ class RedisConsumer(MailboxConsumer):
             return
         self._closed = True
         self._transport.consumers.discard(self)
-        back: dict[str, list[str]] = {}
-        for delivery in [*self._unacked.values(), *self._buffer]:
-            back.setdefault(delivery.key, []).append(delivery.entry_id)
         self._unacked.clear()
         self._buffer.clear()
         with contextlib.suppress(*_LOST, ResponseError, TransportError):
             await self._flush_acks()
-            for key, ids in back.items():
-                await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
             for key in self._keys:
+                # Everything still pending with us goes back — what was handed out or
+                # buffered, and also what a read cut short by cancellation took.
+                while pending := await self._redis.xpending_range(
+                    key, GROUP, "-", "+", 500, consumername=self.name
+                ):
+                    ids = [_text(p["message_id"]) for p in pending]
+                    await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
                 await self._transport.scripts["cleanup"](keys=[key], args=[GROUP, self.name])
         await self._transport.forget(self._transport.live_key, self.name)
 
