@@ -190,3 +190,15 @@ async def test_a_closed_system_leaves_nothing_in_redis(fast_url: str) -> None:
         assert list(client.scan_iter(f"{prefix}:*"))  # it did use Redis
     assert list(client.scan_iter(f"{prefix}:*")) == []
     client.close()
+
+
+async def test_prefetch_reads_several_entries_per_round_trip(fast_url: str) -> None:
+    url = with_query(fast_url, prefetch="8")
+    async with processes((url, "pricing", 1, "batch")) as (proc,), ActorSystem(url) as me:
+        transport = me.transport
+        assert getattr(transport, "prefetch", None) == 8
+        await asyncio.gather(*(me.tell(Pricing.restock, "a", 1) for _ in range(40)))
+        assert await me.call(Pricing.stock_of, "a") == 40  # each handled once, in one provider
+        results = await asyncio.gather(*(me.proxy(Pricing).where() for _ in range(20)))
+        assert set(results) == {"batch"}
+        assert await me.providers(Pricing) == proc.ids

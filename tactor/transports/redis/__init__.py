@@ -12,7 +12,9 @@ URL options (beside redis-py's own): ``prefix`` (``tactor``), ``mailbox_size``
 registry after this), ``heartbeat`` (``ttl``/3), ``subscription_buffer``
 (1024), ``block`` (1 s, how long an idle read waits before looking for
 orphaned messages), ``claim_idle`` (1 s: a message must be this old before it
-is taken from a dead consumer).
+is taken from a dead consumer), ``prefetch`` (1: how many entries a provider
+reads per round trip — more gives throughput, but a busy provider then holds
+messages an idle one could take).
 
 Guarantees: mailboxes are at-least-once — a message taken by a provider that
 dies before acknowledging it is claimed by a live one once the dead
@@ -64,6 +66,7 @@ _OPTIONS = {
     "subscription_buffer": int,
     "block": float,
     "claim_idle": float,
+    "prefetch": int,
 }
 INBOX_BATCH = 128  # replies popped per round trip, at most
 
@@ -164,9 +167,10 @@ class RedisTransport(Transport):
         subscription_buffer: int = 1024,
         block: float = 1.0,
         claim_idle: float = 1.0,
+        prefetch: int = 1,
     ) -> None:
-        if mailbox_size < 1 or ttl <= 0 or block <= 0:
-            raise ValueError("mailbox_size, ttl and block must be positive")
+        if mailbox_size < 1 or ttl <= 0 or block <= 0 or prefetch < 1:
+            raise ValueError("mailbox_size, ttl, block and prefetch must be positive")
         self.url = url
         self.prefix = prefix
         self.mailbox_size = mailbox_size
@@ -175,6 +179,7 @@ class RedisTransport(Transport):
         self.subscription_buffer = subscription_buffer
         self.block = block
         self.claim_idle = claim_idle
+        self.prefetch = prefetch
         self.reclaim_every = max(ttl / 2, block)
         self.live_key = self.key("live")
         self.consumers: set[RedisConsumer] = set()

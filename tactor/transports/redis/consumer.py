@@ -199,13 +199,15 @@ class RedisConsumer(MailboxConsumer):
         """Read the next entry; acknowledgements due go in the same round trip, first."""
         streams: dict[Any, Any] = dict.fromkeys(self._keys, ">")
         if not self._to_ack:
-            return await self._redis.xreadgroup(GROUP, self.name, streams, count=1, block=block)
+            return await self._redis.xreadgroup(
+                GROUP, self.name, streams, count=self._transport.prefetch, block=block
+            )
         to_ack, self._to_ack = self._to_ack, {}
         pipe = self._redis.pipeline(transaction=False)
         ack_sha = self._transport.scripts["ack"].sha
         for key, ids in to_ack.items():
             pipe.evalsha(ack_sha, 1, key, GROUP, *ids)
-        pipe.xreadgroup(GROUP, self.name, streams, count=1, block=block)
+        pipe.xreadgroup(GROUP, self.name, streams, count=self._transport.prefetch, block=block)
         try:
             results = await pipe.execute(raise_on_error=False)
         except BaseException:
