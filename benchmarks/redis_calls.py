@@ -49,6 +49,7 @@ from .servers import (
 )
 
 IN_FLIGHT = 64
+PREFETCH = 16  # entries per read for the prefetch figure
 PYMQ_CHANNEL = "bench.echo"
 
 Op = Callable[[], Awaitable[Any]]
@@ -162,9 +163,11 @@ async def run(settings: Settings) -> list[Row]:
         # One provider; and, for throughput only, 2 more processes with 2 providers each on
         # a second prefix (so the calls of the first figures reach the single provider).
         url4 = tactor_url(base, f"{tag}-4")
+        url_pre = tactor_url(base, f"{tag}-p", prefetch=PREFETCH)
         servers = await start_all(
             ("tactor", url, "echo", "1", base, "-"),
             *[("tactor", url4, "echo", "2", base, "-")] * 2,
+            ("tactor", url_pre, "echo", "1", base, "-"),
             ("raw", base, f"{tag}:raw:req"),
             ("rawasync", base, f"{tag}:rawasync:req"),
             ("pymq", base, tag, PYMQ_CHANNEL),
@@ -175,22 +178,27 @@ async def run(settings: Settings) -> list[Row]:
         ]
         pymq = PymqCaller(base, tag)
         await asyncio.to_thread(pymq.wait_ready)
-        async with ActorSystem(url, timeout=30) as system, ActorSystem(url4, timeout=30) as four:
-            cpu = {"tactor": servers[0], "raw sync": servers[3], "raw asyncio": servers[4]}
-            return await _measure(settings, system, four, *callers, pymq, cpu)
+        async with (
+            ActorSystem(url, timeout=30) as system,
+            ActorSystem(url4, timeout=30) as four,
+            ActorSystem(url_pre, timeout=30) as pre,
+        ):
+            cpu = {"tactor": servers[0], "raw sync": servers[4], "raw asyncio": servers[5]}
+            return await _measure(settings, system, four, pre, *callers, pymq, cpu)
     finally:
         await stop_all(servers)
         for caller in callers:
             await caller.close()
         if pymq is not None:
             pymq.close()
-        await delete_keys(base, f"{tag}:*", f"{tag}-4:*", f"__eventbus:{tag}:*")
+        await delete_keys(base, f"{tag}:*", f"{tag}-4:*", f"{tag}-p:*", f"__eventbus:{tag}:*")
 
 
 async def _measure(
     settings: Settings,
     system: ActorSystem,
     four: ActorSystem,
+    pre: ActorSystem,
     raw: RawCaller,
     raw_async: RawCaller,
     pymq: PymqCaller,
@@ -199,18 +207,21 @@ async def _measure(
     one = replace(settings, repeats=1)
     proxy = system.proxy(RemoteEcho)
     proxy4 = four.proxy(RemoteEcho)
+    proxy_pre = pre.proxy(RemoteEcho)
     lat = Figure("tactor proxy call over Redis", "us")
     raw_lat = Figure("raw redis-py RPUSH/BLPOP echo, sync server (baseline)", "us")
     raw_async_lat = Figure("raw redis-py RPUSH/BLPOP echo, asyncio server (baseline)", "us")
     pymq_lat = Figure("pymq 0.7 RPC stub (peer)", "us")
     thr = Figure("tactor proxy calls, 1 provider", "ops/s")
     thr4 = Figure("tactor proxy calls, 2 processes × 2 providers", "ops/s")
+    thr_pre = Figure(f"tactor proxy calls, 1 provider, prefetch={PREFETCH}", "ops/s")
     raw_thr = Figure("raw redis-py echo, sync server (baseline)", "ops/s")
     raw_thr.note = f"{IN_FLIGHT} callers, each its own reply list and connection"
     raw_async_thr = Figure("raw redis-py echo, asyncio server (baseline)", "ops/s")
     pymq_thr = Figure(f"pymq 0.7 RPC stub from {IN_FLIGHT} threads (peer)", "ops/s")
     total = calls_for_rate(settings)
     assert await proxy.echo(7) == 7 and await proxy4.echo(7) == 7
+    assert await proxy_pre.echo(7) == 7
     assert await raw.op(0)() == 1 and await raw_async.op(0)() == 1
     assert await asyncio.to_thread(pymq.call) == 1
     for _ in range(settings.repeats):  # interleaved, so drift hits every subject alike
@@ -225,6 +236,7 @@ async def _measure(
         ops: list[Op] = [lambda: proxy.echo(1)] * IN_FLIGHT
         thr.medians.append(await _rate_cpu(ops, total, "tactor", servers, cpu))
         thr4.medians.append(await rate([lambda: proxy4.echo(1)] * IN_FLIGHT, total))
+        thr_pre.medians.append(await rate([lambda: proxy_pre.echo(1)] * IN_FLIGHT, total))
         ops = [raw.op(n) for n in range(IN_FLIGHT)]
         raw_thr.medians.append(await _rate_cpu(ops, total, "raw sync", servers, cpu))
         ops = [raw_async.op(n) for n in range(IN_FLIGHT)]
@@ -241,7 +253,7 @@ async def _measure(
     latency_row.met = ratios[raw_lat.name] <= 1.3 and ratios[pymq_lat.name] <= 1 / 3
     throughput_row = Row(
         f"Redis call throughput, {IN_FLIGHT} in flight",
-        [thr, thr4, raw_thr, raw_async_thr, pymq_thr],
+        [thr, thr4, thr_pre, raw_thr, raw_async_thr, pymq_thr],
         target="≥ 15,000 calls/s",
     )
     throughput_row.met = thr.median >= 15_000
