@@ -34,6 +34,8 @@ class Heartbeat:
         self._interval = interval
         self._entries: set[tuple[str, str]] = set()
         self._owned: set[str] = set()  # keys that expire when their owner stops beating
+        self._beating = False
+        self._removed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -61,6 +63,8 @@ class Heartbeat:
     def discard(self, key: str, member: str) -> None:
         with self._lock:
             self._entries.discard((key, member))
+            if self._beating:  # a beat in flight may re-add it: it removes it again after
+                self._removed.add((key, member))
 
     def own(self, key: str) -> None:
         """Keep ``key`` alive while this node beats; it expires some time after the node dies."""
@@ -80,10 +84,19 @@ class Heartbeat:
         return keys, [self._ttl_ms, len(entries), *members, self._ttl_ms * OWNED_LIFETIME]
 
     def beat(self) -> None:
-        """Extend every entry now (called by the thread; safe to call from anywhere)."""
-        keys, args = self.args()
-        if keys:
-            self._script(keys=keys, args=args)
+        """Extend every entry now (called by the thread)."""
+        with self._lock:
+            self._beating = True
+        try:
+            keys, args = self.args()
+            if keys:
+                self._script(keys=keys, args=args)
+        finally:
+            with self._lock:
+                self._beating = False
+                removed, self._removed = self._removed, set()
+            for key, member in removed:  # discarded while the beat was in flight
+                self._client.zrem(key, member)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
