@@ -30,8 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -50,9 +49,11 @@ from ..base import (
     no_provider_message,
 )
 from . import scripts
-from .consumer import _LOST, GROUP, Backoff, RedisConsumer, check_cancelled
+from .connection import LOST, Backoff, check_cancelled, translated
+from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
+from .queues import RedisQueues
 
 __all__ = ["RedisTransport"]
 
@@ -82,19 +83,6 @@ _SCRIPTS = {
     "queue_task_done": scripts.QUEUE_TASK_DONE,
     "queue_wake": scripts.QUEUE_WAKE,
 }
-#: How long the token that wakes a cancelled get's BLPOP may wait for it (ms).
-_WAKE_TTL_MS = 10_000
-
-
-@contextlib.asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
-    """Redis errors never reach users untranslated."""
-    try:
-        yield
-    except RedisError as exc:
-        raise TransportError(f"Redis {what} failed: {exc}") from exc
-    except OSError as exc:
-        raise TransportError(f"Redis {what} failed: {exc}") from exc
 
 
 class _RedisInbox(Inbox):
@@ -133,7 +121,7 @@ class _RedisInbox(Inbox):
                 check_cancelled()
                 backoff.reset()
                 lost = False
-            except (*_LOST, TransportError) as exc:
+            except (*LOST, TransportError) as exc:
                 if not lost:  # once per outage: replies in flight may be lost
                     self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
                 lost = True
@@ -149,11 +137,11 @@ class _RedisInbox(Inbox):
             await self._reader
         self._reader = None
         await self._transport.forget(self._transport.live_key, self._key)
-        with contextlib.suppress(*_LOST):
+        with contextlib.suppress(*LOST):
             await self._transport.redis.delete(self._key)
 
 
-class RedisTransport(Transport):
+class RedisTransport(RedisQueues, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
     def __init__(
@@ -235,7 +223,7 @@ class RedisTransport(Transport):
             raise TransportClosed("the Redis transport is closed and cannot be restarted")
         options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
         client = aioredis.Redis.from_url(self.url, **options)
-        async with _translated(f"connect to {self!r}"):
+        async with translated(f"connect to {self!r}"):
             try:
                 await client.ping()
             except BaseException:
@@ -243,7 +231,7 @@ class RedisTransport(Transport):
                 raise
         self._redis = client
         self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
-        async with _translated("load scripts"):
+        async with translated("load scripts"):
             await self.load_scripts()
         sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
@@ -263,7 +251,7 @@ class RedisTransport(Transport):
         if self._events is not None:
             await self._events.close()
         for endpoint, provider in list(self._registered):
-            with contextlib.suppress(*_LOST, RedisError):
+            with contextlib.suppress(*LOST, RedisError):
                 await self.unregister(endpoint, provider)
         if self._give_backs:  # cancelled gets: let what their pops took go back first
             await asyncio.wait(self._give_backs, timeout=self.block + 2.0)
@@ -283,13 +271,13 @@ class RedisTransport(Transport):
         assert self._heartbeat is not None
         self._heartbeat.add(key, member)
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
-        async with _translated("heartbeat"):
+        async with translated("heartbeat"):
             await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), 1, member, 0])
 
     async def forget(self, key: str, member: str) -> None:
         if self._heartbeat is not None:
             self._heartbeat.discard(key, member)
-        with contextlib.suppress(*_LOST, RedisError):
+        with contextlib.suppress(*LOST, RedisError):
             await self.redis.zrem(key, member)
 
     async def live_members(self, key: str, members: Iterable[str] = ()) -> list[str]:
@@ -310,7 +298,7 @@ class RedisTransport(Transport):
         keys = [self.mailbox_key(mailbox), self.key("reg", endpoint or "-")]
         backoff = Backoff(first=0.005, cap=0.1)
         while True:
-            async with _translated(f"deliver to {mailbox}"):
+            async with translated(f"deliver to {mailbox}"):
                 result = await self.scripts["deliver"](
                     keys=keys, args=[self.mailbox_size, payload, check]
                 )
@@ -324,7 +312,7 @@ class RedisTransport(Transport):
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         result = RedisConsumer(self, list(mailboxes), consumer)
-        async with _translated("open a consumer"):
+        async with translated("open a consumer"):
             await result.open()
         assert self._heartbeat is not None
         for mailbox in private:  # expires after its owner's beats stop (e.g. SIGKILL)
@@ -333,13 +321,13 @@ class RedisTransport(Transport):
         return result
 
     async def ack(self, key: str, entry_ids: list[str]) -> None:
-        async with _translated("acknowledge"):
+        async with translated("acknowledge"):
             await self.scripts["ack"](keys=[key], args=[GROUP, *entry_ids])
 
     async def delete_mailbox(self, mailbox: str) -> None:
         if self._heartbeat is not None:
             self._heartbeat.disown(self.mailbox_key(mailbox))
-        async with _translated(f"delete {mailbox}"):
+        async with translated(f"delete {mailbox}"):
             await self.redis.delete(self.mailbox_key(mailbox))
 
     # -- inboxes ---------------------------------------------------------------
@@ -355,7 +343,7 @@ class RedisTransport(Transport):
 
     async def post(self, inbox: str, payload: bytes) -> None:
         key = self.key("in", inbox)
-        async with _translated(f"post to {inbox}"):
+        async with translated(f"post to {inbox}"):
             await self.scripts["post"](
                 keys=[key, self.live_key], args=[payload, int(self.ttl * 1000)]
             )
@@ -364,13 +352,13 @@ class RedisTransport(Transport):
 
     async def publish(self, topic: str, payload: bytes) -> int | None:
         assert self._events is not None
-        async with _translated(f"publish on {topic}"):
+        async with translated(f"publish on {topic}"):
             await self.redis.publish(self._events.channel(topic), payload)
         return None  # Redis counts pattern matches per connection, not subscriptions
 
     async def subscribe(self, pattern: str) -> Subscription:
         assert self._events is not None
-        async with _translated(f"subscribe to {pattern}"):
+        async with translated(f"subscribe to {pattern}"):
             return await self._events.add(pattern, self.subscription_buffer)
 
     # -- registry --------------------------------------------------------------
@@ -384,127 +372,5 @@ class RedisTransport(Transport):
         await self.forget(self.key("reg", endpoint), provider)
 
     async def providers(self, endpoint: str) -> list[str]:
-        async with _translated(f"list providers of {endpoint}"):
+        async with translated(f"list providers of {endpoint}"):
             return await self.live_members(self.key("reg", endpoint))
-
-    # -- queues ----------------------------------------------------------------
-
-    def queue_key(self, queue: str) -> str:
-        return self.key("q", queue)
-
-    @contextlib.asynccontextmanager
-    async def _queue_op(self, what: str) -> AsyncIterator[None]:
-        """Translate errors; on (or cut by) a closed transport, raise TransportClosed."""
-        if self._closed:
-            raise TransportClosed(f"the Redis transport is closed: cannot {what}")
-        try:
-            async with _translated(what):
-                yield
-        except TransportError as exc:
-            if self._closed and not isinstance(exc, TransportClosed):
-                raise TransportClosed(f"the Redis transport closed during {what}") from exc
-            raise
-
-    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
-        key = self.queue_key(queue)
-        async with self._queue_op(f"put on queue {queue}"):
-            result = await self.scripts["queue_put"](
-                keys=[key, f"{key}:unfinished"], args=[max(maxsize, 0), payload]
-            )
-        return bool(result == 1)
-
-    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
-        key = self.queue_key(queue)
-        what = f"get from queue {queue}"
-        if timeout is not None and timeout <= 0:
-            return await self._pop(key, 0.0, what)
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        while True:
-            # BLPOP in slices of at most `block` seconds, so that close() is noticed;
-            # never 0 seconds, which BLPOP takes as "for ever".
-            wait = self.block if end is None else min(self.block, end - loop.time())
-            payload = await self._pop(key, max(wait, 0.001), what)
-            if payload is not None:
-                return payload
-            if end is not None and loop.time() >= end:
-                return None
-
-    async def _pop(self, key: str, wait: float, what: str) -> bytes | None:
-        """One LPOP (``wait`` 0) or BLPOP of up to ``wait`` seconds, in a task of its own.
-
-        A cancelled caller does not cancel the command: redis-py would drop the
-        connection, and a payload the server popped just then would be lost (it
-        may also swallow the cancellation and return the payload). Instead the
-        BLPOP, which also watches a wake-up list of its own, is woken by a push
-        onto that list, and a payload it took all the same goes back to the
-        front of the queue. Nothing is lost, and nothing waits out the BLPOP.
-        """
-        wake = f"{key}:wake:{uuid.uuid4().hex}" if wait > 0 else None
-        async with self._queue_op(what):
-            task = asyncio.get_running_loop().create_task(self._pop_once(key, wait, wake))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                self._give_back(key, task, wake)
-                raise
-
-    async def _pop_once(self, key: str, wait: float, wake: str | None) -> bytes | None:
-        if wake is None:
-            payload = await self.redis.lpop(key)
-        else:
-            item = await self.redis.blpop([key, wake], timeout=wait)
-            payload = None if item is None or _text(item[0]) != key else item[1]
-        if payload is None or isinstance(payload, bytes):
-            return payload
-        return str(payload).encode()
-
-    def _give_back(self, key: str, pop: asyncio.Task[bytes | None], wake: str | None) -> None:
-        """After a cancelled get: end its pop at once, and requeue what it took (at the front)."""
-
-        async def give_back() -> None:
-            if wake is not None and not pop.done():
-                try:  # the token expires if the BLPOP ended by itself meanwhile
-                    await self.scripts["queue_wake"](keys=[wake], args=[_WAKE_TTL_MS])
-                except Exception as exc:  # then the BLPOP ends at its own timeout
-                    log.warning("could not wake a cancelled get on %s: %s", key, exc)
-            try:
-                payload = await pop
-            except Exception:
-                return  # the pop failed: it took nothing (or nothing we can know of)
-            if payload is None:
-                return
-            try:
-                await self.redis.lpush(key, payload)
-            except Exception as exc:
-                log.error("a queue item on %s popped for a cancelled get was lost: %s", key, exc)
-
-        task = asyncio.get_running_loop().create_task(give_back())
-        self._give_backs.add(task)
-        task.add_done_callback(self._give_backs.discard)
-
-    async def queue_size(self, queue: str) -> int:
-        async with self._queue_op(f"size queue {queue}"):
-            return int(await self.redis.llen(self.queue_key(queue)))
-
-    async def queue_task_done(self, queue: str) -> int:
-        key = self.queue_key(queue)
-        async with self._queue_op(f"mark a task of queue {queue} done"):
-            left = int(await self.scripts["queue_task_done"](keys=[f"{key}:unfinished"]))
-        if left < 0:
-            raise ValueError("task_done() called too many times")
-        return left
-
-    async def queue_unfinished(self, queue: str) -> int:
-        async with self._queue_op(f"count unfinished tasks of queue {queue}"):
-            value = await self.redis.get(f"{self.queue_key(queue)}:unfinished")
-        return int(value or 0)
-
-    async def queue_delete(self, queue: str) -> None:
-        key = self.queue_key(queue)
-        async with self._queue_op(f"delete queue {queue}"):
-            await self.redis.delete(key, f"{key}:unfinished")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -21,48 +21,20 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
+from .connection import LOST, Backoff, check_cancelled, text
 
 if TYPE_CHECKING:
     from . import RedisTransport
 
-__all__ = ["GROUP", "Backoff", "RedisConsumer", "check_cancelled"]
+__all__ = ["GROUP", "RedisConsumer"]
 
 log = logging.getLogger("tactor.redis")
 
 GROUP = "tactor"
-_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
-
-
-def check_cancelled() -> None:
-    """Re-raise a cancellation that redis-py swallowed.
-
-    redis-py can absorb a ``CancelledError`` that lands while it finishes a
-    command (it returns the result instead); the task's cancellation request
-    is still pending, so raise it here, or stopping a consumer would hang.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-class Backoff:
-    """Exponential back-off between reconnection attempts, reset on success."""
-
-    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
-        self.first, self.cap, self.delay = first, cap, first
-
-    async def wait(self) -> None:
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, self.cap)
-
-    def reset(self) -> None:
-        self.delay = self.first
 
 
 class RedisDelivery(Delivery):
@@ -114,7 +86,7 @@ class RedisConsumer(MailboxConsumer):
         """Buffer entries read or claimed from ``key``; drop (and ack) foreign ones."""
         foreign: list[str] = []
         for entry_id, fields in entries:
-            entry = _text(entry_id)
+            entry = text(entry_id)
             if fields is None or (key, entry) in self._unacked:
                 continue  # deleted meanwhile, or already handed out (recovered)
             payload = fields.get(b"p") if isinstance(fields, dict) else None
@@ -128,7 +100,7 @@ class RedisConsumer(MailboxConsumer):
 
     async def _take_all(self, response: Any) -> None:
         for stream, entries in response or ():
-            await self._take(_text(stream), entries)
+            await self._take(text(stream), entries)
 
     async def receive(self) -> Delivery:
         backoff = Backoff()
@@ -147,7 +119,7 @@ class RedisConsumer(MailboxConsumer):
                 if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 await self._ensure_groups()  # the stream is gone (a restart): make it again
-            except _LOST as exc:
+            except LOST as exc:
                 log.warning(
                     "%s: Redis connection lost while receiving (%s); retrying", self.name, exc
                 )
@@ -181,12 +153,12 @@ class RedisConsumer(MailboxConsumer):
         min_idle = int(self._transport.claim_idle * 1000)
         for key in self._keys:
             pending = await self._redis.xpending_range(key, GROUP, "-", "+", 100, idle=min_idle)
-            owners = {_text(p["consumer"]) for p in pending} - {self.name}
+            owners = {text(p["consumer"]) for p in pending} - {self.name}
             if not owners:
                 continue
             live = set(await self._transport.live_members(self._transport.live_key, owners))
             dead: list[Any] = [
-                p["message_id"] for p in pending if _text(p["consumer"]) in owners - live
+                p["message_id"] for p in pending if text(p["consumer"]) in owners - live
             ]
             if dead:
                 claimed = await self._redis.xclaim(key, GROUP, self.name, min_idle, dead)
@@ -246,7 +218,7 @@ class RedisConsumer(MailboxConsumer):
         self._transport.consumers.discard(self)
         self._unacked.clear()
         self._buffer.clear()
-        with contextlib.suppress(*_LOST, ResponseError, TransportError):
+        with contextlib.suppress(*LOST, ResponseError, TransportError):
             await self._flush_acks()
             for key in self._keys:
                 # Everything still pending with us goes back — what was handed out or
@@ -254,11 +226,7 @@ class RedisConsumer(MailboxConsumer):
                 while pending := await self._redis.xpending_range(
                     key, GROUP, "-", "+", 500, consumername=self.name
                 ):
-                    ids = [_text(p["message_id"]) for p in pending]
+                    ids = [text(p["message_id"]) for p in pending]
                     await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
                 await self._transport.scripts["cleanup"](keys=[key], args=[GROUP, self.name])
         await self._transport.forget(self._transport.live_key, self.name)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

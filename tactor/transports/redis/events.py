@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from ..base import BufferedSubscription, Subscription
 from ..topics import check_pattern, topic_matches
-from .consumer import _LOST, Backoff, check_cancelled
+from .connection import LOST, Backoff, check_cancelled, text
 
 if TYPE_CHECKING:
     from . import RedisTransport
@@ -89,7 +89,7 @@ class RedisEvents:
         if sub in subs:
             subs.remove(sub)
         if not subs and self._by_glob.pop(sub.glob, None) is not None:
-            with contextlib.suppress(*_LOST):
+            with contextlib.suppress(*LOST):
                 await self._pubsub.punsubscribe(self._prefix + sub.glob)
         if not self._by_glob:
             self._have_subs.clear()
@@ -102,7 +102,7 @@ class RedisEvents:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await self._reader
-        with contextlib.suppress(*_LOST, RedisError):
+        with contextlib.suppress(*LOST, RedisError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read(self) -> None:
@@ -120,7 +120,7 @@ class RedisEvents:
                 )
                 check_cancelled()
                 backoff.reset()
-            except _LOST as exc:
+            except LOST as exc:
                 if not lost:
                     log.warning("tactor events: Redis connection lost (%s); reconnecting", exc)
                 lost = True
@@ -135,12 +135,8 @@ class RedisEvents:
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != "pmessage":
             return
-        glob = _text(message["pattern"])[len(self._prefix) :]
-        topic = _text(message["channel"])[len(self._prefix) :]
+        glob = text(message["pattern"])[len(self._prefix) :]
+        topic = text(message["channel"])[len(self._prefix) :]
         data = message["data"]
         for sub in self._by_glob.get(glob, ()):
             sub.deliver(topic, data)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
