@@ -148,7 +148,7 @@ async def test_unacknowledged_tells_are_redelivered_after_sigkill(fast_url: str)
     base = require_redis()
     env = {"TACTOR_REDIS_URL": base}
     key = f"{prefix_of(fast_url)}:record"
-    jobs = 12
+    jobs = 8
     first = await ProviderProcess.start(fast_url, "worker", 1, key, env=env)
     second = await ProviderProcess.start(fast_url, "worker", 1, key, env=env)
     client = redis.Redis.from_url(base)
@@ -156,7 +156,8 @@ async def test_unacknowledged_tells_are_redelivered_after_sigkill(fast_url: str)
     try:
         async with ActorSystem(fast_url) as me:
             for job in range(jobs):
-                await me.tell(Worker.work, job, 0.3)
+                # Long jobs, so the kill lands mid-job even on a loaded machine.
+                await me.tell(Worker.work, job, 1.0)
             # Kill the first worker while it is in the middle of a job.
             await eventually(lambda: log.cut_short(first.pid), bool, timeout=10)
             await first.kill()
