@@ -104,3 +104,20 @@ def test_pymq_examples_across_processes(module_api: None) -> None:
         child.wait(20)
         child.stdout.close()
     assert child.returncode == 0
+
+
+def test_untyped_arguments_travel_by_the_codecs_rules() -> None:
+    """A stub by name with no local definition encodes arguments by their runtime types."""
+    from decimal import Decimal
+
+    from tactor import JsonCodec
+    from tactor.actors.schema import untyped_method
+
+    _, method = untyped_method("somewhere", "call")
+    named, positional = method.encode(
+        JsonCodec(), (MyEvent("total"), Decimal("9.50"), {"tags": {"a"}}), {"when": None}
+    )
+    assert positional == [{"text": "total"}, "9.50", {"tags": ["a"]}]
+    assert named == {"when": None}
+    with pytest.raises(tactor.EncodeError, match="str keys"):
+        method.encode(JsonCodec(), ({1: "x"},), {})

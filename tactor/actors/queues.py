@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue as stdlib_queue
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ..codecs import Codec
 from ..codecs.jsonschema import type_name
-from ..errors import DecodeError, EncodeError, PayloadTooLarge, TactorError
+from ..errors import DecodeError, PayloadTooLarge, TactorError
 from ..transports import Transport
 from .schema import _NAME
 
@@ -32,8 +30,6 @@ T = TypeVar("T")
 #: Polling of a full queue (put) or of unfinished tasks (join): first and longest pause.
 _POLL_FIRST = 0.002
 _POLL_CAP = 0.05
-#: How deeply an untyped item's containers may nest.
-_MAX_DEPTH = 256
 
 
 def check_queue_name(name: str) -> str:
@@ -120,7 +116,7 @@ class AsyncQueue(Generic[T]):
         if self.item_type is not None:
             data = codec.to_wire(item, self.item_type)
         else:
-            data = _to_wire_untyped(codec, item)
+            data = codec.to_wire_any(item)
         payload = codec.dumps(data)
         if len(payload) > self.system.max_payload:
             raise PayloadTooLarge(
@@ -242,22 +238,3 @@ class AsyncQueue(Generic[T]):
         Getters waiting on it keep waiting for items put afterwards.
         """
         await self._transport().queue_delete(self.name)
-
-
-def _to_wire_untyped(codec: Codec, value: Any, depth: int = 0) -> Any:
-    """Wire data for ``value`` by its runtime type; containers element by element."""
-    if depth > _MAX_DEPTH:
-        raise EncodeError("cannot encode the item: containers nested too deeply")
-    if isinstance(value, Mapping):
-        data: dict[str, Any] = {}
-        for key, element in value.items():
-            if not isinstance(key, str):
-                raise EncodeError(
-                    f"cannot encode a dict with a {type(key).__name__} key into an untyped "
-                    "queue: use str keys, or give the queue an item type"
-                )
-            data[key] = _to_wire_untyped(codec, element, depth + 1)
-        return data
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_to_wire_untyped(codec, element, depth + 1) for element in value]
-    return codec.to_wire(value, type(value))

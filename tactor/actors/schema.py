@@ -79,7 +79,8 @@ class MethodSchema:
     ) -> tuple[dict[str, Any], list[Any] | None]:
         """Named wire arguments, and positional ones for an untyped method."""
         if self.untyped:
-            return dict(kwargs), list(args)
+            named = {name: codec.to_wire_any(value) for name, value in kwargs.items()}
+            return named, [codec.to_wire_any(value) for value in args]
         return self.encode_args(codec, args, kwargs), None
 
     @property

@@ -9,13 +9,18 @@ placed in an envelope, and the whole envelope is serialised once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from ..errors import EncodeError
 
 __all__ = ["Codec", "TypeCodec", "UnknownTypeHook"]
 
 T = TypeVar("T")
+
+#: How deeply :meth:`Codec.to_wire_any` follows nested containers.
+MAX_UNTYPED_DEPTH = 256
 
 #: Called by :meth:`Codec.json_schema` for a plain class the codec has no rule
 #: for; returns the schema to use, or raises to reject the class.
@@ -89,6 +94,29 @@ class Codec(ABC):
     @abstractmethod
     def knows(self, tp: type) -> bool:
         """Whether ``tp`` is a user type registered on this codec."""
+
+    def to_wire_any(self, value: Any, depth: int = 0) -> Any:
+        """Wire data for ``value`` by its runtime type, for senders that know no schema.
+
+        Containers (``dict`` with ``str`` keys, ``list``, ``tuple``, ``set``)
+        are encoded element by element; anything else as its own class.
+        Raises :class:`tactor.errors.EncodeError` for what cannot be sent.
+        """
+        if depth > MAX_UNTYPED_DEPTH:
+            raise EncodeError("cannot encode the value: containers nested too deeply")
+        if isinstance(value, Mapping):
+            data: dict[str, Any] = {}
+            for key, element in value.items():
+                if not isinstance(key, str):
+                    raise EncodeError(
+                        f"cannot encode a dict with a {type(key).__name__} key without a "
+                        "type: use str keys, or give a type"
+                    )
+                data[key] = self.to_wire_any(element, depth + 1)
+            return data
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.to_wire_any(element, depth + 1) for element in value]
+        return self.to_wire(value, type(value))
 
     def encode(self, value: T, tp: Any) -> bytes:
         """``value`` as type ``tp`` to bytes."""
