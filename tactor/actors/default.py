@@ -145,7 +145,8 @@ def stub(target: Any, *, timeout: float | None = None, multi: bool = False) -> A
     method such as ``Pricing.quote``, or an endpoint name. With ``multi=True``
     it calls every live provider and returns the list of their results (those
     that answered in time, without error). By name with no local definition,
-    arguments travel as JSON data and the result comes back as JSON data.
+    arguments are encoded by their runtime types (``Codec.to_wire_any``) and
+    the result comes back as JSON data.
     """
     schema, method = resolve(target)
 
