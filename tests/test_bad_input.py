@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tactor import Actor, ActorSystem, PayloadTooLarge, UnknownMethod
-from tactor.actors.calls import endpoint_mailbox
+from tactor.transports.base import endpoint_mailbox
 from tests.model import Item, Pricing
 
 

@@ -78,3 +78,38 @@ async def test_expired_message_is_not_run(url: str) -> None:
         assert await busy == "eu"
         # stock_of is queued after the expired restock: had it run, we would see 101.
         assert await pricing.stock_of("a") == 1
+
+
+async def test_one_timer_serves_every_deadline_in_any_order(url: str) -> None:
+    """Calls in flight with long and short deadlines, started in any order, each end on time."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        await system.spawn(Pricing, "us")
+        await system.spawn(Pricing, "asia")
+        pricing = system.proxy(Pricing)
+
+        async def timed(timeout: float, sleep: float) -> tuple[str, float]:
+            started = time.monotonic()
+            try:
+                with tactor.deadline(timeout):
+                    await pricing.sleep(sleep)
+            except CallTimeout:
+                return "timeout", time.monotonic() - started
+            return "ok", time.monotonic() - started
+
+        long_first = asyncio.create_task(timed(5.0, 0.6))  # arms the timer far away
+        await asyncio.sleep(0.05)
+        short, quick = await asyncio.gather(timed(0.2, 2.0), timed(3.0, 0.0))
+        assert short[0] == "timeout" and 0.15 < short[1] < 0.6  # re-armed nearer
+        assert quick[0] == "ok"
+        assert (await long_first)[0] == "ok"
+
+
+async def test_a_timed_out_call_leaves_nothing_pending(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        with pytest.raises(CallTimeout):
+            await system.proxy(Pricing, timeout=0.1).sleep(0.5)
+        assert await system.proxy(Pricing, timeout=2).sleep(0.0) == "eu"
+        assert system._calls._pending == {}
+        assert system._calls._sending == {}

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,28 +25,18 @@ from ..errors import (
     TransportClosed,
     TransportError,
 )
-from ..transports.base import Inbox, Transport
+from ..transports.base import Inbox, Transport, endpoint_mailbox, provider_mailbox
 from .broadcast import BroadcastResult, Outcome
-from .envelope import Reply, Request, parse_reply
+from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
 from .schema import ActorSchema, MethodSchema
 
-__all__ = ["Calls", "Outgoing", "endpoint_mailbox", "provider_mailbox"]
+__all__ = ["Calls", "Outgoing"]
 
 log = logging.getLogger("tactor")
 
 
-def endpoint_mailbox(endpoint: str) -> str:
-    """The mailbox every provider of ``endpoint`` competes on."""
-    return f"ep:{endpoint}"
-
-
-def provider_mailbox(provider: str) -> str:
-    """The mailbox only ``provider`` consumes (direct calls and broadcasts)."""
-    return f"pv:{provider}"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every message, and frozen init is slow
 class Outgoing:
     """A call, tell or broadcast ready to send: its target, wire arguments and deadline."""
 
@@ -62,55 +52,93 @@ class Outgoing:
 
 
 class _Pending:
-    """Replies awaited for one message id: one for a call, one per provider for a broadcast."""
+    """Replies awaited for one message id: one for a call, one per provider for a broadcast.
 
-    __slots__ = ("done", "expected", "replies")
+    ``done`` completes when every expected reply is in. A broadcast's set of
+    providers is known only once it was delivered (``settle``); replies that
+    come earlier are kept. At ``deadline`` the node's timer fails ``done`` with
+    ``TimeoutError`` — or, while the request is still being delivered (waiting
+    for room in a full mailbox), cancels the sending task and marks the entry
+    ``expired``.
+    """
 
-    def __init__(self, expected: frozenset[str] | None) -> None:
-        self.expected = expected
+    __slots__ = ("deadline", "done", "expected", "expired", "replies", "sender", "settled")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, *, broadcast: bool = False
+    ) -> None:
+        self.deadline = deadline
+        self.expected: frozenset[str] | None = frozenset() if broadcast else None
+        self.settled = not broadcast
         self.replies: dict[str, Reply] = {}
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.sender: asyncio.Task[Any] | None = None
+        self.expired = False
 
     def add(self, reply: Reply) -> None:
-        if self.expected is not None and reply.provider not in self.expected:
+        if self.settled and self.expected is not None and reply.provider not in self.expected:
             return
         self.replies.setdefault(reply.provider, reply)
+        self._check()
+
+    def settle(self, providers: Iterable[str]) -> None:
+        """The providers a broadcast reached: wait for these, and only these."""
+        self.expected = frozenset(providers)
+        self.settled = True
+        for provider in [p for p in self.replies if p not in self.expected]:
+            del self.replies[provider]
         self._check()
 
     def forget(self, providers: Iterable[str]) -> None:
         """Stop waiting for providers the request never reached."""
         if self.expected is not None:
-            self.expected = self.expected.difference(providers)
-            self._check()
+            self.settle(self.expected.difference(providers))
+
+    def expire(self) -> None:
+        if self.done.done():
+            return
+        self.expired = True
+        if self.sender is not None:
+            self.sender.cancel()
+        else:
+            self.done.set_exception(TimeoutError())
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
 
     def _check(self) -> None:
-        if not self.done.done() and (self.expected is None or self.expected.issubset(self.replies)):
+        if (
+            self.settled
+            and not self.done.done()
+            and (self.expected is None or self.expected.issubset(self.replies))
+        ):
             self.done.set_result(None)
 
 
 class Calls:
-    """Sends requests and matches replies for one node."""
+    """Sends requests and matches replies for one node.
 
-    def __init__(
-        self,
-        node: str,
-        transport: Transport,
-        codec: Codec,
-        *,
-        max_payload: int,
-        providers: Callable[[str], Awaitable[list[str]]],
-    ) -> None:
+    Deadlines cost no timer per call: one timer, armed for the nearest
+    deadline of the calls in flight, sweeps the expired ones and re-arms.
+    Calls usually share a timeout, so a new call rarely touches the timer.
+    """
+
+    def __init__(self, node: str, transport: Transport, codec: Codec, *, max_payload: int) -> None:
         self.node = node
         self.reply_inbox = f"node.{node}"
         self._transport = transport
         self._codec = codec
         self._max_payload = max_payload
-        self._providers = providers
         self._pending: dict[str, _Pending] = {}
+        self._sending: dict[str, _Pending] = {}  # tells being delivered (no reply awaited)
         self._ids = itertools.count()
         self._inbox: Inbox | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._inbox = await self._transport.open_inbox(
             self.reply_inbox, self._on_reply, self._fail_pending
         )
@@ -120,17 +148,16 @@ class Calls:
         if self._pending:
             log.warning("node %s: %d call(s) failed: %s", self.node, len(self._pending), exc)
         for pending in self._pending.values():
-            if not pending.done.done():
-                pending.done.set_exception(
-                    TransportError(f"{exc}; the call may or may not have been handled")
-                )
+            pending.fail(TransportError(f"{exc}; the call may or may not have been handled"))
 
     async def close(self) -> None:
         if self._inbox is not None:
             await self._inbox.close()
         for pending in self._pending.values():
-            if not pending.done.done():
-                pending.done.set_exception(TransportClosed("the actor system was closed"))
+            pending.fail(TransportClosed("the actor system was closed"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _on_reply(self, payload: bytes) -> None:
         """Match a reply to its waiting call (called by the transport for each reply)."""
@@ -145,22 +172,68 @@ class Calls:
         else:
             pending.add(reply)
 
+    # -- deadlines -------------------------------------------------------------
+
+    def _track(self, table: dict[str, _Pending], msg_id: str, pending: _Pending) -> None:
+        table[msg_id] = pending
+        if self._timer is None or pending.deadline < self._timer_at:
+            self._arm(pending.deadline)
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self._loop
+        # At least a millisecond: wall and loop clocks differ by a hair, and a sweep
+        # that comes a hair early must not spin.
+        delay = max(deadline - time.time(), 0.001)
+        self._timer_at = deadline
+        self._timer = loop.call_at(loop.time() + delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.time()
+        nearest: float | None = None
+        for table in (self._pending, self._sending):
+            for pending in table.values():
+                if pending.deadline <= now:
+                    pending.expire()
+                elif not pending.done.done() and (nearest is None or pending.deadline < nearest):
+                    nearest = pending.deadline
+        if nearest is not None:
+            self._arm(nearest)
+
+    @staticmethod
+    async def _deliver_by(pending: _Pending, deliver: Awaitable[Any]) -> Any:
+        """Await a delivery that the deadline timer may cancel; TimeoutError if it did."""
+        task = pending.sender = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        try:
+            return await deliver
+        except asyncio.CancelledError:
+            if pending.expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            pending.sender = None
+
     # -- sending ---------------------------------------------------------------
 
     def _request(self, kind: str, out: Outgoing) -> tuple[str, bytes]:
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
-        request = Request(
-            kind=kind,
-            id=msg_id,
-            endpoint=out.schema.endpoint,
-            method=out.method.name,
-            args=out.args,
-            reply_to=self.reply_inbox if kind == "call" else None,
-            deadline=out.deadline if kind == "call" else None,  # an accepted tell never expires
-            sender=self.node,
-            positional=out.positional,
+        call = kind == "call"
+        wire = request_wire(
+            kind,
+            msg_id,
+            out.schema.endpoint,
+            out.method.name,
+            out.args,
+            self.reply_inbox if call else None,
+            out.deadline if call else None,  # an accepted tell never expires
+            self.node,
+            out.positional,
         )
-        payload = self._codec.dumps(request.to_wire())
+        payload = self._codec.dumps(wire)
         if len(payload) > self._max_payload:
             raise PayloadTooLarge(
                 f"the request to {out.what} is {len(payload)} bytes, "
@@ -168,27 +241,14 @@ class Calls:
             )
         return msg_id, payload
 
-    async def _send(
-        self, endpoint: str, provider: str | None, payload: bytes, deadline: float, what: str
-    ) -> None:
-        """Deliver to the endpoint's mailbox (or the provider's) if it is live, by the deadline."""
-        remaining = self._remaining(deadline, what)
-        try:
-            async with asyncio.timeout(remaining):
-                await self._deliver(endpoint, provider, payload)
-        except TimeoutError:
-            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
-
     def _deliver(self, endpoint: str, provider: str | None, payload: bytes) -> Awaitable[None]:
         mailbox = endpoint_mailbox(endpoint) if provider is None else provider_mailbox(provider)
         return self._transport.deliver(mailbox, payload, endpoint=endpoint, provider=provider)
 
     @staticmethod
-    def _remaining(deadline: float, what: str) -> float:
-        remaining = deadline - time.time()
-        if remaining <= 0:
+    def _check_deadline(deadline: float, what: str) -> None:
+        if deadline <= time.time():
             raise CallTimeout(f"{what}: the deadline passed before it was sent")
-        return remaining
 
     def _result(self, schema: ActorSchema, method: MethodSchema, reply: Reply) -> Any:
         if reply.ok:
@@ -206,50 +266,82 @@ class Calls:
 
     async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
+        self._check_deadline(out.deadline, "call")
         msg_id, payload = self._request("call", out)
-        pending = self._pending[msg_id] = _Pending(None)
-        sent = False
+        pending = _Pending(self._loop, out.deadline)
+        self._track(self._pending, msg_id, pending)
         try:
             # One deadline covers both the wait for room in the mailbox and the reply.
-            async with asyncio.timeout(self._remaining(out.deadline, "call")):
-                await self._deliver(out.schema.endpoint, provider, payload)
-                sent = True
-                await pending.done
-        except TimeoutError:
-            if not sent:
+            try:
+                await self._deliver_by(
+                    pending, self._deliver(out.schema.endpoint, provider, payload)
+                )
+            except TimeoutError:
                 raise MailboxFull(
                     f"call {out.what}: the mailbox stayed full until the deadline"
                 ) from None
-            raise CallTimeout(f"call {out.what}: no reply within the deadline") from None
+            try:
+                await pending.done
+            except TimeoutError:
+                raise CallTimeout(f"call {out.what}: no reply within the deadline") from None
         finally:
             del self._pending[msg_id]
+            if pending.done.done() and not pending.done.cancelled():
+                pending.done.exception()  # failed while we were still sending: seen, not lost
         reply = next(iter(pending.replies.values()))
         return self._result(out.schema, out.method, reply)
 
     async def tell(self, out: Outgoing, provider: str | None) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
-        _, payload = self._request("tell", out)
-        await self._send(out.schema.endpoint, provider, payload, out.deadline, f"tell {out.what}")
+        what = f"tell {out.what}"
+        self._check_deadline(out.deadline, what)
+        msg_id, payload = self._request("tell", out)
+        pending = _Pending(self._loop, out.deadline)
+        self._track(self._sending, msg_id, pending)
+        try:
+            await self._deliver_by(pending, self._deliver(out.schema.endpoint, provider, payload))
+        except TimeoutError:
+            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+        finally:
+            del self._sending[msg_id]
+
+    async def _send_waiting(
+        self, endpoint: str, provider: str, payload: bytes, deadline: float, what: str
+    ) -> None:
+        """Deliver to a provider whose mailbox was full, waiting for room until the deadline."""
+        try:
+            async with asyncio.timeout(deadline - time.time()):
+                await self._deliver(endpoint, provider, payload)
+        except TimeoutError:
+            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
 
     async def broadcast(self, out: Outgoing) -> BroadcastResult[Any]:
         """Call every live provider; return when all have answered or at the deadline."""
         schema, method, deadline = out.schema, out.method, out.deadline
-        live = await self._providers(schema.endpoint)
-        if not live:
-            return BroadcastResult([])
-        msg_id, payload = self._request("call", out)
-        pending = self._pending[msg_id] = _Pending(frozenset(live))
         what = f"broadcast {out.what}"
+        self._check_deadline(deadline, what)
+        msg_id, payload = self._request("call", out)
+        pending = _Pending(self._loop, deadline, broadcast=True)
+        self._track(self._pending, msg_id, pending)
+        live: list[str] = []
         unsent: dict[str, BaseException] = {}
         try:
-            async with asyncio.timeout(deadline - time.time()):
+            # One step puts the request into every live provider's mailbox that has room.
+            deliver = self._transport.deliver_to_providers(schema.endpoint, payload)
+            reached, full = await self._deliver_by(pending, deliver)
+            live = [*reached, *full]
+            pending.settle(live)
+            if full:  # rare: wait for room in those mailboxes, within the deadline
                 sent = await asyncio.gather(
-                    *(self._send(schema.endpoint, p, payload, deadline, what) for p in live),
+                    *(
+                        self._send_waiting(schema.endpoint, p, payload, deadline, what)
+                        for p in full
+                    ),
                     return_exceptions=True,
                 )
-                unsent = {p: e for p, e in zip(live, sent, strict=True) if e is not None}
+                unsent = {p: e for p, e in zip(full, sent, strict=True) if e is not None}
                 pending.forget(unsent)  # gone since the registry read: do not wait for them
-                await pending.done
+            await pending.done
         except TimeoutError:
             answered = len(pending.replies)
             log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))

@@ -29,14 +29,22 @@ def resolve_deadline(timeout: float | None, default: float) -> float:
     return own if inherited is None or own < inherited else inherited
 
 
-@contextmanager
-def running_deadline(value: float | None) -> Iterator[None]:
-    """Run a block (a message handler) under ``value``: calls inside inherit it."""
-    token = _CURRENT.set(value)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+class running_deadline:  # lower case: used like the function-style context managers
+    """Run a block (a message handler) under ``value``: calls inside inherit it.
+
+    A class rather than a generator: it runs for every message handled.
+    """
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, value: float | None) -> None:
+        self._value = value
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
 
 
 @contextmanager

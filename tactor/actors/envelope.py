@@ -20,12 +20,21 @@ from typing import Any
 
 from ..errors import DecodeError
 
-__all__ = ["VERSION", "Event", "Reply", "Request", "parse_event", "parse_reply", "parse_request"]
+__all__ = [
+    "VERSION",
+    "Event",
+    "Reply",
+    "Request",
+    "parse_event",
+    "parse_reply",
+    "parse_request",
+    "request_wire",
+]
 
 VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     kind: str  # "call" or "tell"
     id: str
@@ -38,23 +47,48 @@ class Request:
     positional: list[Any] | None = None  # from callers that know no parameter names
 
     def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "v": VERSION,
-            "k": self.kind,
-            "id": self.id,
-            "ep": self.endpoint,
-            "m": self.method,
-            "a": self.args,
-            "r": self.reply_to,
-            "d": self.deadline,
-            "s": self.sender,
-        }
-        if self.positional is not None:
-            wire["pa"] = self.positional
-        return wire
+        return request_wire(
+            self.kind,
+            self.id,
+            self.endpoint,
+            self.method,
+            self.args,
+            self.reply_to,
+            self.deadline,
+            self.sender,
+            self.positional,
+        )
 
 
-@dataclass(frozen=True, slots=True)
+def request_wire(
+    kind: str,
+    ident: str,
+    endpoint: str,
+    method: str,
+    args: dict[str, Any],
+    reply_to: str | None,
+    deadline: float | None,
+    sender: str,
+    positional: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The wire form of a request (what :meth:`Request.to_wire` returns, without the object)."""
+    wire = {
+        "v": VERSION,
+        "k": kind,
+        "id": ident,
+        "ep": endpoint,
+        "m": method,
+        "a": args,
+        "r": reply_to,
+        "d": deadline,
+        "s": sender,
+    }
+    if positional is not None:
+        wire["pa"] = positional
+    return wire
+
+
+@dataclass(slots=True)
 class Reply:
     id: str
     provider: str
@@ -73,7 +107,7 @@ class Reply:
         return body
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     topic: str
     type_name: str
@@ -81,6 +115,9 @@ class Event:
 
     def to_wire(self) -> dict[str, Any]:
         return {"v": VERSION, "k": "event", "t": self.topic, "ty": self.type_name, "b": self.body}
+
+
+_REQUEST_KINDS = ("call", "tell")
 
 
 def _field(data: dict[str, Any], key: str, types: type | tuple[type, ...], what: str) -> Any:
@@ -106,9 +143,11 @@ def _envelope(data: Any, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
 
 def parse_request(data: Any) -> Request:
     """Validate a request envelope (already parsed from JSON)."""
-    d = _envelope(data, ("call", "tell"), "request")
-    kind = d["k"]
-    ident, endpoint, method, args, sender = (
+    if type(data) is not dict or data.get("v") != VERSION or data.get("k") not in _REQUEST_KINDS:
+        _envelope(data, _REQUEST_KINDS, "request")  # raises, saying what is wrong
+    d: dict[str, Any] = data
+    kind, ident, endpoint, method, args, sender = (
+        d["k"],
         d.get("id"),
         d.get("ep"),
         d.get("m"),
@@ -133,6 +172,9 @@ def parse_request(data: Any) -> Request:
 def parse_reply(data: Any) -> Reply:
     """Validate a reply envelope (already parsed from JSON)."""
     d = _envelope(data, ("reply",), "reply")
+    ident, provider, ok = d.get("id"), d.get("p"), d.get("ok")
+    if ok is True and type(ident) is str and type(provider) is str:
+        return Reply(ident, provider, True, d.get("r"))  # the common case, checked at once
     ok = _field(d, "ok", bool, "reply")
     return Reply(
         id=_field(d, "id", str, "reply"),

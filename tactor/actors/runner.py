@@ -76,7 +76,7 @@ class RunnerConfig:
     tasks: TaskSet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _EventItem:
     handler: int
     topic: str
@@ -190,7 +190,10 @@ class ActorRunner:
                 self._idle = False
             if delivery is None:
                 return
-            await self._handle(delivery)
+            try:
+                await self._handle_delivery(delivery)
+            except Exception:  # a bug in tactor itself: never let it kill the actor
+                log.exception("%s: unexpected error while handling a message", self.name)
 
     async def _run(self) -> None:
         while (item := await self._inbox.get()) is not _STOP:

@@ -98,8 +98,13 @@ class MethodSchema:
             and self.required_positions <= len(args) <= len(self.by_position)
             and not self.keyword_only_required
         ):
-            pairs: Any = zip(self.by_position, args, strict=False)
-            items = ((name, hint, value) for (name, hint), value in pairs)
+            to_wire, pairs = codec.to_wire, zip(self.by_position, args, strict=False)
+            try:  # the common call: positional arguments only
+                return {name: to_wire(v, hint) for (name, hint), v in pairs}
+            except EncodeError:
+                pass  # encode again, one by one, to name the argument
+            again = zip(self.by_position, args, strict=False)
+            items: Any = ((name, hint, value) for (name, hint), value in again)
         else:
             try:
                 bound = self.signature.bind(*args, **kwargs)
@@ -237,7 +242,7 @@ def _method_schema(cls: type, name: str, fn: Callable[..., Any]) -> MethodSchema
     result_type = hints["return"]
     custom |= _check_type(cls, f"{name} -> return", result_type)
     args_type = dataclasses.make_dataclass(
-        f"{cls.__name__}_{name}_args", fields, kw_only=True, frozen=True, slots=True
+        f"{cls.__name__}_{name}_args", fields, kw_only=True, slots=True
     )
     args_type.__module__ = cls.__module__
     return MethodSchema(

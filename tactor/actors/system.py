@@ -13,9 +13,10 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import NoProvider, NotRunning, PayloadTooLarge, SchemaError
 from ..transports import Subscription, Transport, check_topic, open_transport
+from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
-from .calls import Calls, Outgoing, endpoint_mailbox, provider_mailbox
+from .calls import Calls, Outgoing
 from .deadline import resolve_deadline
 from .envelope import Event
 from .events import topic_of
@@ -94,13 +95,7 @@ class ActorSystem:
         for type_codec in codecs:
             self.codec.register(type_codec)
         self._tasks = TaskSet()
-        self._calls = Calls(
-            self.node,
-            self.transport,
-            self.codec,
-            max_payload=max_payload,
-            providers=self.transport.providers,
-        )
+        self._calls = Calls(self.node, self.transport, self.codec, max_payload=max_payload)
         self._runner_config = RunnerConfig(self.transport, self.codec, max_payload, self._tasks)
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}

@@ -44,8 +44,20 @@ __all__ = [
     "MailboxConsumer",
     "Subscription",
     "Transport",
+    "endpoint_mailbox",
     "no_provider_message",
+    "provider_mailbox",
 ]
+
+
+def endpoint_mailbox(endpoint: str) -> str:
+    """The mailbox every provider of ``endpoint`` competes on."""
+    return f"ep:{endpoint}"
+
+
+def provider_mailbox(provider: str) -> str:
+    """The mailbox only ``provider`` consumes (direct calls and broadcasts)."""
+    return f"pv:{provider}"
 
 
 def no_provider_message(endpoint: str, provider: str | None) -> str:
@@ -196,6 +208,19 @@ class Transport(ABC):
         Once this returns the transport has accepted the payload: it will be
         received by a consumer of the mailbox (at least once, see each
         transport's guarantees). Callers bound the wait with a timeout.
+        """
+
+    @abstractmethod
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        """Append ``payload`` to the private mailbox of every live provider of ``endpoint``.
+
+        One step where the transport allows (a broadcast costs one round trip,
+        not a registry read plus one per provider). Never waits: returns
+        ``(reached, full)``, the providers whose mailbox took the payload and
+        those whose mailbox was full, each in the order :meth:`providers` gives.
+        A provider's private mailbox is ``provider_mailbox(provider)``.
         """
 
     @abstractmethod

@@ -32,6 +32,7 @@ from .base import (
     Subscription,
     Transport,
     no_provider_message,
+    provider_mailbox,
 )
 from .topics import check_pattern, topic_matches
 
@@ -349,6 +350,21 @@ class MemoryTransport(Transport):
                     box.putters.remove(putter)
             self._check_open()
         box.hand_over(payload)
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        self._check_open()
+        reached: list[str] = []
+        full: list[str] = []
+        for provider in self.hub.registry.get(endpoint, ()):
+            box = self.hub.mailbox(provider_mailbox(provider))
+            if box.full() and not box.has_waiter():
+                full.append(provider)
+            else:
+                box.hand_over(payload)
+                reached.append(provider)
+        return reached, full
 
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()

@@ -47,9 +47,10 @@ from ..base import (
     Subscription,
     Transport,
     no_provider_message,
+    provider_mailbox,
 )
 from . import scripts
-from .connection import LOST, Backoff, check_cancelled, translated
+from .connection import LOST, Backoff, check_cancelled, text, translated
 from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
@@ -73,6 +74,7 @@ INBOX_BATCH = 128  # replies popped per round trip, at most
 
 _SCRIPTS = {
     "deliver": scripts.DELIVER,
+    "deliver_to_providers": scripts.DELIVER_TO_PROVIDERS,
     "ack": scripts.ACK,
     "requeue": scripts.REQUEUE,
     "cleanup": scripts.CLEANUP,
@@ -307,6 +309,18 @@ class RedisTransport(RedisQueues, Transport):
             if result == -1:
                 raise NoProvider(no_provider_message(endpoint or mailbox, provider))
             await backoff.wait()  # full: wait for room (the caller's deadline bounds this)
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        async with translated(f"broadcast to {endpoint}"):
+            found = await self.scripts["deliver_to_providers"](
+                keys=[self.key("reg", endpoint)],
+                args=[self.mailbox_size, payload, self.mailbox_key(provider_mailbox(""))],
+            )
+        names = [text(name) for name in found]
+        split = names.index("")
+        return sorted(names[:split]), sorted(names[split + 1 :])
 
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()

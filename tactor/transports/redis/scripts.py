@@ -11,6 +11,7 @@ __all__ = [
     "ACK",
     "CLEANUP",
     "DELIVER",
+    "DELIVER_TO_PROVIDERS",
     "HEARTBEAT",
     "LIVE",
     "POST",
@@ -41,6 +42,29 @@ end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
 return 1
+"""
+)
+
+# KEYS: registry | ARGV: maxlen, payload, mailbox key prefix. Appends to the private mailbox
+# (prefix .. provider) of every live provider with room. Returns {reached..., '', full...}.
+# The mailbox keys are computed here, so this script needs a single Redis node (not Cluster).
+DELIVER_TO_PROVIDERS = (
+    _NOW
+    + """
+local reached, full = {}, {}
+local maxlen = tonumber(ARGV[1])
+for _, provider in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
+    local stream = ARGV[3] .. provider
+    if redis.call('XLEN', stream) >= maxlen then
+        table.insert(full, provider)
+    else
+        redis.call('XADD', stream, '*', 'p', ARGV[2])
+        table.insert(reached, provider)
+    end
+end
+table.insert(reached, '')
+for _, provider in ipairs(full) do table.insert(reached, provider) end
+return reached
 """
 )
 

@@ -1,0 +1,44 @@
+"""The transport contract itself, below the actor layer, on every transport."""
+
+from __future__ import annotations
+
+from tactor.transports import open_transport
+from tactor.transports.base import provider_mailbox
+
+
+def _with(url: str, **options: object) -> str:
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
+
+
+async def test_deliver_to_providers_reaches_every_live_provider_with_room(url: str) -> None:
+    transport = open_transport(_with(url, mailbox_size=2))
+    await transport.start()
+    try:
+        for provider in ("b", "a", "c"):
+            await transport.register("svc", provider)
+        await transport.register("other", "z")
+        await transport.deliver(provider_mailbox("c"), b"1")
+        await transport.deliver(provider_mailbox("c"), b"2")  # c's mailbox is now full
+
+        reached, full = await transport.deliver_to_providers("svc", b"hello")
+        assert (sorted(reached), full) == (["a", "b"], ["c"])
+        live = await transport.providers("svc")
+        assert reached == [p for p in live if p in reached]  # in the registry's order
+
+        await transport.unregister("svc", "b")  # gone: no longer reached
+        reached, full = await transport.deliver_to_providers("svc", b"again")
+        assert (reached, full) == (["a"], ["c"])
+        assert await transport.deliver_to_providers("nobody", b"x") == ([], [])
+
+        consumer = await transport.consume([provider_mailbox("a")], "a")
+        got = [(await consumer.receive()).payload for _ in range(2)]
+        assert got == [b"hello", b"again"]
+        consumer_b = await transport.consume([provider_mailbox("b")], "b")
+        first = await consumer_b.receive()
+        assert first.payload == b"hello"  # b got only the one sent while it was live
+        await first.ack()
+        await consumer.close()
+        await consumer_b.close()
+    finally:
+        await transport.close()
