@@ -12,9 +12,11 @@ URL options (beside redis-py's own): ``prefix`` (``tactor``), ``mailbox_size``
 registry after this), ``heartbeat`` (``ttl``/3), ``subscription_buffer``
 (1024), ``block`` (1 s, how long an idle read waits before looking for
 orphaned messages), ``claim_idle`` (1 s: a message must be this old before it
-is taken from a dead consumer), ``prefetch`` (1: how many entries a provider
-reads per round trip — more gives throughput, but a busy provider then holds
-messages an idle one could take).
+is taken from a dead consumer), ``prefetch`` (32: the most entries a provider
+reads per round trip) and ``prefetch_window`` (0.002 s: a provider reads only
+as many entries as it expects to handle within this time, so a slow handler
+reads one at a time and never holds messages an idle provider could take for
+longer than the window; ``prefetch=1`` reads one at a time always).
 
 Guarantees: mailboxes are at-least-once — a message taken by a provider that
 dies before acknowledging it is claimed by a live one once the dead
@@ -54,6 +56,7 @@ from .connection import LOST, Backoff, check_cancelled, text, translated
 from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
+from .pipeliner import Pipeliner
 from .queues import RedisQueues
 
 __all__ = ["RedisTransport"]
@@ -69,6 +72,7 @@ _OPTIONS = {
     "block": float,
     "claim_idle": float,
     "prefetch": int,
+    "prefetch_window": float,
 }
 INBOX_BATCH = 128  # replies popped per round trip, at most
 
@@ -157,10 +161,14 @@ class RedisTransport(RedisQueues, Transport):
         subscription_buffer: int = 1024,
         block: float = 1.0,
         claim_idle: float = 1.0,
-        prefetch: int = 1,
+        prefetch: int = 32,
+        prefetch_window: float = 0.002,
     ) -> None:
-        if mailbox_size < 1 or ttl <= 0 or block <= 0 or prefetch < 1:
-            raise ValueError("mailbox_size, ttl, block and prefetch must be positive")
+        if mailbox_size < 1 or ttl <= 0 or block <= 0 or prefetch < 1 or prefetch_window < 0:
+            raise ValueError(
+                "mailbox_size, ttl, block and prefetch must be positive; "
+                "prefetch_window must not be negative"
+            )
         self.url = url
         self.prefix = prefix
         self.mailbox_size = mailbox_size
@@ -170,6 +178,7 @@ class RedisTransport(RedisQueues, Transport):
         self.block = block
         self.claim_idle = claim_idle
         self.prefetch = prefetch
+        self.prefetch_window = prefetch_window
         self.reclaim_every = max(ttl / 2, block)
         self.live_key = self.key("live")
         self.consumers: set[RedisConsumer] = set()
@@ -180,6 +189,7 @@ class RedisTransport(RedisQueues, Transport):
         self._heartbeat: Heartbeat | None = None
         self._events: RedisEvents | None = None
         self.scripts: dict[str, Any] = {}
+        self._pipeliner: Pipeliner | None = None
         self._closed = False
 
     @classmethod
@@ -216,6 +226,12 @@ class RedisTransport(RedisQueues, Transport):
             raise TransportClosed("the Redis transport is not started")
         return self._redis
 
+    @property
+    def pipeliner(self) -> Pipeliner:
+        if self._pipeliner is None:
+            raise TransportClosed("the Redis transport is not started")
+        return self._pipeliner
+
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
@@ -239,6 +255,8 @@ class RedisTransport(RedisQueues, Transport):
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
         self._heartbeat.start()
         self._events = RedisEvents(self)
+        self._pipeliner = Pipeliner(client, self.load_scripts)
+        self._pipeliner.start()
 
     async def close(self) -> None:
         if self._closed:
@@ -252,6 +270,8 @@ class RedisTransport(RedisQueues, Transport):
             await inbox.close()
         if self._events is not None:
             await self._events.close()
+        if self._pipeliner is not None:
+            await self._pipeliner.close()  # replies still queued go out first
         for endpoint, provider in list(self._registered):
             with contextlib.suppress(*LOST, RedisError):
                 await self.unregister(endpoint, provider)
@@ -297,13 +317,16 @@ class RedisTransport(RedisQueues, Transport):
         provider: str | None = None,
     ) -> None:
         check = "" if endpoint is None else (provider or "any")
-        keys = [self.mailbox_key(mailbox), self.key("reg", endpoint or "-")]
+        sha = self.scripts["deliver"].sha
+        keys = (self.mailbox_key(mailbox), self.key("reg", endpoint or "-"))
         backoff = Backoff(first=0.005, cap=0.1)
         while True:
-            async with translated(f"deliver to {mailbox}"):
-                result = await self.scripts["deliver"](
-                    keys=keys, args=[self.mailbox_size, payload, check]
+            try:  # batched with the other commands of this moment (see pipeliner.py)
+                result = await self.pipeliner.execute(
+                    "EVALSHA", sha, 2, *keys, self.mailbox_size, payload, check
                 )
+            except (RedisError, OSError) as exc:
+                raise TransportError(f"Redis deliver to {mailbox} failed: {exc}") from exc
             if result == 1:
                 return
             if result == -1:
@@ -313,10 +336,11 @@ class RedisTransport(RedisQueues, Transport):
     async def deliver_to_providers(
         self, endpoint: str, payload: bytes
     ) -> tuple[list[str], list[str]]:
+        sha = self.scripts["deliver_to_providers"].sha
+        prefix = self.mailbox_key(provider_mailbox(""))
         async with translated(f"broadcast to {endpoint}"):
-            found = await self.scripts["deliver_to_providers"](
-                keys=[self.key("reg", endpoint)],
-                args=[self.mailbox_size, payload, self.mailbox_key(provider_mailbox(""))],
+            found = await self.pipeliner.execute(
+                "EVALSHA", sha, 1, self.key("reg", endpoint), self.mailbox_size, payload, prefix
             )
         names = [text(name) for name in found]
         split = names.index("")
@@ -356,11 +380,13 @@ class RedisTransport(RedisQueues, Transport):
         return result
 
     async def post(self, inbox: str, payload: bytes) -> None:
+        """Queue the payload for the next pipelined write; at-most-once, failures are logged."""
+        if self._redis is None or self._closed:
+            raise TransportClosed("the Redis transport is closed")
+        sha = self.scripts["post"].sha
         key = self.key("in", inbox)
-        async with translated(f"post to {inbox}"):
-            await self.scripts["post"](
-                keys=[key, self.live_key], args=[payload, int(self.ttl * 1000)]
-            )
+        ttl = int(self.ttl * 1000)
+        self.pipeliner.send(f"post to {inbox}", "EVALSHA", sha, 2, key, self.live_key, payload, ttl)
 
     # -- topics ----------------------------------------------------------------
 

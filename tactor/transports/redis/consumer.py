@@ -5,6 +5,12 @@ Each mailbox is a stream with one consumer group; a consumer reads with
 in the group's pending list, owned by it, until acknowledged. Acknowledged
 entries are deleted at once (XACK + XDEL), so a stream holds only what is unfinished.
 
+Prefetch: a consumer reads as many entries per round trip as it expects to
+handle within ``prefetch_window`` seconds (a moving average of its handling
+time decides), at most ``prefetch``. A fast handler reads many per round trip;
+a slow one reads one at a time, so it never holds work an idle provider could
+have taken for longer than the window.
+
 Redelivery: consumer names are kept alive by the heartbeat thread. When a
 consumer is idle (and at least every ``reclaim_every`` seconds) it looks for
 pending entries whose owner is no longer alive and claims them — a provider
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -66,6 +73,8 @@ class RedisConsumer(MailboxConsumer):
         self._next_reclaim = 0.0
         self._closed = False
         self._to_ack: dict[str, list[str]] = {}
+        self._handed_at = 0.0  # when the last delivery was handed out
+        self._handling = transport.prefetch_window  # moving average of the time per message
 
     async def open(self) -> None:
         await self._transport.keep_alive(self._transport.live_key, self.name)
@@ -107,7 +116,12 @@ class RedisConsumer(MailboxConsumer):
         while True:
             if self._closed:
                 raise TransportClosed("mailbox consumer is closed")
+            now = time.monotonic()
+            if self._handed_at:  # the time since the last hand-out: how long one message takes
+                self._handling += (now - self._handed_at - self._handling) * 0.25
+                self._handed_at = 0.0
             if self._buffer:
+                self._handed_at = now
                 delivery = self._buffer.popleft()
                 self._unacked[(delivery.key, delivery.entry_id)] = delivery
                 return delivery
@@ -167,34 +181,36 @@ class RedisConsumer(MailboxConsumer):
                 )
                 await self._take(key, claimed)
 
+    def _count(self) -> int:
+        """Entries to read: what we expect to handle within the prefetch window."""
+        window, most = self._transport.prefetch_window, self._transport.prefetch
+        if most == 1 or self._handling >= window:
+            return 1
+        return min(most, max(1, int(window / max(self._handling, 1e-6))))
+
     async def _read_and_ack(self, block: int) -> Any:
-        """Read the next entry; acknowledgements due go in the same round trip, first."""
+        """Send the acknowledgements due (pipelined, not awaited), then read the next entries."""
+        if self._to_ack:
+            self._send_acks()
+        # One loop turn first, so that replies and acknowledgements queued by the message
+        # just handled are written before this read, not after it.
+        await asyncio.sleep(0)
         streams: dict[Any, Any] = dict.fromkeys(self._keys, ">")
-        if not self._to_ack:
-            return await self._redis.xreadgroup(
-                GROUP, self.name, streams, count=self._transport.prefetch, block=block
-            )
+        return await self._redis.xreadgroup(
+            GROUP, self.name, streams, count=self._count(), block=block
+        )
+
+    def _send_acks(self) -> None:
         to_ack, self._to_ack = self._to_ack, {}
-        pipe = self._redis.pipeline(transaction=False)
-        ack_sha = self._transport.scripts["ack"].sha
+        sha = self._transport.scripts["ack"].sha
         for key, ids in to_ack.items():
-            pipe.evalsha(ack_sha, 1, key, GROUP, *ids)
-        pipe.xreadgroup(GROUP, self.name, streams, count=self._transport.prefetch, block=block)
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except BaseException:
-            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
-                self._to_ack.setdefault(key, []).extend(ids)
-            raise
-        for (key, ids), result in zip(to_ack.items(), results, strict=False):
-            if isinstance(result, Exception):  # e.g. NOSCRIPT after a Redis restart
-                self._to_ack.setdefault(key, []).extend(ids)
-                if "NOSCRIPT" in str(result):
-                    await self._transport.load_scripts()
-        read = results[-1]
-        if isinstance(read, Exception):
-            raise read
-        return read
+            done = self._transport.pipeliner.execute("EVALSHA", sha, 1, key, GROUP, *ids)
+            done.add_done_callback(functools.partial(self._acked, key, ids))
+
+    def _acked(self, key: str, ids: list[str], done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            # Not applied (the connection failed): again with the next read. Twice is harmless.
+            self._to_ack.setdefault(key, []).extend(ids)
 
     async def ack(self, delivery: RedisDelivery) -> None:
         """Acknowledge with the next read (one round trip fewer per message).
@@ -208,7 +224,7 @@ class RedisConsumer(MailboxConsumer):
     async def _flush_acks(self) -> None:
         to_ack, self._to_ack = self._to_ack, {}
         for key, ids in to_ack.items():
-            await self._transport.ack(key, ids)
+            await self._transport.ack(key, ids)  # awaited: closing must not leave them behind
 
     async def close(self) -> None:
         """Put back what was taken and not acknowledged, then leave the groups."""

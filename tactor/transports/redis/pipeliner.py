@@ -1,0 +1,155 @@
+"""Automatic pipelining: commands issued while a batch is on the wire go together as the next.
+
+Every call, reply and broadcast is one short command. Sent one by one, each
+costs a round trip and, on redis-py's asyncio client, ~60–120 µs of CPU; sent
+as one pipeline they cost ~11–15 µs each. A :class:`Pipeliner` owns one task
+that takes whatever commands are queued, writes them in one go on one
+connection and hands each caller its own reply. With one command in flight it
+adds a loop turn, not a round trip; with many in flight they share round trips.
+
+Commands keep their order (per connection, Redis runs them in the order
+written), so what one sender delivers stays in order. A caller that stopped
+waiting before its command was written (cancelled, timed out) is skipped: an
+abandoned delivery is not sent behind its caller's back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
+
+from ...errors import TransportClosed
+
+__all__ = ["Pipeliner"]
+
+log = logging.getLogger("tactor.redis")
+
+MAX_BATCH = 512  # commands per round trip, at most
+
+_Command = tuple[tuple[Any, ...], asyncio.Future[Any]]
+
+
+class Pipeliner:
+    """Sends queued commands in batches on one connection at a time, in order."""
+
+    def __init__(
+        self, client: aioredis.Redis, reload_scripts: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._client = client
+        self._reload_scripts = reload_scripts
+        self._queue: list[_Command] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tactor-pipeliner")
+
+    async def close(self) -> None:
+        """Send what is queued, then stop."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._queue and not task.done():
+            self._wake()
+            done = asyncio.get_running_loop().create_future()
+            self._queue.append((("PING",), done))
+            await asyncio.wait([done], timeout=2.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for _, future in self._queue:
+            if not future.done():
+                future.set_exception(TransportClosed("the Redis transport was closed"))
+        self._queue.clear()
+
+    def execute(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue a command; the future gets its reply, or the error Redis or the connection gave."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed or self._task is None:
+            future.set_exception(TransportClosed("the Redis transport is closed"))
+            return future
+        self._queue.append((args, future))
+        self._wake()
+        return future
+
+    def send(self, what: str, *args: Any) -> None:
+        """Queue a command nobody waits for; a failure is logged (``what`` says what it was)."""
+        self.execute(*args).add_done_callback(lambda f: _log_failure(f, what))
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+            batch = [(args, future) for args, future in batch if not future.done()]
+            if batch:
+                await self._flush(batch, retry_scripts=True)
+
+    async def _flush(self, batch: list[_Command], *, retry_scripts: bool) -> None:
+        try:
+            replies = await self._round_trip([args for args, _ in batch])
+        except Exception as exc:  # the connection failed: every command of the batch learns it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        missing: list[_Command] = []
+        for (args, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, NoScriptError) and retry_scripts:
+                missing.append((args, future))  # Redis restarted and lost its scripts
+            elif isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        if missing:
+            try:
+                await self._reload_scripts()
+            except Exception as exc:
+                for _, future in missing:
+                    future.set_exception(exc)
+                return
+            await self._flush(missing, retry_scripts=False)
+
+    async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Write every command, then read every reply (errors as values, in order)."""
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:  # one command's error reply: the rest still come
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await connection.disconnect()  # cut short: whatever is still unread is garbage
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _log_failure(future: asyncio.Future[Any], what: str) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        log.warning("%s failed: %r", what, exc)

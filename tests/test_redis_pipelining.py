@@ -1,0 +1,124 @@
+"""Automatic pipelining and adaptive prefetch on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from tactor import Actor, ActorSystem, TransportError
+from tactor.transports.base import provider_mailbox
+from tactor.transports.redis import RedisTransport
+from tests.conftest import require_redis, with_query
+from tests.servers import redis_server
+
+pytestmark = pytest.mark.redis
+
+
+class Slow(Actor, name="pipelining-slow"):
+    async def work(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "done"
+
+
+def _url(**options: str) -> str:
+    return with_query(require_redis(), prefix=f"tactor-test:pipe-{time.monotonic_ns()}", **options)
+
+
+async def test_commands_of_one_moment_share_a_round_trip_and_keep_their_order() -> None:
+    transport = RedisTransport.from_url(_url())
+    await transport.start()
+    try:
+        pipeliner = transport.pipeliner
+        trips = 0
+        real = pipeliner._round_trip
+
+        async def counted(commands: list[tuple[object, ...]]) -> list[object]:
+            nonlocal trips
+            trips += 1
+            return await real(commands)
+
+        pipeliner._round_trip = counted  # type: ignore[method-assign]
+        mailbox = provider_mailbox("p")
+        await asyncio.gather(*(transport.deliver(mailbox, str(i).encode()) for i in range(200)))
+        assert trips <= 3  # 200 deliveries in a few batches, not 200 round trips
+        consumer = await transport.consume([mailbox], "p")
+        got = []
+        for _ in range(200):
+            delivery = await consumer.receive()
+            got.append(int(delivery.payload))
+            await delivery.ack()
+        assert got == list(range(200))  # in the order they were sent
+        await consumer.close()
+        await transport.delete_mailbox(mailbox)
+    finally:
+        await transport.close()
+
+
+async def test_a_redis_that_lost_its_scripts_is_served_again() -> None:
+    """After SCRIPT FLUSH (what a restart does to scripts) pipelined EVALSHAs reload and retry."""
+    with redis_server() as server:
+        url = with_query(server.url, prefix="flush")
+        async with ActorSystem(url) as node:
+            await node.spawn(Slow)
+            assert await node.proxy(Slow).work(0) == "done"
+            server.client().script_flush()
+            assert await node.proxy(Slow, timeout=5).work(0) == "done"
+            result = await node.broadcast(Slow.work, 0)
+            assert list(result) == ["done"] and result.complete
+
+
+async def test_a_dropped_connection_fails_the_batch_and_the_next_one_reconnects() -> None:
+    with redis_server() as server:
+        url = with_query(server.url, prefix="kill")
+        async with ActorSystem(url) as node:
+            await node.spawn(Slow)
+            proxy = node.proxy(Slow, timeout=5)
+            assert await proxy.work(0) == "done"
+            admin = server.client()
+            for client in admin.client_list():  # cut every connection of the node
+                if client["cmd"] != "client|list":
+                    admin.client_kill_filter(_id=client["id"])
+            outcomes = await asyncio.gather(
+                *(proxy.work(0) for _ in range(20)), return_exceptions=True
+            )
+            for outcome in outcomes:
+                assert outcome == "done" or isinstance(outcome, TransportError), outcome
+            assert await proxy.work(0) == "done"
+
+
+async def test_slow_handlers_read_one_at_a_time_so_work_spreads() -> None:
+    """With the default window, a slow handler does not hoard messages an idle provider takes."""
+    url = _url()
+    async with ActorSystem(url) as a, ActorSystem(url) as b, ActorSystem(url) as caller:
+        ref_a = await a.spawn(Slow)
+        ref_b = await b.spawn(Slow)
+        proxy = caller.proxy(Slow, timeout=10)
+        await asyncio.gather(*(proxy.work(0.02) for _ in range(4)))  # learn: slow
+        started = time.monotonic()
+        await asyncio.gather(*(proxy.work(0.1) for _ in range(10)))
+        elapsed = time.monotonic() - started
+        # Spread over both providers: about 5 × 0.1 s; hoarded by one it would take 1 s.
+        assert elapsed < 0.85, elapsed
+        assert ref_a.id != ref_b.id
+
+
+async def test_fast_handlers_read_many_per_round_trip() -> None:
+    url = _url()
+    async with ActorSystem(url) as node, ActorSystem(url) as caller:
+        await node.spawn(Slow)
+        proxy = caller.proxy(Slow, timeout=10)
+        await asyncio.gather(*(proxy.work(0) for _ in range(500)))
+        transport = node.transport
+        assert isinstance(transport, RedisTransport)
+        counts = Counter(consumer._count() for consumer in transport.consumers)
+        assert max(counts) > 1, counts  # learned that messages are quick: reads several
+
+
+async def test_prefetch_one_reads_one_at_a_time() -> None:
+    transport = RedisTransport.from_url(_url(prefetch="1"))
+    assert transport.prefetch == 1
+    with pytest.raises(ValueError, match="prefetch_window"):
+        RedisTransport.from_url(_url(prefetch_window="-1"))
