@@ -122,3 +122,18 @@ async def test_prefetch_one_reads_one_at_a_time() -> None:
     assert transport.prefetch == 1
     with pytest.raises(ValueError, match="prefetch_window"):
         RedisTransport.from_url(_url(prefetch_window="-1"))
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from redis.asyncio.connection import Connection
+
+    from tactor.transports.redis.pipeliner import pack
+
+    commands: list[tuple[object, ...]] = [
+        ("EVALSHA", "f" * 40, 2, "k:1", "ключ", 1024, b"\x00\r\n{}", "any"),
+        ("PING",),
+        ("SET", "x", 1.25, -3, 2**63),
+    ]
+    assert pack(commands) == b"".join(Connection().pack_commands(commands))
+    with pytest.raises(TypeError, match="cannot send"):
+        pack([("SET", "x", None)])
