@@ -127,7 +127,7 @@ async def test_prefetch_one_reads_one_at_a_time() -> None:
 def test_commands_are_packed_as_redis_py_packs_them() -> None:
     from redis.asyncio.connection import Connection
 
-    from tactor.transports.redis.pipeliner import pack
+    from tactor.transports.redis.wire import pack
 
     commands: list[tuple[object, ...]] = [
         ("EVALSHA", "f" * 40, 2, "k:1", "ключ", 1024, b"\x00\r\n{}", "any"),

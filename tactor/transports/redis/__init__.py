@@ -59,6 +59,7 @@ from .events import RedisEvents
 from .heartbeat import Heartbeat
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
+from .wire import HeldConnection
 
 __all__ = ["RedisTransport"]
 
@@ -118,6 +119,7 @@ class _RedisInbox(Inbox):
         self._on_payload = on_payload
         self._on_lost = on_lost
         self._reader: asyncio.Task[None] | None = None
+        self._connection = HeldConnection(transport.redis)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -132,8 +134,8 @@ class _RedisInbox(Inbox):
                     await backoff.wait()
                     await self._transport.keep_alive(self._transport.live_key, self._key)
                 # Up to INBOX_BATCH replies per round trip when many calls are in flight.
-                popped = await self._transport.redis.blmpop(
-                    self._transport.block, 1, self._key, direction="LEFT", count=INBOX_BATCH
+                popped = await self._connection.execute(
+                    "BLMPOP", self._transport.block, 1, self._key, "LEFT", "COUNT", INBOX_BATCH
                 )
                 check_cancelled()
                 backoff.reset()
@@ -153,6 +155,7 @@ class _RedisInbox(Inbox):
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
         self._reader = None
+        await self._connection.close()
         await self._transport.forget(self._transport.live_key, self._key)
         with contextlib.suppress(*LOST):
             await self._transport.redis.delete(self._key)

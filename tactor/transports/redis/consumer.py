@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
 from .connection import LOST, Backoff, check_cancelled, text
+from .wire import HeldConnection
 
 if TYPE_CHECKING:
     from . import RedisTransport
@@ -42,6 +43,17 @@ __all__ = ["GROUP", "RedisConsumer"]
 log = logging.getLogger("tactor.redis")
 
 GROUP = "tactor"
+
+
+def _payload(fields: Any) -> Any:
+    """The payload field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
+    if isinstance(fields, dict):
+        return fields.get(b"p")
+    if isinstance(fields, list):
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == b"p":
+                return fields[i + 1]
+    return None
 
 
 class RedisDelivery(Delivery):
@@ -73,6 +85,7 @@ class RedisConsumer(MailboxConsumer):
         self._next_reclaim = 0.0
         self._closed = False
         self._to_ack: dict[str, list[str]] = {}
+        self._reader = HeldConnection(transport.redis)  # for the blocking reads
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
 
@@ -98,7 +111,7 @@ class RedisConsumer(MailboxConsumer):
             entry = text(entry_id)
             if fields is None or (key, entry) in self._unacked:
                 continue  # deleted meanwhile, or already handed out (recovered)
-            payload = fields.get(b"p") if isinstance(fields, dict) else None
+            payload = _payload(fields)
             if isinstance(payload, bytes):
                 self._buffer.append(RedisDelivery(self, self._keys[key], key, entry, payload))
             else:
@@ -108,7 +121,9 @@ class RedisConsumer(MailboxConsumer):
             await self._transport.ack(key, foreign)
 
     async def _take_all(self, response: Any) -> None:
-        for stream, entries in response or ():
+        # RESP3 answers a map of streams, RESP2 a list of pairs; redis-py passes on either.
+        pairs = response.items() if isinstance(response, dict) else response or ()
+        for stream, entries in pairs:
             await self._take(text(stream), entries)
 
     async def receive(self) -> Delivery:
@@ -195,10 +210,11 @@ class RedisConsumer(MailboxConsumer):
         # One loop turn first, so that replies and acknowledgements queued by the message
         # just handled are written before this read, not after it.
         await asyncio.sleep(0)
-        streams: dict[Any, Any] = dict.fromkeys(self._keys, ">")
-        return await self._redis.xreadgroup(
-            GROUP, self.name, streams, count=self._count(), block=block
-        )
+        keys = list(self._keys)
+        return await self._reader.execute(
+            "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self._count(), "BLOCK", block,
+            "STREAMS", *keys, *(">" for _ in keys),
+        )  # fmt: skip
 
     def _send_acks(self) -> None:
         to_ack, self._to_ack = self._to_ack, {}
@@ -234,6 +250,7 @@ class RedisConsumer(MailboxConsumer):
         self._transport.consumers.discard(self)
         self._unacked.clear()
         self._buffer.clear()
+        await self._reader.close()
         with contextlib.suppress(*LOST, ResponseError, TransportError):
             await self._flush_acks()
             for key in self._keys:
