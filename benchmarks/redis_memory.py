@@ -35,6 +35,16 @@ from .servers import RemoteEcho, Server, delete_keys, start_all, stop_all, tacto
 SENDERS = 16
 
 
+async def _settled_length(client: aioredis.Redis, stream: str) -> int:
+    """XLEN once the last acknowledgements (sent after the replies) had a moment to land."""
+    for _ in range(50):
+        length = int(await client.xlen(stream))
+        if length == 0:
+            return 0
+        await asyncio.sleep(0.02)
+    return length
+
+
 async def run(settings: Settings) -> list[Row]:
     assert settings.redis_url is not None
     base = settings.redis_url
@@ -79,7 +89,7 @@ async def run(settings: Settings) -> list[Row]:
                 before_fig.medians.append(before / 2**20)
                 after_fig.medians.append(after / 2**20)
                 growth.append((after - before) / 1024)
-                lengths.append(await client.xlen(stream))
+                lengths.append(await _settled_length(client, stream))
                 pending.append((await client.xpending(stream, "tactor"))["pending"])
     finally:
         await stop_all(servers)

@@ -329,12 +329,17 @@ class MemoryTransport(Transport):
         endpoint: str | None = None,
         provider: str | None = None,
     ) -> None:
-        self._check_open()
+        if self._closed or not self._started:
+            self._check_open()
+        hub = self.hub
         if endpoint is not None:
-            live = self.hub.registry.get(endpoint, {})
+            live = hub.registry.get(endpoint)
             if not live or (provider is not None and provider not in live):
                 raise NoProvider(no_provider_message(endpoint, provider))
-        box = self.hub.mailbox(mailbox)
+        box = hub.mailboxes.get(mailbox) or hub.mailbox(mailbox)
+        if len(box.items) < box.maxsize:  # room: no waiting (the common case)
+            box.hand_over(payload)
+            return
         loop = asyncio.get_running_loop()
         while box.full() and not box.has_waiter():
             putter: asyncio.Future[None] = loop.create_future()
