@@ -6,9 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from tactor import ActorSystem
+from tactor import ActorSystem, JsonCodec
+from tactor.actors.actor import schema_of
+from tactor.actors.envelope import Reply, parse_reply, parse_request, request_wire
 
-from .harness import Figure, Row, Settings, repeat_latency
+from .harness import Figure, Row, Settings, repeat_latency, sync_latency
 from .servers import RemoteEcho
 
 Echo = RemoteEcho  # the same actor the Redis rows serve, here in-process
@@ -102,6 +104,36 @@ async def _queue_throughput(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _marshalling_alone(settings: Settings) -> float:
+    """Median µs of the codec and envelope work of one call, both sides, with no event loop.
+
+    What every memory:// call does besides moving the message: encode the
+    arguments and the request, parse and decode them, encode the result and
+    the reply, parse and decode that. No tactor call can cost less than this
+    plus the loop's own hand-offs (the asyncio baseline).
+    """
+    codec = JsonCodec()
+    method = schema_of(Echo).methods["echo"]
+    instance = Echo()
+
+    def once() -> Any:
+        wire = method.encode_args(codec, (1,), {})
+        envelope = request_wire("call", "n.1", "e", "echo", wire, "node.n", 4e9, "n")
+        request = parse_request(codec.loads(codec.dumps(envelope)))
+        args, kwargs = method.call_args(codec.from_wire(request.args, method.args_type))
+        step = method.function(instance, *args, **kwargs)
+        try:
+            step.send(None)
+        except StopIteration as done:
+            result = done.value
+        reply = Reply(request.id, "p", True, codec.to_wire(result, method.result_type))
+        back = parse_reply(codec.loads(codec.dumps(reply.to_wire())))
+        return codec.from_wire(back.result, method.result_type)
+
+    assert once() == 1
+    return sync_latency(once, settings)[0]
+
+
 async def run(settings: Settings) -> list[Row]:
     async with ActorSystem() as system:
         await system.spawn(Echo)
@@ -117,5 +149,11 @@ async def run(settings: Settings) -> list[Row]:
     asyncio_ratio = ratios[figures[1].name]
     pykka_ok = pykka_fig is None or ratios[pykka_fig.name] < 1
     row.met = asyncio_ratio <= 2 and pykka_ok
+    work = _marshalling_alone(settings)
+    base_median = sorted(figures[1].medians)[len(figures[1].medians) // 2]
+    row.finding = (
+        f"the codec and envelope work of one call alone (both sides, no event loop) takes "
+        f"{work:.1f} µs, {work / base_median:.2f}× the asyncio baseline's whole call"
+    )
     tell, tell_base = await _tell_throughput(settings)
     return [row, Row("in-process tell throughput", [tell, tell_base])]
