@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -77,7 +79,7 @@ async def run(settings: Settings) -> list[Row]:
         pymq = PymqCaller(base, tag, providers=PROVIDERS, multi=True)
         await asyncio.to_thread(pymq.wait_ready)
         async with ActorSystem(url, timeout=30) as system:
-            row, live = await _broadcast_row(settings, system, raw, pymq)
+            row, live = await _broadcast_row(settings, system, raw, pymq, servers[:PROVIDERS])
             # servers[0] is a tactor server: killed, and restarted in place for each repeat
             kill_row = await _kill_row(settings, system, servers, tactor_spec, live)
         return [row, kill_row]
@@ -90,8 +92,23 @@ async def run(settings: Settings) -> list[Row]:
         await delete_keys(base, f"{tag}:*", f"__eventbus:{tag}:*")
 
 
+async def _cpu_per_op(
+    providers: list[Server], ops: int, measure: Callable[[], Awaitable[Any]]
+) -> tuple[float, float]:
+    """CPU µs per operation spent by the provider processes together, and by this process."""
+    before = [p.cpu() or 0.0 for p in providers]
+    mine = time.process_time()
+    await measure()
+    spent = sum((p.cpu() or 0.0) - b for p, b in zip(providers, before, strict=True))
+    return spent / ops * 1e6, (time.process_time() - mine) / ops * 1e6
+
+
 async def _broadcast_row(
-    settings: Settings, system: ActorSystem, raw: RawGather, pymq: PymqCaller
+    settings: Settings,
+    system: ActorSystem,
+    raw: RawGather,
+    pymq: PymqCaller,
+    providers: list[Server],
 ) -> tuple[Row, Figure]:
     one = replace(settings, repeats=1)
     ours = Figure(f"tactor broadcast to {PROVIDERS} provider processes", "us")
@@ -109,9 +126,17 @@ async def _broadcast_row(
     await broadcast()
     assert await raw() == [1] * PROVIDERS
     assert await asyncio.to_thread(pymq.call) == [1] * PROVIDERS
+    ops = one.warmup + one.iterations
+    cpu: dict[str, list[tuple[float, float]]] = {"broadcast": [], "call": []}
     for _ in range(settings.repeats):
-        await repeat_latency(ours, one, broadcast)
-        await repeat_latency(call, one, lambda: proxy.echo(1))
+        cpu["broadcast"].append(
+            await _cpu_per_op(providers, ops, lambda: repeat_latency(ours, one, broadcast))
+        )
+        cpu["call"].append(
+            await _cpu_per_op(
+                providers, ops, lambda: repeat_latency(call, one, lambda: proxy.echo(1))
+            )
+        )
         await repeat_latency(raw_fig, one, raw)
         median, p99 = await asyncio.to_thread(sync_samples, pymq.call, settings)
         pymq_fig.medians.append(median)
@@ -120,9 +145,26 @@ async def _broadcast_row(
         f"broadcast to {PROVIDERS} processes over Redis",
         [ours, call, raw_fig, pymq_fig],
         target="≤ 1.5× one tactor call",
+        finding=_cpu_finding(cpu),
     )
     row.met = row.ratios()[call.name] <= 1.5
     return row, ours
+
+
+def _cpu_finding(cpu: dict[str, list[tuple[float, float]]]) -> str:
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    parts = []
+    for what, samples in cpu.items():
+        providers = median([p for p, _ in samples])
+        caller = median([c for _, c in samples])
+        parts.append(f"{what}: providers {providers:,.0f} µs in all, caller {caller:,.0f} µs")
+    return (
+        "CPU time per operation (median) — "
+        + "; ".join(parts)
+        + f" — {PROVIDERS} provider processes, the caller and Redis share 2 cores"
+    )
 
 
 async def _kill_row(
