@@ -1,93 +1,83 @@
 """Builds the cattrs converters behind :class:`~tactor.codecs.json.JsonCodec`.
 
-Each codec owns two converters with the same rules: a fast one for the normal
+Each codec owns converters with the same rules: a fast one for the normal
 path and a detailed one, run only after a decode failed, whose exception
 groups carry the path of every problem. cattrs' stock hooks are lenient
 (``int(value)``): leaf hooks come strict from the codec, and containers, keys,
 unions and records check the JSON type of the value first. cattrs' global
-converter is never touched.
+converter is never touched. Records are in :mod:`~tactor.codecs.records`,
+unions in :mod:`~tactor.codecs.unions`.
 """
 
 from __future__ import annotations
 
 from collections import abc
 from collections.abc import Callable, Iterable
-from enum import Enum
+from enum import Enum, Flag
 from typing import Any, Literal, cast, get_args, get_origin
 
-import attrs
-from cattrs import Converter
 from cattrs.dispatch import _DispatchNotFound
+from cattrs.enums import enum_unstructure_factory
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.fns import identity
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from typing_extensions import is_typeddict
 
 from tactor.codecs.jsonschema import (
     LIST_ORIGINS,
     MAP_ORIGINS,
     SET_ORIGINS,
-    TAG,
-    NoneType,
-    SchemaWalker,
     UserSchemas,
     is_namedtuple,
     is_union,
     key_rule,
     namedtuple_types,
-    record_fields,
     record_origin,
-    strip,
     type_name,
-    union_tags,
+)
+from tactor.codecs.records import object_in, record_in, record_out
+from tactor.codecs.unions import WireClasses, union_in, union_out
+from tactor.codecs.wire import (
+    Entries,
+    Exact,
+    In,
+    Inline,
+    Items,
+    Out,
+    OutEntries,
+    OutItems,
+    WireConverter,
+    WireError,
+    choices,
+    late_in,
+    late_out,
+    mismatch,
+    show,
 )
 
-__all__ = ["In", "Out", "WireClasses", "WireError", "build_converter", "mismatch", "show"]
-
-#: A structure hook: (wire data, type) -> value.
-In = Callable[[Any, Any], Any]
-#: An unstructure hook: value -> wire data.
-Out = Callable[[Any], Any]
+__all__ = ["build_converter"]
 
 
-class WireError(ValueError):
-    """Wire data does not fit its type; the message is the problem, without its path."""
+def _exact_in(conv: WireConverter, cls: type) -> In:
+    """The hook accepting exactly ``cls`` (bool is not an int here, nor "1")."""
+    label = type_name(cls)
+
+    def structure_exact(value: Any, _: Any) -> Any:
+        if value.__class__ is cls:
+            return value
+        raise mismatch(label, value)
+
+    conv.shapes[structure_exact] = Exact(cls)
+    return structure_exact
 
 
-_GOT = {NoneType: "None", bool: "bool", int: "int", float: "float", str: "str"}
-
-
-def got(value: Any) -> str:
-    """The type name of a wire value, for messages."""
-    return _GOT.get(value.__class__) or type(value).__name__
-
-
-def show(value: Any) -> str:
-    """A wire value for a message: scalars shortened (the data is untrusted), others by type."""
-    if value.__class__ not in _GOT:
-        return got(value)
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def mismatch(label: str, value: Any) -> WireError:
-    """The error for a value of the wrong JSON type: ``expected <label>, got <type>``."""
-    return WireError(f"expected {label}, got {got(value)}")
-
-
-def _choices(values: list[Any]) -> str:
-    shown = ", ".join(repr(v) for v in values[:6])
-    return f"one of {shown}, ..." if len(values) > 6 else f"one of {shown}"
-
-
-def _values_in(label: str, pairs: list[tuple[Any, Any]]) -> In:
+def _values_in(conv: WireConverter, label: str, pairs: list[tuple[Any, Any]]) -> In:
     """A hook accepting exactly the wire values of ``pairs`` (wire value, result)."""
     # Keyed by (class, value): True == 1 and 1.0 == 1, but JSON tells them apart.
     table = {(raw.__class__, raw): result for raw, result in pairs}
     for raw, result in pairs:
         if raw.__class__ is float and raw.is_integer():
             table.setdefault((int, int(raw)), result)  # JSON may write 1.0 as 1
-    expected = f"{label} ({_choices([raw for raw, _ in pairs])})"
+    expected = f"{label} ({choices([raw for raw, _ in pairs])})"
 
     def structure_value(value: Any, _: Any) -> Any:
         try:
@@ -95,31 +85,39 @@ def _values_in(label: str, pairs: list[tuple[Any, Any]]) -> In:
         except (KeyError, TypeError):
             raise WireError(f"expected {expected}, got {show(value)}") from None
 
+    conv.shapes[structure_value] = Inline("True", "{table}[({v}.__class__, {v})]", {"table": table})
     return structure_value
 
 
-def _literal_in(tp: Any) -> In:
-    return _values_in("Literal", [(a.value if isinstance(a, Enum) else a, a) for a in get_args(tp)])
+def _literal_in(conv: WireConverter, tp: Any) -> In:
+    pairs = [(a.value if isinstance(a, Enum) else a, a) for a in get_args(tp)]
+    return _values_in(conv, "Literal", pairs)
 
 
-def _enum_in(tp: type[Enum]) -> In:
-    return _values_in(tp.__name__, [(m.value, m) for m in tp])
+def _enum_in(conv: WireConverter, tp: type[Enum]) -> In:
+    return _values_in(conv, tp.__name__, [(m.value, m) for m in tp])
 
 
-def _late_in(conv: Converter, tp: Any) -> In:
+def _enum_out(conv: WireConverter, tp: type[Enum]) -> Out:
+    """cattrs' enum hook, or its work in place where it returns the member's own ``_value_``.
+
+    ``value`` is a property (Python code); ``_value_`` is what it returns.
+    Checked once per class, member by member; Flag classes (whose combined
+    members are made on demand) keep cattrs' hook.
+    """
+    plain: Out = enum_unstructure_factory(tp, conv)
     try:
-        return conv.get_structure_hook(tp)
-    except RecursionError:
-        # tp is a record whose hook is being generated right now (a recursive
-        # type): look its hook up when called instead.
-        return lambda value, _: conv.structure(value, tp)
+        own = not issubclass(tp, Flag) and all(plain(m) is m._value_ for m in tp)
+    except Exception:  # a member the hook refuses: it says so when one is sent
+        own = False
+    if not own:
+        return plain
 
+    def unstructure_enum(value: Any) -> Any:
+        return value._value_ if value.__class__ is tp else plain(value)
 
-def _late_out(conv: Converter, tp: Any) -> Out:
-    try:
-        return conv.get_unstructure_hook(tp)
-    except RecursionError:
-        return lambda value: conv.unstructure(value, unstructure_as=tp)
+    conv.shapes[unstructure_enum] = Inline("{v}.__class__ is {cls}", "{v}._value_", {"cls": tp})
+    return unstructure_enum
 
 
 def _gather(tp: Any, jobs: Iterable[tuple[int | str, Any, In, Any]]) -> list[Any]:
@@ -147,28 +145,59 @@ _BUILDERS: dict[Any, Callable[[list[Any]], Any]] = {
 }
 
 
-def _seq_in(conv: Converter, tp: Any) -> In:
+def _seq_in(conv: WireConverter, tp: Any) -> In:
     origin, args = get_origin(tp), get_args(tp)
     if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
         return _fixed_in(conv, tp, list(args), tuple)
-    elem, label, detailed = args[0], type_name(tp), conv.detailed_validation
-    hook, build = _late_in(conv, elem), _BUILDERS.get(origin, list)
+    elem, label = args[0], type_name(tp)
+    hook, build = late_in(conv, elem), _BUILDERS.get(origin, list)
+    if conv.detailed_validation:
 
+        def structure_seq_detailed(value: Any, _: Any) -> Any:
+            if value.__class__ is not list:
+                raise mismatch(label, value)
+            out = _gather(tp, ((i, item, hook, elem) for i, item in enumerate(value)))
+            return out if build is list else build(out)
+
+        return structure_seq_detailed
+    leaf = conv.exact_class(hook)
+    structure = (
+        _seq_hook(label, hook, elem, build) if leaf is None else _leaves_in(label, leaf, build)
+    )
+    conv.shapes[structure] = Items(hook, elem, label, build)
+    return structure
+
+
+def _seq_hook(label: str, hook: In, elem: Any, build: Callable[[list[Any]], Any]) -> In:
     def structure_seq(value: Any, _: Any) -> Any:
         if value.__class__ is not list:
             raise mismatch(label, value)
-        if detailed:
-            out = _gather(tp, ((i, item, hook, elem) for i, item in enumerate(value)))
-        else:
-            out = [hook(item, elem) for item in value]
+        out = []
+        for item in value:  # cheaper than a comprehension for short arrays
+            out.append(hook(item, elem))
         return out if build is list else build(out)
 
     return structure_seq
 
 
-def _fixed_in(conv: Converter, tp: Any, types: list[Any], build: Callable[..., Any]) -> In:
+def _leaves_in(label: str, leaf: type, build: Callable[[list[Any]], Any]) -> In:
+    """An array of one exact leaf class: checked in place, then copied."""
+    leaf_label = type_name(leaf)
+
+    def structure_leaves(value: Any, _: Any) -> Any:
+        if value.__class__ is not list:
+            raise mismatch(label, value)
+        for item in value:
+            if item.__class__ is not leaf:
+                raise mismatch(leaf_label, item)
+        return build(value)
+
+    return structure_leaves
+
+
+def _fixed_in(conv: WireConverter, tp: Any, types: list[Any], build: Callable[..., Any]) -> In:
     """A hook for a fixed-length array (``tuple[A, B]``, NamedTuple) built by ``build``."""
-    hooks = [(_late_in(conv, t), t) for t in types]
+    hooks = [(late_in(conv, t), t) for t in types]
     size, label, detailed = len(hooks), type_name(tp), conv.detailed_validation
 
     def structure_fixed(value: Any, _: Any) -> Any:
@@ -184,10 +213,10 @@ def _fixed_in(conv: Converter, tp: Any, types: list[Any], build: Callable[..., A
     return structure_fixed
 
 
-def _map_in(conv: Converter, tp: Any) -> In:
+def _map_in(conv: WireConverter, tp: Any) -> In:
     key_type, val_type = get_args(tp)
-    rule, hook, label = key_rule(key_type), _late_in(conv, val_type), type_name(tp)
-    parse, key_error, detailed = rule.parse, f"expected {rule.name} key", conv.detailed_validation
+    rule, hook, label = key_rule(key_type), late_in(conv, val_type), type_name(tp)
+    parse, key_error = rule.parse, f"expected {rule.name} key"
 
     def key(raw: Any) -> Any:
         if raw.__class__ is str:
@@ -197,204 +226,85 @@ def _map_in(conv: Converter, tp: Any) -> In:
                 pass
         raise WireError(key_error)
 
-    def entry(item: tuple[Any, Any], _: Any) -> tuple[Any, Any]:
-        return key(item[0]), hook(item[1], val_type)
+    if conv.detailed_validation:
+
+        def entry(item: tuple[Any, Any], _: Any) -> tuple[Any, Any]:
+            return key(item[0]), hook(item[1], val_type)
+
+        def structure_map_detailed(value: Any, _: Any) -> dict[Any, Any]:
+            if value.__class__ is not dict:
+                raise mismatch(label, value)
+            return dict(_gather(tp, ((k, (k, v), entry, tp) for k, v in value.items())))
+
+        return structure_map_detailed
+    if parse is not str:
+
+        def structure_keyed_map(value: Any, _: Any) -> dict[Any, Any]:
+            if value.__class__ is not dict:
+                raise mismatch(label, value)
+            return {key(k): hook(v, val_type) for k, v in value.items()}
+
+        return structure_keyed_map
+    # JSON keys are always str: str keys need no call.
+    leaf = conv.exact_class(hook)
+    leaf_label = type_name(leaf)
 
     def structure_map(value: Any, _: Any) -> dict[Any, Any]:
         if value.__class__ is not dict:
             raise mismatch(label, value)
-        if detailed:
-            return dict(_gather(tp, ((k, (k, v), entry, tp) for k, v in value.items())))
-        # JSON keys are always str: only other rules need a call per key.
-        if parse is str:
-            return {
-                k if k.__class__ is str else key(k): hook(v, val_type) for k, v in value.items()
-            }
-        return {key(k): hook(v, val_type) for k, v in value.items()}
+        if leaf is not None:  # leaf values of one exact class: check, then copy
+            for k, v in value.items():
+                if k.__class__ is not str:
+                    raise WireError(key_error)
+                if v.__class__ is not leaf:
+                    raise mismatch(leaf_label, v)
+            return dict(value)
+        return {k if k.__class__ is str else key(k): hook(v, val_type) for k, v in value.items()}
 
+    conv.shapes[structure_map] = Entries(hook, val_type, label, key_error)
     return structure_map
 
 
-def _object_in(label: str, inner: In) -> In:
-    def structure_object(value: Any, tp: Any) -> Any:
-        if value.__class__ is not dict:
-            raise mismatch(label, value)
-        return inner(value, tp)
-
-    return structure_object
-
-
-def _record_in(conv: Converter, tp: Any) -> In:
-    cls = cast(type, record_origin(tp))
-    if attrs.has(cls):
-        attrs.resolve_types(cls)  # string annotations
-    # A RecursionError from here is how cattrs spots recursive records: let it through.
-    inner = make_dict_structure_fn(tp, conv)
-    if not conv.detailed_validation and any(f.required for f in record_fields(tp)):
-        return inner  # its o["field"] fails on any non-object: no need to check first
-    return _object_in(type_name(tp), inner)
-
-
-def _record_out(conv: Converter, tp: Any) -> Out:
-    cls = cast(type, record_origin(tp))
-    if attrs.has(cls):
-        attrs.resolve_types(cls)
-    try:
-        return make_dict_unstructure_fn(tp, conv)
-    except RecursionError:
-        # cattrs is generating this class already (a recursive or nested generic
-        # type, e.g. Box[Box[int]]); left to cattrs, the value would go out by its
-        # runtime class and lose the declared type. Generate at the first call.
-        hooks: list[Out] = []
-
-        def unstructure_later(value: Any) -> Any:
-            if not hooks:
-                hooks.append(make_dict_unstructure_fn(tp, conv))
-            return hooks[0](value)
-
-        return unstructure_later
-
-
-#: For a union member, the classes its JSON value may have (None: any) and a
-#: try-order rank (lower first) among members sharing a class.
-WireClasses = Callable[[SchemaWalker, Any], tuple["frozenset[type] | None", int]]
-
-
-def _union_in(conv: Converter, user: UserSchemas, wire_classes: WireClasses, tp: Any) -> In:
-    """Route a value by its JSON type; several records travel tagged with ``$type``."""
-    tags = union_tags(tp, lambda cls: user(cls) is not None)
-    args = get_args(tp)
-    if not conv.detailed_validation and len(args) == 2 and NoneType in args:
-        # X | None: the fast path may leave the "expected X | None" message to the detailed one.
-        other = args[0] if args[1] is NoneType else args[1]
-        hook = _late_in(conv, other)
-        return lambda value, _: None if value is None else hook(value, other)
-    walker = SchemaWalker(user)
-    members = [m for m in get_args(tp) if not any(m is t for t in tags.values())]
-    shaped = sorted(((wire_classes(walker, m), m) for m in members), key=lambda p: p[0][1])
-    routes: dict[type, list[tuple[Any, In]]] = {}
-    anywhere: list[tuple[Any, In]] = []
-    for (classes, _), member in shaped:
-        route = (member, _late_in(conv, member))
-        for cls in classes or ():
-            routes.setdefault(cls, []).append(route)
-        if classes is None:
-            anywhere.append(route)
-    for candidates in routes.values():
-        candidates.extend(anywhere)
-    router = _tag_router(conv, tags) if tags else None
-    if router is not None and dict not in routes:
-        routes[dict] = [(tp, lambda value, _: router(value))]  # says the tag is missing
-    return _union_hook(type_name(tp), routes, anywhere, router)
-
-
-def _union_hook(
-    label: str,
-    routes: dict[type, list[tuple[Any, In]]],
-    anywhere: list[tuple[Any, In]],
-    router: Callable[[dict[str, Any]], Any] | None,
-) -> In:
-    def structure_union(value: Any, _: Any) -> Any:
-        if router is not None and value.__class__ is dict and TAG in value:
-            return router(value)
-        candidates = routes.get(value.__class__, anywhere)
-        if len(candidates) == 1:  # the only fit: its own errors say most
-            member, hook = candidates[0]
-            return hook(value, member)
-        for member, hook in candidates:
-            try:
-                return hook(value, member)
-            except RecursionError:
-                raise
-            except Exception:  # the next member may fit
-                continue
-        raise mismatch(label, value)
-
-    return structure_union
-
-
-def _tag_router(conv: Converter, tags: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
-    hooks = {tag: (member, _late_in(conv, member)) for tag, member in tags.items()}
-    expected = _choices(list(tags))
-
-    def route_tagged(value: dict[str, Any]) -> Any:
-        tag = value.get(TAG)
-        entry = hooks.get(tag) if tag.__class__ is str else None
-        if entry is None:
-            what = f"unknown {TAG} {show(tag)}" if TAG in value else f"missing {TAG}"
-            raise WireError(f"{what}: expected {expected}")
-        return entry[1](value, entry[0])
-
-    return route_tagged
-
-
-_CONCRETE: dict[Any, tuple[type, ...]] = {
-    **{abc.Sequence: (list, tuple, abc.Sequence), abc.MutableSequence: (list, abc.MutableSequence)},
-    **{abc.Set: (set, frozenset, abc.Set), abc.MutableSet: (set, abc.MutableSet)},
-    **{abc.Mapping: (dict, abc.Mapping), abc.MutableMapping: (dict, abc.MutableMapping)},
-    float: (float, int),  # an int is a fine value for a float
-}
-
-
-def _runtime_classes(member: Any) -> tuple[Any, ...]:
-    base = strip(member)
-    if get_origin(base) is Literal:
-        return tuple({type(a) for a in get_args(base)})
-    origin = get_origin(base) or base
-    return (dict,) if is_typeddict(origin) else _CONCRETE.get(origin, (origin,))
-
-
-def _union_out(conv: Converter, user: UserSchemas, tp: Any) -> Out:
-    """Pick the member by the value's class; tagged records get their ``$type``."""
-    tag_of = {id(m): t for t, m in union_tags(tp, lambda cls: user(cls) is not None).items()}
-    exact: dict[type, Out] = {}
-    scan: list[tuple[type, Out]] = []
-    for member in get_args(tp):
-        hook = _late_out(conv, member)
-        if id(member) in tag_of:
-            hook = _tagging(hook, tag_of[id(member)])
-        for cls in _runtime_classes(member):
-            exact.setdefault(cls, hook)
-            scan.append((cls, hook))
-    if not tag_of and all(hook is identity for hook in exact.values()):
-        return identity  # e.g. str | None: cattrs inlines identity into its generated code
-    label = type_name(tp)
-
-    def unstructure_union(value: Any) -> Any:
-        hook = exact.get(value.__class__)
-        if hook is None:
-            hook = next((h for cls, h in scan if isinstance(value, cls)), None)
-            if hook is None:
-                raise TypeError(f"a {type(value).__name__} value does not fit {label}")
-        return hook(value)
-
-    return unstructure_union
-
-
-def _tagging(hook: Out, tag: str) -> Out:
-    return lambda value: {TAG: tag, **hook(value)}
-
-
-def _seq_out(conv: Converter, tp: Any) -> Out:
+def _seq_out(conv: WireConverter, tp: Any) -> Out:
     args = get_args(tp)
     if get_origin(tp) is tuple and not (len(args) == 2 and args[1] is Ellipsis):
         return _fixed_out(conv, list(args))
-    hook = _late_out(conv, args[0])
-    # JSON has only arrays: tuples and sets go out as lists.
-    return list if hook is identity else lambda value: [hook(item) for item in value]
+    hook = late_out(conv, args[0])
+    if hook is identity:
+        return list  # JSON has only arrays: tuples and sets go out as lists.
+
+    def unstructure_seq(value: Any) -> list[Any]:
+        out = []
+        for item in value:  # cheaper than a comprehension for short arrays
+            out.append(hook(item))
+        return out
+
+    conv.shapes[unstructure_seq] = OutItems(hook)
+    return unstructure_seq
 
 
-def _fixed_out(conv: Converter, types: list[Any]) -> Out:
-    hooks = [_late_out(conv, t) for t in types]
+def _fixed_out(conv: WireConverter, types: list[Any]) -> Out:
+    hooks = [late_out(conv, t) for t in types]
     return lambda value: [hook(item) for hook, item in zip(hooks, value, strict=True)]
 
 
-def _map_out(conv: Converter, tp: Any) -> Out:
+def _map_out(conv: WireConverter, tp: Any) -> Out:
     key_type, val_type = get_args(tp)
-    dump, hook = key_rule(key_type).dump, _late_out(conv, val_type)
+    dump, hook = key_rule(key_type).dump, late_out(conv, val_type)
+    if dump is None and hook is identity:
+        return dict
     if dump is None:
-        return dict if hook is identity else lambda value: {k: hook(v) for k, v in value.items()}
-    return lambda value: {dump(k): hook(v) for k, v in value.items()}
+
+        def unstructure_map(value: Any) -> dict[Any, Any]:
+            return {k: hook(v) for k, v in value.items()}
+
+    else:
+
+        def unstructure_map(value: Any) -> dict[Any, Any]:
+            return {dump(k): hook(v) for k, v in value.items()}
+
+    conv.shapes[unstructure_map] = OutEntries(dump, hook)
+    return unstructure_map
 
 
 #: cattrs consults its per-class table before any predicate hook, and its
@@ -416,34 +326,40 @@ def _is_map(tp: Any) -> bool:
 
 def build_converter(
     user: UserSchemas,
-    leaves_in: abc.Mapping[Any, In],
+    leaves_in: abc.Mapping[Any, In | Exact],
     leaves_out: abc.Mapping[Any, Out],
     wire_classes: WireClasses,
     *,
     detailed: bool,
-) -> Converter:
+    inline: abc.Mapping[Callable[..., Any], Inline],
+) -> WireConverter:
     """A converter with tactor's rules for containers, keys, unions, records and enums.
 
-    ``leaves_in``/``leaves_out`` are the exact-type hooks for leaf types (a
-    type without an out hook is passed through); ``wire_classes`` routes union
-    members; ``user`` finds registered types' schemas; ``detailed`` selects
-    cattrs' detailed validation.
+    ``leaves_in``/``leaves_out`` are the hooks for leaf types; an
+    :class:`Exact` in ``leaves_in`` stands for a hook accepting exactly that
+    class, and a type without an out hook is passed through. ``inline`` are
+    inline forms of leaf hooks (see :class:`~tactor.codecs.wire.Inline`);
+    ``wire_classes`` routes union members; ``user`` finds registered types'
+    schemas; ``detailed`` selects cattrs' detailed validation.
     """
-    conv = Converter(detailed_validation=detailed)
+    conv = WireConverter(detailed=detailed)
+    conv.shapes.update(inline)
     for leaf in (int, float, str, bytes):
         conv.register_structure_hook(leaf, _NOT_HERE)
     for out_leaf in (str, bytes):
         conv.register_unstructure_hook(out_leaf, _NOT_HERE)
+    exact = {h: _exact_in(conv, h.cls) for h in leaves_in.values() if isinstance(h, Exact)}
+    leaf_in = {tp: exact[h] if isinstance(h, Exact) else h for tp, h in leaves_in.items()}
     ins: list[tuple[Callable[[Any], bool], Callable[[Any], In]]] = [
-        (lambda t: t in leaves_in, lambda t: leaves_in[t]),
-        (lambda t: get_origin(t) is Literal, _literal_in),
-        (lambda t: isinstance(t, type) and issubclass(t, Enum), _enum_in),
+        (lambda t: t in leaf_in, lambda t: leaf_in[t]),
+        (lambda t: get_origin(t) is Literal, lambda t: _literal_in(conv, t)),
+        (lambda t: isinstance(t, type) and issubclass(t, Enum), lambda t: _enum_in(conv, t)),
         (_is_seq, lambda t: _seq_in(conv, t)),
         (_is_map, lambda t: _map_in(conv, t)),
-        (lambda t: record_origin(t) is not None, lambda t: _record_in(conv, t)),
-        (is_typeddict, lambda t: _object_in(type_name(t), conv.gen_structure_typeddict(t))),
+        (lambda t: record_origin(t) is not None, lambda t: record_in(conv, t)),
+        (is_typeddict, lambda t: object_in(type_name(t), conv.gen_structure_typeddict(t))),
         (is_namedtuple, lambda t: _fixed_in(conv, t, namedtuple_types(t), lambda a: t(*a))),
-        (is_union, lambda t: _union_in(conv, user, wire_classes, t)),
+        (is_union, lambda t: union_in(conv, user, wire_classes, t)),
     ]
     for predicate, factory in ins:
         conv.register_structure_hook_factory(predicate, factory)
@@ -451,9 +367,10 @@ def build_converter(
         (lambda t: t in leaves_out, lambda t: leaves_out[t]),
         (_is_seq, lambda t: _seq_out(conv, t)),
         (_is_map, lambda t: _map_out(conv, t)),
-        (lambda t: record_origin(t) is not None, lambda t: _record_out(conv, t)),
+        (lambda t: record_origin(t) is not None, lambda t: record_out(conv, t)),
         (is_namedtuple, lambda t: _fixed_out(conv, namedtuple_types(t))),
-        (is_union, lambda t: _union_out(conv, user, t)),
+        (is_union, lambda t: union_out(conv, user, t)),
+        (lambda t: isinstance(t, type) and issubclass(t, Enum), lambda t: _enum_out(conv, t)),
     ]
     for predicate, out_factory in outs:
         conv.register_unstructure_hook_factory(predicate, out_factory)

@@ -1,142 +1,30 @@
 """The JSON codec: cattrs turns typed values into JSON data and back, orjson does the bytes.
 
 Decoding is strict and validating (see :mod:`tactor.codecs.converter` for the
-wire rules); it never uses pickle and treats input as untrusted. Hooks are
-generated once per type and cached, so a call costs one dictionary lookup
-before the generated code runs.
+wire rules, :mod:`tactor.codecs.leaves` for the leaf types); it never uses
+pickle and treats input as untrusted. Hooks are generated once per type
+(dataclasses' by :mod:`tactor.codecs.codegen`) and cached, so a call costs one
+dictionary lookup before the generated code runs. :meth:`JsonCodec.encode`
+uses hooks of its own that leave some values to orjson, for the same bytes.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-from collections.abc import Callable, Iterable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from math import isfinite
-from typing import Any
-from uuid import UUID
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 import orjson
 from cattrs.errors import ClassValidationError, IterableValidationError
 
 from tactor.codecs.base import Codec, TypeCodec, UnknownTypeHook
-from tactor.codecs.converter import (
-    In,
-    Out,
-    WireError,
-    build_converter,
-    mismatch,
-    show,
-)
+from tactor.codecs.converter import build_converter
 from tactor.codecs.jsonschema import NoneType, SchemaWalker, type_name
+from tactor.codecs.leaves import INLINE, LEAVES_IN, LEAVES_OUT, NATIVE_OUT
+from tactor.codecs.wire import In, Out, WireConverter, WireError
 from tactor.errors import DecodeError, EncodeError, SchemaError
 
 __all__ = ["JsonCodec", "error_paths"]
-
-
-# --- leaf types: their JSON forms -----------------------------------------------
-
-
-def _exact(cls: type, label: str) -> In:
-    def structure_exact(value: Any, _: Any) -> Any:
-        if value.__class__ is cls:  # exact: bool is not an int here, nor "1"
-            return value
-        raise mismatch(label, value)
-
-    return structure_exact
-
-
-def _float_in(value: Any, _: Any) -> float:
-    if value.__class__ is float and isfinite(value):
-        return float(value)
-    if value.__class__ is int:
-        return float(value)
-    raise mismatch("finite float" if value.__class__ is float else "float", value)
-
-
-def _from_string(label: str, parse: Callable[[str], Any]) -> In:
-    def structure_from_string(value: Any, _: Any) -> Any:
-        if value.__class__ is not str:
-            raise mismatch(label, value)
-        try:
-            return parse(value)
-        except (ValueError, ArithmeticError):
-            raise WireError(f"invalid {label} {show(value)}") from None
-
-    return structure_from_string
-
-
-def _parse_decimal(text: str) -> Decimal:
-    # Decimal() alone also takes "NaN", "Infinity", " 1 ", "1_000" and non-ASCII
-    # digits; what is left matches DECIMAL_PATTERN (cheaper than the regex).
-    value = Decimal(text)
-    if value.is_finite() and text.isascii() and "_" not in text and text == text.strip():
-        return value
-    raise ValueError(text)
-
-
-_decimal_text = _from_string("Decimal", _parse_decimal)
-
-
-def _decimal_in(value: Any, tp: Any) -> Decimal:
-    return Decimal(value) if value.__class__ is int else _decimal_text(value, tp)
-
-
-def _timedelta_in(value: Any, _: Any) -> timedelta:
-    if value.__class__ is not int and value.__class__ is not float:
-        raise mismatch("timedelta (seconds)", value)
-    try:
-        return timedelta(seconds=value)
-    except (OverflowError, ValueError):
-        raise WireError(f"invalid timedelta {show(value)}") from None
-
-
-def _float_out(value: float) -> float:
-    if isfinite(value):
-        return value
-    raise ValueError(f"non-finite float {value!r} has no JSON form")
-
-
-def _decimal_out(value: Decimal) -> str:
-    if value.is_finite():
-        return str(value)
-    raise ValueError(f"non-finite Decimal {value!r} is not sent")
-
-
-#: Durations shorter than this many seconds survive float seconds to the microsecond.
-_TIMEDELTA_LIMIT = 2.0**33
-
-
-def _timedelta_out(value: timedelta) -> float:
-    seconds = value.total_seconds()
-    if -_TIMEDELTA_LIMIT < seconds < _TIMEDELTA_LIMIT:
-        return seconds
-    raise ValueError(f"timedelta {value} is too long to send exactly (limit 2**33 s)")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def _b64encode(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-_LEAVES_IN: dict[Any, In] = {
-    **dict.fromkeys((None, NoneType), _exact(NoneType, "None")),
-    **{bool: _exact(bool, "bool"), int: _exact(int, "int"), str: _exact(str, "str")},
-    **{float: _float_in, Decimal: _decimal_in, timedelta: _timedelta_in},
-    bytes: _from_string("bytes (base64)", _b64decode),
-    datetime: _from_string("datetime", datetime.fromisoformat),
-    date: _from_string("date", date.fromisoformat),
-    time: _from_string("time", time.fromisoformat),
-    UUID: _from_string("UUID", UUID),
-}
-_LEAVES_OUT: dict[Any, Out] = {
-    **{float: _float_out, Decimal: _decimal_out, timedelta: _timedelta_out, bytes: _b64encode},
-    **{datetime: datetime.isoformat, date: date.isoformat, time: time.isoformat, UUID: str},
-}
 
 
 _JSON_CLASSES: dict[str, tuple[type, ...]] = {
@@ -178,10 +66,14 @@ class JsonCodec(Codec):
 
     def __init__(self, codecs: Iterable[TypeCodec] = ()) -> None:
         self._user: dict[type, TypeCodec] = {}
-        leaves = (self._user_schema, _LEAVES_IN, _LEAVES_OUT, _wire_classes)
-        self._fast = build_converter(*leaves, detailed=False)
-        self._detailed = build_converter(*leaves, detailed=True)
+        rules = (self._user_schema, LEAVES_IN, LEAVES_OUT, _wire_classes)
+        self._fast = build_converter(*rules, detailed=False, inline=INLINE)
+        self._detailed = build_converter(*rules, detailed=True, inline=INLINE)
+        # For encode(): the same bytes, with values that orjson writes alike left to it.
+        native = (self._user_schema, LEAVES_IN, NATIVE_OUT, _wire_classes)
+        self._native = build_converter(*native, detailed=False, inline=INLINE)
         self._encoders: dict[Any, Out] = {}
+        self._native_encoders: dict[Any, Out] = {}
         self._decoders: dict[Any, tuple[In, In]] = {}
         for codec in codecs:
             self.register(codec)
@@ -198,13 +90,32 @@ class JsonCodec(Codec):
         try:
             hook = self._encoders[tp]
         except (KeyError, TypeError):  # TypeError: an unhashable hint, not cached
-            hook = self._encoder(tp)
+            hook = self._encoder(self._encoders, self._fast, tp)
         try:
             return hook(value)
-        except RecursionError:
-            raise EncodeError(f"cannot encode {type_name(tp)}: value nested too deeply") from None
         except Exception as exc:
-            raise EncodeError(f"cannot encode {type_name(tp)}: {exc}") from exc
+            _cannot_encode(tp, exc)
+
+    def encode(self, value: Any, tp: Any) -> bytes:
+        """``value`` as type ``tp`` to bytes: the bytes of ``dumps(to_wire(value, tp))``.
+
+        Skips some of the work: datetimes, UUIDs and enum members go to orjson
+        as they are where it writes them as the wire rules would (see
+        :mod:`tactor.codecs.leaves`). Raises :class:`EncodeError` as those do.
+        """
+        # to_wire() and dumps() written out: a Python call is a few percent of an encode.
+        try:
+            hook = self._native_encoders[tp]
+        except (KeyError, TypeError):
+            hook = self._encoder(self._native_encoders, self._native, tp)
+        try:
+            data = hook(value)
+        except Exception as exc:
+            _cannot_encode(tp, exc)
+        try:
+            return orjson.dumps(data)
+        except TypeError as exc:
+            _cannot_serialise(exc)
 
     def from_wire(self, data: Any, tp: Any) -> Any:
         """Return a value of type ``tp`` built from wire ``data``, validating it.
@@ -218,29 +129,34 @@ class JsonCodec(Codec):
             fast, detailed = self._decoder(tp)
         try:
             return fast(data, tp)
-        except RecursionError:
-            raise DecodeError(f"cannot decode {type_name(tp)}", [_TOO_DEEP]) from None
-        except Exception:  # re-run with detailed validation to say what is wrong
-            pass
-        try:
-            return detailed(data, tp)
         except Exception as exc:
-            try:
-                errors = error_paths(exc)
-            except RecursionError:  # met in the error tree, or walking it
-                errors = [_TOO_DEEP]
-            if len(errors) > _MAX_ERRORS:  # the input is untrusted: keep the message bounded
-                more = f"$: and {len(errors) - _MAX_ERRORS} more problems"
-                errors = [*errors[:_MAX_ERRORS], more]
-            raise DecodeError(f"cannot decode {type_name(tp)}", errors) from exc
+            failed = exc  # explained outside this handler, so the errors are not chained to it
+        return _explain(detailed, data, tp, failed)
 
-    def _encoder(self, tp: Any) -> Out:
+    def decode(self, payload: bytes, tp: Any) -> Any:
+        """Bytes to a validated value of type ``tp``: ``from_wire(loads(payload), tp)``."""
+        # loads() and from_wire() written out, as in encode().
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            _malformed(exc)
+        try:
+            fast, detailed = self._decoders[tp]
+        except (KeyError, TypeError):
+            fast, detailed = self._decoder(tp)
+        try:
+            return fast(data, tp)
+        except Exception as exc:
+            failed = exc  # explained outside this handler, so the errors are not chained to it
+        return _explain(detailed, data, tp, failed)
+
+    def _encoder(self, cache: dict[Any, Out], conv: WireConverter, tp: Any) -> Out:
         try:
             self._check(tp)
         except SchemaError as exc:
             raise EncodeError(f"cannot encode {type_name(tp)}: {exc}") from exc
-        hook = self._fast.get_unstructure_hook(tp)
-        _cache(self._encoders, tp, hook)
+        hook = conv.get_unstructure_hook(tp)
+        _cache(cache, tp, hook)
         return hook
 
     def _decoder(self, tp: Any) -> tuple[In, In]:
@@ -263,15 +179,15 @@ class JsonCodec(Codec):
         """
         try:
             return orjson.dumps(data)
-        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-            raise EncodeError(f"cannot serialise to JSON: {exc}") from exc
+        except TypeError as exc:
+            _cannot_serialise(exc)
 
     def loads(self, payload: bytes) -> Any:
         """Parse JSON bytes; raises :class:`DecodeError` for malformed or non-UTF-8 input."""
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"malformed JSON: {exc}") from None
+            _malformed(exc)
 
     # --- types ----------------------------------------------------------------
 
@@ -291,12 +207,13 @@ class JsonCodec(Codec):
             raise SchemaError(f"TypeCodec.type must be a class, not {codec.type!r}")
         self._user[codec.type] = codec
         structure = _user_in(codec)
-        for conv in (self._fast, self._detailed):
+        for conv in (self._fast, self._detailed, self._native):
             # The per-class table (singledispatch) covers subclasses and beats every predicate.
             conv.register_unstructure_hook(codec.type, codec.to_wire)
             conv.register_structure_hook(codec.type, structure)
         # Hooks generated earlier may have baked in the old rule for this type.
         self._encoders.clear()
+        self._native_encoders.clear()
         self._decoders.clear()
 
     def copy(self) -> JsonCodec:
@@ -339,6 +256,39 @@ def _cache(cache: dict[Any, Any], tp: Any, hook: Any) -> None:
 
 _TOO_DEEP = "$: nested too deeply"
 _MAX_ERRORS = 50
+
+
+def _cannot_encode(tp: Any, exc: Exception) -> NoReturn:
+    """Raise the EncodeError for ``exc``, raised by ``tp``'s out hook."""
+    if isinstance(exc, RecursionError):
+        raise EncodeError(f"cannot encode {type_name(tp)}: value nested too deeply") from None
+    raise EncodeError(f"cannot encode {type_name(tp)}: {exc}") from exc
+
+
+def _cannot_serialise(exc: TypeError) -> NoReturn:
+    # orjson.JSONEncodeError is a TypeError
+    raise EncodeError(f"cannot serialise to JSON: {exc}") from exc
+
+
+def _malformed(exc: orjson.JSONDecodeError) -> NoReturn:
+    raise DecodeError(f"malformed JSON: {exc}") from None
+
+
+def _explain(detailed: In, data: Any, tp: Any, exc: Exception) -> Any:
+    """After the fast hook raised ``exc``: the detailed hook's value, or a DecodeError."""
+    if isinstance(exc, RecursionError):
+        raise DecodeError(f"cannot decode {type_name(tp)}", [_TOO_DEEP]) from None
+    try:
+        return detailed(data, tp)  # re-run with detailed validation to say what is wrong
+    except Exception as problem:
+        try:
+            errors = error_paths(problem)
+        except RecursionError:  # met in the error tree, or walking it
+            errors = [_TOO_DEEP]
+        if len(errors) > _MAX_ERRORS:  # the input is untrusted: keep the message bounded
+            more = f"$: and {len(errors) - _MAX_ERRORS} more problems"
+            errors = [*errors[:_MAX_ERRORS], more]
+        raise DecodeError(f"cannot decode {type_name(tp)}", errors) from problem
 
 
 def error_paths(exc: BaseException, path: str = "") -> list[str]:
