@@ -31,16 +31,16 @@ async def test_commands_of_one_moment_share_a_round_trip_and_keep_their_order() 
     transport = RedisTransport.from_url(_url())
     await transport.start()
     try:
-        pipeliner = transport.pipeliner
+        held = transport.pipeliner._connection
         trips = 0
-        real = pipeliner._round_trip
+        real = held.execute_many
 
-        async def counted(commands: list[tuple[object, ...]]) -> list[object]:
+        async def counted(commands: list[tuple[object, ...]], *, written: int = 0) -> list[object]:
             nonlocal trips
             trips += 1
-            return await real(commands)
+            return await real(commands, written=written)
 
-        pipeliner._round_trip = counted  # type: ignore[method-assign]
+        held.execute_many = counted  # type: ignore[method-assign]
         mailbox = provider_mailbox("p")
         await asyncio.gather(*(transport.deliver(mailbox, str(i).encode()) for i in range(200)))
         assert trips <= 3  # 200 deliveries in a few batches, not 200 round trips

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
@@ -204,29 +203,35 @@ class RedisConsumer(MailboxConsumer):
         return min(most, max(1, int(window / max(self._handling, 1e-6))))
 
     async def _read_and_ack(self, block: int) -> Any:
-        """Send the acknowledgements due (pipelined, not awaited), then read the next entries."""
-        if self._to_ack:
-            self._send_acks()
-        # One loop turn first, so that replies and acknowledgements queued by the message
-        # just handled are written before this read, not after it.
-        await asyncio.sleep(0)
+        """Read the next entries; the acknowledgements due go first, in the same write.
+
+        The reply of the message just handled is already on the wire (an idle
+        pipeliner writes at once), so it does not wait for this read either.
+        """
         keys = list(self._keys)
-        return await self._reader.execute(
+        read = (
             "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self._count(), "BLOCK", block,
             "STREAMS", *keys, *(">" for _ in keys),
         )  # fmt: skip
-
-    def _send_acks(self) -> None:
+        if not self._to_ack:
+            return await self._reader.execute(*read)
         to_ack, self._to_ack = self._to_ack, {}
         sha = self._transport.scripts["ack"].sha
-        for key, ids in to_ack.items():
-            done = self._transport.pipeliner.execute("EVALSHA", sha, 1, key, GROUP, *ids)
-            done.add_done_callback(functools.partial(self._acked, key, ids))
-
-    def _acked(self, key: str, ids: list[str], done: asyncio.Future[Any]) -> None:
-        if done.cancelled() or done.exception() is not None:
-            # Not applied (the connection failed): again with the next read. Twice is harmless.
-            self._to_ack.setdefault(key, []).extend(ids)
+        acks = [("EVALSHA", sha, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
+        try:
+            replies = await self._reader.execute_many([*acks, read])
+        except BaseException:
+            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
+                self._to_ack.setdefault(key, []).extend(ids)
+            raise
+        for (key, ids), reply in zip(to_ack.items(), replies, strict=False):
+            if isinstance(reply, Exception):  # e.g. NOSCRIPT after a Redis restart
+                self._to_ack.setdefault(key, []).extend(ids)
+                if isinstance(reply, NoScriptError):
+                    await self._transport.load_scripts()
+        if isinstance(replies[-1], ResponseError):
+            raise replies[-1]
+        return replies[-1]
 
     async def ack(self, delivery: RedisDelivery) -> None:
         """Acknowledge with the next read (one round trip fewer per message).

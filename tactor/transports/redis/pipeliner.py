@@ -44,6 +44,8 @@ class Pipeliner:
         self._connection = HeldConnection(client)
         self._reload_scripts = reload_scripts
         self._queue: list[_Command] = []
+        self._written: list[_Command] = []  # written at once by execute(); replies not read yet
+        self._idle = False  # the task waits for work: the next command may be written at once
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -76,7 +78,10 @@ class Pipeliner:
         if self._closed or self._task is None:
             future.set_exception(TransportClosed("the Redis transport is closed"))
             return future
-        self._queue.append((args, future))
+        if self._idle and not self._written and self._connection.write_now([args]):
+            self._written.append((args, future))  # idle: on the wire now, not a loop turn later
+        else:
+            self._queue.append((args, future))
         self._wake()
         return future
 
@@ -92,19 +97,30 @@ class Pipeliner:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._queue and not self._written:
+                self._idle = True
                 self._wakeup = loop.create_future()
-                await self._wakeup
+                try:
+                    await self._wakeup
+                finally:
+                    self._idle = False
                 self._wakeup = None
-            batch = self._queue[:MAX_BATCH]
-            del self._queue[:MAX_BATCH]
+            written, self._written = self._written, []
+            batch = self._queue[: MAX_BATCH - len(written)]
+            del self._queue[: len(batch)]
             batch = [(args, future) for args, future in batch if not future.done()]
-            if batch:
-                await self._flush(batch, retry_scripts=True)
+            if written or batch:
+                await self._flush(batch, written=written, retry_scripts=True)
 
-    async def _flush(self, batch: list[_Command], *, retry_scripts: bool) -> None:
+    async def _flush(
+        self, batch: list[_Command], *, written: list[_Command], retry_scripts: bool
+    ) -> None:
+        """Write ``batch`` (after ``written``, already on the wire); hand out every reply."""
+        batch = [*written, *batch]
         try:
-            replies = await self._round_trip([args for args, _ in batch])
+            replies = await self._connection.execute_many(
+                [args for args, _ in batch[len(written) :]], written=len(written)
+            )
         except Exception as exc:  # the connection failed: every command of the batch learns it
             for _, future in batch:
                 if not future.done():
@@ -127,11 +143,7 @@ class Pipeliner:
                 for _, future in missing:
                     future.set_exception(exc)
                 return
-            await self._flush(missing, retry_scripts=False)
-
-    async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Write every command, then read every reply (errors as values, in order)."""
-        return await self._connection.execute_many(commands)
+            await self._flush(missing, written=[], retry_scripts=False)
 
 
 def _log_failure(future: asyncio.Future[Any], what: str) -> None:

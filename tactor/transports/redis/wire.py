@@ -58,16 +58,21 @@ class HeldConnection:
             raise reply
         return reply
 
-    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send commands in one write; their raw replies in order, error replies as values."""
+    async def execute_many(self, commands: list[tuple[Any, ...]], *, written: int = 0) -> list[Any]:
+        """Send commands in one write; their raw replies in order, error replies as values.
+
+        ``written``: that many commands were already written by :meth:`write_now`;
+        their replies come first.
+        """
         connection = self._connection
         if connection is None:
             connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             self._connection = connection
         try:
-            await connection.send_packed_command(pack(commands), check_health=False)
+            if commands:
+                await connection.send_packed_command(pack(commands), check_health=False)
             replies: list[Any] = []
-            for _ in commands:
+            for _ in range(written + len(commands)):
                 try:
                     replies.append(await connection.read_response())
                 except ResponseError as exc:  # one command's error: the rest still come
@@ -76,6 +81,21 @@ class HeldConnection:
         except BaseException:
             await connection.disconnect()  # cut short: what is still unread is garbage
             raise
+
+    def write_now(self, commands: list[tuple[Any, ...]]) -> bool:
+        """Write at once, without a loop turn, if the connection is up and idle; else False.
+
+        Read the replies with ``execute_many([], written=len(commands))``.
+        """
+        connection = self._connection
+        # redis-py keeps the connection's asyncio writer in ``_writer``; without it, no shortcut.
+        writer = getattr(connection, "_writer", None) if connection is not None else None
+        if writer is None or writer.transport.is_closing():
+            return False
+        if writer.transport.get_write_buffer_size():
+            return False  # the socket is backed up: let the batch wait for room
+        writer.write(pack(commands))
+        return True
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
