@@ -137,3 +137,36 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
     assert pack(commands) == b"".join(Connection().pack_commands(commands))
     with pytest.raises(TypeError, match="cannot send"):
         pack([("SET", "x", None)])
+
+
+async def test_a_command_queued_while_idle_is_not_overtaken() -> None:
+    """When one command had to queue (the socket was busy), the next one queues behind it."""
+    transport = RedisTransport.from_url(_url())
+    await transport.start()
+    try:
+        mailbox = provider_mailbox("q")
+        await transport.deliver(mailbox, b"warm")  # connected, and idle again
+        held = transport.pipeliner._connection
+        real = held.write_now
+        calls = 0
+
+        def busy_once(commands: list[tuple[object, ...]]) -> bool:
+            nonlocal calls
+            calls += 1
+            return False if calls == 1 else real(commands)  # the first finds the socket busy
+
+        held.write_now = busy_once  # type: ignore[method-assign]
+        first = asyncio.ensure_future(transport.deliver(mailbox, b"1"))
+        second = asyncio.ensure_future(transport.deliver(mailbox, b"2"))
+        await asyncio.gather(first, second)
+        consumer = await transport.consume([mailbox], "q")
+        got = []
+        for _ in range(3):
+            delivery = await consumer.receive()
+            got.append(delivery.payload)
+            await delivery.ack()
+        assert got == [b"warm", b"1", b"2"]
+        await consumer.close()
+        await transport.delete_mailbox(mailbox)
+    finally:
+        await transport.close()

@@ -78,7 +78,9 @@ class Pipeliner:
         if self._closed or self._task is None:
             future.set_exception(TransportClosed("the Redis transport is closed"))
             return future
-        if self._idle and not self._written and self._connection.write_now([args]):
+        # Written at once only when nothing else is waiting to go: order is kept.
+        idle = self._idle and not self._written and not self._queue
+        if idle and self._connection.write_now([args]):
             self._written.append((args, future))  # idle: on the wire now, not a loop turn later
         else:
             self._queue.append((args, future))
