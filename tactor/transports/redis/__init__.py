@@ -76,13 +76,15 @@ _OPTIONS = {
     "prefetch": int,
     "prefetch_window": float,
 }
-#: Probe an idle connection after 5 s, every 1 s, give up after 3 misses (where the OS allows).
+#: Probe an idle connection after 5 s, every 1 s, give up after 3 misses; and give up on
+#: data the peer has not acknowledged for 10 s (where the OS has these options).
 _KEEPALIVE = {
     option: value
     for option, value in (
         (getattr(socket, "TCP_KEEPIDLE", None), 5),
         (getattr(socket, "TCP_KEEPINTVL", None), 1),
         (getattr(socket, "TCP_KEEPCNT", None), 3),
+        (getattr(socket, "TCP_USER_TIMEOUT", None), 10_000),
     )
     if option is not None
 }
