@@ -63,3 +63,46 @@ async def test_system_survives_a_redis_restart() -> None:
                 return len(events)
 
             await eventually(publish_and_count, lambda n: n > 0, timeout=10)
+
+
+async def test_many_calls_in_flight_through_a_restart_end_by_their_deadlines() -> None:
+    """64 callers keep calling while Redis is killed and restarted under them: no call
+    outlives its deadline, each ends with a result or a typed error, and calls succeed again."""
+    with redis_server() as server:
+        url = with_query(server.url, prefix="busy", ttl="1", block="0.2", claim_idle="0.2")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            await node.spawn(Pricing, "eu")
+            await node.spawn(Pricing, "us")
+            proxy = caller.proxy(Pricing, timeout=1.0)
+            assert await proxy.where() in ("eu", "us")
+            stop = asyncio.Event()
+            outcomes: list[str] = []
+            overdue: list[float] = []
+
+            async def keep_calling() -> None:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    try:
+                        await proxy.where()
+                        outcomes.append("ok")
+                    except (TransportError, CallTimeout, NoProvider) as exc:
+                        outcomes.append(type(exc).__name__)
+                    took = time.monotonic() - started
+                    if took > 1.5:  # the deadline (1 s) plus slack for a loaded machine
+                        overdue.append(took)
+                    await asyncio.sleep(0)
+
+            callers = [asyncio.create_task(keep_calling()) for _ in range(64)]
+            await asyncio.sleep(0.5)
+            server.kill()
+            await asyncio.sleep(0.5)
+            server.start()
+            await eventually(lambda: answer(caller), lambda r: r in ("eu", "us"), timeout=15)
+            ok_before = outcomes.count("ok")
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*callers)
+            assert not overdue, overdue
+            assert outcomes.count("ok") > ok_before  # serving again, under the same load
+            assert set(outcomes) - {"ok", "TransportError", "CallTimeout", "NoProvider"} == set()
+            assert "TransportError" in outcomes or "CallTimeout" in outcomes  # the fault was seen
