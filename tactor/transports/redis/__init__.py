@@ -147,8 +147,13 @@ class _RedisInbox(Inbox):
                     self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
                 lost = True
                 continue
-            for payload in popped[1] if popped else ():
+            if not popped:
+                continue
+            for payload in popped[1]:
                 self._on_payload(payload if isinstance(payload, bytes) else str(payload).encode())
+            # Let the callers just answered run before this task asks for more: the next
+            # BLMPOP is then written after them, not on their path.
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         if self._reader is None:
