@@ -266,14 +266,10 @@ class Calls:
 
     async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
-        deadline = out.deadline
-        if deadline <= time.time():
-            raise CallTimeout(f"call {out.what}: the deadline passed before it was sent")
+        self._check_deadline(out.deadline, "call")
         msg_id, payload = self._request("call", out)
-        pending = _Pending(self._loop, deadline)
-        self._pending[msg_id] = pending
-        if self._timer is None or deadline < self._timer_at:
-            self._arm(deadline)
+        pending = _Pending(self._loop, out.deadline)
+        self._track(self._pending, msg_id, pending)
         try:
             # One deadline covers both the wait for room in the mailbox and the reply.
             sending = self._deliver(out.schema.endpoint, provider, payload)
