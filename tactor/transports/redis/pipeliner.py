@@ -4,8 +4,9 @@ Every call, reply and broadcast is one short command. Sent one by one, each
 costs a round trip and, on redis-py's asyncio client, ~60–120 µs of CPU; sent
 as one pipeline they cost ~11–15 µs each. A :class:`Pipeliner` owns one task
 that takes whatever commands are queued, writes them in one go on one
-connection and hands each caller its own reply. With one command in flight it
-adds a loop turn, not a round trip; with many in flight they share round trips.
+connection and hands each caller its own reply. An idle pipeliner writes a
+command at once (no loop turn before it is on the wire); while a batch is on
+the wire, the commands issued meanwhile wait and go together as the next.
 
 Commands keep their order (per connection, Redis runs them in the order
 written), so what one sender delivers stays in order. A caller that stopped
