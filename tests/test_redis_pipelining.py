@@ -170,3 +170,30 @@ async def test_a_command_queued_while_idle_is_not_overtaken() -> None:
         await transport.delete_mailbox(mailbox)
     finally:
         await transport.close()
+
+
+class Flusher(Actor, name="pipelining-flusher"):
+    """Makes Redis lose its scripts while a message is in hand (what a restart does)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def flush_scripts(self) -> str:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        client.script_flush()
+        client.close()
+        return "flushed"
+
+
+async def test_a_reply_that_met_lost_scripts_is_sent_again() -> None:
+    """The reply (and the acknowledgement) written with the provider's next read find no
+    scripts: they are loaded again and the reply still reaches the caller."""
+    with redis_server() as server:
+        url = with_query(server.url, prefix="reply-noscript")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            await node.spawn(Flusher, server.port)
+            proxy = caller.proxy(Flusher, timeout=5)
+            assert await proxy.flush_scripts() == "flushed"
+            assert await proxy.flush_scripts() == "flushed"  # and again: nothing left stuck
