@@ -109,6 +109,7 @@ class ActorRunner:
         self._subscriptions: list[Subscription] = []
         self._pumps: list[asyncio.Task[Any]] = []
         self._loop_task: asyncio.Task[Any] | None = None
+        self._direct = False  # one source, read by the runner itself (no pump, no hand-off)
         self._idle = False  # direct mode: waiting for a message, not handling one
         self._stopping = False
 
@@ -120,6 +121,7 @@ class ActorRunner:
         self._subscriptions = subscriptions
         if consumer is not None and not subscriptions:
             # One source: read it directly, without a pump and a hand-off in between.
+            self._direct = True
             self._loop_task = tasks.spawn(self._run_direct(consumer), f"tactor-runner-{self.name}")
             return
         self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
@@ -141,7 +143,7 @@ class ActorRunner:
         if loop_task is not None and not loop_task.done():
             try:
                 async with asyncio.timeout(grace):
-                    if not self._pumps and self._consumer is not None:
+                    if self._direct:
                         await loop_task  # direct mode: it stops after the message in hand
                     else:
                         await self._inbox.put(_STOP)
