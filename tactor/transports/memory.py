@@ -16,8 +16,6 @@ Queues live in the hub, not in a transport: closing a transport leaves them.
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections import deque
 from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,124 +32,18 @@ from .base import (
     no_provider_message,
     provider_mailbox,
 )
+from .memory_hub import (
+    DEFAULT_MAILBOX_SIZE,
+    DEFAULT_SUBSCRIPTION_BUFFER,
+    NAMED_HUBS,
+    Getter,
+    Mailbox,
+    MemoryHub,
+    Waiter,
+)
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]
-
-DEFAULT_MAILBOX_SIZE = 1024
-DEFAULT_SUBSCRIPTION_BUFFER = 1024
-
-_Waiter = asyncio.Future[tuple[str, bytes]]
-
-
-class _Mailbox:
-    """A bounded FIFO whose consumers wait on futures shared across mailboxes."""
-
-    __slots__ = ("items", "maxsize", "name", "putters", "waiters")
-
-    def __init__(self, name: str, maxsize: int) -> None:
-        self.name = name
-        self.maxsize = maxsize
-        self.items: deque[bytes] = deque()
-        self.waiters: deque[_Waiter] = deque()
-        self.putters: deque[asyncio.Future[None]] = deque()
-
-    def hand_over(self, payload: bytes, *, front: bool = False) -> bool:
-        """Give ``payload`` to a waiting consumer, else queue it; True if handed over."""
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result((self.name, payload))
-                return True
-        if front:
-            self.items.appendleft(payload)
-        else:
-            self.items.append(payload)
-        return False
-
-    def take(self) -> bytes | None:
-        if not self.items:
-            return None
-        payload = self.items.popleft()
-        self.wake_putter()
-        return payload
-
-    def wake_putter(self) -> None:
-        while self.putters:
-            putter = self.putters.popleft()
-            if not putter.done():
-                putter.set_result(None)
-                return
-
-    def has_waiter(self) -> bool:
-        while self.waiters and self.waiters[0].done():
-            self.waiters.popleft()
-        return bool(self.waiters)
-
-    def full(self) -> bool:
-        return len(self.items) >= self.maxsize
-
-
-_Getter = asyncio.Future[bytes | None]
-
-
-class _Queue:
-    """A named FIFO of payloads with waiting getters (served first come, first served)."""
-
-    __slots__ = ("getters", "items", "unfinished")
-
-    def __init__(self) -> None:
-        self.items: deque[bytes] = deque()
-        self.getters: deque[_Getter] = deque()
-        self.unfinished = 0
-
-    def hand_over(self, payload: bytes, *, front: bool = False) -> None:
-        """Give ``payload`` to the longest-waiting getter, else keep it."""
-        while self.getters:
-            getter = self.getters.popleft()
-            if not getter.done():
-                getter.set_result(payload)
-                return
-        if front:
-            self.items.appendleft(payload)
-        else:
-            self.items.append(payload)
-
-    def unused(self) -> bool:
-        return not self.items and not self.getters and self.unfinished == 0
-
-
-class MemoryHub:
-    """The shared state behind ``memory://`` transports: mailboxes, topics, registry, queues."""
-
-    def __init__(self, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
-        self.mailbox_size = mailbox_size
-        self.mailboxes: dict[str, _Mailbox] = {}
-        self.subscriptions: list[_MemorySubscription] = []
-        self.registry: dict[str, dict[str, None]] = {}
-        self.inboxes: dict[str, InboxHandler] = {}
-        self.queues: dict[str, _Queue] = {}
-
-    def mailbox(self, name: str) -> _Mailbox:
-        box = self.mailboxes.get(name)
-        if box is None:
-            box = self.mailboxes[name] = _Mailbox(name, self.mailbox_size)
-        return box
-
-    def queue(self, name: str) -> _Queue:
-        queue = self.queues.get(name)
-        if queue is None:
-            queue = self.queues[name] = _Queue()
-        return queue
-
-    def forget_queue(self, name: str) -> None:
-        """Drop a queue that holds nothing: it is the same as one never used."""
-        queue = self.queues.get(name)
-        if queue is not None and queue.unused():
-            del self.queues[name]
-
-
-_NAMED_HUBS: weakref.WeakValueDictionary[str, MemoryHub] = weakref.WeakValueDictionary()
 
 
 class _MemoryDelivery(Delivery):
@@ -166,12 +58,12 @@ class _MemoryDelivery(Delivery):
 
 
 class _MemoryConsumer(MailboxConsumer):
-    def __init__(self, transport: MemoryTransport, boxes: list[_Mailbox]) -> None:
+    def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
         self._transport = transport
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, _MemoryDelivery] = {}
-        self._waiter: _Waiter | None = None
+        self._waiter: Waiter | None = None
 
     def _delivery(self, mailbox: str, payload: bytes) -> _MemoryDelivery:
         delivery = _MemoryDelivery(self, mailbox, payload)
@@ -185,7 +77,7 @@ class _MemoryConsumer(MailboxConsumer):
             payload = box.take()
             if payload is not None:
                 return self._delivery(box.name, payload)
-        waiter: _Waiter = asyncio.get_running_loop().create_future()
+        waiter: Waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         for box in self._boxes:
             box.waiters.append(waiter)
@@ -269,7 +161,7 @@ class MemoryTransport(Transport):
         self.subscriptions: set[_MemorySubscription] = set()
         self._inboxes: set[_MemoryInbox] = set()
         self._registered: set[tuple[str, str]] = set()
-        self._getters: set[_Getter] = set()
+        self._getters: set[Getter] = set()
         self._started = False
         self._closed = False
 
@@ -288,9 +180,9 @@ class MemoryTransport(Transport):
         name = parts.netloc + parts.path
         hub: MemoryHub | None = None
         if name:
-            hub = _NAMED_HUBS.get(name)
+            hub = NAMED_HUBS.get(name)
             if hub is None:
-                hub = _NAMED_HUBS[name] = MemoryHub(size)
+                hub = NAMED_HUBS[name] = MemoryHub(size)
         return cls(hub, mailbox_size=size, subscription_buffer=buffer)
 
     def _check_open(self) -> None:
@@ -454,7 +346,7 @@ class MemoryTransport(Transport):
             self.hub.forget_queue(queue)
             return None
         loop = asyncio.get_running_loop()
-        getter: _Getter = loop.create_future()
+        getter: Getter = loop.create_future()
         q.getters.append(getter)
         self._getters.add(getter)
         # The timeout resolves the getter with None rather than cancelling this
@@ -504,6 +396,6 @@ class MemoryTransport(Transport):
             self.hub.forget_queue(queue)
 
 
-def _expire(getter: _Getter) -> None:
+def _expire(getter: Getter) -> None:
     if not getter.done():
         getter.set_result(None)

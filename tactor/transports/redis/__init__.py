@@ -53,13 +53,13 @@ from ..base import (
     provider_mailbox,
 )
 from . import scripts
-from .connection import LOST, Backoff, check_cancelled, text, translated
+from .connection import LOST, Backoff, text, translated
 from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
+from .inbox import RedisInbox
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
-from .wire import HeldConnection
 
 __all__ = ["RedisTransport"]
 
@@ -88,7 +88,6 @@ _KEEPALIVE = {
     )
     if option is not None
 }
-INBOX_BATCH = 128  # replies popped per round trip, at most
 
 _SCRIPTS = {
     "deliver": scripts.DELIVER,
@@ -103,69 +102,6 @@ _SCRIPTS = {
     "queue_task_done": scripts.QUEUE_TASK_DONE,
     "queue_wake": scripts.QUEUE_WAKE,
 }
-
-
-class _RedisInbox(Inbox):
-    """A list read with BLPOP by a task of its own, each payload handed to the handler."""
-
-    def __init__(
-        self,
-        transport: RedisTransport,
-        name: str,
-        on_payload: InboxHandler,
-        on_lost: InboxLostHandler,
-    ) -> None:
-        self._transport = transport
-        self._name = name
-        self._key = transport.key("in", name)
-        self._on_payload = on_payload
-        self._on_lost = on_lost
-        self._reader: asyncio.Task[None] | None = None
-        self._connection = HeldConnection(transport.redis)
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read(), name=f"tactor-inbox-{self._name}")
-
-    async def _read(self) -> None:
-        backoff = Backoff()
-        lost = False
-        while True:
-            try:
-                if lost:  # reconnect, at a pace, and say again that this inbox is alive
-                    await backoff.wait()
-                    await self._transport.keep_alive(self._transport.live_key, self._key)
-                # Up to INBOX_BATCH replies per round trip when many calls are in flight.
-                popped = await self._connection.execute(
-                    "BLMPOP", self._transport.block, 1, self._key, "LEFT", "COUNT", INBOX_BATCH
-                )
-                check_cancelled()
-                backoff.reset()
-                lost = False
-            except (*LOST, TransportError) as exc:
-                if not lost:  # once per outage: replies in flight may be lost
-                    self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
-                lost = True
-                continue
-            if not popped:
-                continue
-            for payload in popped[1]:
-                self._on_payload(payload if isinstance(payload, bytes) else str(payload).encode())
-            # Let the callers just answered run before this task asks for more: the next
-            # BLMPOP is then written after them, not on their path.
-            await asyncio.sleep(0)
-
-    async def close(self) -> None:
-        if self._reader is None:
-            return
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        self._reader = None
-        await self._connection.close()
-        await self._transport.forget(self._transport.live_key, self._key)
-        with contextlib.suppress(*LOST):
-            await self._transport.redis.delete(self._key)
 
 
 class RedisTransport(RedisQueues, Transport):
@@ -203,7 +139,7 @@ class RedisTransport(RedisQueues, Transport):
         self.reclaim_every = max(ttl / 2, block)
         self.live_key = self.key("live")
         self.consumers: set[RedisConsumer] = set()
-        self._inboxes: set[_RedisInbox] = set()
+        self._inboxes: set[RedisInbox] = set()
         self._registered: set[tuple[str, str]] = set()
         self._give_backs: set[asyncio.Task[None]] = set()
         self._redis: aioredis.Redis | None = None
@@ -402,7 +338,7 @@ class RedisTransport(RedisQueues, Transport):
     async def open_inbox(
         self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
     ) -> Inbox:
-        result = _RedisInbox(self, inbox, on_payload, on_lost)
+        result = RedisInbox(self, inbox, on_payload, on_lost)
         await self.keep_alive(self.live_key, self.key("in", inbox))
         result.start()
         self._inboxes.add(result)

@@ -1,0 +1,140 @@
+"""The state a ``memory://`` hub holds: bounded mailboxes, queues, registry, topics.
+
+One hub is shared by every :class:`~tactor.transports.memory.MemoryTransport`
+opened on it (``memory://NAME`` in one process); the transport module holds
+the verbs, this one the data and its hand-over rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+
+from .base import BufferedSubscription, InboxHandler
+
+__all__ = [
+    "DEFAULT_MAILBOX_SIZE",
+    "DEFAULT_SUBSCRIPTION_BUFFER",
+    "NAMED_HUBS",
+    "Getter",
+    "HubQueue",
+    "Mailbox",
+    "MemoryHub",
+    "Waiter",
+]
+
+DEFAULT_MAILBOX_SIZE = 1024
+DEFAULT_SUBSCRIPTION_BUFFER = 1024
+
+Waiter = asyncio.Future[tuple[str, bytes]]
+
+
+class Mailbox:
+    """A bounded FIFO whose consumers wait on futures shared across mailboxes."""
+
+    __slots__ = ("items", "maxsize", "name", "putters", "waiters")
+
+    def __init__(self, name: str, maxsize: int) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self.items: deque[bytes] = deque()
+        self.waiters: deque[Waiter] = deque()
+        self.putters: deque[asyncio.Future[None]] = deque()
+
+    def hand_over(self, payload: bytes, *, front: bool = False) -> bool:
+        """Give ``payload`` to a waiting consumer, else queue it; True if handed over."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result((self.name, payload))
+                return True
+        if front:
+            self.items.appendleft(payload)
+        else:
+            self.items.append(payload)
+        return False
+
+    def take(self) -> bytes | None:
+        if not self.items:
+            return None
+        payload = self.items.popleft()
+        self.wake_putter()
+        return payload
+
+    def wake_putter(self) -> None:
+        while self.putters:
+            putter = self.putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                return
+
+    def has_waiter(self) -> bool:
+        while self.waiters and self.waiters[0].done():
+            self.waiters.popleft()
+        return bool(self.waiters)
+
+    def full(self) -> bool:
+        return len(self.items) >= self.maxsize
+
+
+Getter = asyncio.Future[bytes | None]
+
+
+class HubQueue:
+    """A named FIFO of payloads with waiting getters (served first come, first served)."""
+
+    __slots__ = ("getters", "items", "unfinished")
+
+    def __init__(self) -> None:
+        self.items: deque[bytes] = deque()
+        self.getters: deque[Getter] = deque()
+        self.unfinished = 0
+
+    def hand_over(self, payload: bytes, *, front: bool = False) -> None:
+        """Give ``payload`` to the longest-waiting getter, else keep it."""
+        while self.getters:
+            getter = self.getters.popleft()
+            if not getter.done():
+                getter.set_result(payload)
+                return
+        if front:
+            self.items.appendleft(payload)
+        else:
+            self.items.append(payload)
+
+    def unused(self) -> bool:
+        return not self.items and not self.getters and self.unfinished == 0
+
+
+class MemoryHub:
+    """The shared state behind ``memory://`` transports: mailboxes, topics, registry, queues."""
+
+    def __init__(self, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
+        self.mailbox_size = mailbox_size
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.subscriptions: list[BufferedSubscription] = []
+        self.registry: dict[str, dict[str, None]] = {}
+        self.inboxes: dict[str, InboxHandler] = {}
+        self.queues: dict[str, HubQueue] = {}
+
+    def mailbox(self, name: str) -> Mailbox:
+        box = self.mailboxes.get(name)
+        if box is None:
+            box = self.mailboxes[name] = Mailbox(name, self.mailbox_size)
+        return box
+
+    def queue(self, name: str) -> HubQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = HubQueue()
+        return queue
+
+    def forget_queue(self, name: str) -> None:
+        """Drop a queue that holds nothing: it is the same as one never used."""
+        queue = self.queues.get(name)
+        if queue is not None and queue.unused():
+            del self.queues[name]
+
+
+NAMED_HUBS: weakref.WeakValueDictionary[str, MemoryHub] = weakref.WeakValueDictionary()
