@@ -87,14 +87,7 @@ class JsonCodec(Codec):
         when ``tp`` is unsupported or the value cannot be converted (e.g. a
         non-finite float).
         """
-        try:
-            hook = self._encoders[tp]
-        except (KeyError, TypeError):  # TypeError: an unhashable hint, not cached
-            hook = self._encoder(self._encoders, self._fast, tp)
-        try:
-            return hook(value)
-        except Exception as exc:
-            _cannot_encode(tp, exc)
+        return self._unstructure(self._encoders, self._fast, value, tp)
 
     def encode(self, value: Any, tp: Any) -> bytes:
         """``value`` as type ``tp`` to bytes: the bytes of ``dumps(to_wire(value, tp))``.
@@ -103,19 +96,7 @@ class JsonCodec(Codec):
         as they are where it writes them as the wire rules would (see
         :mod:`tactor.codecs.leaves`). Raises :class:`EncodeError` as those do.
         """
-        # to_wire() and dumps() written out: a Python call is a few percent of an encode.
-        try:
-            hook = self._native_encoders[tp]
-        except (KeyError, TypeError):
-            hook = self._encoder(self._native_encoders, self._native, tp)
-        try:
-            data = hook(value)
-        except Exception as exc:
-            _cannot_encode(tp, exc)
-        try:
-            return orjson.dumps(data)
-        except TypeError as exc:
-            _cannot_serialise(exc)
+        return self.dumps(self._unstructure(self._native_encoders, self._native, value, tp))
 
     def from_wire(self, data: Any, tp: Any) -> Any:
         """Return a value of type ``tp`` built from wire ``data``, validating it.
@@ -135,20 +116,18 @@ class JsonCodec(Codec):
 
     def decode(self, payload: bytes, tp: Any) -> Any:
         """Bytes to a validated value of type ``tp``: ``from_wire(loads(payload), tp)``."""
-        # loads() and from_wire() written out, as in encode().
+        return self.from_wire(self.loads(payload), tp)
+
+    def _unstructure(self, cache: dict[Any, Out], conv: WireConverter, value: Any, tp: Any) -> Any:
+        """``value`` through the hook for ``tp`` of ``conv`` (cached in ``cache``)."""
         try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            _malformed(exc)
+            hook = cache[tp]
+        except (KeyError, TypeError):  # TypeError: an unhashable hint, not cached
+            hook = self._encoder(cache, conv, tp)
         try:
-            fast, detailed = self._decoders[tp]
-        except (KeyError, TypeError):
-            fast, detailed = self._decoder(tp)
-        try:
-            return fast(data, tp)
+            return hook(value)
         except Exception as exc:
-            failed = exc  # explained outside this handler, so the errors are not chained to it
-        return _explain(detailed, data, tp, failed)
+            _cannot_encode(tp, exc)
 
     def _encoder(self, cache: dict[Any, Out], conv: WireConverter, tp: Any) -> Out:
         try:
