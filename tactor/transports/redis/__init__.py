@@ -41,7 +41,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ...errors import NoProvider, TransportClosed, TransportError
+from ...errors import NoProvider, TransportClosed
 from ..base import (
     Inbox,
     InboxHandler,
@@ -206,7 +206,7 @@ class RedisTransport(RedisQueues, Transport):
         # Blocking reads end at their BLOCK time on a live server; a dead peer that never
         # closed the connection is found by TCP keepalive within ~8 s; calls have deadlines.
         client = aioredis.Redis.from_url(self.url, socket_timeout=None, **options)
-        async with translated(f"connect to {self!r}"):
+        with translated(f"connect to {self!r}"):
             try:
                 await client.ping()
             except BaseException:
@@ -214,7 +214,7 @@ class RedisTransport(RedisQueues, Transport):
                 raise
         self._redis = client
         self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
-        async with translated("load scripts"):
+        with translated("load scripts"):
             await self.load_scripts()
         sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
@@ -258,7 +258,7 @@ class RedisTransport(RedisQueues, Transport):
         assert self._heartbeat is not None
         self._heartbeat.add(key, member)
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
-        async with translated("heartbeat"):
+        with translated("heartbeat"):
             await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), 1, member, 0])
 
     async def forget(self, key: str, member: str) -> None:
@@ -286,12 +286,10 @@ class RedisTransport(RedisQueues, Transport):
         keys = (self.mailbox_key(mailbox), self.key("reg", endpoint or "-"))
         backoff = Backoff(first=0.005, cap=0.1)
         while True:
-            try:  # batched with the other commands of this moment (see pipeliner.py)
+            with translated("deliver to", mailbox):  # batched (see pipeliner.py)
                 result = await self.pipeliner.execute(
                     "EVALSHA", sha, 2, *keys, self.mailbox_size, payload, check
                 )
-            except (RedisError, OSError) as exc:
-                raise TransportError(f"Redis deliver to {mailbox} failed: {exc}") from exc
             if result == 1:
                 return
             if result == -1:
@@ -303,7 +301,7 @@ class RedisTransport(RedisQueues, Transport):
     ) -> tuple[list[str], list[str]]:
         sha = self.scripts["deliver_to_providers"].sha
         prefix = self.mailbox_key(provider_mailbox(""))
-        async with translated(f"broadcast to {endpoint}"):
+        with translated(f"broadcast to {endpoint}"):
             found = await self.pipeliner.execute(
                 "EVALSHA", sha, 1, self.key("reg", endpoint), self.mailbox_size, payload, prefix
             )
@@ -315,7 +313,7 @@ class RedisTransport(RedisQueues, Transport):
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         result = RedisConsumer(self, list(mailboxes), consumer)
-        async with translated("open a consumer"):
+        with translated("open a consumer"):
             await result.open()
         assert self._heartbeat is not None
         for mailbox in private:  # expires after its owner's beats stop (e.g. SIGKILL)
@@ -324,13 +322,13 @@ class RedisTransport(RedisQueues, Transport):
         return result
 
     async def ack(self, key: str, entry_ids: list[str]) -> None:
-        async with translated("acknowledge"):
+        with translated("acknowledge"):
             await self.scripts["ack"](keys=[key], args=[GROUP, *entry_ids])
 
     async def delete_mailbox(self, mailbox: str) -> None:
         if self._heartbeat is not None:
             self._heartbeat.disown(self.mailbox_key(mailbox))
-        async with translated(f"delete {mailbox}"):
+        with translated(f"delete {mailbox}"):
             await self.redis.delete(self.mailbox_key(mailbox))
 
     # -- inboxes ---------------------------------------------------------------
@@ -357,13 +355,13 @@ class RedisTransport(RedisQueues, Transport):
 
     async def publish(self, topic: str, payload: bytes) -> int | None:
         assert self._events is not None
-        async with translated(f"publish on {topic}"):
+        with translated(f"publish on {topic}"):
             await self.redis.publish(self._events.channel(topic), payload)
         return None  # Redis counts pattern matches per connection, not subscriptions
 
     async def subscribe(self, pattern: str) -> Subscription:
         assert self._events is not None
-        async with translated(f"subscribe to {pattern}"):
+        with translated(f"subscribe to {pattern}"):
             return await self._events.add(pattern, self.subscription_buffer)
 
     # -- registry --------------------------------------------------------------
@@ -377,5 +375,5 @@ class RedisTransport(RedisQueues, Transport):
         await self.forget(self.key("reg", endpoint), provider)
 
     async def providers(self, endpoint: str) -> list[str]:
-        async with translated(f"list providers of {endpoint}"):
+        with translated(f"list providers of {endpoint}"):
             return await self.live_members(self.key("reg", endpoint))

@@ -8,8 +8,7 @@ translating redis-py errors at the boundary, and decoding replies to text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,15 +49,28 @@ class Backoff:
         self.delay = self.first
 
 
-@contextlib.asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    """Redis errors never reach users untranslated."""
-    try:
-        yield
-    except RedisError as exc:
-        raise TransportError(f"Redis {what} failed: {exc}") from exc
-    except OSError as exc:
-        raise TransportError(f"Redis {what} failed: {exc}") from exc
+class translated:  # lower case: used like a function, ``with translated("publish"): ...``
+    """Redis errors never reach users untranslated: they leave as ``TransportError``.
+
+    A class, not a generator: it wraps every delivery. ``subject`` is joined to
+    ``what`` only when there is an error to describe.
+    """
+
+    __slots__ = ("subject", "what")
+
+    def __init__(self, what: str, subject: str = "") -> None:
+        self.what = what
+        self.subject = subject
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, RedisError | OSError):
+            what = f"{self.what} {self.subject}" if self.subject else self.what
+            raise TransportError(f"Redis {what} failed: {exc}") from exc
 
 
 def text(value: Any) -> str:

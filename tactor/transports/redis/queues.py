@@ -52,7 +52,7 @@ class RedisQueues:
         if self._closed:
             raise TransportClosed(f"the Redis transport is closed: cannot {what}")
         try:
-            async with translated(what):
+            with translated(what):
                 yield
         except TransportError as exc:
             if self._closed and not isinstance(exc, TransportClosed):
