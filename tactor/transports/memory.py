@@ -221,20 +221,14 @@ class MemoryTransport(Transport):
         endpoint: str | None = None,
         provider: str | None = None,
     ) -> None:
-        if self._closed or not self._started:
-            self._check_open()
-        hub = self.hub
+        self._check_open()
         if endpoint is not None:
-            live = hub.registry.get(endpoint)
+            live = self.hub.registry.get(endpoint)
             if not live or (provider is not None and provider not in live):
                 raise NoProvider(no_provider_message(endpoint, provider))
-        box = hub.mailboxes.get(mailbox) or hub.mailbox(mailbox)
-        if len(box.items) < box.maxsize:  # room: no waiting (the common case)
-            box.hand_over(payload)
-            return
-        loop = asyncio.get_running_loop()
+        box = self.hub.mailbox(mailbox)
         while box.full() and not box.has_waiter():
-            putter: asyncio.Future[None] = loop.create_future()
+            putter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             box.putters.append(putter)
             try:
                 await putter
