@@ -14,6 +14,7 @@ has expired the registry drops it and a broadcast goes to the live ones only.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,16 @@ from tactor import ActorSystem
 
 from .harness import Figure, Row, Settings, repeat_latency
 from .redis_calls import PYMQ_CHANNEL, PymqCaller, sync_samples
-from .servers import RemoteEcho, Server, delete_keys, start_all, stop_all, tactor_url
+from .servers import (
+    RemoteEcho,
+    Server,
+    cpu_medians,
+    cpu_per_op,
+    delete_keys,
+    start_all,
+    stop_all,
+    tactor_url,
+)
 
 PROVIDERS = 3
 DEADLINE = 2.0
@@ -92,17 +102,6 @@ async def run(settings: Settings) -> list[Row]:
         await delete_keys(base, f"{tag}:*", f"__eventbus:{tag}:*")
 
 
-async def _cpu_per_op(
-    providers: list[Server], ops: int, measure: Callable[[], Awaitable[Any]]
-) -> tuple[float, float]:
-    """CPU µs per operation spent by the provider processes together, and by this process."""
-    before = [p.cpu() or 0.0 for p in providers]
-    mine = time.process_time()
-    await measure()
-    spent = sum((p.cpu() or 0.0) - b for p, b in zip(providers, before, strict=True))
-    return spent / ops * 1e6, (time.process_time() - mine) / ops * 1e6
-
-
 async def _broadcast_row(
     settings: Settings,
     system: ActorSystem,
@@ -127,16 +126,17 @@ async def _broadcast_row(
     assert await raw() == [1] * PROVIDERS
     assert await asyncio.to_thread(pymq.call) == [1] * PROVIDERS
     ops = one.warmup + one.iterations
-    cpu: dict[str, list[tuple[float, float]]] = {"broadcast": [], "call": []}
+    cpu: dict[str, list[float]] = {}
+
+    async def measured(what: str, measure: Callable[[], Awaitable[Any]]) -> None:
+        _, spent, caller = await cpu_per_op(providers, ops, measure)
+        if spent is not None:
+            cpu.setdefault(f"{what}: providers in all", []).append(spent)
+        cpu.setdefault(f"{what}: caller", []).append(caller)
+
     for _ in range(settings.repeats):
-        cpu["broadcast"].append(
-            await _cpu_per_op(providers, ops, lambda: repeat_latency(ours, one, broadcast))
-        )
-        cpu["call"].append(
-            await _cpu_per_op(
-                providers, ops, lambda: repeat_latency(call, one, lambda: proxy.echo(1))
-            )
-        )
+        await measured("broadcast", lambda: repeat_latency(ours, one, broadcast))
+        await measured("call", lambda: repeat_latency(call, one, lambda: proxy.echo(1)))
         await repeat_latency(raw_fig, one, raw)
         median, p99 = await asyncio.to_thread(sync_samples, pymq.call, settings)
         pymq_fig.medians.append(median)
@@ -151,19 +151,10 @@ async def _broadcast_row(
     return row, ours
 
 
-def _cpu_finding(cpu: dict[str, list[tuple[float, float]]]) -> str:
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
-
-    parts = []
-    for what, samples in cpu.items():
-        providers = median([p for p, _ in samples])
-        caller = median([c for _, c in samples])
-        parts.append(f"{what}: providers {providers:,.0f} µs in all, caller {caller:,.0f} µs")
+def _cpu_finding(cpu: dict[str, list[float]]) -> str:
     return (
-        "CPU time per operation (median) — "
-        + "; ".join(parts)
-        + f" — {PROVIDERS} provider processes, the caller and Redis share 2 cores"
+        f"CPU time per operation (median): {cpu_medians(cpu)}"
+        f" — {PROVIDERS} provider processes, the caller and Redis share {os.cpu_count()} cores"
     )
 
 

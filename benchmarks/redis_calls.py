@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,8 @@ from .harness import Figure, Row, Settings, repeat_latency, summarise
 from .servers import (
     RemoteEcho,
     Server,
+    cpu_medians,
+    cpu_per_op,
     delete_keys,
     pymq_bus,
     start_all,
@@ -274,24 +275,19 @@ async def _rate_cpu(
     cpu: dict[str, list[float]],
 ) -> float:
     """:func:`rate`, also recording the CPU time per call of this process and of the server."""
-    server = servers[name]
     calls = (max(1, total // len(ops)) + 1) * len(ops)  # with the warm-up round
-    caller0, server0 = time.process_time(), server.cpu()
-    result = await rate(ops, total)
-    caller1, server1 = time.process_time(), server.cpu()
-    cpu.setdefault(f"{name}: caller", []).append((caller1 - caller0) / calls * 1e6)
-    if server0 is not None and server1 is not None:
+    result, server, caller = await cpu_per_op([servers[name]], calls, lambda: rate(ops, total))
+    cpu.setdefault(f"{name}: caller", []).append(caller)
+    if server is not None:
         label = "provider" if name == "tactor" else "server"
-        cpu.setdefault(f"{name}: {label}", []).append((server1 - server0) / calls * 1e6)
+        cpu.setdefault(f"{name}: {label}", []).append(server)
     return result
 
 
 def _cpu_finding(cpu: dict[str, list[float]]) -> str:
     if not cpu:
         return ""
-    parts = [f"{name} {statistics.median(values):,.0f} µs" for name, values in cpu.items()]
     return (
-        f"CPU time per call at {IN_FLIGHT} in flight (median): "
-        + ", ".join(parts)
-        + f" — on {os.cpu_count()} cores shared with Redis and the caller, this bounds throughput"
+        f"CPU time per call at {IN_FLIGHT} in flight (median): {cpu_medians(cpu)}"
+        f" — on {os.cpu_count()} cores shared with Redis and the caller, this bounds throughput"
     )

@@ -24,11 +24,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -38,6 +41,7 @@ import redis.asyncio as aioredis
 from tactor import Actor, ActorSystem, subscribe, topic
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def tactor_url(base: str, prefix: str, **options: object) -> str:
@@ -251,6 +255,27 @@ def process_cpu(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_op(
+    servers: list[Server], ops: int, measure: Callable[[], Awaitable[T]]
+) -> tuple[T, float | None, float]:
+    """Run ``measure`` (``ops`` operations): its result, the CPU µs per operation of
+    ``servers`` together (None without /proc), and of this process."""
+    before = [server.cpu() for server in servers]
+    mine = time.process_time()
+    result = await measure()
+    caller = (time.process_time() - mine) / ops * 1e6
+    after = [server.cpu() for server in servers]
+    spent = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
+    if len(spent) != len(servers):
+        return result, None, caller
+    return result, sum(spent) / ops * 1e6, caller
+
+
+def cpu_medians(cpu: dict[str, list[float]]) -> str:
+    """``name median µs`` for each series of CPU samples, comma-separated."""
+    return ", ".join(f"{name} {statistics.median(values):,.0f} µs" for name, values in cpu.items())
 
 
 class Server:
