@@ -43,7 +43,8 @@ SEC_PREFIX = "tactor-sec"
 # What the ``tactor`` ACL user may do: nothing (-@all) but the commands tactor sends.
 # The data-type categories cover mailboxes (streams), inboxes (lists) and the registry and
 # liveness sets (sorted sets); the rest is named one by one: EXISTS, DEL and PEXPIRE on its
-# keys, scripts by EVALSHA (redis-py loads a missing one with SCRIPT LOAD), TIME inside
+# keys, scripts by EVALSHA (redis-py loads a missing one with SCRIPT LOAD) or EVAL (sent
+# without a reply: CLIENT REPLY SKIP), TIME inside
 # those scripts, pub/sub for events, PING on connect. No @keyspace or @connection category:
 # they would allow SCAN/RANDOMKEY (key names outside the prefix) and CLIENT KILL.
 ACL_COMMANDS = [
@@ -55,6 +56,8 @@ ACL_COMMANDS = [
     "+del",
     "+pexpire",
     "+evalsha",
+    "+eval",
+    "+client|reply",
     "+script|load",
     "+time",
     "+publish",
@@ -190,6 +193,21 @@ async def test_wrong_password_is_a_transport_error_that_says_what_failed(
     with pytest.raises(TransportError, match="connect") as info:
         async with ActorSystem(anonymous):
             pass
+    assert not isinstance(info.value, redis.RedisError)
+    assert tactor_connections(admin) == []
+
+
+async def test_an_acl_without_client_reply_is_refused_at_start_with_what_to_allow(
+    acl_server: tuple[RedisServer, redis.Redis],
+) -> None:
+    """Replies and acknowledgements go without an answer (CLIENT REPLY SKIP); a user who may
+    not skip replies would see every later reply off by two, so the start fails instead."""
+    server, admin = acl_server
+    admin.execute_command("ACL", "SETUSER", "tactor", "-client|reply")
+    system = ActorSystem(sec_url(server))
+    with pytest.raises(TransportError, match=r"\+client\|reply") as info:
+        await system.start()
+    await system.close()
     assert not isinstance(info.value, redis.RedisError)
     assert tactor_connections(admin) == []
 

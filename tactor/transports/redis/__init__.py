@@ -60,6 +60,7 @@ from .heartbeat import Heartbeat
 from .inbox import RedisInbox
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
+from .wire import check_quiet
 
 __all__ = ["RedisTransport"]
 
@@ -216,6 +217,11 @@ class RedisTransport(RedisQueues, Transport):
         self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
         with translated("load scripts"):
             await self.load_scripts()
+        try:
+            await check_quiet(client)
+        except BaseException:
+            await client.aclose()
+            raise
         sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
         self._heartbeat.start()
@@ -343,13 +349,16 @@ class RedisTransport(RedisQueues, Transport):
         return result
 
     async def post(self, inbox: str, payload: bytes) -> None:
-        """Queue the payload for the next pipelined write; at-most-once, failures are logged."""
+        """Send the payload with the next pipelined write, without a reply: at most once.
+
+        EVAL, not EVALSHA: with no reply, a script Redis lost (a restart, SCRIPT
+        FLUSH) would go unnoticed, and the payload with it.
+        """
         if self._redis is None or self._closed:
             raise TransportClosed("the Redis transport is closed")
-        sha = self.scripts["post"].sha
         key = self.key("in", inbox)
         ttl = int(self.ttl * 1000)
-        self.pipeliner.send(f"post to {inbox}", "EVALSHA", sha, 2, key, self.live_key, payload, ttl)
+        self.pipeliner.send("EVAL", scripts.POST, 2, key, self.live_key, payload, ttl)
 
     # -- topics ----------------------------------------------------------------
 

@@ -12,20 +12,24 @@ Commands keep their order (per connection, Redis runs them in the order
 written), so what one sender delivers stays in order. A caller that stopped
 waiting before its command was written (cancelled, timed out) is skipped: an
 abandoned delivery is not sent behind its caller's back.
+
+Commands nobody waits for (:meth:`Pipeliner.send`: replies to callers) go
+without a reply (``CLIENT REPLY SKIP``): an answer would wake the process just
+to be thrown away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from ...errors import TransportClosed
-from .wire import HeldConnection
+from .wire import HeldConnection, quietly
 
 __all__ = ["Pipeliner"]
 
@@ -33,7 +37,8 @@ log = logging.getLogger("tactor.redis")
 
 MAX_BATCH = 512  # commands per round trip, at most
 
-_Command = tuple[tuple[Any, ...], asyncio.Future[Any]]
+_Command = tuple[tuple[Any, ...], asyncio.Future[Any] | None]  # None: sent without a reply
+_Waiting = tuple[tuple[Any, ...], asyncio.Future[Any]]
 
 
 class Pipeliner:
@@ -45,7 +50,7 @@ class Pipeliner:
         self._connection = HeldConnection(client)
         self._reload_scripts = reload_scripts
         self._queue: list[_Command] = []
-        self._written: list[_Command] = []  # written at once by execute(); replies not read yet
+        self._written: list[_Waiting] = []  # written at once by execute(); replies not read yet
         self._idle = False  # the task waits for work: the next command may be written at once
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +74,7 @@ class Pipeliner:
         await asyncio.gather(task, return_exceptions=True)
         await self._connection.close()
         for _, future in self._queue:
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(TransportClosed("the Redis transport was closed"))
         self._queue.clear()
 
@@ -88,9 +93,21 @@ class Pipeliner:
         self._wake()
         return future
 
-    def send(self, what: str, *args: Any) -> None:
-        """Queue a command nobody waits for; a failure is logged (``what`` says what it was)."""
-        self.execute(*args).add_done_callback(lambda f: _log_failure(f, what))
+    def send(self, *args: Any) -> None:
+        """Send a command nobody waits for, without a reply: at most once, errors unseen.
+
+        A batch that fails to go out is logged. Script commands sent this way
+        should be EVAL, not EVALSHA: no reply, so a lost script would go unnoticed.
+        """
+        if self._closed or self._task is None:
+            log.warning("Redis transport closed: a command sent without a reply was dropped")
+            return
+        # No reply to wait for: written at once even while replies are due (not while a
+        # batch is being written, and never ahead of commands queued before it).
+        if self._idle and not self._queue and self._connection.write_now(quietly(args)):
+            return
+        self._queue.append((args, None))
+        self._wake()
 
     def _wake(self) -> None:
         wakeup = self._wakeup
@@ -111,26 +128,33 @@ class Pipeliner:
             written, self._written = self._written, []
             batch = self._queue[: MAX_BATCH - len(written)]
             del self._queue[: len(batch)]
-            batch = [(args, future) for args, future in batch if not future.done()]
+            batch = [(args, f) for args, f in batch if f is None or not f.done()]
             if written or batch:
                 await self._flush(batch, written=written, retry_scripts=True)
 
     async def _flush(
-        self, batch: list[_Command], *, written: list[_Command], retry_scripts: bool
+        self, batch: Sequence[_Command], *, written: list[_Waiting], retry_scripts: bool
     ) -> None:
         """Write ``batch`` (after ``written``, already on the wire); hand out every reply."""
-        batch = [*written, *batch]
+        commands: list[tuple[Any, ...]] = []
+        waiting = list(written)
+        for args, future in batch:
+            if future is None:
+                commands.extend(quietly(args))
+            else:
+                commands.append(args)
+                waiting.append((args, future))
         try:
-            replies = await self._connection.execute_many(
-                [args for args, _ in batch[len(written) :]], written=len(written)
-            )
+            replies = await self._connection.execute_many(commands, written=len(written))
         except Exception as exc:  # the connection failed: every command of the batch learns it
-            for _, future in batch:
+            for _, future in waiting:
                 if not future.done():
                     future.set_exception(exc)
+            if len(waiting) < len(written) + len(batch):
+                log.warning("commands sent without a reply (replies to callers) lost: %r", exc)
             return
-        missing: list[_Command] = []
-        for (args, future), reply in zip(batch, replies, strict=True):
+        missing: list[_Waiting] = []
+        for (args, future), reply in zip(waiting, replies, strict=True):
             if future.done():
                 continue
             if isinstance(reply, NoScriptError) and retry_scripts:
@@ -147,11 +171,3 @@ class Pipeliner:
                     future.set_exception(exc)
                 return
             await self._flush(missing, written=[], retry_scripts=False)
-
-
-def _log_failure(future: asyncio.Future[Any], what: str) -> None:
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if exc is not None:
-        log.warning("%s failed: %r", what, exc)
