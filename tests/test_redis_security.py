@@ -197,15 +197,17 @@ async def test_wrong_password_is_a_transport_error_that_says_what_failed(
     assert tactor_connections(admin) == []
 
 
-async def test_an_acl_without_client_reply_is_refused_at_start_with_what_to_allow(
-    acl_server: tuple[RedisServer, redis.Redis],
+@pytest.mark.parametrize("refused", ["-client|reply", "-eval"])
+async def test_an_acl_without_quiet_commands_is_refused_at_start_with_what_to_allow(
+    acl_server: tuple[RedisServer, redis.Redis], refused: str
 ) -> None:
-    """Replies and acknowledgements go without an answer (CLIENT REPLY SKIP); a user who may
-    not skip replies would see every later reply off by two, so the start fails instead."""
+    """Replies and acknowledgements go by EVAL without an answer (CLIENT REPLY SKIP). A user
+    who may not skip replies would see every later reply off by two, one who may not EVAL
+    would lose replies unseen: the start fails instead, naming what to allow."""
     server, admin = acl_server
-    admin.execute_command("ACL", "SETUSER", "tactor", "-client|reply")
+    admin.execute_command("ACL", "SETUSER", "tactor", refused)
     system = ActorSystem(sec_url(server))
-    with pytest.raises(TransportError, match=r"\+client\|reply") as info:
+    with pytest.raises(TransportError, match=r"allow \+eval and \+client\|reply") as info:
         await system.start()
     await system.close()
     assert not isinstance(info.value, redis.RedisError)

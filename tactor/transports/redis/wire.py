@@ -126,19 +126,21 @@ class HeldConnection:
 
 
 async def check_quiet(client: aioredis.Redis) -> None:
-    """Raise ``TransportError`` unless Redis lets this client skip replies.
+    """Raise ``TransportError`` unless Redis lets this client send commands without a reply.
 
-    An ACL that refuses ``CLIENT REPLY`` answers it with an error, and then
-    answers the command meant to go without a reply: the replies would be
-    off by two. Checked once, when the transport starts.
+    Those commands are EVALs after ``CLIENT REPLY SKIP``. An ACL that refuses
+    ``CLIENT REPLY`` answers it with an error, and then answers the command
+    meant to go without a reply: every later reply would be off by two. One
+    that refuses ``EVAL`` would fail replies to callers unseen. Checked once,
+    when the transport starts.
     """
     held = HeldConnection(client)
     try:
-        replies = await held.execute_many([*quietly(("PING",)), ("PING",)])
+        replies = await held.execute_many([*quietly(("PING",)), ("EVAL", "return 1", 0)])
     finally:
         await held.close()
     if isinstance(replies[0], Exception):
         raise TransportError(
-            f"Redis refused CLIENT REPLY SKIP ({replies[0]!r}); tactor sends replies to "
-            "callers and acknowledgements without an answer: allow +client|reply in the ACL"
+            f"Redis refused a command tactor sends ({replies[0]}): replies to callers and "
+            "acknowledgements go by EVAL without an answer; allow +eval and +client|reply"
         )
