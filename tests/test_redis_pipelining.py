@@ -136,9 +136,16 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
         ("PING",),
         ("SET", "x", 1.25, -3, 2**63),
     ]
-    assert pack(commands) == b"".join(Connection().pack_commands(commands))
-    with pytest.raises(TypeError, match="cannot send"):
-        pack([("SET", "x", None)])
+    expected = b"".join(Connection().pack_commands(commands))
+    assert pack(commands) == expected
+    assert pack(commands) == expected  # again, from the packed forms kept
+    many = [("SET", f"key-{i}", i) for i in range(10_000)]  # more than are kept
+    assert pack(many) == b"".join(Connection().pack_commands(many))
+    pack([("SET", "x", 1)])
+    assert pack([("SET", "x", 1.0)]).endswith(b"$3\r\n1.0\r\n")  # 1.0 == 1: packed as itself
+    for bad in (None, True, False):  # True == 1, and 1 was packed above: still refused
+        with pytest.raises(TypeError, match="cannot send"):
+            pack([("SET", "x", bad)])
 
 
 async def test_a_command_queued_while_idle_is_not_overtaken() -> None:
