@@ -78,6 +78,13 @@ class Row:
     target: str = ""
     met: bool | None = None
     finding: str = ""
+    judged_each: bool = False  # several targets, each with its status in ``target``
+
+    def judge(self, *targets: tuple[str, bool]) -> None:
+        """Several targets: say how each one stands; the row is met when all are."""
+        self.target = "; ".join(f"{name}: {'met' if ok else 'missed'}" for name, ok in targets)
+        self.met = all(ok for _, ok in targets)
+        self.judged_each = True
 
     def ratios(self) -> dict[str, float]:
         subject = self.figures[0]
@@ -201,7 +208,8 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
             target = ""
             if i == 0 and row.target:
                 status = {True: "met", False: "missed", None: ""}[row.met]
-                target = f"{row.target} ({status})" if status else row.target
+                shown = status and not row.judged_each
+                target = f"{row.target} ({status})" if shown else row.target
             p99 = "" if fig.unit == "ops/s" else _fmt(fig.p99, fig.unit)
             lo, hi = fig.spread
             subject = fig.name + (f" — {fig.note}" if fig.note else "")

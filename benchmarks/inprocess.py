@@ -149,11 +149,7 @@ async def run(settings: Settings) -> list[Row]:
     ratios = row.ratios()
     asyncio_ratio = ratios[figures[1].name]
     pykka_ok = pykka_fig is None or ratios[pykka_fig.name] < 1
-    row.target = (  # two targets: say how each one stands
-        f"≤ 2× asyncio: {'met' if asyncio_ratio <= 2 else 'missed'}; "
-        f"faster than Pykka: {'met' if pykka_ok else 'missed'}"
-    )
-    row.met = asyncio_ratio <= 2 and pykka_ok
+    row.judge(("≤ 2× asyncio", asyncio_ratio <= 2), ("faster than Pykka", pykka_ok))
     work = _marshalling_alone(settings)
     base_median = sorted(figures[1].medians)[len(figures[1].medians) // 2]
     row.finding = (

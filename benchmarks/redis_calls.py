@@ -252,11 +252,9 @@ async def _measure(
     )
     ratios = latency_row.ratios()
     near_raw, beats_pymq = ratios[raw_lat.name] <= 1.3, ratios[pymq_lat.name] <= 1 / 3
-    latency_row.target = (  # two targets: say how each one stands
-        f"≤ 1.3× raw redis-py (sync server): {'met' if near_raw else 'missed'}; "
-        f"≥ 3× faster than pymq: {'met' if beats_pymq else 'missed'}"
+    latency_row.judge(
+        ("≤ 1.3× raw redis-py (sync server)", near_raw), ("≥ 3× faster than pymq", beats_pymq)
     )
-    latency_row.met = near_raw and beats_pymq
     throughput_row = Row(
         f"Redis call throughput, {IN_FLIGHT} in flight",
         [thr, thr4, thr_pre, raw_thr, raw_async_thr, pymq_thr],
