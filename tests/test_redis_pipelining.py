@@ -196,13 +196,15 @@ class Flusher(Actor, name="pipelining-flusher"):
         return "flushed"
 
 
-async def test_a_reply_and_an_acknowledgement_after_lost_scripts_still_count() -> None:
-    """The reply and the acknowledgement of a message handled while Redis lost its scripts go
-    without an answer, so nothing would tell that a script was missing: they go by EVAL, and
-    the reply reaches the caller, the entry leaves the mailbox."""
+@pytest.mark.parametrize("quiet", [True, False], ids=["without answers", "answered"])
+async def test_a_reply_and_an_acknowledgement_after_lost_scripts_still_count(quiet: bool) -> None:
+    """The reply and the acknowledgement of a message handled while Redis lost its scripts
+    still count: without an answer they go by EVAL (nothing would tell that a script was
+    missing); answered (where Redis refuses CLIENT REPLY) NOSCRIPT makes them go again."""
     with redis_server() as server:
         url = with_query(server.url, prefix="reply-noscript")
         async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            node.transport.quiet = quiet  # type: ignore[attr-defined]
             await node.spawn(Flusher, server.port)
             proxy = caller.proxy(Flusher, timeout=5)
             assert await proxy.flush_scripts() == "flushed"

@@ -198,20 +198,32 @@ async def test_wrong_password_is_a_transport_error_that_says_what_failed(
 
 
 @pytest.mark.parametrize("refused", ["-client|reply", "-eval"])
-async def test_an_acl_without_quiet_commands_is_refused_at_start_with_what_to_allow(
-    acl_server: tuple[RedisServer, redis.Redis], refused: str
+async def test_an_acl_without_quiet_commands_still_serves_and_says_what_to_allow(
+    acl_server: tuple[RedisServer, redis.Redis], refused: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Replies and acknowledgements go by EVAL without an answer (CLIENT REPLY SKIP). A user
-    who may not skip replies would see every later reply off by two, one who may not EVAL
-    would lose replies unseen: the start fails instead, naming what to allow."""
+    """Replies and acknowledgements go by EVAL without an answer (CLIENT REPLY SKIP). Where
+    Redis refuses either (an ACL, a proxy), the transport sends them with an answer instead:
+    everything works, one warning says what to allow, and the refusal was asked only once."""
     server, admin = acl_server
     admin.execute_command("ACL", "SETUSER", "tactor", refused)
-    system = ActorSystem(sec_url(server))
-    with pytest.raises(TransportError, match=r"allow \+eval and \+client\|reply") as info:
-        await system.start()
-    await system.close()
-    assert not isinstance(info.value, redis.RedisError)
-    assert tactor_connections(admin) == []
+    with caplog.at_level(logging.WARNING, logger="tactor.redis"):
+        async with ActorSystem(sec_url(server)) as system:
+            assert system.transport.quiet is False  # type: ignore[attr-defined]
+            await system.spawn(Pricing, "eu")
+            pricing = system.proxy(Pricing, timeout=5)
+            for _ in range(3):
+                await system.tell(Pricing.restock, "a", 4)
+            assert await pricing.stock_of("a") == 12
+            result = await system.broadcast(Pricing.where, timeout=5)
+            assert result.complete and list(result) == ["eu"]
+            stream = f"{SEC_PREFIX}:mb:ep:pricing"
+            assert admin.exists(stream)
+            # Acknowledged: the entries left the mailbox.
+            await eventually(lambda: asyncio.to_thread(admin.xlen, stream), lambda n: n == 0)
+    warnings = [r.getMessage() for r in caplog.records if "without a reply" in r.getMessage()]
+    assert len(warnings) == 1 and "allow +eval and +client|reply" in warnings[0]
+    assert len(acl_denials(admin)) == 1  # the check at start, nothing after it
+    assert admin.keys(f"{SEC_PREFIX}:*") == []
 
 
 async def test_a_prefix_outside_the_acl_is_refused_and_nothing_is_left_open(

@@ -60,7 +60,7 @@ from .heartbeat import Heartbeat
 from .inbox import RedisInbox
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
-from .wire import check_quiet
+from .wire import quiet_allowed
 
 __all__ = ["RedisTransport"]
 
@@ -148,6 +148,9 @@ class RedisTransport(RedisQueues, Transport):
         self._events: RedisEvents | None = None
         self.scripts: dict[str, Any] = {}
         self._pipeliner: Pipeliner | None = None
+        #: Replies to callers and acknowledgements go without an answer from Redis
+        #: (``CLIENT REPLY SKIP``); False where Redis refuses that (checked at start).
+        self.quiet = True
         self._closed = False
 
     @classmethod
@@ -217,11 +220,20 @@ class RedisTransport(RedisQueues, Transport):
         self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
         with translated("load scripts"):
             await self.load_scripts()
-        try:
-            await check_quiet(client)
-        except BaseException:
-            await client.aclose()
-            raise
+        with translated("check permissions"):
+            try:
+                refused = await quiet_allowed(client)
+            except BaseException:
+                await client.aclose()
+                raise
+        self.quiet = refused is None
+        if refused is not None:
+            log.warning(
+                "Redis refused a command without a reply (%s): replies to callers and "
+                "acknowledgements will be sent with one, which costs each provider CPU per "
+                "message; allow +eval and +client|reply to send them without",
+                refused,
+            )
         sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
         self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
         self._heartbeat.start()
@@ -349,16 +361,22 @@ class RedisTransport(RedisQueues, Transport):
         return result
 
     async def post(self, inbox: str, payload: bytes) -> None:
-        """Send the payload with the next pipelined write, without a reply: at most once.
+        """Send the payload with the next pipelined write, not waiting for it: at most once.
 
-        EVAL, not EVALSHA: with no reply, a script Redis lost (a restart, SCRIPT
+        Without an answer from Redis where it allows (see ``quiet``), so by EVAL,
+        not EVALSHA: with no answer, a script Redis lost (a restart, SCRIPT
         FLUSH) would go unnoticed, and the payload with it.
         """
         if self._redis is None or self._closed:
             raise TransportClosed("the Redis transport is closed")
         key = self.key("in", inbox)
         ttl = int(self.ttl * 1000)
-        self.pipeliner.send("EVAL", scripts.POST, 2, key, self.live_key, payload, ttl)
+        if self.quiet:
+            self.pipeliner.send("EVAL", scripts.POST, 2, key, self.live_key, payload, ttl)
+        else:  # answered: EVALSHA (reloaded if lost), and a failure is logged
+            sha = self.scripts["post"].sha
+            sent = self.pipeliner.execute("EVALSHA", sha, 2, key, self.live_key, payload, ttl)
+            sent.add_done_callback(lambda done: _log_failure(done, f"reply to {inbox}"))
 
     # -- topics ----------------------------------------------------------------
 
@@ -386,3 +404,8 @@ class RedisTransport(RedisQueues, Transport):
     async def providers(self, endpoint: str) -> list[str]:
         with translated(f"list providers of {endpoint}"):
             return await self.live_members(self.key("reg", endpoint))
+
+
+def _log_failure(future: asyncio.Future[Any], what: str) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("%s failed: %r", what, exc)

@@ -27,7 +27,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
@@ -206,10 +206,11 @@ class RedisConsumer(MailboxConsumer):
     async def _read_and_ack(self, block: int) -> Any:
         """Read the next entries; the acknowledgements due go first, in the same write.
 
-        The acknowledgements go without a reply (EVAL, so a script Redis lost
-        cannot fail them unseen): an answer would wake this process just to be
-        read. The reply of the message just handled is already on the wire (an
-        idle pipeliner writes at once), so it does not wait for this read either.
+        The acknowledgements go without an answer where Redis allows it (EVAL,
+        so a script Redis lost cannot fail them unseen): an answer would wake
+        this process just to be read. The reply of the message just handled is
+        already on the wire (an idle pipeliner writes at once), so it does not
+        wait for this read either.
         """
         keys = list(self._keys)
         read = (
@@ -217,13 +218,26 @@ class RedisConsumer(MailboxConsumer):
             "STREAMS", *keys, *(">" for _ in keys),
         )  # fmt: skip
         to_ack, self._to_ack = self._to_ack, {}
-        acks = [quietly(("EVAL", ACK, 1, key, GROUP, *ids)) for key, ids in to_ack.items()]
+        quiet = self._transport.quiet
+        script = ("EVAL", ACK) if quiet else ("EVALSHA", self._transport.scripts["ack"].sha)
+        acks = [(*script, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
         try:
-            return await self._reader.execute(*read, before=[c for ack in acks for c in ack])
+            replies = await self._reader.execute_many(
+                [*(c for ack in acks for c in quietly(ack)), read] if quiet else [*acks, read]
+            )
         except BaseException:
             for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
                 self._to_ack.setdefault(key, []).extend(ids)
             raise
+        if not quiet:  # answered acknowledgements: take back the failed ones
+            for (key, ids), reply in zip(to_ack.items(), replies, strict=False):
+                if isinstance(reply, Exception):  # e.g. NOSCRIPT after a Redis restart
+                    self._to_ack.setdefault(key, []).extend(ids)
+                    if isinstance(reply, NoScriptError):
+                        await self._transport.load_scripts()
+        if isinstance(replies[-1], ResponseError):
+            raise replies[-1]
+        return replies[-1]
 
     async def ack(self, delivery: RedisDelivery) -> None:
         """Acknowledge with the next read (one round trip fewer per message).

@@ -10,16 +10,13 @@ of mailboxes and inboxes — pack their commands here and read the raw replies
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from ...errors import TransportError
-
-__all__ = ["SKIP_REPLY", "HeldConnection", "check_quiet", "pack", "quietly", "replies_due"]
+__all__ = ["SKIP_REPLY", "HeldConnection", "pack", "quiet_allowed", "quietly", "replies_due"]
 
 #: Redis answers neither this command nor the one after it. Commands whose reply
 #: nobody reads (a reply sent to a caller, an acknowledgement) go after it: an
@@ -94,10 +91,9 @@ class HeldConnection:
         self._pool = client.connection_pool
         self._connection: AbstractConnection | None = None
 
-    async def execute(self, *args: Any, before: Sequence[tuple[Any, ...]] = ()) -> Any:
-        """Send one command (after ``before``, sent :func:`quietly`) and return its raw reply;
-        an error reply raises ResponseError."""
-        reply = (await self.execute_many([*before, args]))[-1]
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its raw reply; an error reply raises ResponseError."""
+        reply = (await self.execute_many([args]))[0]
         if isinstance(reply, ResponseError):
             raise reply
         return reply
@@ -148,22 +144,17 @@ class HeldConnection:
             await self._pool.release(connection)
 
 
-async def check_quiet(client: aioredis.Redis) -> None:
-    """Raise ``TransportError`` unless Redis lets this client send commands without a reply.
+async def quiet_allowed(client: aioredis.Redis) -> str | None:
+    """Why this client may not send commands without a reply, or None if it may.
 
-    Those commands are EVALs after ``CLIENT REPLY SKIP``. An ACL that refuses
-    ``CLIENT REPLY`` answers it with an error, and then answers the command
-    meant to go without a reply: every later reply would be off by two. One
-    that refuses ``EVAL`` would fail replies to callers unseen. Checked once,
-    when the transport starts.
+    Those commands are EVALs after ``CLIENT REPLY SKIP``. An ACL (or a proxy)
+    that refuses ``CLIENT REPLY`` answers it with an error, and then answers
+    the command meant to go without a reply: every later reply would be off by
+    two. One that refuses ``EVAL`` would fail replies to callers unseen.
     """
     held = HeldConnection(client)
     try:
         replies = await held.execute_many([*quietly(("PING",)), ("EVAL", "return 1", 0)])
     finally:
-        await held.close()
-    if isinstance(replies[0], Exception):
-        raise TransportError(
-            f"Redis refused a command tactor sends ({replies[0]}): replies to callers and "
-            "acknowledgements go by EVAL without an answer; allow +eval and +client|reply"
-        )
+        await held.close()  # refused, two more replies are due: the connection is dropped
+    return str(replies[0]) if isinstance(replies[0], Exception) else None
