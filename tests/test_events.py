@@ -79,6 +79,26 @@ async def test_events_are_handled_one_at_a_time_in_order(url: str) -> None:
         assert not overlap
 
 
+async def test_events_published_at_once_by_one_node_arrive_in_the_order_issued(url: str) -> None:
+    """On Redis, publishes issued together share pipelined round trips: still in order."""
+    async with ActorSystem(url) as publisher, ActorSystem(url) as listener:
+        seen: list[int] = []
+
+        async def handler(event: StockChanged) -> None:
+            seen.append(event.qty)
+
+        await listener.subscribe(handler)
+
+        async def probed() -> list[int]:  # Redis pub/sub: until the subscription is live
+            await publisher.publish(StockChanged("s", -1))
+            return seen
+
+        await eventually(probed, lambda got: -1 in got)
+        await asyncio.gather(*(publisher.publish(StockChanged("s", i)) for i in range(300)))
+        await eventually(lambda: asyncio.sleep(0, seen), lambda got: got.count(299) == 1)
+        assert [qty for qty in seen if qty >= 0] == list(range(300))  # probes come first
+
+
 async def test_handler_errors_do_not_stop_the_actor(url: str) -> None:
     class Fragile(Actor, name="fragile"):
         def __init__(self) -> None:

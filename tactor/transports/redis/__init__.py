@@ -382,8 +382,8 @@ class RedisTransport(RedisQueues, Transport):
 
     async def publish(self, topic: str, payload: bytes) -> int | None:
         assert self._events is not None
-        with translated(f"publish on {topic}"):
-            await self.redis.publish(self._events.channel(topic), payload)
+        with translated(f"publish on {topic}"):  # batched (see pipeliner.py)
+            await self.pipeliner.execute("PUBLISH", self._events.channel(topic), payload)
         return None  # Redis counts pattern matches per connection, not subscriptions
 
     async def subscribe(self, pattern: str) -> Subscription:
