@@ -234,7 +234,7 @@ async def test_commands_without_a_reply_leave_the_replies_in_step() -> None:
         pipeliner = transport.pipeliner
         answers = []
         for _ in range(50):
-            pipeliner.send("INCR", key)
+            pipeliner.send("count", "INCR", key)
             answers.append(pipeliner.execute("INCR", key))
         got = await asyncio.gather(*answers)
         assert got == list(range(5, 105, 2))  # each answer is its own command's, in order

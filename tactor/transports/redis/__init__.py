@@ -371,12 +371,10 @@ class RedisTransport(RedisQueues, Transport):
             raise TransportClosed("the Redis transport is closed")
         key = self.key("in", inbox)
         ttl = int(self.ttl * 1000)
-        if self.quiet:
-            self.pipeliner.send("EVAL", scripts.POST, 2, key, self.live_key, payload, ttl)
-        else:  # answered: EVALSHA (reloaded if lost), and a failure is logged
-            sha = self.scripts["post"].sha
-            sent = self.pipeliner.execute("EVALSHA", sha, 2, key, self.live_key, payload, ttl)
-            sent.add_done_callback(lambda done: _log_failure(done, f"reply to {inbox}"))
+        # Answered where Redis refuses quiet commands: EVALSHA, reloaded if lost.
+        script = ("EVAL", scripts.POST) if self.quiet else ("EVALSHA", self.scripts["post"].sha)
+        args = (*script, 2, key, self.live_key, payload, ttl)
+        self.pipeliner.send(f"reply to {inbox}", *args, quiet=self.quiet)
 
     # -- topics ----------------------------------------------------------------
 
@@ -404,8 +402,3 @@ class RedisTransport(RedisQueues, Transport):
     async def providers(self, endpoint: str) -> list[str]:
         with translated(f"list providers of {endpoint}"):
             return await self.live_members(self.key("reg", endpoint))
-
-
-def _log_failure(future: asyncio.Future[Any], what: str) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.warning("%s failed: %r", what, exc)

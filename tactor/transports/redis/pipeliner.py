@@ -93,12 +93,17 @@ class Pipeliner:
         self._wake()
         return future
 
-    def send(self, *args: Any) -> None:
-        """Send a command nobody waits for, without a reply: at most once, errors unseen.
+    def send(self, what: str, *args: Any, quiet: bool = True) -> None:
+        """Send a command nobody waits for: at most once.
 
-        A batch that fails to go out is logged. Script commands sent this way
-        should be EVAL, not EVALSHA: no reply, so a lost script would go unnoticed.
+        ``quiet``: without a reply, so its errors are unseen (a batch that fails
+        to go out is logged); script commands sent so should be EVAL, not
+        EVALSHA, or a lost script would go unnoticed. Otherwise answered, and a
+        failure is logged (``what`` says what it was).
         """
+        if not quiet:
+            self.execute(*args).add_done_callback(lambda f: _log_failure(f, what))
+            return
         if self._closed or self._task is None:
             log.warning("Redis transport closed: a command sent without a reply was dropped")
             return
@@ -171,3 +176,8 @@ class Pipeliner:
                     future.set_exception(exc)
                 return
             await self._flush(missing, written=[], retry_scripts=False)
+
+
+def _log_failure(future: asyncio.Future[Any], what: str) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("%s failed: %r", what, exc)
