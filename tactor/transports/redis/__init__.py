@@ -264,6 +264,12 @@ class RedisTransport(RedisQueues, Transport):
             await asyncio.to_thread(self._heartbeat.stop)
         await self._redis.aclose()
 
+    def unanswered_script(self, name: str) -> tuple[str, str]:
+        """How a command nobody waits for runs script ``name``: EVAL and its text when it
+        goes without an answer (nothing would say a script was lost), else EVALSHA."""
+        script = self.scripts[name]
+        return ("EVAL", script.script) if self.quiet else ("EVALSHA", script.sha)
+
     async def load_scripts(self) -> None:
         """Load every script, so pipelines may use EVALSHA (again after a Redis restart)."""
         for script in self.scripts.values():
@@ -371,9 +377,7 @@ class RedisTransport(RedisQueues, Transport):
             raise TransportClosed("the Redis transport is closed")
         key = self.key("in", inbox)
         ttl = int(self.ttl * 1000)
-        # Answered where Redis refuses quiet commands: EVALSHA, reloaded if lost.
-        script = ("EVAL", scripts.POST) if self.quiet else ("EVALSHA", self.scripts["post"].sha)
-        args = (*script, 2, key, self.live_key, payload, ttl)
+        args = (*self.unanswered_script("post"), 2, key, self.live_key, payload, ttl)
         self.pipeliner.send(f"reply to {inbox}", *args, quiet=self.quiet)
 
     # -- topics ----------------------------------------------------------------

@@ -32,7 +32,6 @@ from redis.exceptions import NoScriptError, ResponseError
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
 from .connection import LOST, Backoff, check_cancelled, text
-from .scripts import ACK
 from .wire import HeldConnection, quietly
 
 if TYPE_CHECKING:
@@ -219,7 +218,7 @@ class RedisConsumer(MailboxConsumer):
         )  # fmt: skip
         to_ack, self._to_ack = self._to_ack, {}
         quiet = self._transport.quiet
-        script = ("EVAL", ACK) if quiet else ("EVALSHA", self._transport.scripts["ack"].sha)
+        script = self._transport.unanswered_script("ack")
         acks = [(*script, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
         try:
             replies = await self._reader.execute_many(
