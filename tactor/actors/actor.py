@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -43,10 +44,12 @@ class Actor:
         endpoint = name or (inherited.endpoint if inherited is not None else cls.__name__)
         parent_errors = inherited.errors.values() if inherited is not None else ()
         all_errors = tuple(dict.fromkeys([*parent_errors, *errors]))
+        if inherited is not None:
+            _own_inherited_methods(cls, inherited)
         schema = cls.__tactor_schema__ = build_schema(cls, Actor, endpoint, all_errors)
         for method in schema.methods.values():
-            # A method reference (Pricing.quote) finds its class through this mark;
-            # the class that defines the function keeps it.
+            # A method reference (Pricing.quote) finds its class, and so its endpoint,
+            # through this mark; the class that defines the function keeps it.
             if not hasattr(method.function, "__tactor_owner__"):
                 method.function.__tactor_owner__ = cls  # type: ignore[attr-defined]
 
@@ -69,6 +72,39 @@ class Actor:
         if self._tactor_ref is None:
             raise NotRunning(f"{type(self).__qualname__} is not spawned in an ActorSystem")
         return self._tactor_ref
+
+
+def _own_inherited_methods(cls: type, inherited: ActorSchema) -> None:
+    """Give ``cls`` its own copy of each endpoint method it inherits without overriding.
+
+    A method reference names its endpoint through the class that owns the
+    function: ``Loud.who`` must reach ``Loud``'s endpoint (and use ``Loud``'s
+    ``errors=``), not that of the parent it was inherited from. The copy shares
+    the parent's code, closure and defaults, so it behaves the same (``super()``
+    included); only the owner mark differs.
+    """
+    for name in inherited.methods:
+        if name in vars(cls):
+            continue  # overridden here: the new function is this class's own
+        original = getattr(cls, name)
+        if not isinstance(original, types.FunctionType):
+            raise SchemaError(
+                f"{cls.__module__}.{cls.__qualname__}.{name}: an inherited endpoint method "
+                "that is not a plain function cannot be served by a subclass; override it"
+            )
+        copy = types.FunctionType(
+            original.__code__,
+            original.__globals__,
+            original.__name__,
+            original.__defaults__,
+            original.__closure__,
+        )
+        copy.__kwdefaults__ = original.__kwdefaults__
+        copy.__dict__.update(original.__dict__)
+        copy.__dict__.pop("__tactor_owner__", None)
+        for attribute in ("__qualname__", "__module__", "__doc__", "__annotations__"):
+            setattr(copy, attribute, getattr(original, attribute))
+        setattr(cls, name, copy)
 
 
 def schema_of(cls: type[Actor]) -> ActorSchema:
