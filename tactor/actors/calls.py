@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..codecs import Codec
+from ..codecs import Codec, type_name
 from ..errors import (
     CallTimeout,
     DecodeError,
@@ -254,7 +254,16 @@ class Calls:
         if reply.ok:
             if method.untyped:
                 return reply.result  # a caller without the interface gets the JSON data
-            return self._codec.from_wire(reply.result, method.result_type)
+            try:
+                return self._codec.from_wire(reply.result, method.result_type)
+            except DecodeError as exc:
+                declared = type_name(method.result_type)
+                raise DecodeError(
+                    f"the result of {schema.endpoint}.{method.name} from provider "
+                    f"{reply.provider} does not fit '-> {declared}' (a wrong value, or the "
+                    "provider runs another version of the interface)",
+                    exc.errors,
+                ) from None
         raise error_from_wire(
             reply.error or {},
             schema.errors,

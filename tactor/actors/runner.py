@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..codecs import Codec
+from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportClosed, TransportError
 from ..transports.base import Delivery, MailboxConsumer, Subscription, Transport
 from .deadline import running_deadline
@@ -303,20 +303,39 @@ class ActorRunner:
         try:
             with running_deadline(request.deadline):
                 result = await method.function(self.instance, *args, **kwargs)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # this runner is being cancelled (stopping): not the handler's outcome
+            return self._raised(request, exc)  # the handler raised it itself
         except Exception as exc:
-            if request.kind == "tell":
-                log.exception("%s.%s raised while handling a tell", self.name, request.method)
-            return Reply(
-                request.id, self.name, False, error=error_to_wire(exc, self.schema.errors, codec)
-            )
+            return self._raised(request, exc)
         try:
             return Reply(
                 request.id, self.name, True, result=codec.to_wire(result, method.result_type)
             )
         except EncodeError as exc:
-            return self._failure(
-                request, "encode", f"the result does not fit the declared type: {exc}"
+            return self._bad_result(request, exc)
+
+    def _raised(self, request: Request, exc: BaseException) -> Reply:
+        assert self.schema is not None
+        if request.kind == "tell":
+            log.error(
+                "%s.%s raised while handling a tell",
+                self.name,
+                request.method,
+                exc_info=(type(exc), exc, exc.__traceback__),
             )
+        error = error_to_wire(exc, self.schema.errors, self.config.codec)
+        return Reply(request.id, self.name, False, error=error)
+
+    def _bad_result(self, request: Request, exc: EncodeError) -> Reply:
+        """The failure sent when a handler's result cannot be sent as its declared type."""
+        assert self.schema is not None
+        method = self.schema.methods[request.method]
+        declared = type_name(method.result_type)
+        message = f"{method.qualname} returned a value that does not fit '-> {declared}': {exc}"
+        return self._failure(request, "encode", message)
 
     def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
         log.warning(
@@ -335,12 +354,12 @@ class ActorRunner:
     async def _reply(self, request: Request, reply: Reply) -> None:
         if request.reply_to is None:
             return  # a tell: nobody waits
-        codec = self.config.codec
-        payload = codec.dumps(reply.to_wire())
+        payload = self._reply_bytes(request, reply)
         if len(payload) > self.config.max_payload:
             limit = self.config.max_payload
             message = f"the reply is {len(payload)} bytes, over max_payload={limit}"
-            payload = codec.dumps(self._failure(request, "payload_too_large", message).to_wire())
+            failed = self._failure(request, "payload_too_large", message)
+            payload = self.config.codec.dumps(failed.to_wire())
         if request.deadline is not None and request.deadline <= time.time():
             log.info(
                 "%s: %s.%s finished after its deadline; reply dropped",
@@ -353,3 +372,32 @@ class ActorRunner:
             await self.config.transport.post(request.reply_to, payload)  # never waits for room
         except TransportError as exc:
             log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)
+
+    def _reply_bytes(self, request: Request, reply: Reply) -> bytes:
+        """The reply's bytes; a reply that cannot be encoded becomes a failure that can.
+
+        Every request gets exactly one reply: a result that passed ``to_wire`` but
+        that JSON cannot hold (an int over 64 bits, an object left unconverted)
+        becomes an ``encode`` failure; an error whose details cannot be encoded
+        is sent with its type and message only.
+        """
+        codec = self.config.codec
+        try:
+            return codec.dumps(reply.to_wire())
+        except EncodeError as exc:
+            if reply.ok:
+                reply = self._bad_result(request, exc)
+            else:
+                error = reply.error or {}
+                reply = self._failure(
+                    request,
+                    "remote",
+                    f"{error.get('message', '')} (details not sent: {exc})",
+                    type=str(error.get("type", "Exception")),
+                )
+        try:
+            return codec.dumps(reply.to_wire())
+        except EncodeError:  # e.g. lone surrogates in a message: send it escaped
+            wire = reply.to_wire()
+            escaped = str(wire["e"]).encode("utf-8", "backslashreplace").decode("ascii")
+            return codec.dumps({**wire, "e": failure("remote", escaped)})

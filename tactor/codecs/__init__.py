@@ -7,5 +7,6 @@ user type, and :data:`UnknownTypeHook` lets a caller of
 
 from tactor.codecs.base import Codec, TypeCodec, UnknownTypeHook
 from tactor.codecs.json import JsonCodec
+from tactor.codecs.jsonschema import type_name
 
-__all__ = ["Codec", "JsonCodec", "TypeCodec", "UnknownTypeHook"]
+__all__ = ["Codec", "JsonCodec", "TypeCodec", "UnknownTypeHook", "type_name"]
