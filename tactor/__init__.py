@@ -30,6 +30,8 @@ from .actors import (
     subscriber,
     system,
     topic,
+    unexpose,
+    unsubscribe,
 )
 from .codecs import Codec, JsonCodec, TypeCodec
 from .errors import (
@@ -100,4 +102,6 @@ __all__ = [
     "subscriber",
     "system",
     "topic",
+    "unexpose",
+    "unsubscribe",
 ]

@@ -21,6 +21,7 @@ from tests.pymq_style import MyEvent, Remote, product
 @pytest.fixture
 def module_api() -> Iterator[None]:
     """Leave the module-level registrations as they were, and shut down."""
+    tactor.shutdown()  # what a test registers on a running system is forgotten here
     remotes, subscribers = dict(default._remotes), list(default._subscribers)
     pymq_style.received.clear()
     pymq_style.got_event.clear()
@@ -28,6 +29,7 @@ def module_api() -> Iterator[None]:
         yield
     finally:
         tactor.shutdown()
+        # Declarations a test made while no system ran: put back the import-time ones.
         default._remotes.clear()
         default._remotes.update(remotes)
         default._subscribers[:] = subscribers

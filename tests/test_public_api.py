@@ -56,6 +56,8 @@ def test_all_is_explicit_and_complete() -> None:
             "subscriber",
             "system",
             "topic",
+            "unexpose",
+            "unsubscribe",
         ]
     )
     for name in tactor.__all__:

@@ -14,6 +14,8 @@ from .default import (
     stub,
     subscriber,
     system,
+    unexpose,
+    unsubscribe,
 )
 from .events import subscribe, topic, topic_of
 from .queues import AsyncQueue
@@ -43,4 +45,6 @@ __all__ = [
     "system",
     "topic",
     "topic_of",
+    "unexpose",
+    "unsubscribe",
 ]

@@ -56,21 +56,47 @@ def as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run_in_thread
 
 
-def function_actor(fn: Callable[..., Any], name: str | None = None) -> type[Actor]:
-    """An actor class serving ``fn`` (a function or bound method) as its ``call`` method."""
+def _is_unbound_method(fn: Callable[..., Any]) -> bool:
+    """``Class.method`` taken from the class: a function defined in a class, taking ``self``."""
+    if not isinstance(fn, types.FunctionType):
+        return False  # a bound method, a partial, ...
+    container, dot, _ = fn.__qualname__.rpartition(".")
+    if not dot or container.endswith("<locals>"):
+        return False  # a module-level or nested function
+    params = list(inspect.signature(fn).parameters)
+    return bool(params) and params[0] == "self"
+
+
+def function_actor(
+    fn: Callable[..., Any], name: str | None = None, *, serving: bool = False
+) -> type[Actor]:
+    """An actor class serving ``fn`` (a function or bound method) as its ``call`` method.
+
+    ``Class.method`` (unbound) describes the endpoint its bound methods serve:
+    its schema leaves ``self`` out. Serving one (``serving=True``) is a
+    ``SchemaError``: expose ``instance.method``.
+    """
     endpoint = name or endpoint_name(fn)
+    unbound = _is_unbound_method(fn)
+    if unbound and serving:
+        raise SchemaError(
+            f"{fn.__module__}.{fn.__qualname__} is a method taken from its class: "
+            "expose a bound method (instance.method) instead"
+        )
     known = _BY_NAME.get(endpoint)
-    if known is not None and known.__tactor_function__ is fn:  # type: ignore[attr-defined]
-        return known
+    if known is not None and known.__tactor_function__ == fn:  # type: ignore[attr-defined]
+        return known  # (bound methods are made anew at each access, so ==, not is)
     run = as_async(fn)
     signature = inspect.signature(fn)
+    params = list(signature.parameters.values())[1 if unbound else 0 :]
 
     async def call(self: Actor, *args: Any, **kwargs: Any) -> Any:
         return await run(*args, **kwargs)
 
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    # A name no user parameter has, so a method's own 'self' cannot clash with it.
+    self_param = inspect.Parameter("__tactor_self", inspect.Parameter.POSITIONAL_ONLY)
     call.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[self_param, *signature.parameters.values()]
+        parameters=[self_param, *params]
     )
     call.__annotations__ = _hints(fn)
     call.__doc__ = fn.__doc__
@@ -82,6 +108,9 @@ def function_actor(fn: Callable[..., Any], name: str | None = None) -> type[Acto
     cls = types.new_class(f"Remote_{label}", (Actor,), {"name": endpoint}, body)
     _BY_NAME[endpoint] = cls
     _BY_FUNCTION[fn] = cls  # bound methods compare and hash by (function, instance)
+    bound_to = getattr(fn, "__func__", None)
+    if bound_to is not None:
+        _BY_FUNCTION.setdefault(bound_to, cls)  # so stub(Class.method) finds it too
     return cls
 
 

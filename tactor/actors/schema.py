@@ -85,7 +85,7 @@ class MethodSchema:
 
     @property
     def qualname(self) -> str:
-        return f"{self.owner.__qualname__}.{self.name}"
+        return member_name(self.owner, self.name, module=False)
 
     def encode_args(self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Bind a call's arguments and return their wire form.
@@ -195,9 +195,30 @@ class ActorSchema:
         }
 
 
+def served_function(owner: Any) -> Any:
+    """The user's function that ``owner`` serves (see ``function_actor``), or None."""
+    fn = getattr(owner, "__tactor_function__", None)
+    return getattr(fn, "__func__", fn)
+
+
+def member_name(owner: Any, where: str, *, module: bool = True) -> str:
+    """How messages name ``owner.where``: ``pkg.Pricing.quote(items)``.
+
+    A function served as an endpoint is named as the user wrote it
+    (``pkg.product(a)``), not as the class that serves it (``Remote_product.call``).
+    """
+    fn = served_function(owner)
+    if fn is not None:
+        owner, where = fn, where.removeprefix("call").removeprefix(".")
+        name = f"{owner.__qualname__}{where}"
+    else:
+        name = f"{owner.__qualname__}.{where}"
+    return f"{owner.__module__}.{name}" if module else name
+
+
 def _fail(owner: Any, where: str, problem: str) -> SchemaError:
     """A SchemaError naming the class (or function), the method and the parameter."""
-    return SchemaError(f"{owner.__module__}.{owner.__qualname__}.{where}: {problem}")
+    return SchemaError(f"{member_name(owner, where)}: {problem}")
 
 
 def _check_type(owner: Any, where: str, tp: Any) -> frozenset[type]:

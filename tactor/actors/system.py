@@ -23,7 +23,13 @@ from .events import topic_of
 from .proxy import proxy_class
 from .queues import AsyncQueue
 from .runner import ActorRunner, RunnerConfig
-from .schema import ActorSchema, HandlerSchema, MethodSchema, handler_for_function
+from .schema import (
+    ActorSchema,
+    HandlerSchema,
+    MethodSchema,
+    handler_for_function,
+    member_name,
+)
 from .tasks import TaskSet
 
 __all__ = ["ActorSystem", "EventSubscription"]
@@ -164,8 +170,8 @@ class ActorSystem:
             for tp in types:
                 if not self.codec.knows(tp):
                     raise SchemaError(
-                        f"{schema.cls.__qualname__}.{name} uses {tp.__qualname__}, which has no "
-                        f"codec: pass ActorSystem(codecs=[TypeCodec({tp.__name__}, ...)])"
+                        f"{member_name(schema.cls, name)} uses {tp.__qualname__}, which has "
+                        f"no codec: pass ActorSystem(codecs=[TypeCodec({tp.__name__}, ...)])"
                     )
         self._checked.add(schema.cls)
 
