@@ -1,6 +1,6 @@
 """The quick start across processes: providers in child processes, a caller here, over Redis.
 
-    python examples/redis_cluster.py [redis://127.0.0.1:6379/0]
+    python examples/redis_processes.py [redis://127.0.0.1:6379/0]
 
 Starts two provider processes (regions eu and us), broadcasts to them, calls
 one, tells one, publishes an event, and stops them. Needs a Redis server.
