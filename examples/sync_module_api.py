@@ -9,7 +9,7 @@ and each broadcast (``multi=True``) answers from both.
 from __future__ import annotations
 
 import sys
-import time
+import threading
 from dataclasses import dataclass
 
 import tactor
@@ -25,9 +25,13 @@ def product(a: int, b: int) -> int:
     return a * b
 
 
+greeted = threading.Event()
+
+
 @tactor.subscriber
 def on_greeting(event: Greeting) -> None:  # a plain def: runs in a worker thread
     print("event:", event.text)
+    greeted.set()
 
 
 def main(url: str) -> None:
@@ -37,6 +41,7 @@ def main(url: str) -> None:
         print("typed by callable:", tactor.stub(product)(a=3, b=4))
         print("every provider:", tactor.stub(product, multi=True, timeout=2)(2, 5))
         tactor.publish(Greeting("hello"))
+        greeted.wait(timeout=2.0)  # let the event's handler print
         jobs = tactor.queue("example-jobs", int)
         for n in range(3):
             jobs.put(n)
@@ -45,7 +50,6 @@ def main(url: str) -> None:
             got.append(jobs.get(timeout=1))
             jobs.task_done()  # as with queue.Queue; a finished queue leaves no key behind
         print("queue:", got)
-        time.sleep(0.1)  # let the event's handler print
     finally:
         tactor.shutdown()
 
