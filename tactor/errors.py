@@ -14,8 +14,9 @@ TactorError
 │   ├── UnknownMethod      the provider has no such method (interface versions differ)
 │   ├── PayloadTooLarge    a message is over the system's ``max_payload``
 │   └── RemoteError        the actor method raised; carries type name, message, traceback
-├── TransportError         the transport failed (connection lost, closed, misconfigured)
+├── TransportError         the transport failed (connection lost or refused)
 │   └── TransportClosed    the transport or system is closed
+├── ConfigError            (also a ValueError) a URL, an option or a setting is invalid
 ├── NotRunning             the system was used before start() or after close()
 └── WouldBlock             a blocking call was made from inside an event loop
 ```
@@ -33,6 +34,7 @@ __all__ = [
     "CallError",
     "CallTimeout",
     "CodecError",
+    "ConfigError",
     "DecodeError",
     "EncodeError",
     "InvalidArguments",
@@ -154,6 +156,13 @@ class TransportError(TactorError, ConnectionError):
 
 class TransportClosed(TransportError):
     """The transport or the system is closed."""
+
+
+class ConfigError(TactorError, ValueError):
+    """A transport URL, an option or a setting is invalid.
+
+    The message names the option and the value, and says what is accepted.
+    """
 
 
 class NotRunning(TactorError, RuntimeError):

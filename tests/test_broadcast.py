@@ -6,7 +6,9 @@ import asyncio
 import time
 from decimal import Decimal
 
-from tactor import ActorSystem, BroadcastResult, RemoteError
+import pytest
+
+from tactor import ActorSystem, BroadcastResult, NoProvider, RemoteError
 from tests.model import Item, OutOfStock, Pricing
 
 
@@ -70,7 +72,9 @@ async def test_broadcast_deadline_marks_silent_providers(url: str) -> None:
         assert await busy == "slow"
 
 
-async def test_broadcast_with_no_provider_is_empty_and_complete(url: str) -> None:
+async def test_broadcast_with_no_provider_raises_no_provider_as_a_call_does(url: str) -> None:
     async with ActorSystem(url) as system:
-        result = await system.broadcast(Pricing.where)
-        assert len(result) == 0 and result.complete and result.outcomes == ()
+        with pytest.raises(NoProvider, match=r"broadcast pricing\.where: no live provider"):
+            await system.broadcast(Pricing.where)
+        with pytest.raises(NoProvider, match="pricing"):
+            await system.call(Pricing.where)

@@ -20,12 +20,20 @@ from ..codecs import Codec, type_name
 from ..errors import (
     CallTimeout,
     DecodeError,
+    EncodeError,
     MailboxFull,
+    NoProvider,
     PayloadTooLarge,
     TransportClosed,
     TransportError,
 )
-from ..transports.base import Inbox, Transport, endpoint_mailbox, provider_mailbox
+from ..transports.base import (
+    Inbox,
+    Transport,
+    endpoint_mailbox,
+    no_provider_message,
+    provider_mailbox,
+)
 from .broadcast import BroadcastResult, Outcome
 from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
@@ -45,10 +53,16 @@ class Outgoing:
     args: dict[str, Any]
     positional: list[Any] | None
     deadline: float
+    made: float  # when it was made (time.time()): the deadline's start, for messages
 
     @property
     def what(self) -> str:
         return f"{self.schema.endpoint}.{self.method.name}"
+
+    @property
+    def budget(self) -> str:
+        """The deadline, for messages: ``"deadline 2.0 s"``."""
+        return f"deadline {round(self.deadline - self.made, 6):g} s"
 
 
 class _Pending:
@@ -233,7 +247,10 @@ class Calls:
             self.node,
             out.positional,
         )
-        payload = self._codec.dumps(wire)
+        try:
+            payload = self._codec.dumps(wire)
+        except EncodeError as exc:
+            raise self._unsendable(out, exc) from None
         if len(payload) > self._max_payload:
             raise PayloadTooLarge(
                 f"the request to {out.what} is {len(payload)} bytes, "
@@ -241,14 +258,28 @@ class Calls:
             )
         return msg_id, payload
 
+    def _unsendable(self, out: Outgoing, exc: EncodeError) -> EncodeError:
+        """An EncodeError naming the argument JSON cannot hold (an int over 64 bits, say)."""
+        named = [(repr(name), value) for name, value in out.args.items()]
+        numbered = [(f"#{i}", value) for i, value in enumerate(out.positional or ())]
+        for name, value in [*named, *numbered]:
+            try:
+                self._codec.dumps(value)
+            except EncodeError as culprit:
+                return EncodeError(f"{out.what}: argument {name}: {culprit}")
+        return EncodeError(f"{out.what}: {exc}")
+
     def _deliver(self, endpoint: str, provider: str | None, payload: bytes) -> Awaitable[None]:
         mailbox = endpoint_mailbox(endpoint) if provider is None else provider_mailbox(provider)
         return self._transport.deliver(mailbox, payload, endpoint=endpoint, provider=provider)
 
     @staticmethod
-    def _check_deadline(deadline: float, what: str) -> None:
-        if deadline <= time.time():
-            raise CallTimeout(f"{what}: the deadline passed before it was sent")
+    def _check_deadline(out: Outgoing, what: str) -> None:
+        if out.deadline <= time.time():
+            raise CallTimeout(
+                f"{what}: the deadline passed before it was sent ({out.budget}, "
+                "inherited from the message being handled or from tactor.deadline())"
+            )
 
     def _result(self, schema: ActorSchema, method: MethodSchema, reply: Reply) -> Any:
         if reply.ok:
@@ -275,7 +306,7 @@ class Calls:
 
     async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
-        self._check_deadline(out.deadline, "call")
+        self._check_deadline(out, "call")
         msg_id, payload = self._request("call", out)
         pending = _Pending(self._loop, out.deadline)
         self._track(self._pending, msg_id, pending)
@@ -286,12 +317,15 @@ class Calls:
                 await self._deliver_by(pending, sending)
             except TimeoutError:
                 raise MailboxFull(
-                    f"call {out.what}: the mailbox stayed full until the deadline"
+                    f"call {out.what}: the mailbox stayed full until the deadline ({out.budget})"
                 ) from None
             try:
                 await pending.done
             except TimeoutError:
-                raise CallTimeout(f"call {out.what}: no reply within the deadline") from None
+                raise CallTimeout(
+                    f"call {out.what}: no reply within the deadline ({out.budget}); "
+                    "the provider may be slow, overloaded or gone"
+                ) from None
         finally:
             del self._pending[msg_id]
             if pending.done.done() and not pending.done.cancelled():
@@ -303,14 +337,16 @@ class Calls:
     async def tell(self, out: Outgoing, provider: str | None) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
         what = f"tell {out.what}"
-        self._check_deadline(out.deadline, what)
+        self._check_deadline(out, what)
         msg_id, payload = self._request("tell", out)
         pending = _Pending(self._loop, out.deadline)
         self._track(self._sending, msg_id, pending)
         try:
             await self._deliver_by(pending, self._deliver(out.schema.endpoint, provider, payload))
         except TimeoutError:
-            raise MailboxFull(f"{what}: the mailbox stayed full until the deadline") from None
+            raise MailboxFull(
+                f"{what}: the mailbox stayed full until the deadline ({out.budget})"
+            ) from None
         finally:
             del self._sending[msg_id]
 
@@ -328,7 +364,7 @@ class Calls:
         """Call every live provider; return when all have answered or at the deadline."""
         schema, method, deadline = out.schema, out.method, out.deadline
         what = f"broadcast {out.what}"
-        self._check_deadline(deadline, what)
+        self._check_deadline(out, what)
         msg_id, payload = self._request("call", out)
         pending = _Pending(self._loop, deadline, broadcast=True)
         self._track(self._pending, msg_id, pending)
@@ -339,6 +375,8 @@ class Calls:
             deliver = self._transport.deliver_to_providers(schema.endpoint, payload)
             reached, full = await self._deliver_by(pending, deliver)
             live = [*reached, *full]
+            if not live:  # as for a call: nobody to answer is an error, not an empty success
+                raise NoProvider(f"{what}: {no_provider_message(schema.endpoint, None)}")
             pending.settle(live)
             if full:  # rare: wait for room in those mailboxes, within the deadline
                 sent = await asyncio.gather(

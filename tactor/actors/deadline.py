@@ -22,9 +22,9 @@ def current_deadline() -> float | None:
     return _CURRENT.get()
 
 
-def resolve_deadline(timeout: float | None, default: float) -> float:
-    """The absolute deadline of a new call: its own timeout, capped by the inherited one."""
-    own = time.time() + (default if timeout is None else timeout)
+def resolve_deadline(timeout: float | None, default: float, now: float) -> float:
+    """The absolute deadline of a call made at ``now``: its own timeout, capped by the inherited."""
+    own = now + (default if timeout is None else timeout)
     inherited = _CURRENT.get()
     return own if inherited is None or own < inherited else inherited
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ..codecs import Codec, JsonCodec, TypeCodec
-from ..errors import NoProvider, NotRunning, PayloadTooLarge, SchemaError
+from ..errors import ConfigError, EncodeError, NoProvider, NotRunning, PayloadTooLarge, SchemaError
 from ..transports import Subscription, Transport, check_topic, open_transport
 from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, method_of, schema_of
@@ -90,8 +91,10 @@ class ActorSystem:
         codec: Codec | None = None,
         stop_grace: float = 10.0,
     ) -> None:
-        if timeout <= 0 or max_payload <= 0:
-            raise ValueError("timeout and max_payload must be positive")
+        if not timeout > 0:
+            raise ConfigError(f"ActorSystem(timeout={timeout!r}): expected seconds > 0")
+        if not max_payload > 0:
+            raise ConfigError(f"ActorSystem(max_payload={max_payload!r}): expected bytes > 0")
         self.transport = open_transport(transport) if isinstance(transport, str) else transport
         self.node = uuid.uuid4().hex[:16]
         self.timeout = timeout
@@ -260,7 +263,9 @@ class ActorSystem:
         self._check_running()
         self._check_codecs(schema)
         wire, positional = method.encode(self.codec, args, kwargs)
-        return Outgoing(schema, method, wire, positional, resolve_deadline(timeout, self.timeout))
+        made = time.time()
+        deadline = resolve_deadline(timeout, self.timeout, made)
+        return Outgoing(schema, method, wire, positional, deadline, made)
 
     async def _invoke(
         self,
@@ -343,7 +348,10 @@ class ActorSystem:
             self._checked.add(cls)
         name = check_topic(topic) if topic is not None else topic_of(cls)
         body = self.codec.to_wire(event, cls)
-        payload = self.codec.dumps(Event(name, cls.__name__, body).to_wire())
+        try:
+            payload = self.codec.dumps(Event(name, cls.__name__, body).to_wire())
+        except EncodeError as exc:
+            raise EncodeError(f"the event {cls.__qualname__} on {name!r}: {exc}") from None
         if len(payload) > self.max_payload:
             raise PayloadTooLarge(
                 f"the event {cls.__qualname__} is {len(payload)} bytes, "

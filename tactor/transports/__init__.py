@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError
 from .base import Delivery, MailboxConsumer, Subscription, Transport
 from .topics import check_pattern, check_topic, topic_matches
 
@@ -33,17 +34,21 @@ SCHEMES: dict[str, str] = {
 
 
 def open_transport(url: str) -> Transport:
-    """Return an unstarted transport for ``url``; raises ``ValueError`` for unknown schemes."""
+    """Return an unstarted transport for ``url``.
+
+    Raises :class:`~tactor.errors.ConfigError` (a ``ValueError``) for an unknown
+    scheme, a missing optional dependency, or an option that is unknown or bad.
+    """
     scheme = urlsplit(url).scheme
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ValueError(f"unknown transport URL {url!r}: expected one of {known}")
+        raise ConfigError(f"unknown transport URL {url!r}: expected one of {known}")
     module_name, _, class_name = target.partition(":")
     try:
         module = import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"the {scheme}:// transport needs an optional dependency ({exc}); "
             "for redis:// and rediss:// install 'tactor[redis]'"
         ) from exc

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from ..errors import NoProvider, TransportClosed
+from ..errors import ConfigError, NoProvider, TransportClosed
 from .base import (
     BufferedSubscription,
     Delivery,
@@ -41,9 +41,12 @@ from .memory_hub import (
     MemoryHub,
     Waiter,
 )
+from .options import COUNT, check, split_options
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]
+
+_OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT}
 
 
 class _MemoryDelivery(Delivery):
@@ -153,8 +156,8 @@ class MemoryTransport(Transport):
         mailbox_size: int = DEFAULT_MAILBOX_SIZE,
         subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
     ) -> None:
-        if mailbox_size < 1 or subscription_buffer < 1:
-            raise ValueError("mailbox_size and subscription_buffer must be at least 1")
+        check("memory", "mailbox_size", mailbox_size, COUNT)
+        check("memory", "subscription_buffer", subscription_buffer, COUNT)
         self.hub = hub if hub is not None else MemoryHub(mailbox_size)
         self.subscription_buffer = subscription_buffer
         self.consumers: set[_MemoryConsumer] = set()
@@ -170,11 +173,8 @@ class MemoryTransport(Transport):
         """Open ``memory://`` or ``memory://NAME?mailbox_size=N&subscription_buffer=N``."""
         parts = urlsplit(url)
         if parts.scheme != "memory":
-            raise ValueError(f"not a memory:// URL: {url!r}")
-        query = {k: int(v[-1]) for k, v in parse_qs(parts.query).items()}
-        unknown = set(query) - {"mailbox_size", "subscription_buffer"}
-        if unknown:
-            raise ValueError(f"unknown memory:// options: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"not a memory:// URL: {url!r}")
+        query, _ = split_options(url, _OPTIONS)
         size = query.get("mailbox_size", DEFAULT_MAILBOX_SIZE)
         buffer = query.get("subscription_buffer", DEFAULT_SUBSCRIPTION_BUFFER)
         name = parts.netloc + parts.path

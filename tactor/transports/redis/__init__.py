@@ -35,13 +35,13 @@ import logging
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ...errors import NoProvider, TransportClosed
+from ...errors import ConfigError, NoProvider, TransportClosed
 from ..base import (
     Inbox,
     InboxHandler,
@@ -52,6 +52,7 @@ from ..base import (
     no_provider_message,
     provider_mailbox,
 )
+from ..options import COUNT, PREFIX, SECONDS, SECONDS_OR_ZERO, check, split_options, unknown
 from . import scripts
 from .connection import LOST, Backoff, text, translated
 from .consumer import GROUP, RedisConsumer
@@ -67,15 +68,15 @@ __all__ = ["RedisTransport"]
 log = logging.getLogger("tactor.redis")
 
 _OPTIONS = {
-    "prefix": str,
-    "mailbox_size": int,
-    "ttl": float,
-    "heartbeat": float,
-    "subscription_buffer": int,
-    "block": float,
-    "claim_idle": float,
-    "prefetch": int,
-    "prefetch_window": float,
+    "prefix": PREFIX,
+    "mailbox_size": COUNT,
+    "ttl": SECONDS,
+    "heartbeat": SECONDS,
+    "subscription_buffer": COUNT,
+    "block": SECONDS,
+    "claim_idle": SECONDS_OR_ZERO,
+    "prefetch": COUNT,
+    "prefetch_window": SECONDS_OR_ZERO,
 }
 #: Probe an idle connection after 5 s, every 1 s, give up after 3 misses; and give up on
 #: data the peer has not acknowledged for 10 s (where the OS has these options).
@@ -105,6 +106,23 @@ _SCRIPTS = {
 }
 
 
+def _check_redis_options(url: str, names: list[str]) -> None:
+    """Check the URL options tactor passes on to redis-py, as redis-py reads them.
+
+    Without this a typo (``mailboxsize``) would surface at start as redis-py's
+    ``TypeError`` about a keyword argument, naming neither the URL nor tactor's options.
+    """
+    scheme = urlsplit(url).scheme
+    try:
+        pool = aioredis.ConnectionPool.from_url(url)
+        pool.connection_class(**pool.connection_kwargs)  # makes no connection
+    except TypeError as exc:
+        bad = next((n for n in names if repr(n) in str(exc)), names[0])
+        raise unknown(scheme, bad, _OPTIONS, also=", and redis-py's connection options") from None
+    except ValueError as exc:
+        raise ConfigError(f"{scheme}:// URL option: {exc}") from None
+
+
 class RedisTransport(RedisQueues, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
@@ -122,11 +140,13 @@ class RedisTransport(RedisQueues, Transport):
         prefetch: int = 32,
         prefetch_window: float = 0.002,
     ) -> None:
-        if mailbox_size < 1 or ttl <= 0 or block <= 0 or prefetch < 1 or prefetch_window < 0:
-            raise ValueError(
-                "mailbox_size, ttl, block and prefetch must be positive; "
-                "prefetch_window must not be negative"
-            )
+        given = {"prefix": prefix, "mailbox_size": mailbox_size, "ttl": ttl, "block": block}
+        given.update(subscription_buffer=subscription_buffer, claim_idle=claim_idle)
+        given.update(prefetch=prefetch, prefetch_window=prefetch_window)
+        if heartbeat is not None:
+            given["heartbeat"] = heartbeat
+        for name, value in given.items():
+            check(urlsplit(url).scheme or "redis", name, value, _OPTIONS[name])
         self.url = url
         self.prefix = prefix
         self.mailbox_size = mailbox_size
@@ -156,15 +176,12 @@ class RedisTransport(RedisQueues, Transport):
     @classmethod
     def from_url(cls, url: str) -> RedisTransport:
         """Split tactor's options off the URL; the rest goes to redis-py."""
+        ours, theirs = split_options(url, _OPTIONS, others=True)
         parts = urlsplit(url)
-        ours: dict[str, Any] = {}
-        theirs: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query):
-            if name in _OPTIONS:
-                ours[name] = _OPTIONS[name](value)
-            else:
-                theirs.append((name, value))
-        return cls(urlunsplit(parts._replace(query=urlencode(theirs))), **ours)
+        rest = urlunsplit(parts._replace(query=urlencode(theirs)))
+        if theirs:
+            _check_redis_options(rest, [name for name, _ in theirs])
+        return cls(rest, **ours)
 
     def __repr__(self) -> str:
         parts = urlsplit(self.url)
