@@ -157,3 +157,14 @@ def test_a_missing_hint_names_the_users_function() -> None:
     message = str(caught.value)
     assert "test_a_missing_hint_names_the_users_function.<locals>.untyped(x)" in message
     assert "Remote_" not in message and ".call" not in message
+
+
+def test_a_withdrawn_function_is_no_longer_served(url: str, module_api: None) -> None:
+    tactor.init(url)
+    tactor.expose(first)
+    assert tactor.stub(first, timeout=2)(1) == "first 1"
+    tactor.unexpose(first)
+    with pytest.raises(NoProvider):
+        tactor.stub(first, timeout=2)(1)
+    tactor.expose(first)  # and may be exposed again
+    assert tactor.stub(first, timeout=2)(2) == "first 2"
