@@ -37,6 +37,7 @@ from .codecs import Codec, JsonCodec, TypeCodec
 from .errors import (
     CallError,
     CallTimeout,
+    ConfigError,
     DecodeError,
     EncodeError,
     InvalidArguments,
@@ -67,6 +68,7 @@ __all__ = [
     "CallError",
     "CallTimeout",
     "Codec",
+    "ConfigError",
     "DecodeError",
     "EncodeError",
     "EventSubscription",

@@ -16,7 +16,7 @@ TactorError
 │   └── RemoteError        the actor method raised; carries type name, message, traceback
 ├── TransportError         the transport failed (connection lost or refused)
 │   └── TransportClosed    the transport or system is closed
-├── ConfigError            (also a ValueError) a URL, an option or a setting is invalid
+├── ConfigError            (also a ValueError) a URL, option, setting, topic or name is invalid
 ├── NotRunning             the system was used before start() or after close()
 └── WouldBlock             a blocking call was made from inside an event loop
 ```
@@ -159,7 +159,7 @@ class TransportClosed(TransportError):
 
 
 class ConfigError(TactorError, ValueError):
-    """A transport URL, an option or a setting is invalid.
+    """A transport URL, an option, a setting, a topic or a queue name is invalid.
 
     The message names the option and the value, and says what is accepted.
     """

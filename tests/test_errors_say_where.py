@@ -10,10 +10,10 @@ from tactor import (
     Actor,
     ActorSystem,
     CallTimeout,
+    ConfigError,
     EncodeError,
     NoProvider,
     TactorError,
-    errors,
     open_transport,
 )
 from tests.conftest import redis_url
@@ -74,7 +74,7 @@ async def test_nobody_serving_is_no_provider_for_call_tell_and_broadcast(url: st
     ],
 )
 def test_memory_url_options_are_checked(query: str, message: str) -> None:
-    with pytest.raises(errors.ConfigError, match=message) as caught:
+    with pytest.raises(ConfigError, match=message) as caught:
         open_transport(f"memory://somewhere?{query}")
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, TactorError)
 
@@ -94,7 +94,7 @@ def test_memory_url_options_are_checked(query: str, message: str) -> None:
 )
 def test_redis_url_options_are_checked_before_connecting(query: str, message: str) -> None:
     pytest.importorskip("redis")
-    with pytest.raises(errors.ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         open_transport(f"redis://127.0.0.1:1/0?{query}")  # nothing listens: no connection made
 
 
@@ -105,9 +105,9 @@ def test_redis_py_options_still_pass() -> None:
 
 
 def test_unknown_scheme_and_bad_settings_are_config_errors() -> None:
-    with pytest.raises(errors.ConfigError, match="unknown transport URL 'nats://x'"):
+    with pytest.raises(ConfigError, match="unknown transport URL 'nats://x'"):
         open_transport("nats://x")
-    with pytest.raises(errors.ConfigError, match=r"timeout=0"):
+    with pytest.raises(ConfigError, match=r"timeout=0"):
         ActorSystem(timeout=0)
-    with pytest.raises(errors.ConfigError, match=r"max_payload=-1"):
+    with pytest.raises(ConfigError, match=r"max_payload=-1"):
         ActorSystem(max_payload=-1)

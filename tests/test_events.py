@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tactor import Actor, ActorSystem, SchemaError, subscribe
+from tactor import Actor, ActorSystem, ConfigError, SchemaError, subscribe
 from tests.helpers import eventually
 from tests.model import Item, PriceChanged, Pricing, StockChanged, UsStockChanged
 
@@ -138,5 +138,5 @@ async def test_publish_of_an_unsendable_event_fails_clearly(url: str) -> None:
     async with ActorSystem(url) as system:
         with pytest.raises(SchemaError):
             await system.publish(object())
-        with pytest.raises(ValueError, match="invalid topic"):
+        with pytest.raises(ConfigError, match="invalid topic"):
             await system.publish(StockChanged("a", 1), topic="bad topic!")

@@ -21,6 +21,7 @@ def test_all_is_explicit_and_complete() -> None:
             "CallError",
             "CallTimeout",
             "Codec",
+            "ConfigError",
             "DecodeError",
             "EncodeError",
             "EventSubscription",

@@ -15,6 +15,7 @@ import pytest
 from tactor import (
     ActorSystem,
     AsyncQueue,
+    ConfigError,
     DecodeError,
     EncodeError,
     NotRunning,
@@ -115,7 +116,7 @@ async def test_get_timeout_raises_empty_within_the_timeout(url: str) -> None:
         with pytest.raises(queue.Empty):
             await q.get(timeout=0)
         assert time.monotonic() - start < 0.2
-        with pytest.raises(ValueError, match="non-negative"):
+        with pytest.raises(ConfigError, match=">= 0"):
             await q.get(timeout=-1)
 
 
@@ -397,7 +398,7 @@ async def test_wrong_items_and_large_payloads_are_refused_at_put(url: str) -> No
 def test_queue_names_and_types_are_checked() -> None:
     system = ActorSystem()
     for bad in ["", "a b", "a:b", "a/b", "-x", "é", "a\n"]:
-        with pytest.raises(ValueError, match="queue name"):
+        with pytest.raises(ConfigError, match="queue name"):
             system.queue(bad)
     assert repr(system.queue("ok_name.v1-2", list[int], maxsize=3)) == (
         "<AsyncQueue 'ok_name.v1-2' of list[int] maxsize=3>"

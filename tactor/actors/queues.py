@@ -15,8 +15,8 @@ import contextlib
 import queue as stdlib_queue
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ..codecs.jsonschema import type_name
-from ..errors import DecodeError, PayloadTooLarge, TactorError
+from ..codecs import type_name
+from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError
 from ..transports import Transport
 from .schema import _NAME
 
@@ -35,13 +35,13 @@ _POLL_CAP = 0.05
 def check_queue_name(name: str) -> str:
     """Return ``name`` if it is a valid queue name (letters, digits, ``_ . -``)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"queue name {name!r} must be letters, digits, _ . -")
+        raise ConfigError(f"queue name {name!r} must be letters, digits, _ . -")
     return name
 
 
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None and timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
+        raise ConfigError(f"timeout={timeout!r}: expected a number of seconds >= 0, or None")
 
 
 class _Poll:

@@ -11,25 +11,27 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..errors import ConfigError
+
 __all__ = ["check_pattern", "check_topic", "topic_matches"]
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-:]+$")
 
 
 def check_topic(topic: str) -> str:
-    """Return ``topic`` if it is a valid concrete topic, else raise ``ValueError``."""
+    """Return ``topic`` if it is a valid concrete topic, else raise ``ConfigError``."""
     if not topic or not all(_SEGMENT.match(seg) for seg in topic.split(".")):
-        raise ValueError(
+        raise ConfigError(
             f"invalid topic {topic!r}: use dot-separated segments of letters, digits, _ - :"
         )
     return topic
 
 
 def check_pattern(pattern: str) -> str:
-    """Return ``pattern`` if valid (segments, ``*`` or ``#``), else raise ``ValueError``."""
+    """Return ``pattern`` if valid (segments, ``*`` or ``#``), else raise ``ConfigError``."""
     segments = pattern.split(".") if pattern else []
     if not segments or not all(s in ("*", "#") or _SEGMENT.match(s) for s in segments):
-        raise ValueError(
+        raise ConfigError(
             f"invalid topic pattern {pattern!r}: use dot-separated segments, "
             "'*' for one segment, '#' for any number"
         )
