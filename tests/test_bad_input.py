@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 
@@ -77,3 +78,20 @@ async def test_provider_enforces_its_own_limit(url: str) -> None:
         with pytest.raises(PayloadTooLarge, match="request"):
             await client.proxy(Echo).echo("y" * 5_000)
         assert await client.proxy(Echo).echo("ok") == "ok"
+
+
+async def test_a_request_it_cannot_read_is_answered_when_it_says_where(url: str) -> None:
+    """A caller of another envelope version hears why at once instead of waiting."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+        inbox = await system.transport.open_inbox("test-reader", replies.put_nowait, print)
+        try:
+            future = {"v": 99, "k": "call", "id": "m-1", "r": "test-reader", "ep": "pricing"}
+            await system.transport.deliver(endpoint_mailbox("pricing"), orjson.dumps(future))
+            reply = orjson.loads(await asyncio.wait_for(replies.get(), 10))
+        finally:
+            await inbox.close()
+        assert reply["id"] == "m-1" and reply["ok"] is False
+        assert reply["e"]["code"] == "malformed" and "could not read" in reply["e"]["message"]
+        assert await system.proxy(Pricing).where() == "eu"

@@ -8,8 +8,8 @@ Every request gets exactly one reply; a failed one carries ``{"code", "type",
 - ``interface``: the method raised an exception type its class lists in
   ``errors=``; re-raised as that type, rebuilt from its fields or args;
 - ``invalid_arguments``, ``unknown_method``, ``payload_too_large``,
-  ``deadline``, ``encode``: tactor's own checks, re-raised as the matching
-  :mod:`tactor.errors` type.
+  ``deadline``, ``encode``, ``malformed``: tactor's own checks, re-raised as
+  the matching :mod:`tactor.errors` type.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ _BY_CODE: dict[str, type[TactorError]] = {
     "payload_too_large": PayloadTooLarge,
     "deadline": CallTimeout,
     "encode": EncodeError,
+    "malformed": DecodeError,
 }
 _JSON_SCALARS = (str, int, float, bool, type(None))
 

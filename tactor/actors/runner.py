@@ -245,12 +245,15 @@ class ActorRunner:
 
     async def _handle_request(self, payload: bytes) -> None:
         codec = self.config.codec
+        data: Any = None
         try:
-            request = parse_request(codec.loads(payload))
+            data = codec.loads(payload)
+            request = parse_request(data)
         except DecodeError as exc:
             log.warning(
                 "%s: dropped a malformed message (%d bytes): %s", self.name, len(payload), exc
             )
+            await self._answer_malformed(data, exc)
             return
         if len(payload) > self.config.max_payload:
             limit = self.config.max_payload
@@ -273,6 +276,21 @@ class ActorRunner:
             )
             reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
         await self._reply(request, reply)
+
+    async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
+        """Answer a request that could not be read, if it says where to (an id and a reply
+        address): a caller of another envelope version hears why instead of waiting."""
+        if not isinstance(data, dict):
+            return
+        ident, reply_to = data.get("id"), data.get("r")
+        if not (isinstance(ident, str) and isinstance(reply_to, str)):
+            return
+        message = f"the provider could not read the request: {exc}"
+        reply = Reply(ident, self.name, False, error=failure("malformed", message))
+        try:
+            await self.config.transport.post(reply_to, self.config.codec.dumps(reply.to_wire()))
+        except (TransportError, EncodeError) as failed:
+            log.warning("%s: could not answer a malformed request: %r", self.name, failed)
 
     async def _invoke(self, request: Request) -> Reply:
         assert self.schema is not None
