@@ -108,3 +108,35 @@ class Pricing(Actor, name="pricing", errors=(OutOfStock, Refused)):
 class Order:
     id: int
     lines: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class StallStarted:
+    provider: str
+
+
+class Stalling(Actor, name="stalling"):
+    """A handler that waits; counts how often it started, finished and ran its clean-up."""
+
+    def __init__(self) -> None:
+        self.started = self.finished = self.cleaned = 0
+
+    async def stall(self, seconds: float) -> str:
+        self.started += 1
+        await self.system.publish(StallStarted(self.ref.id))
+        try:
+            await asyncio.sleep(seconds)
+            self.finished += 1
+            return "finished"
+        finally:
+            self.cleaned += 1
+
+    async def counts(self) -> list[int]:
+        return [self.started, self.finished, self.cleaned]
+
+
+class Relay(Actor, name="relay"):
+    """Calls Stalling while handling its own call: a nested call."""
+
+    async def relay(self, seconds: float) -> str:
+        return await self.system.call(Stalling.stall, seconds)

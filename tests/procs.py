@@ -2,7 +2,8 @@
 
 Starts a system on URL, spawns COUNT providers of KIND, prints one line
 ``ready ID ID ...`` and serves until SIGTERM or until stdin closes.
-KIND ``pricing``: ``Pricing(ARG)``; ``worker``: ``Worker(record_key=ARG)``.
+KIND ``pricing``: ``Pricing(ARG)``; ``worker``: ``Worker(record_key=ARG)``;
+``stalling``: ``Stalling()``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import redis.asyncio as aioredis
 
 from tactor import Actor, ActorSystem
-from tests.model import Pricing
+from tests.model import Pricing, Stalling
 
 
 class Worker(Actor, name="worker"):
@@ -48,6 +49,8 @@ async def serve(url: str, kind: str, count: int, arg: str) -> None:
         for n in range(count):
             if kind == "pricing":
                 ref = await system.spawn(Pricing, f"{arg}{n}" if count > 1 else arg)
+            elif kind == "stalling":
+                ref = await system.spawn(Stalling)
             else:
                 ref = await system.spawn(Worker, arg, os.environ["TACTOR_REDIS_URL"])
             ids.append(ref.id)

@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 
 from tactor import ActorSystem, TransportError
 from tactor.actors.actor import schema_of
+from tactor.actors.cancellation import CANCEL_TOPIC
 from tactor.transports.redis.events import glob_of
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
@@ -75,7 +76,8 @@ def acl_channels(prefix: str, *actors: type) -> list[str]:
     pattern tactor subscribes to must be listed as sent (``glob_of`` of each
     topic pattern, under ``prefix:ev:``) — or the user needs ``allchannels``.
     """
-    rules = [f"&{prefix}:*"]
+    # A node that hosts providers listens for callers that give up (cancellation).
+    rules = [f"&{prefix}:*", f"&{prefix}:ev:{CANCEL_TOPIC}"]
     for actor in actors:
         for handler in schema_of(actor).handlers:
             rules.extend(f"&{prefix}:ev:{glob_of(p)}" for p in handler.patterns)

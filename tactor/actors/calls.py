@@ -35,6 +35,7 @@ from ..transports.base import (
     provider_mailbox,
 )
 from .broadcast import BroadcastResult, Outcome
+from .cancellation import Cancellations
 from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
 from .schema import ActorSchema, MethodSchema
@@ -138,8 +139,17 @@ class Calls:
     Calls usually share a timeout, so a new call rarely touches the timer.
     """
 
-    def __init__(self, node: str, transport: Transport, codec: Codec, *, max_payload: int) -> None:
+    def __init__(
+        self,
+        node: str,
+        transport: Transport,
+        codec: Codec,
+        cancellations: Cancellations,
+        *,
+        max_payload: int,
+    ) -> None:
         self.node = node
+        self._cancellations = cancellations
         self.reply_inbox = f"node.{node}"
         self._transport = transport
         self._codec = codec
@@ -321,6 +331,9 @@ class Calls:
                 ) from None
             try:
                 await pending.done
+            except asyncio.CancelledError:
+                self._cancellations.give_up(msg_id, out.deadline)  # the caller gave up
+                raise
             except TimeoutError:
                 raise CallTimeout(
                     f"call {out.what}: no reply within the deadline ({out.budget}); "
@@ -389,6 +402,10 @@ class Calls:
                 unsent = {p: e for p, e in zip(full, sent, strict=True) if e is not None}
                 pending.forget(unsent)  # gone since the registry read: do not wait for them
             await pending.done
+        except asyncio.CancelledError:
+            if live:
+                self._cancellations.give_up(msg_id, deadline)  # the caller gave up
+            raise
         except TimeoutError:
             answered = len(pending.replies)
             log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))

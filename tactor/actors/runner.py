@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportClosed, TransportError
 from ..transports.base import Delivery, MailboxConsumer, Subscription, Transport
+from .cancellation import Cancellations, Watch
 from .deadline import running_deadline
 from .envelope import Reply, Request, parse_event, parse_request
 from .failures import error_to_wire, failure
@@ -74,6 +75,7 @@ class RunnerConfig:
     codec: Codec
     max_payload: int
     tasks: TaskSet
+    cancellations: Cancellations
 
 
 @dataclass(slots=True)
@@ -268,14 +270,33 @@ class ActorRunner:
                 request, "deadline", "the deadline passed before the message was handled"
             )
             return
+        watch: Watch | None = None
+        if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
+            cancellations = self.config.cancellations
+            if cancellations.called_off(request.id):
+                self._log_cancelled(request, "its caller gave up before it was taken")
+                return
+            watch = cancellations.watch(request.id, request.deadline)
         try:
             reply = await self._invoke(request)
+        except asyncio.CancelledError:
+            if watch is None or not watch.absorb():
+                raise  # the runner itself is being cancelled (stopping)
+            self._log_cancelled(request, f"cancelled ({watch.fired})")
+            return  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
             log.exception(
                 "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
             )
             reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
+        finally:
+            if watch is not None:
+                watch.close()
         await self._reply(request, reply)
+
+    def _log_cancelled(self, request: Request, what: str) -> None:
+        where = f"{request.endpoint}.{request.method}"
+        log.info("%s: %s from %s: %s", self.name, where, request.sender, what)
 
     async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
         """Answer a request that could not be read, if it says where to (an id and a reply

@@ -18,6 +18,7 @@ from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
 from .calls import Calls, Outgoing
+from .cancellation import Cancellations
 from .deadline import resolve_deadline
 from .envelope import Event
 from .events import topic_of
@@ -104,8 +105,13 @@ class ActorSystem:
         for type_codec in codecs:
             self.codec.register(type_codec)
         self._tasks = TaskSet()
-        self._calls = Calls(self.node, self.transport, self.codec, max_payload=max_payload)
-        self._runner_config = RunnerConfig(self.transport, self.codec, max_payload, self._tasks)
+        self._cancellations = Cancellations(self.transport, self.codec, self._tasks)
+        self._calls = Calls(
+            self.node, self.transport, self.codec, self._cancellations, max_payload=max_payload
+        )
+        self._runner_config = RunnerConfig(
+            self.transport, self.codec, max_payload, self._tasks, self._cancellations
+        )
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}
         self._checked: set[type] = set()
@@ -142,6 +148,7 @@ class ActorSystem:
         self._state = "closing"
         await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
         await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
+        await self._cancellations.close()
         await self._calls.close()
         await self._tasks.cancel_all()
         await self.transport.close()
@@ -186,6 +193,7 @@ class ActorSystem:
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         self._check_codecs(schema)
+        await self._cancellations.listen()  # a node with providers hears callers give up
         instance = cls(*args, **kwargs)
         ref = ActorRef(f"{schema.endpoint}@{uuid.uuid4().hex[:12]}", schema.endpoint, actor_class)
         instance._tactor_system, instance._tactor_ref = self, ref

@@ -13,8 +13,10 @@ from functools import lru_cache
 
 from ..errors import ConfigError
 
-__all__ = ["check_pattern", "check_topic", "topic_matches"]
+__all__ = ["RESERVED", "check_pattern", "check_topic", "topic_matches"]
 
+#: Topics under this prefix are tactor's own: only an exact subscription receives them.
+RESERVED = "_tactor."
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-:]+$")
 
 
@@ -24,6 +26,8 @@ def check_topic(topic: str) -> str:
         raise ConfigError(
             f"invalid topic {topic!r}: use dot-separated segments of letters, digits, _ - :"
         )
+    if topic.startswith(RESERVED):
+        raise ConfigError(f"topic {topic!r}: topics under {RESERVED!r} are reserved for tactor")
     return topic
 
 
@@ -53,7 +57,12 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
-    """Whether ``topic`` matches ``pattern`` (``*`` one segment, ``#`` any number)."""
+    """Whether ``topic`` matches ``pattern`` (``*`` one segment, ``#`` any number).
+
+    Wildcards never match a reserved topic (``_tactor.…``).
+    """
     if pattern == topic:
         return True
+    if topic.startswith(RESERVED):
+        return False
     return _compile(pattern).match(topic + ".") is not None

@@ -1,0 +1,134 @@
+"""Cancellation: a handler stops at its call's deadline, or when its caller gives up."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tactor import ActorSystem, CallTimeout
+from tests.conftest import drop_keys, require_redis, with_query
+from tests.helpers import ProviderProcess
+from tests.model import Relay, Stalling, StallStarted
+
+LONG = 60.0  # a handler that ran this long was not cancelled: the test would time out
+
+
+@asynccontextmanager
+async def watching(system: ActorSystem) -> AsyncIterator[asyncio.Queue[str]]:
+    """The providers whose stall handler started, in order."""
+    started: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_started(event: StallStarted) -> None:
+        started.put_nowait(event.provider)
+
+    subscription = await system.subscribe(on_started)
+    try:
+        yield started
+    finally:
+        await subscription.close()
+
+
+async def test_the_handler_is_cancelled_at_the_deadline(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Stalling)
+        with pytest.raises(CallTimeout):
+            await system.call(Stalling.stall, LONG, timeout=0.3)
+        # The one provider answers at once: it is free, and its clean-up ran.
+        assert await system.call(Stalling.counts, timeout=5) == [1, 0, 1]
+
+
+async def test_a_caller_that_gives_up_cancels_the_handler(url: str) -> None:
+    async with ActorSystem(url) as system, watching(system) as started:
+        await system.spawn(Stalling)
+        call = asyncio.create_task(system.call(Stalling.stall, LONG, timeout=LONG))
+        await asyncio.wait_for(started.get(), 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await system.call(Stalling.counts, timeout=5) == [1, 0, 1]
+
+
+async def test_wait_for_around_a_call_cancels_the_handler(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Stalling)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(system.call(Stalling.stall, LONG, timeout=LONG), 0.3)
+        assert await system.call(Stalling.counts, timeout=5) == [1, 0, 1]
+
+
+async def test_a_finished_handler_is_not_affected(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Stalling)
+        assert await system.call(Stalling.stall, 0.0, timeout=5) == "finished"
+        assert await system.call(Stalling.counts) == [1, 1, 1]
+
+
+async def test_every_broadcast_handler_is_cancelled_at_the_deadline(url: str) -> None:
+    async with ActorSystem(url) as system:
+        await system.spawn(Stalling)
+        await system.spawn(Stalling)
+        result = await system.broadcast(Stalling.stall, LONG, timeout=0.3)
+        assert not result.complete and len(result.missing) == 2
+        counts = await system.broadcast(Stalling.counts, timeout=5)
+        assert counts.complete and list(counts) == [[1, 0, 1], [1, 0, 1]]
+
+
+async def test_a_broadcast_the_caller_gives_up_is_cancelled_everywhere(url: str) -> None:
+    async with ActorSystem(url) as system, watching(system) as started:
+        await system.spawn(Stalling)
+        await system.spawn(Stalling)
+        gather = asyncio.create_task(system.broadcast(Stalling.stall, LONG, timeout=LONG))
+        await asyncio.wait_for(started.get(), 10)
+        await asyncio.wait_for(started.get(), 10)
+        gather.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gather
+        counts = await system.broadcast(Stalling.counts, timeout=5)
+        assert counts.complete and list(counts) == [[1, 0, 1], [1, 0, 1]]
+
+
+async def test_nested_calls_of_a_cancelled_handler_are_cancelled(url: str) -> None:
+    async with ActorSystem(url) as system, watching(system) as started:
+        await system.spawn(Stalling)
+        await system.spawn(Relay)
+        call = asyncio.create_task(system.call(Relay.relay, LONG, timeout=LONG))
+        await asyncio.wait_for(started.get(), 10)  # the nested handler runs
+        call.cancel()  # not a deadline: the cancellation travels through Relay to Stalling
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await system.call(Stalling.counts, timeout=5) == [1, 0, 1]
+        assert await system.call(Relay.relay, 0.0, timeout=5) == "finished"
+
+
+async def test_a_tell_outlives_the_default_timeout(url: str) -> None:
+    async with ActorSystem(url, timeout=0.2) as system:
+        await system.spawn(Stalling)
+        await system.tell(Stalling.stall, 0.5)  # no deadline of its own: never cancelled
+        # Queued behind the tell on the one provider: answered once the tell finished.
+        assert await system.call(Stalling.counts, timeout=5) == [1, 1, 1]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_cancellation_across_processes() -> None:
+    base, prefix = require_redis(), f"tactor-test:{uuid.uuid4().hex[:12]}"
+    url = with_query(base, prefix=prefix)
+    provider = await ProviderProcess.start(url, "stalling", 1, "-")
+    try:
+        async with ActorSystem(url) as system, watching(system) as started:
+            with pytest.raises(CallTimeout):  # at the deadline
+                await system.call(Stalling.stall, LONG, timeout=0.5)
+            call = asyncio.create_task(system.call(Stalling.stall, LONG, timeout=LONG))
+            await asyncio.wait_for(started.get(), 10)
+            await asyncio.wait_for(started.get(), 10)  # the second call's handler
+            call.cancel()  # the caller gives up
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            assert await system.call(Stalling.counts, timeout=5) == [2, 0, 2]
+    finally:
+        await provider.stop()
+        drop_keys(base, prefix)
