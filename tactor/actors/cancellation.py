@@ -1,11 +1,11 @@
 """Cancellation: a handler stops when its call's deadline passes or its caller gives up.
 
 The deadline travels with every call, so a provider needs no word from the
-caller to stop at it: a :class:`Watch` arms one timer per request with a
-deadline and, when it fires, cancels the task running the handler (the handler
+caller to stop at it: a :class:`Watch` follows each request being handled
+and, at its deadline, cancels the task running the handler (the handler
 sees ``asyncio.CancelledError`` at its next ``await``; its ``finally`` blocks
-run). A call that finishes in time pays for arming and disarming that timer,
-and nothing on the wire.
+run). The node keeps one timer for all its watches, so a call that finishes in
+time pays for a small record made and dropped, and nothing on the wire.
 
 A caller that gives up before the deadline (its task was cancelled) says so on
 the reserved topic :data:`CANCEL_TOPIC`: a small message with the request ids
@@ -41,14 +41,20 @@ _REMEMBERED = 10_000
 class Watch:
     """Cancels the task that handles one request, at its deadline or on a signal."""
 
-    __slots__ = ("_node", "_settled", "_task", "_timer", "fired", "request_id")
+    __slots__ = ("_node", "_settled", "_task", "deadline", "fired", "request_id")
 
-    def __init__(self, node: Cancellations, request_id: str, task: asyncio.Task[Any]) -> None:
+    def __init__(
+        self,
+        node: Cancellations,
+        request_id: str,
+        task: asyncio.Task[Any],
+        deadline: float | None,
+    ) -> None:
         self._node = node
         self._task = task
-        self._timer: asyncio.TimerHandle | None = None
         self._settled = False  # its cancellation of the task was taken back
         self.request_id = request_id
+        self.deadline = deadline
         self.fired = ""  # why it cancelled the handler: "deadline" or "caller"
 
     def fire(self, why: str) -> None:
@@ -68,9 +74,7 @@ class Watch:
         return self._task.uncancel() == 0
 
     def close(self) -> None:
-        """Disarm; a cancellation that the handler swallowed is taken back."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """Stop watching; a cancellation that the handler swallowed is taken back."""
         self._node._forget(self)
         if self.fired and not self._settled:
             self._settled = True
@@ -78,7 +82,12 @@ class Watch:
 
 
 class Cancellations:
-    """One node's cancellations: the requests it is handling, and those called off."""
+    """One node's cancellations: the requests it is handling, and those called off.
+
+    Deadlines cost no timer per request: one timer, armed for the nearest
+    deadline of the requests being handled, sweeps the expired ones and
+    re-arms (requests usually share a timeout, so a new one rarely moves it).
+    """
 
     def __init__(self, transport: Transport, codec: Codec, tasks: TaskSet) -> None:
         self._transport = transport
@@ -88,18 +97,16 @@ class Cancellations:
         self._running: dict[str, Watch | list[Watch]] = {}
         self._called_off: dict[str, float] = {}  # id -> its deadline (then forgotten)
         self._subscription: Subscription | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -- the provider's side ---------------------------------------------------
 
-    def watch(self, request_id: str, deadline: float | None) -> Watch:
-        """Watch the current task while it handles ``request_id`` (close it after)."""
-        task = asyncio.current_task()
-        assert task is not None
-        watch = Watch(self, request_id, task)
-        if deadline is not None:
-            loop = task.get_loop()
-            delay = deadline - time.time()
-            watch._timer = loop.call_at(loop.time() + delay, watch.fire, "deadline")
+    def watch(self, request_id: str, deadline: float | None, task: asyncio.Task[Any]) -> Watch:
+        """Watch ``task`` (the current one) while it handles ``request_id``; close it after."""
+        watch = Watch(self, request_id, task, deadline)
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            self._arm(deadline)
         known = self._running.get(request_id)
         if known is None:
             self._running[request_id] = watch
@@ -118,6 +125,31 @@ class Cancellations:
             if not known:
                 del self._running[watch.request_id]
 
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        # At least a millisecond: wall and loop clocks differ by a hair, and a sweep
+        # that comes a hair early must not spin.
+        delay = max(deadline - time.time(), 0.001)
+        self._timer_at = deadline
+        self._timer = loop.call_at(loop.time() + delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.time()
+        nearest: float | None = None
+        for running in list(self._running.values()):
+            for watch in running if isinstance(running, list) else [running]:
+                if watch.deadline is None or watch.fired:
+                    continue
+                if watch.deadline <= now:
+                    watch.fire("deadline")
+                elif nearest is None or watch.deadline < nearest:
+                    nearest = watch.deadline
+        if nearest is not None:
+            self._arm(nearest)
+
     def called_off(self, request_id: str) -> bool:
         """Whether the caller gave up on ``request_id`` before a provider took it."""
         return bool(self._called_off) and self._called_off.pop(request_id, None) is not None
@@ -129,6 +161,9 @@ class Cancellations:
             self._tasks.spawn(self._read(self._subscription), "tactor-cancellations")
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._subscription is not None:
             await self._subscription.close()
 

@@ -276,7 +276,8 @@ class ActorRunner:
             if cancellations.called_off(request.id):
                 self._log_cancelled(request, "its caller gave up before it was taken")
                 return
-            watch = cancellations.watch(request.id, request.deadline)
+            assert self._loop_task is not None  # the task that runs every handler
+            watch = cancellations.watch(request.id, request.deadline, self._loop_task)
         try:
             reply = await self._invoke(request)
         except asyncio.CancelledError:
