@@ -53,7 +53,7 @@ from ..base import (
     provider_mailbox,
 )
 from . import scripts
-from .connection import LOST, Backoff, text, translated
+from .connection import LOST, Backoff, commands, text, translated
 from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
@@ -212,7 +212,7 @@ class RedisTransport(RedisQueues, Transport):
         client = aioredis.Redis.from_url(self.url, socket_timeout=None, **options)
         with translated(f"connect to {self!r}"):
             try:
-                await client.ping()
+                await commands(client).ping()
             except BaseException:
                 await client.aclose()
                 raise
