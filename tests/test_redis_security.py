@@ -105,18 +105,12 @@ def sec_url(server: RedisServer, password: str = PASSWORD, prefix: str = SEC_PRE
 
 
 def acl_denials(admin: redis.Redis) -> list[str]:
-    return [
-        f"{_text(e[b'reason'])} {_text(e[b'object'])} ({_text(e[b'context'])})"
-        for e in admin.execute_command("ACL", "LOG")
-    ]
+    # acl_log(), not a raw ACL LOG: redis-py parses the raw reply differently across versions.
+    return [f"{e['reason']} {e['object']} ({e['context']})" for e in admin.acl_log()]
 
 
 def tactor_connections(admin: redis.Redis) -> list[dict[str, Any]]:
     return [c for c in admin.client_list() if c.get("user") == "tactor"]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- ACL users -----------------------------------------------------------------

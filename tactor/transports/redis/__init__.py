@@ -54,7 +54,7 @@ from ..base import (
 )
 from ..options import COUNT, PREFIX, SECONDS, SECONDS_OR_ZERO, check, split_options, unknown
 from . import scripts
-from .connection import LOST, Backoff, text, translated
+from .connection import LOST, Backoff, commands, text, translated
 from .consumer import GROUP, RedisConsumer
 from .events import RedisEvents
 from .heartbeat import Heartbeat
@@ -229,7 +229,7 @@ class RedisTransport(RedisQueues, Transport):
         client = aioredis.Redis.from_url(self.url, socket_timeout=None, **options)
         with translated(f"connect to {self!r}"):
             try:
-                await client.ping()
+                await commands(client).ping()
             except BaseException:
                 await client.aclose()
                 raise

@@ -2,14 +2,15 @@
 
 Errors that mean "the connection is gone" (:data:`LOST`), back-off between
 reconnection attempts, re-raising a cancellation redis-py swallowed,
-translating redis-py errors at the boundary, and decoding replies to text.
+translating redis-py errors at the boundary, decoding replies to text, and
+the typed view of the client's commands whose redis-py hints differ by version.
 """
 
 from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -17,7 +18,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import TransportError
 
-__all__ = ["LOST", "Backoff", "check_cancelled", "text", "translated"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["LOST", "Backoff", "Commands", "check_cancelled", "commands", "text", "translated"]
 
 #: Errors that mean the connection was lost: retry after reconnecting.
 LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -76,3 +80,29 @@ class translated:  # lower case: used like a function, ``with translated("publis
 def text(value: Any) -> str:
     """A reply value (bytes, or already decoded) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Commands(Protocol):
+    """The client's commands whose redis-py type hints differ between supported versions.
+
+    redis-py up to 7.x hints them, on the asyncio client too, as "an awaitable
+    or a value" (its clients share one set of command methods), which mypy
+    will not await; 8.x hints awaitables. Called through this view, which
+    every supported version satisfies; their callers check what comes back.
+    """
+
+    def ping(self) -> Any: ...
+
+    def lpop(self, name: str) -> Any: ...
+
+    # Any: redis-py 5.x hints an int; Redis takes a float number of seconds.
+    def blpop(self, keys: list[str], timeout: Any) -> Any: ...
+
+    def lpush(self, name: str, *values: bytes) -> Any: ...
+
+    def llen(self, name: str) -> Any: ...
+
+
+def commands(client: aioredis.Redis) -> Commands:
+    """``client`` as :class:`Commands` (mypy checks here that it is one)."""
+    return client

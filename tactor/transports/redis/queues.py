@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import TransportClosed, TransportError
-from .connection import text, translated
+from .connection import commands, text, translated
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -105,9 +105,9 @@ class RedisQueues:
 
     async def _pop_once(self, key: str, wait: float, wake: str | None) -> bytes | None:
         if wake is None:
-            payload = await self.redis.lpop(key)
+            payload = await commands(self.redis).lpop(key)
         else:
-            item = await self.redis.blpop([key, wake], timeout=wait)
+            item = await commands(self.redis).blpop([key, wake], timeout=wait)
             payload = None if item is None or text(item[0]) != key else item[1]
         if payload is None or isinstance(payload, bytes):
             return payload
@@ -129,7 +129,7 @@ class RedisQueues:
             if payload is None:
                 return
             try:
-                await self.redis.lpush(key, payload)
+                await commands(self.redis).lpush(key, payload)
             except Exception as exc:
                 log.error("a queue item on %s popped for a cancelled get was lost: %s", key, exc)
 
@@ -139,7 +139,7 @@ class RedisQueues:
 
     async def queue_size(self, queue: str) -> int:
         async with self._queue_op(f"size queue {queue}"):
-            return int(await self.redis.llen(self.queue_key(queue)))
+            return int(await commands(self.redis).llen(self.queue_key(queue)))
 
     async def queue_task_done(self, queue: str) -> int:
         key = self.queue_key(queue)

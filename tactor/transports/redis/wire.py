@@ -10,6 +10,7 @@ of mailboxes and inboxes — pack their commands here and read the raw replies
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -106,7 +107,9 @@ class HeldConnection:
         """
         connection = self._connection
         if connection is None:
-            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            # Untyped in some redis-py versions, typed in others: called as what it is.
+            check_out: Callable[[], Awaitable[AbstractConnection]] = self._pool.get_connection
+            connection = await check_out()
             self._connection = connection
         try:
             if commands:
