@@ -17,7 +17,6 @@ from enum import Enum, Flag
 from typing import Any, Literal, cast, get_args, get_origin
 
 from cattrs.dispatch import _DispatchNotFound
-from cattrs.enums import enum_unstructure_factory
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.fns import identity
 from typing_extensions import is_typeddict
@@ -98,6 +97,13 @@ def _enum_in(conv: WireConverter, tp: type[Enum]) -> In:
     return _values_in(conv, tp.__name__, [(m.value, m) for m in tp])
 
 
+def _enum_unstructure(tp: type[Enum], conv: WireConverter) -> Out:
+    """cattrs' enum hook (``cattrs.enums`` since 26.1; written here for older cattrs)."""
+    if "_value_" in getattr(tp, "__annotations__", {}):
+        return lambda member: conv.unstructure(member.value)
+    return lambda member: member.value
+
+
 def _enum_out(conv: WireConverter, tp: type[Enum]) -> Out:
     """cattrs' enum hook, or its work in place where it returns the member's own ``_value_``.
 
@@ -105,7 +111,7 @@ def _enum_out(conv: WireConverter, tp: type[Enum]) -> Out:
     Checked once per class, member by member; Flag classes (whose combined
     members are made on demand) keep cattrs' hook.
     """
-    plain: Out = enum_unstructure_factory(tp, conv)
+    plain: Out = _enum_unstructure(tp, conv)
     try:
         own = not issubclass(tp, Flag) and all(plain(m) is m._value_ for m in tp)
     except Exception:  # a member the hook refuses: it says so when one is sent
@@ -309,7 +315,8 @@ def _map_out(conv: WireConverter, tp: Any) -> Out:
 
 #: cattrs consults its per-class table before any predicate hook, and its
 #: defaults put lenient int/float/str/bytes hooks there that would also catch
-#: IntEnum and StrEnum. This marker makes that table say "not here".
+#: IntEnum and StrEnum (and, before cattrs 26.1, an Enum hook that would catch
+#: every enum). This marker makes that table say "not here".
 _NOT_HERE = cast(Any, _DispatchNotFound)
 
 
@@ -344,7 +351,7 @@ def build_converter(
     """
     conv = WireConverter(detailed=detailed)
     conv.shapes.update(inline)
-    for leaf in (int, float, str, bytes):
+    for leaf in (int, float, str, bytes, Enum):  # (Enum: cattrs before 26.1 has one there)
         conv.register_structure_hook(leaf, _NOT_HERE)
     for out_leaf in (str, bytes):
         conv.register_unstructure_hook(out_leaf, _NOT_HERE)
