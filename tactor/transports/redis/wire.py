@@ -111,6 +111,10 @@ class HeldConnection:
             check_out: Callable[[], Awaitable[AbstractConnection]] = self._pool.get_connection
             connection = await check_out()
             self._connection = connection
+        elif not written and _closed_by_server(connection):
+            # Redis closed it (a restart) while it sat idle: writing into it would fail the
+            # first command, or lose it unseen if it goes without a reply. Connect afresh.
+            await connection.disconnect()
         try:
             if commands:
                 await connection.send_packed_command(pack(commands), check_health=False)
@@ -133,7 +137,7 @@ class HeldConnection:
         connection = self._connection
         # redis-py keeps the connection's asyncio writer in ``_writer``; without it, no shortcut.
         writer = getattr(connection, "_writer", None) if connection is not None else None
-        if writer is None or writer.transport.is_closing():
+        if writer is None or writer.transport.is_closing() or _closed_by_server(connection):
             return False
         if writer.transport.get_write_buffer_size():
             return False  # the socket is backed up: let the batch wait for room
@@ -145,6 +149,16 @@ class HeldConnection:
         if connection is not None:
             await connection.disconnect()
             await self._pool.release(connection)
+
+
+def _closed_by_server(connection: AbstractConnection | None) -> bool:
+    """Whether the server closed ``connection``: its reader saw the end of the stream.
+
+    After the server's FIN the writer still looks open (``is_closing()`` stays
+    False) and a write succeeds locally — the bytes are lost. The reader knows.
+    """
+    reader = getattr(connection, "_reader", None)  # redis-py's asyncio StreamReader
+    return reader is not None and reader.at_eof()
 
 
 async def quiet_allowed(client: aioredis.Redis) -> str | None:
