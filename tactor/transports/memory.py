@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, NoProvider, TransportClosed
 from .base import (
     BufferedSubscription,
+    DeadLetterEntry,
     Delivery,
     Inbox,
     InboxHandler,
@@ -41,35 +42,45 @@ from .memory_hub import (
     MemoryHub,
     Waiter,
 )
-from .options import COUNT, check, split_options
+from .options import COUNT, SYSTEM_OPTIONS, check, split_options
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]
 
-_OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT}
+_OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT, **SYSTEM_OPTIONS}
 
 
 class _MemoryDelivery(Delivery):
     __slots__ = ("_consumer",)
 
-    def __init__(self, consumer: _MemoryConsumer, mailbox: str, payload: bytes) -> None:
-        super().__init__(mailbox, payload)
+    def __init__(
+        self, consumer: _MemoryConsumer, mailbox: str, payload: bytes, attempts: int
+    ) -> None:
+        super().__init__(mailbox, payload, attempts)
         self._consumer = consumer
 
     async def ack(self) -> None:
         self._consumer.unacked.pop(id(self), None)
 
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        if self._consumer.unacked.pop(id(self), None) is None:
+            return 0  # acknowledged already, or gone back to the mailbox
+        hub = self._consumer.hub
+        letters = hub.dead_letters_of(into)
+        return letters.add(hub.next_letter_id(), self.payload, attempts, reason, keep)
+
 
 class _MemoryConsumer(MailboxConsumer):
     def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
         self._transport = transport
+        self.hub = transport.hub
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, _MemoryDelivery] = {}
         self._waiter: Waiter | None = None
 
-    def _delivery(self, mailbox: str, payload: bytes) -> _MemoryDelivery:
-        delivery = _MemoryDelivery(self, mailbox, payload)
+    def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> _MemoryDelivery:
+        delivery = _MemoryDelivery(self, mailbox, payload, attempted + 1)
         self.unacked[id(delivery)] = delivery
         return delivery
 
@@ -77,20 +88,20 @@ class _MemoryConsumer(MailboxConsumer):
         if self._closed:
             raise TransportClosed("mailbox consumer is closed")
         for box in self._boxes:
-            payload = box.take()
-            if payload is not None:
-                return self._delivery(box.name, payload)
+            message = box.take()
+            if message is not None:
+                return self._delivery(box.name, *message)
         waiter: Waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         for box in self._boxes:
             box.waiters.append(waiter)
         try:
-            name, payload = await waiter
+            name, (payload, attempted) = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # Handed a payload just as we were cancelled: give it back.
-                name, payload = waiter.result()
-                self._transport.hub.mailbox(name).hand_over(payload, front=True)
+                name, (payload, attempted) = waiter.result()
+                self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise
         finally:
             for box in self._boxes:
@@ -99,9 +110,9 @@ class _MemoryConsumer(MailboxConsumer):
                 if waiter in box.waiters:
                     box.waiters.remove(waiter)
         if self._closed:
-            self._transport.hub.mailbox(name).hand_over(payload, front=True)
+            self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise TransportClosed("mailbox consumer is closed")
-        return self._delivery(name, payload)
+        return self._delivery(name, payload, attempted)
 
     async def close(self) -> None:
         if self._closed:
@@ -111,10 +122,15 @@ class _MemoryConsumer(MailboxConsumer):
         # Wake our own waiting receive only: other consumers share these mailboxes.
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
-        # Whatever was taken and not acknowledged goes back, oldest first.
-        for delivery in reversed(list(self.unacked.values())):
-            self._transport.hub.mailbox(delivery.mailbox).hand_over(delivery.payload, front=True)
+        # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
+        # was in hand (deliveries are handled one at a time, in order): only it counts.
+        held = list(self.unacked.values())
         self.unacked.clear()
+        for index in range(len(held) - 1, -1, -1):
+            delivery = held[index]
+            attempted = delivery.attempts - (1 if index else 0)
+            box = self.hub.mailbox(delivery.mailbox)
+            box.hand_over(delivery.payload, front=True, attempted=attempted)
 
 
 class _MemoryInbox(Inbox):
@@ -183,7 +199,9 @@ class MemoryTransport(Transport):
             hub = NAMED_HUBS.get(name)
             if hub is None:
                 hub = NAMED_HUBS[name] = MemoryHub(size)
-        return cls(hub, mailbox_size=size, subscription_buffer=buffer)
+        transport = cls(hub, mailbox_size=size, subscription_buffer=buffer)
+        transport.take_system_options(query)
+        return transport
 
     def _check_open(self) -> None:
         if self._closed:
@@ -271,6 +289,22 @@ class MemoryTransport(Transport):
             for putter in box.putters:
                 if not putter.done():
                     putter.set_result(None)
+
+    async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
+        self._check_open()
+        letters = self.hub.dead_letters.get(mailbox)
+        return [] if letters is None else letters.entries()
+
+    async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        self._check_open()
+        entry = self.hub.take_dead_letter(mailbox, letter)
+        if entry is not None:
+            self.hub.mailbox(mailbox).hand_over(entry.payload)
+        return entry is not None
+
+    async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:
+        self._check_open()
+        return self.hub.take_dead_letter(mailbox, letter) is not None
 
     async def open_inbox(
         self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
