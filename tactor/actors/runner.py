@@ -5,7 +5,8 @@ subscription per event pattern — through a rendezvous :class:`Handoff`, so a
 busy actor holds at most one waiting message per source and leaves the rest in
 the shared mailbox for idle providers. For each request it decodes, checks
 the deadline, invokes, encodes the result or the error, replies, and only then
-acknowledges the delivery.
+acknowledges the delivery — or, for a message attempted too often or that
+cannot be read, moves it to the endpoint's dead letters (see ``dead_letters``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportClosed, TransportError
 from ..transports.base import Delivery, MailboxConsumer, Subscription, Transport
+from .dead_letters import DeadLetterPolicy
 from .deadline import running_deadline
 from .envelope import Reply, Request, parse_event, parse_request
 from .failures import error_to_wire, failure
@@ -74,6 +76,7 @@ class RunnerConfig:
     codec: Codec
     max_payload: int
     tasks: TaskSet
+    dead_letters: DeadLetterPolicy
 
 
 @dataclass(slots=True)
@@ -233,28 +236,42 @@ class ActorRunner:
     # -- requests --------------------------------------------------------------
 
     async def _handle_delivery(self, delivery: Delivery) -> None:
+        if self.config.dead_letters.exhausted(delivery):
+            await self._set_aside(delivery)
+            return
         try:
-            await self._handle_request(delivery.payload)
-        finally:
-            try:
-                await delivery.ack()
-            except TransportError as exc:
-                log.warning(
-                    "%s: could not acknowledge (may be delivered again): %s", self.name, exc
-                )
+            unreadable = await self._handle_request(delivery.payload)
+        except asyncio.CancelledError:
+            raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
+        except BaseException:
+            await self._ack(delivery)
+            raise
+        if unreadable is not None:
+            await self._set_aside(delivery, f"{unreadable} ({len(delivery.payload)} bytes)")
+        else:
+            await self._ack(delivery)
 
-    async def _handle_request(self, payload: bytes) -> None:
+    async def _ack(self, delivery: Delivery) -> None:
+        try:
+            await delivery.ack()
+        except TransportError as exc:
+            log.warning("%s: could not acknowledge (may be delivered again): %s", self.name, exc)
+
+    async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
+        assert self.schema is not None  # only actors have mailboxes
+        policy, codec = self.config.dead_letters, self.config.codec
+        await policy.set_aside(delivery, self.schema.endpoint, codec, self.name, unreadable)
+
+    async def _handle_request(self, payload: bytes) -> DecodeError | None:
+        """Handle one request; return why it cannot be read, if it cannot (to set it aside)."""
         codec = self.config.codec
         data: Any = None
         try:
             data = codec.loads(payload)
             request = parse_request(data)
         except DecodeError as exc:
-            log.warning(
-                "%s: dropped a malformed message (%d bytes): %s", self.name, len(payload), exc
-            )
             await self._answer_malformed(data, exc)
-            return
+            return exc
         if len(payload) > self.config.max_payload:
             limit = self.config.max_payload
             await self._fail(
@@ -262,12 +279,12 @@ class ActorRunner:
                 "payload_too_large",
                 f"request is {len(payload)} bytes, over max_payload={limit}",
             )
-            return
+            return None
         if request.deadline is not None and request.deadline <= time.time():
             await self._fail(
                 request, "deadline", "the deadline passed before the message was handled"
             )
-            return
+            return None
         try:
             reply = await self._invoke(request)
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
@@ -276,6 +293,7 @@ class ActorRunner:
             )
             reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
         await self._reply(request, reply)
+        return None
 
     async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
         """Answer a request that could not be read, if it says where to (an id and a reply
