@@ -23,7 +23,6 @@ from ..errors import ConfigError, NoProvider, TransportClosed
 from .base import (
     BufferedSubscription,
     DeadLetterEntry,
-    Delivery,
     Inbox,
     InboxHandler,
     InboxLostHandler,
@@ -33,14 +32,13 @@ from .base import (
     no_provider_message,
     provider_mailbox,
 )
+from .memory_consumer import MemoryConsumer
 from .memory_hub import (
     DEFAULT_MAILBOX_SIZE,
     DEFAULT_SUBSCRIPTION_BUFFER,
     NAMED_HUBS,
     Getter,
-    Mailbox,
     MemoryHub,
-    Waiter,
 )
 from .options import COUNT, SYSTEM_OPTIONS, check, split_options
 from .topics import check_pattern, topic_matches
@@ -48,89 +46,6 @@ from .topics import check_pattern, topic_matches
 __all__ = ["MemoryHub", "MemoryTransport"]
 
 _OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT, **SYSTEM_OPTIONS}
-
-
-class _MemoryDelivery(Delivery):
-    __slots__ = ("_consumer",)
-
-    def __init__(
-        self, consumer: _MemoryConsumer, mailbox: str, payload: bytes, attempts: int
-    ) -> None:
-        super().__init__(mailbox, payload, attempts)
-        self._consumer = consumer
-
-    async def ack(self) -> None:
-        self._consumer.unacked.pop(id(self), None)
-
-    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
-        if self._consumer.unacked.pop(id(self), None) is None:
-            return 0  # acknowledged already, or gone back to the mailbox
-        hub = self._consumer.hub
-        letters = hub.dead_letters_of(into)
-        return letters.add(hub.next_letter_id(), self.payload, attempts, reason, keep)
-
-
-class _MemoryConsumer(MailboxConsumer):
-    def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
-        self._transport = transport
-        self.hub = transport.hub
-        self._boxes = boxes
-        self._closed = False
-        self.unacked: dict[int, _MemoryDelivery] = {}
-        self._waiter: Waiter | None = None
-
-    def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> _MemoryDelivery:
-        delivery = _MemoryDelivery(self, mailbox, payload, attempted + 1)
-        self.unacked[id(delivery)] = delivery
-        return delivery
-
-    async def receive(self) -> Delivery:
-        if self._closed:
-            raise TransportClosed("mailbox consumer is closed")
-        for box in self._boxes:
-            message = box.take()
-            if message is not None:
-                return self._delivery(box.name, *message)
-        waiter: Waiter = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        for box in self._boxes:
-            box.waiters.append(waiter)
-        try:
-            name, (payload, attempted) = await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a payload just as we were cancelled: give it back.
-                name, (payload, attempted) = waiter.result()
-                self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
-            raise
-        finally:
-            for box in self._boxes:
-                # A membership test first: a failed deque.remove formats the
-                # future's repr for its error message, which costs more than a call.
-                if waiter in box.waiters:
-                    box.waiters.remove(waiter)
-        if self._closed:
-            self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
-            raise TransportClosed("mailbox consumer is closed")
-        return self._delivery(name, payload, attempted)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._transport.consumers.discard(self)
-        # Wake our own waiting receive only: other consumers share these mailboxes.
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
-        # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
-        # was in hand (deliveries are handled one at a time, in order): only it counts.
-        held = list(self.unacked.values())
-        self.unacked.clear()
-        for index in range(len(held) - 1, -1, -1):
-            delivery = held[index]
-            attempted = delivery.attempts - (1 if index else 0)
-            box = self.hub.mailbox(delivery.mailbox)
-            box.hand_over(delivery.payload, front=True, attempted=attempted)
 
 
 class _MemoryInbox(Inbox):
@@ -176,7 +91,7 @@ class MemoryTransport(Transport):
         check("memory", "subscription_buffer", subscription_buffer, COUNT)
         self.hub = hub if hub is not None else MemoryHub(mailbox_size)
         self.subscription_buffer = subscription_buffer
-        self.consumers: set[_MemoryConsumer] = set()
+        self.consumers: set[MemoryConsumer] = set()
         self.subscriptions: set[_MemorySubscription] = set()
         self._inboxes: set[_MemoryInbox] = set()
         self._registered: set[tuple[str, str]] = set()
@@ -279,7 +194,7 @@ class MemoryTransport(Transport):
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         self._check_open()
-        result = _MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
+        result = MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
         self.consumers.add(result)
         return result
 
