@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 
-from tactor import Actor, ActorSystem, ConfigError, DeadLetter, subscribe
+from tactor import Actor, ActorSystem, BlockingSystem, ConfigError, DeadLetter, subscribe
 from tactor.transports.base import endpoint_mailbox
 from tests.conftest import with_query
 from tests.helpers import eventually
@@ -187,3 +187,16 @@ def test_bad_limits_are_config_errors_that_name_them(url: str, name: str) -> Non
         ActorSystem(url, **{name: 0})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=rf"option {name}='x': expected a whole number >= 1"):
         ActorSystem(with_query(url, **{name: "x"}))
+
+
+def test_the_blocking_system_lists_replays_and_discards_them(url: str) -> None:
+    with BlockingSystem(url) as system:
+        system.spawn(Fragile, Log())
+        for junk in (b"\x00a", b"\x00b"):
+            system.run(system.aio.transport.deliver(endpoint_mailbox("fragile"), junk))
+        assert system.call(Fragile.echo, 1) == 1  # one provider: handled after both
+        one, two = system.dead_letters(Fragile)
+        assert system.discard(one) and system.replay(two)
+        assert system.call(Fragile.echo, 2) == 2  # after the replayed one: unreadable still
+        (again,) = system.dead_letters(Fragile)
+        assert again.payload == b"\x00b" and again.id != two.id
