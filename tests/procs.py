@@ -2,8 +2,8 @@
 
 Starts a system on URL, spawns COUNT providers of KIND, prints one line
 ``ready ID ID ...`` and serves until SIGTERM or until stdin closes.
-KIND ``pricing``: ``Pricing(ARG)``; ``worker``: ``Worker(record_key=ARG)``;
-``stalling``: ``Stalling()``.
+KIND ``pricing``: ``Pricing(ARG)``; ``worker``: ``Worker(record_key=ARG)``; ``bomb``:
+``Bomb(record_key=ARG)``; ``stalling``: ``Stalling()``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,33 @@ class Worker(Actor, name="worker"):
         return self.pid
 
 
+class Bomb(Actor, name="bomb"):
+    """``explode`` SIGKILLs its own process until the Redis key ``KEY:fixed`` exists.
+
+    Records in Redis lists: ``KEY:exploding`` each start of ``explode``, ``KEY:done``
+    each tag handled to the end.
+    """
+
+    def __init__(self, record_key: str, redis_url: str) -> None:
+        self.key = record_key
+        self.redis = aioredis.Redis.from_url(redis_url)
+
+    async def on_stop(self) -> None:
+        await self.redis.aclose()
+
+    async def explode(self, tag: str) -> None:
+        await self.redis.rpush(f"{self.key}:exploding", f"{tag}:{os.getpid()}")
+        if not await self.redis.exists(f"{self.key}:fixed"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self.redis.rpush(f"{self.key}:done", tag)
+
+    async def record(self, tag: str) -> None:
+        await self.redis.rpush(f"{self.key}:done", tag)
+
+    async def pid_of(self) -> int:
+        return os.getpid()
+
+
 async def serve(url: str, kind: str, count: int, arg: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -51,6 +78,8 @@ async def serve(url: str, kind: str, count: int, arg: str) -> None:
                 ref = await system.spawn(Pricing, f"{arg}{n}" if count > 1 else arg)
             elif kind == "stalling":
                 ref = await system.spawn(Stalling)
+            elif kind == "bomb":
+                ref = await system.spawn(Bomb, arg, os.environ["TACTOR_REDIS_URL"])
             else:
                 ref = await system.spawn(Worker, arg, os.environ["TACTOR_REDIS_URL"])
             ids.append(ref.id)

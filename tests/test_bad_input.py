@@ -29,19 +29,21 @@ class Echo(Actor, name="echo"):
         return "x" * n
 
 
-async def test_malformed_bytes_are_dropped_with_a_log_line(
+async def test_malformed_bytes_are_kept_as_dead_letters_with_a_log_line(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Pricing, "eu")
         mailbox = endpoint_mailbox("pricing")
+        bad = [b"\xff\x00 not json", b'{"v": 1, "k": "call"}', orjson.dumps([1, 2, 3])]
         with caplog.at_level(logging.WARNING, logger="tactor"):
-            await system.transport.deliver(mailbox, b"\xff\x00 not json")
-            await system.transport.deliver(mailbox, b'{"v": 1, "k": "call"}')
-            await system.transport.deliver(mailbox, orjson.dumps([1, 2, 3]))
+            for payload in bad:
+                await system.transport.deliver(mailbox, payload)
             assert await system.proxy(Pricing).where() == "eu"
         malformed = [r for r in caplog.records if "malformed" in r.getMessage()]
         assert len(malformed) == 3, [r.getMessage() for r in caplog.records]
+        letters = await system.dead_letters(Pricing)
+        assert [(x.payload, x.reason) for x in letters] == [(p, "malformed") for p in bad]
 
 
 async def test_unknown_method_is_a_typed_error(url: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -22,6 +22,7 @@ def test_all_is_explicit_and_complete() -> None:
             "CallTimeout",
             "Codec",
             "ConfigError",
+            "DeadLetter",
             "DecodeError",
             "EncodeError",
             "EventSubscription",

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from tactor import ActorSystem, TransportError
 from tactor.actors.actor import schema_of
 from tactor.actors.cancellation import CANCEL_TOPIC
+from tactor.transports.base import endpoint_mailbox
 from tactor.transports.redis.events import glob_of
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
@@ -132,6 +133,14 @@ async def test_acl_user_from_the_url_is_enough_for_every_operation(
         await system.publish(PriceChanged("a", Decimal("7")))
         await system.publish(StockChanged("a", 1))
         await eventually(pricing.events_seen, lambda s: {"price:a", "StockChanged:a"} <= set(s))
+        # Dead letters: set aside, listed, replayed (and set aside again), discarded.
+        await system.transport.deliver(endpoint_mailbox("pricing"), b"\x00 unreadable")
+        (letter,) = await eventually(lambda: system.dead_letters(Pricing), lambda ls: len(ls) == 1)
+        assert await system.replay(letter)
+        (again,) = await eventually(
+            lambda: system.dead_letters(Pricing), lambda ls: len(ls) == 1 and ls[0].id != letter.id
+        )
+        assert await system.discard(again)
         # Every connection tactor opened (commands, pub/sub, the heartbeat thread's) is
         # authenticated as the URL's user.
         await eventually(
@@ -140,7 +149,7 @@ async def test_acl_user_from_the_url_is_enough_for_every_operation(
         own = admin.client_id()
         assert {c["user"] for c in admin.client_list() if int(c["id"]) != own} == {"tactor"}
     assert acl_denials(admin) == [], "tactor needed a command or key the ACL user lacks"
-    assert admin.keys(f"{SEC_PREFIX}:*") == []
+    assert admin.keys(f"{SEC_PREFIX}:*") == [f"{SEC_PREFIX}:dl:ep:pricing".encode()]  # kept
 
 
 async def test_the_acl_user_is_really_confined(
@@ -420,7 +429,7 @@ class Booby:
         return (_unpickled, ("a payload was unpickled",))
 
 
-async def test_foreign_entries_on_tactor_keys_are_dropped_with_a_log_line(
+async def test_foreign_entries_on_tactor_keys_are_dropped_or_set_aside_with_a_log_line(
     shared: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     base, prefix = shared
@@ -450,7 +459,7 @@ async def test_foreign_entries_on_tactor_keys_are_dropped_with_a_log_line(
                 async def logged() -> dict[str, int]:
                     return {
                         "foreign": len(messages("tactor.redis", "foreign entries")),
-                        "malformed": len(messages("tactor", "malformed message")),
+                        "malformed": len(messages("tactor", "dead letters (malformed)")),
                         "reply": len(messages("tactor", "malformed reply")),
                         "event": len(messages("tactor", "dropped an event")),
                     }
@@ -462,7 +471,9 @@ async def test_foreign_entries_on_tactor_keys_are_dropped_with_a_log_line(
             await eventually(lambda: raw.xpending(stream, "tactor"), lambda p: p["pending"] == 0)
             await eventually(lambda: raw.xlen(stream), lambda n: n == 0)
             assert await pricing.where() == "eu"
-        assert await keys_with(raw, prefix) == []
+            # Tactor's entries it could not read are its dead letters; the foreign one is not.
+            assert len(await system.dead_letters(Pricing)) == 3
+        assert await keys_with(raw, prefix) == [f"{prefix}:dl:ep:pricing".encode()]
 
 
 async def test_payloads_on_redis_are_plain_json(shared: tuple[str, str]) -> None:

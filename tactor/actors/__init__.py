@@ -3,6 +3,7 @@
 from .actor import Actor, ActorRef, json_schema
 from .blocking import BlockingQueue, BlockingSystem
 from .broadcast import BroadcastResult, Outcome
+from .dead_letters import DeadLetter
 from .deadline import deadline
 from .default import (
     expose,
@@ -29,6 +30,7 @@ __all__ = [
     "BlockingQueue",
     "BlockingSystem",
     "BroadcastResult",
+    "DeadLetter",
     "EventSubscription",
     "Outcome",
     "deadline",

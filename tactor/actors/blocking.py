@@ -27,6 +27,7 @@ from ..errors import NotRunning, WouldBlock
 from ..transports import Transport
 from .actor import Actor, ActorRef
 from .broadcast import BroadcastResult
+from .dead_letters import DeadLetter
 from .queues import AsyncQueue
 from .system import ActorSystem, EventSubscription
 
@@ -199,6 +200,15 @@ class BlockingSystem:
 
     def providers(self, cls: type[Actor]) -> list[str]:
         return self.run(self.aio.providers(cls))
+
+    def dead_letters(self, cls: type[Actor]) -> list[DeadLetter]:
+        return self.run(self.aio.dead_letters(cls))
+
+    def replay(self, letter: DeadLetter) -> bool:
+        return self.run(self.aio.replay(letter))
+
+    def discard(self, letter: DeadLetter) -> bool:
+        return self.run(self.aio.discard(letter))
 
     def call(
         self,

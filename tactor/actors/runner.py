@@ -5,7 +5,8 @@ subscription per event pattern — through a rendezvous :class:`Handoff`, so a
 busy actor holds at most one waiting message per source and leaves the rest in
 the shared mailbox for idle providers. For each request it decodes, checks
 the deadline, invokes, encodes the result or the error, replies, and only then
-acknowledges the delivery.
+acknowledges the delivery — or, for a message attempted too often or that
+cannot be read, moves it to the endpoint's dead letters (see ``dead_letters``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportClosed, TransportError
 from ..transports.base import Delivery, MailboxConsumer, Subscription, Transport
 from .cancellation import Cancellations, Watch
+from .dead_letters import DeadLetterPolicy
 from .deadline import running_deadline
 from .envelope import Reply, Request, parse_event, parse_request
 from .failures import error_to_wire, failure
@@ -76,6 +78,7 @@ class RunnerConfig:
     max_payload: int
     tasks: TaskSet
     cancellations: Cancellations
+    dead_letters: DeadLetterPolicy
 
 
 @dataclass(slots=True)
@@ -235,28 +238,42 @@ class ActorRunner:
     # -- requests --------------------------------------------------------------
 
     async def _handle_delivery(self, delivery: Delivery) -> None:
+        if self.config.dead_letters.exhausted(delivery):
+            await self._set_aside(delivery)
+            return
         try:
-            await self._handle_request(delivery.payload)
-        finally:
-            try:
-                await delivery.ack()
-            except TransportError as exc:
-                log.warning(
-                    "%s: could not acknowledge (may be delivered again): %s", self.name, exc
-                )
+            unreadable = await self._handle_request(delivery.payload)
+        except asyncio.CancelledError:
+            raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
+        except BaseException:
+            await self._ack(delivery)
+            raise
+        if unreadable is not None:
+            await self._set_aside(delivery, f"{unreadable} ({len(delivery.payload)} bytes)")
+        else:
+            await self._ack(delivery)
 
-    async def _handle_request(self, payload: bytes) -> None:
+    async def _ack(self, delivery: Delivery) -> None:
+        try:
+            await delivery.ack()
+        except TransportError as exc:
+            log.warning("%s: could not acknowledge (may be delivered again): %s", self.name, exc)
+
+    async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
+        assert self.schema is not None  # only actors have mailboxes
+        policy, codec = self.config.dead_letters, self.config.codec
+        await policy.set_aside(delivery, self.schema.endpoint, codec, self.name, unreadable)
+
+    async def _handle_request(self, payload: bytes) -> DecodeError | None:
+        """Handle one request; return why it cannot be read, if it cannot (to set it aside)."""
         codec = self.config.codec
         data: Any = None
         try:
             data = codec.loads(payload)
             request = parse_request(data)
         except DecodeError as exc:
-            log.warning(
-                "%s: dropped a malformed message (%d bytes): %s", self.name, len(payload), exc
-            )
             await self._answer_malformed(data, exc)
-            return
+            return exc
         if len(payload) > self.config.max_payload:
             limit = self.config.max_payload
             await self._fail(
@@ -264,18 +281,18 @@ class ActorRunner:
                 "payload_too_large",
                 f"request is {len(payload)} bytes, over max_payload={limit}",
             )
-            return
+            return None
         if request.deadline is not None and request.deadline <= time.time():
             await self._fail(
                 request, "deadline", "the deadline passed before the message was handled"
             )
-            return
+            return None
         watch: Watch | None = None
         if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
             cancellations = self.config.cancellations
             if cancellations.called_off(request.id):
                 self._log_cancelled(request, "its caller gave up before it was taken")
-                return
+                return None
             assert self._loop_task is not None  # the task that runs every handler
             watch = cancellations.watch(request.id, request.deadline, self._loop_task)
         try:
@@ -284,7 +301,7 @@ class ActorRunner:
             if watch is None or not watch.absorb():
                 raise  # the runner itself is being cancelled (stopping)
             self._log_cancelled(request, f"cancelled ({watch.fired})")
-            return  # nobody waits for it any more: no reply
+            return None  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
             log.exception(
                 "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
@@ -294,6 +311,7 @@ class ActorRunner:
             if watch is not None:
                 watch.close()
         await self._reply(request, reply)
+        return None
 
     def _log_cancelled(self, request: Request, what: str) -> None:
         where = f"{request.endpoint}.{request.method}"

@@ -19,6 +19,7 @@ from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
 from .calls import Calls, Outgoing
 from .cancellation import Cancellations
+from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
 from .deadline import resolve_deadline
 from .envelope import Event
 from .events import topic_of
@@ -79,7 +80,11 @@ class ActorSystem:
     Options: ``timeout`` is the default deadline of calls, tells and
     broadcasts in seconds; ``max_payload`` the largest message in bytes;
     ``codecs`` user types' codecs (this system only); ``stop_grace`` how long
-    stopping waits for a message in hand before cancelling it.
+    stopping waits for a message in hand before cancelling it. A message whose
+    handling was attempted ``max_deliveries`` times (5) without an
+    acknowledgement, or that cannot be read, goes to its endpoint's dead
+    letters, which keep the newest ``max_dead_letters`` (1000); these two may
+    also come from the transport URL (``?max_deliveries=3``), overridden here.
     """
 
     def __init__(
@@ -91,12 +96,16 @@ class ActorSystem:
         codecs: Sequence[TypeCodec] = (),
         codec: Codec | None = None,
         stop_grace: float = 10.0,
+        max_deliveries: int | None = None,
+        max_dead_letters: int | None = None,
     ) -> None:
         if not timeout > 0:
             raise ConfigError(f"ActorSystem(timeout={timeout!r}): expected seconds > 0")
         if not max_payload > 0:
             raise ConfigError(f"ActorSystem(max_payload={max_payload!r}): expected bytes > 0")
         self.transport = open_transport(transport) if isinstance(transport, str) else transport
+        policy = DeadLetterPolicy.of(self.transport, max_deliveries, max_dead_letters)
+        self.max_deliveries, self.max_dead_letters = policy.max_deliveries, policy.max_dead_letters
         self.node = uuid.uuid4().hex[:16]
         self.timeout = timeout
         self.max_payload = max_payload
@@ -110,7 +119,7 @@ class ActorSystem:
             self.node, self.transport, self.codec, self._cancellations, max_payload=max_payload
         )
         self._runner_config = RunnerConfig(
-            self.transport, self.codec, max_payload, self._tasks, self._cancellations
+            self.transport, self.codec, max_payload, self._tasks, self._cancellations, policy
         )
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}
@@ -243,6 +252,26 @@ class ActorSystem:
     def refs(self) -> list[ActorRef[Any]]:
         """The providers running on this node."""
         return [s.ref for s in self._actors.values()]
+
+    # -- dead letters ----------------------------------------------------------
+
+    async def dead_letters(self, cls: type[Actor]) -> list[DeadLetter]:
+        """The dead letters of ``cls``'s endpoint, oldest first (see :class:`DeadLetter`)."""
+        self._check_running()
+        return await dead_letters(self.transport, schema_of(cls), self.codec)
+
+    async def replay(self, letter: DeadLetter) -> bool:
+        """Put ``letter`` back into its endpoint's mailbox, to be handled afresh (its
+        attempts start again), and out of the dead letters; False if it was gone."""
+        self._check_running()
+        return await self.transport.replay_dead_letter(endpoint_mailbox(letter.endpoint), letter.id)
+
+    async def discard(self, letter: DeadLetter) -> bool:
+        """Remove ``letter`` from its endpoint's dead letters; False if it was gone."""
+        self._check_running()
+        return await self.transport.discard_dead_letter(
+            endpoint_mailbox(letter.endpoint), letter.id
+        )
 
     # -- calling ---------------------------------------------------------------
 

@@ -10,6 +10,12 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
   and acknowledges each when done. Several consumers of one mailbox compete:
   each payload goes to one of them. A payload taken but not acknowledged when
   its consumer goes away is handed to another consumer.
+- **dead letters**: a delivery knows how often it was attempted
+  (:attr:`Delivery.attempts`); :meth:`Delivery.dead_letter` moves it aside,
+  acknowledged, into a mailbox's dead letters, kept where the transport keeps
+  its mailboxes, to be listed, replayed into the mailbox or discarded
+  (:meth:`Transport.dead_letters` and the verbs beside it). Whether and when to
+  move a delivery aside is decided above the transport.
 - **inboxes**: :meth:`Transport.post` puts a payload into a node's private
   inbox, read by :meth:`Transport.open_inbox`; at-most-once and unacknowledged,
   as cheap as the transport can make it (replies travel this way).
@@ -31,12 +37,15 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from ..errors import TransportClosed, TransportError
 
 __all__ = [
     "BufferedSubscription",
+    "DeadLetterEntry",
     "Delivery",
     "Inbox",
     "InboxHandler",
@@ -68,17 +77,49 @@ def no_provider_message(endpoint: str, provider: str | None) -> str:
 
 
 class Delivery(ABC):
-    """One payload taken from a mailbox. Call :meth:`ack` once it is handled."""
+    """One payload taken from a mailbox. Call :meth:`ack` once it is handled.
 
-    __slots__ = ("mailbox", "payload")
+    ``attempts`` counts the deliveries of this payload, this one included: 1
+    the first time; one more each time it comes back because a consumer that
+    had taken it went away without acknowledging it (closed, or died). A
+    consumer handles its deliveries one at a time, in order: when it closes,
+    only the oldest of its unacknowledged deliveries counts as attempted, the
+    others go back as they were. A transport that cannot tell (a consumer that
+    died) may count every payload the dead consumer held.
+    """
 
-    def __init__(self, mailbox: str, payload: bytes) -> None:
+    __slots__ = ("attempts", "mailbox", "payload")
+
+    def __init__(self, mailbox: str, payload: bytes, attempts: int = 1) -> None:
         self.mailbox = mailbox
         self.payload = payload
+        self.attempts = attempts
 
     @abstractmethod
     async def ack(self) -> None:
         """Mark the payload handled; it will not be delivered again."""
+
+    @abstractmethod
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        """Move the payload into the dead letters of mailbox ``into``, acknowledged.
+
+        The move and the acknowledgement are one step where the transport
+        allows. The letter records ``reason`` and ``attempts`` (how often its
+        handling was attempted, as the caller counts). At most ``keep`` letters
+        stay in ``into``'s dead letters: the oldest beyond are dropped; returns
+        how many were. Does nothing (returns 0) if the delivery was acknowledged.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterEntry:
+    """A payload moved aside by :meth:`Delivery.dead_letter`."""
+
+    id: str  # unique among the mailbox's dead letters, in the order they were added
+    payload: bytes
+    attempts: int
+    reason: str
+    at: float  # when it was moved aside (``time.time()`` seconds)
 
 
 class MailboxConsumer(ABC):
@@ -178,6 +219,10 @@ class Transport(ABC):
 
     #: Whether :meth:`publish` returns an exact count of subscriptions reached.
     counts_subscribers: bool = False
+    #: The URL's ``max_deliveries`` and ``max_dead_letters`` (see
+    #: :data:`~tactor.transports.options.SYSTEM_OPTIONS`), for the system above; None if not given.
+    max_deliveries: int | None = None
+    max_dead_letters: int | None = None
 
     @abstractmethod
     async def start(self) -> None:
@@ -237,6 +282,28 @@ class Transport(ABC):
     @abstractmethod
     async def delete_mailbox(self, mailbox: str) -> None:
         """Drop a mailbox nobody will consume again, with anything left in it."""
+
+    # -- dead letters ----------------------------------------------------------
+
+    @abstractmethod
+    async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
+        """The dead letters of ``mailbox``, oldest first."""
+
+    @abstractmethod
+    async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        """Move dead letter ``letter`` back into ``mailbox`` as a new payload (attempts
+        start again at 1), in one step where the transport allows; like a redelivery it
+        does not wait for room. False (and nothing changes) if there is no such letter."""
+
+    @abstractmethod
+    async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:
+        """Remove dead letter ``letter`` of ``mailbox``; False if there was none."""
+
+    def take_system_options(self, options: dict[str, Any]) -> None:
+        """Pop the options of the system above (``options.SYSTEM_OPTIONS``) off
+        ``options``, as parsed from this transport's URL, and keep them."""
+        self.max_deliveries = options.pop("max_deliveries", self.max_deliveries)
+        self.max_dead_letters = options.pop("max_dead_letters", self.max_dead_letters)
 
     # -- inboxes ---------------------------------------------------------------
 

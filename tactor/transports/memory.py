@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, NoProvider, TransportClosed
 from .base import (
     BufferedSubscription,
-    Delivery,
+    DeadLetterEntry,
     Inbox,
     InboxHandler,
     InboxLostHandler,
@@ -32,89 +32,20 @@ from .base import (
     no_provider_message,
     provider_mailbox,
 )
+from .memory_consumer import MemoryConsumer
 from .memory_hub import (
     DEFAULT_MAILBOX_SIZE,
     DEFAULT_SUBSCRIPTION_BUFFER,
     NAMED_HUBS,
     Getter,
-    Mailbox,
     MemoryHub,
-    Waiter,
 )
-from .options import COUNT, check, split_options
+from .options import COUNT, SYSTEM_OPTIONS, check, split_options
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]
 
-_OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT}
-
-
-class _MemoryDelivery(Delivery):
-    __slots__ = ("_consumer",)
-
-    def __init__(self, consumer: _MemoryConsumer, mailbox: str, payload: bytes) -> None:
-        super().__init__(mailbox, payload)
-        self._consumer = consumer
-
-    async def ack(self) -> None:
-        self._consumer.unacked.pop(id(self), None)
-
-
-class _MemoryConsumer(MailboxConsumer):
-    def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
-        self._transport = transport
-        self._boxes = boxes
-        self._closed = False
-        self.unacked: dict[int, _MemoryDelivery] = {}
-        self._waiter: Waiter | None = None
-
-    def _delivery(self, mailbox: str, payload: bytes) -> _MemoryDelivery:
-        delivery = _MemoryDelivery(self, mailbox, payload)
-        self.unacked[id(delivery)] = delivery
-        return delivery
-
-    async def receive(self) -> Delivery:
-        if self._closed:
-            raise TransportClosed("mailbox consumer is closed")
-        for box in self._boxes:
-            payload = box.take()
-            if payload is not None:
-                return self._delivery(box.name, payload)
-        waiter: Waiter = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        for box in self._boxes:
-            box.waiters.append(waiter)
-        try:
-            name, payload = await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a payload just as we were cancelled: give it back.
-                name, payload = waiter.result()
-                self._transport.hub.mailbox(name).hand_over(payload, front=True)
-            raise
-        finally:
-            for box in self._boxes:
-                # A membership test first: a failed deque.remove formats the
-                # future's repr for its error message, which costs more than a call.
-                if waiter in box.waiters:
-                    box.waiters.remove(waiter)
-        if self._closed:
-            self._transport.hub.mailbox(name).hand_over(payload, front=True)
-            raise TransportClosed("mailbox consumer is closed")
-        return self._delivery(name, payload)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._transport.consumers.discard(self)
-        # Wake our own waiting receive only: other consumers share these mailboxes.
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
-        # Whatever was taken and not acknowledged goes back, oldest first.
-        for delivery in reversed(list(self.unacked.values())):
-            self._transport.hub.mailbox(delivery.mailbox).hand_over(delivery.payload, front=True)
-        self.unacked.clear()
+_OPTIONS = {"mailbox_size": COUNT, "subscription_buffer": COUNT, **SYSTEM_OPTIONS}
 
 
 class _MemoryInbox(Inbox):
@@ -160,7 +91,7 @@ class MemoryTransport(Transport):
         check("memory", "subscription_buffer", subscription_buffer, COUNT)
         self.hub = hub if hub is not None else MemoryHub(mailbox_size)
         self.subscription_buffer = subscription_buffer
-        self.consumers: set[_MemoryConsumer] = set()
+        self.consumers: set[MemoryConsumer] = set()
         self.subscriptions: set[_MemorySubscription] = set()
         self._inboxes: set[_MemoryInbox] = set()
         self._registered: set[tuple[str, str]] = set()
@@ -183,7 +114,9 @@ class MemoryTransport(Transport):
             hub = NAMED_HUBS.get(name)
             if hub is None:
                 hub = NAMED_HUBS[name] = MemoryHub(size)
-        return cls(hub, mailbox_size=size, subscription_buffer=buffer)
+        transport = cls(hub, mailbox_size=size, subscription_buffer=buffer)
+        transport.take_system_options(query)
+        return transport
 
     def _check_open(self) -> None:
         if self._closed:
@@ -261,7 +194,7 @@ class MemoryTransport(Transport):
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         self._check_open()
-        result = _MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
+        result = MemoryConsumer(self, [self.hub.mailbox(name) for name in mailboxes])
         self.consumers.add(result)
         return result
 
@@ -271,6 +204,22 @@ class MemoryTransport(Transport):
             for putter in box.putters:
                 if not putter.done():
                     putter.set_result(None)
+
+    async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
+        self._check_open()
+        letters = self.hub.dead_letters.get(mailbox)
+        return [] if letters is None else letters.entries()
+
+    async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        self._check_open()
+        entry = self.hub.take_dead_letter(mailbox, letter)
+        if entry is not None:
+            self.hub.mailbox(mailbox).hand_over(entry.payload)
+        return entry is not None
+
+    async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:
+        self._check_open()
+        return self.hub.take_dead_letter(mailbox, letter) is not None
 
     async def open_inbox(
         self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler

@@ -8,15 +8,18 @@ the verbs, this one the data and its hand-over rules.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 import weakref
 from collections import deque
 
-from .base import BufferedSubscription, InboxHandler
+from .base import BufferedSubscription, DeadLetterEntry, InboxHandler
 
 __all__ = [
     "DEFAULT_MAILBOX_SIZE",
     "DEFAULT_SUBSCRIPTION_BUFFER",
     "NAMED_HUBS",
+    "DeadLetters",
     "Getter",
     "HubQueue",
     "Mailbox",
@@ -27,7 +30,9 @@ __all__ = [
 DEFAULT_MAILBOX_SIZE = 1024
 DEFAULT_SUBSCRIPTION_BUFFER = 1024
 
-Waiter = asyncio.Future[tuple[str, bytes]]
+#: A payload in a mailbox, with how many times it was delivered and not acknowledged.
+Message = tuple[bytes, int]
+Waiter = asyncio.Future[tuple[str, Message]]
 
 
 class Mailbox:
@@ -38,29 +43,31 @@ class Mailbox:
     def __init__(self, name: str, maxsize: int) -> None:
         self.name = name
         self.maxsize = maxsize
-        self.items: deque[bytes] = deque()
+        self.items: deque[Message] = deque()
         self.waiters: deque[Waiter] = deque()
         self.putters: deque[asyncio.Future[None]] = deque()
 
-    def hand_over(self, payload: bytes, *, front: bool = False) -> bool:
-        """Give ``payload`` to a waiting consumer, else queue it; True if handed over."""
+    def hand_over(self, payload: bytes, *, front: bool = False, attempted: int = 0) -> bool:
+        """Give ``payload`` (delivered ``attempted`` times before) to a waiting consumer,
+        else queue it; True if handed over."""
+        message = (payload, attempted)
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
-                waiter.set_result((self.name, payload))
+                waiter.set_result((self.name, message))
                 return True
         if front:
-            self.items.appendleft(payload)
+            self.items.appendleft(message)
         else:
-            self.items.append(payload)
+            self.items.append(message)
         return False
 
-    def take(self) -> bytes | None:
+    def take(self) -> Message | None:
         if not self.items:
             return None
-        payload = self.items.popleft()
+        message = self.items.popleft()
         self.wake_putter()
-        return payload
+        return message
 
     def wake_putter(self) -> None:
         while self.putters:
@@ -76,6 +83,26 @@ class Mailbox:
 
     def full(self) -> bool:
         return len(self.items) >= self.maxsize
+
+
+class DeadLetters:
+    """The dead letters of one mailbox, oldest first."""
+
+    __slots__ = ("letters",)
+
+    def __init__(self) -> None:
+        self.letters: dict[str, DeadLetterEntry] = {}
+
+    def add(self, ident: str, payload: bytes, attempts: int, reason: str, keep: int) -> int:
+        """Keep a letter, then drop the oldest beyond ``keep``; return how many were dropped."""
+        self.letters[ident] = DeadLetterEntry(ident, payload, attempts, reason, time.time())
+        dropped = max(len(self.letters) - keep, 0)
+        for old in list(itertools.islice(self.letters, dropped)):
+            del self.letters[old]
+        return dropped
+
+    def entries(self) -> list[DeadLetterEntry]:
+        return list(self.letters.values())
 
 
 Getter = asyncio.Future[bytes | None]
@@ -117,6 +144,23 @@ class MemoryHub:
         self.registry: dict[str, dict[str, None]] = {}
         self.inboxes: dict[str, InboxHandler] = {}
         self.queues: dict[str, HubQueue] = {}
+        self.dead_letters: dict[str, DeadLetters] = {}
+        self._letter_ids = itertools.count(1)
+
+    def dead_letters_of(self, mailbox: str) -> DeadLetters:
+        letters = self.dead_letters.get(mailbox)
+        if letters is None:
+            letters = self.dead_letters[mailbox] = DeadLetters()
+        return letters
+
+    def next_letter_id(self) -> str:
+        """A dead letter's id: unique in this hub, and rising."""
+        return f"{next(self._letter_ids)}"
+
+    def take_dead_letter(self, mailbox: str, ident: str) -> DeadLetterEntry | None:
+        """Remove and return one of ``mailbox``'s dead letters (None if there is none)."""
+        letters = self.dead_letters.get(mailbox)
+        return None if letters is None else letters.letters.pop(ident, None)
 
     def mailbox(self, name: str) -> Mailbox:
         box = self.mailboxes.get(name)

@@ -24,6 +24,7 @@ __all__ = [
     "PREFIX",
     "SECONDS",
     "SECONDS_OR_ZERO",
+    "SYSTEM_OPTIONS",
     "Option",
     "check",
     "read",
@@ -66,6 +67,10 @@ COUNT = Option(_count, "a whole number >= 1")
 SECONDS = Option(_seconds, "a number of seconds > 0")
 SECONDS_OR_ZERO = Option(lambda raw: _seconds(raw, zero=True), "a number of seconds >= 0")
 PREFIX = Option(_prefix, "letters, digits and _ . : - (it begins every key)")
+
+#: Options every transport's URL takes for the system above it (``ActorSystem``'s own
+#: arguments win): how often a message may be attempted, how many dead letters to keep.
+SYSTEM_OPTIONS = {"max_deliveries": COUNT, "max_dead_letters": COUNT}
 
 
 def read(scheme: str, name: str, raw: str, option: Option) -> Any:

@@ -5,7 +5,7 @@ consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
 is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry; live
 consumers and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
 a queue is a list ``P:q:NAME`` with its count of unfinished tasks in
-``P:q:NAME:unfinished``.
+``P:q:NAME:unfinished``; the dead letters of a mailbox are a stream ``P:dl:NAME``.
 
 URL options (beside redis-py's own): ``prefix`` (``tactor``), ``mailbox_size``
 (1024 entries), ``ttl`` (3 s: a provider that stops beating drops out of the
@@ -52,10 +52,20 @@ from ..base import (
     no_provider_message,
     provider_mailbox,
 )
-from ..options import COUNT, PREFIX, SECONDS, SECONDS_OR_ZERO, check, split_options, unknown
+from ..options import (
+    COUNT,
+    PREFIX,
+    SECONDS,
+    SECONDS_OR_ZERO,
+    SYSTEM_OPTIONS,
+    check,
+    split_options,
+    unknown,
+)
 from . import scripts
 from .connection import LOST, Backoff, commands, text, translated
 from .consumer import GROUP, RedisConsumer
+from .dead_letters import RedisDeadLetters
 from .events import RedisEvents
 from .heartbeat import Heartbeat
 from .inbox import RedisInbox
@@ -77,6 +87,7 @@ _OPTIONS = {
     "claim_idle": SECONDS_OR_ZERO,
     "prefetch": COUNT,
     "prefetch_window": SECONDS_OR_ZERO,
+    **SYSTEM_OPTIONS,
 }
 #: Probe an idle connection after 5 s, every 1 s, give up after 3 misses; and give up on
 #: data the peer has not acknowledged for 10 s (where the OS has these options).
@@ -97,6 +108,8 @@ _SCRIPTS = {
     "ack": scripts.ACK,
     "requeue": scripts.REQUEUE,
     "cleanup": scripts.CLEANUP,
+    "dead_letter": scripts.DEAD_LETTER,
+    "replay": scripts.REPLAY,
     "heartbeat": scripts.HEARTBEAT,
     "live": scripts.LIVE,
     "post": scripts.POST,
@@ -123,7 +136,7 @@ def _check_redis_options(url: str, names: list[str]) -> None:
         raise ConfigError(f"{scheme}:// URL option: {exc}") from None
 
 
-class RedisTransport(RedisQueues, Transport):
+class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
     def __init__(
@@ -181,7 +194,10 @@ class RedisTransport(RedisQueues, Transport):
         rest = urlunsplit(parts._replace(query=urlencode(theirs)))
         if theirs:
             _check_redis_options(rest, [name for name, _ in theirs])
-        return cls(rest, **ours)
+        system = {name: ours.pop(name) for name in SYSTEM_OPTIONS if name in ours}
+        transport = cls(rest, **ours)
+        transport.take_system_options(system)
+        return transport
 
     def __repr__(self) -> str:
         parts = urlsplit(self.url)

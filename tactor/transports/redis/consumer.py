@@ -15,6 +15,14 @@ Redelivery: consumer names are kept alive by the heartbeat thread. When a
 consumer is idle (and at least every ``reclaim_every`` seconds) it looks for
 pending entries whose owner is no longer alive and claims them — a provider
 killed mid-message has that message handled by a live one.
+
+Attempts: a delivery's ``attempts`` is the entry's delivery count in the group
+(1 when read, one more per ``XCLAIM``: the count ``XPENDING`` gave before the
+claim, plus one) plus the ``n`` field an entry put back at a close carries (its
+deliveries before). Both come with the reads and claims there are anyway. Entries
+of dead consumers are claimed one at a time, oldest first, with the acknowledgements
+due sent before each claim: a message that kills whoever handles it then counts
+only its own attempts, not those of the messages around it.
 """
 
 from __future__ import annotations
@@ -44,13 +52,13 @@ log = logging.getLogger("tactor.redis")
 GROUP = "tactor"
 
 
-def _payload(fields: Any) -> Any:
-    """The payload field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
+def _field(fields: Any, name: bytes) -> Any:
+    """A field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
     if isinstance(fields, dict):
-        return fields.get(b"p")
+        return fields.get(name)
     if isinstance(fields, list):
         for i in range(0, len(fields) - 1, 2):
-            if fields[i] == b"p":
+            if fields[i] == name:
                 return fields[i + 1]
     return None
 
@@ -59,15 +67,24 @@ class RedisDelivery(Delivery):
     __slots__ = ("_consumer", "entry_id", "key")
 
     def __init__(
-        self, consumer: RedisConsumer, mailbox: str, key: str, entry_id: str, payload: bytes
+        self,
+        consumer: RedisConsumer,
+        mailbox: str,
+        key: str,
+        entry_id: str,
+        payload: bytes,
+        attempts: int,
     ) -> None:
-        super().__init__(mailbox, payload)
+        super().__init__(mailbox, payload, attempts)
         self._consumer = consumer
         self.key = key
         self.entry_id = entry_id
 
     async def ack(self) -> None:
         await self._consumer.ack(self)
+
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        return await self._consumer.dead_letter(self, reason, attempts, into, keep)
 
 
 class RedisConsumer(MailboxConsumer):
@@ -103,16 +120,19 @@ class RedisConsumer(MailboxConsumer):
             # nothing yet must still count, or a leaving one would drop the stream under it.
             await self._redis.xgroup_createconsumer(key, GROUP, self.name)
 
-    async def _take(self, key: str, entries: Any) -> None:
-        """Buffer entries read or claimed from ``key``; drop (and ack) foreign ones."""
+    async def _take(self, key: str, entries: Any, deliveries: int = 1) -> None:
+        """Buffer entries read or claimed from ``key`` (delivered ``deliveries`` times to
+        this group); drop (and ack) foreign ones."""
         foreign: list[str] = []
         for entry_id, fields in entries:
             entry = text(entry_id)
             if fields is None or (key, entry) in self._unacked:
                 continue  # deleted meanwhile, or already handed out (recovered)
-            payload = _payload(fields)
+            payload = _field(fields, b"p")
             if isinstance(payload, bytes):
-                self._buffer.append(RedisDelivery(self, self._keys[key], key, entry, payload))
+                attempts = int(_field(fields, b"n") or 0) + deliveries
+                mailbox = self._keys[key]
+                self._buffer.append(RedisDelivery(self, mailbox, key, entry, payload, attempts))
             else:
                 foreign.append(entry)
         if foreign:
@@ -177,7 +197,15 @@ class RedisConsumer(MailboxConsumer):
         await self._take_all(response)
 
     async def _reclaim(self) -> None:
-        """Claim entries pending with consumers that are no longer alive."""
+        """Claim the oldest entry pending with a consumer that is no longer alive.
+
+        One at a time, after sending the acknowledgements due, and again at the next
+        fill (until none is left): what a claimer handles before it dies is not counted
+        again, so only the message it died on gains an attempt (see ``attempts``).
+        """
+        if any(d.attempts > 1 for d in self._unacked.values()):
+            self._next_reclaim = 0.0  # a redelivered message is in hand: claim after it
+            return
         min_idle = int(self._transport.claim_idle * 1000)
         for key in self._keys:
             pending = await self._redis.xpending_range(key, GROUP, "-", "+", 100, idle=min_idle)
@@ -185,15 +213,18 @@ class RedisConsumer(MailboxConsumer):
             if not owners:
                 continue
             live = set(await self._transport.live_members(self._transport.live_key, owners))
-            dead: list[Any] = [
-                p["message_id"] for p in pending if text(p["consumer"]) in owners - live
-            ]
+            dead = [p for p in pending if text(p["consumer"]) in owners - live]
             if dead:
-                claimed = await self._redis.xclaim(key, GROUP, self.name, min_idle, dead)
-                log.warning(
-                    "%s: took over %d message(s) of dead consumers", self.name, len(claimed)
+                await self._flush_acks()
+                oldest = dead[0]
+                claimed = await self._redis.xclaim(
+                    key, GROUP, self.name, min_idle, [oldest["message_id"]]
                 )
-                await self._take(key, claimed)
+                if claimed:
+                    log.warning("%s: took over a message of a dead consumer", self.name)
+                self._next_reclaim = 0.0  # the next fill looks for more
+                await self._take(key, claimed, int(oldest["times_delivered"]) + 1)
+                return
 
     def _count(self) -> int:
         """Entries to read: what we expect to handle within the prefetch window."""
@@ -238,6 +269,15 @@ class RedisConsumer(MailboxConsumer):
             raise replies[-1]
         return replies[-1]
 
+    async def dead_letter(
+        self, delivery: RedisDelivery, reason: str, attempts: int, into: str, keep: int
+    ) -> int:
+        """Move ``delivery`` to ``into``'s dead letters, acknowledged (one script, at once)."""
+        self._unacked.pop((delivery.key, delivery.entry_id), None)
+        return await self._transport.set_aside(
+            delivery.key, GROUP, delivery.entry_id, delivery.payload, attempts, reason, into, keep
+        )
+
     async def ack(self, delivery: RedisDelivery) -> None:
         """Acknowledge with the next read (one round trip fewer per message).
 
@@ -249,8 +289,14 @@ class RedisConsumer(MailboxConsumer):
 
     async def _flush_acks(self) -> None:
         to_ack, self._to_ack = self._to_ack, {}
-        for key, ids in to_ack.items():
-            await self._transport.ack(key, ids)  # awaited: closing must not leave them behind
+        try:
+            while to_ack:
+                key = next(iter(to_ack))
+                await self._transport.ack(key, to_ack[key])  # awaited: none may be left behind
+                del to_ack[key]
+        finally:
+            for key, ids in to_ack.items():  # not sent: keep them for the next write
+                self._to_ack.setdefault(key, []).extend(ids)
 
     async def close(self) -> None:
         """Put back what was taken and not acknowledged, then leave the groups."""
@@ -258,6 +304,9 @@ class RedisConsumer(MailboxConsumer):
             return
         self._closed = True
         self._transport.consumers.discard(self)
+        # Deliveries are handled one at a time, in order: only the oldest one handed out
+        # and not acknowledged was in hand; the others go back without another attempt.
+        in_hand = next(iter(self._unacked.values()), None)
         self._unacked.clear()
         self._buffer.clear()
         await self._reader.close()
@@ -270,6 +319,7 @@ class RedisConsumer(MailboxConsumer):
                     key, GROUP, "-", "+", 500, consumername=self.name
                 ):
                     ids = [text(p["message_id"]) for p in pending]
-                    await self._transport.scripts["requeue"](keys=[key], args=[GROUP, *ids])
+                    held = in_hand.entry_id if in_hand and in_hand.key == key else ""
+                    await self._transport.scripts["requeue"](keys=[key], args=[GROUP, held, *ids])
                 await self._transport.scripts["cleanup"](keys=[key], args=[GROUP, self.name])
         await self._transport.forget(self._transport.live_key, self.name)

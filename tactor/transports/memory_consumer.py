@@ -1,0 +1,104 @@
+"""The consumer of ``memory://`` mailboxes and its deliveries.
+
+A consumer takes payloads from its mailboxes (earlier ones first), waiting on a
+future shared by all of them; what it took and did not acknowledge goes back to
+the front of its mailbox when it closes — only the oldest counted as attempted,
+since deliveries are handled one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ..errors import TransportClosed
+from .base import Delivery, MailboxConsumer
+from .memory_hub import Mailbox, Waiter
+
+if TYPE_CHECKING:
+    from .memory import MemoryTransport
+
+__all__ = ["MemoryConsumer", "MemoryDelivery"]
+
+
+class MemoryDelivery(Delivery):
+    __slots__ = ("_consumer",)
+
+    def __init__(
+        self, consumer: MemoryConsumer, mailbox: str, payload: bytes, attempts: int
+    ) -> None:
+        super().__init__(mailbox, payload, attempts)
+        self._consumer = consumer
+
+    async def ack(self) -> None:
+        self._consumer.unacked.pop(id(self), None)
+
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        if self._consumer.unacked.pop(id(self), None) is None:
+            return 0  # acknowledged already, or gone back to the mailbox
+        hub = self._consumer.hub
+        letters = hub.dead_letters_of(into)
+        return letters.add(hub.next_letter_id(), self.payload, attempts, reason, keep)
+
+
+class MemoryConsumer(MailboxConsumer):
+    def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
+        self._transport = transport
+        self.hub = transport.hub
+        self._boxes = boxes
+        self._closed = False
+        self.unacked: dict[int, MemoryDelivery] = {}
+        self._waiter: Waiter | None = None
+
+    def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> MemoryDelivery:
+        delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
+        self.unacked[id(delivery)] = delivery
+        return delivery
+
+    async def receive(self) -> Delivery:
+        if self._closed:
+            raise TransportClosed("mailbox consumer is closed")
+        for box in self._boxes:
+            message = box.take()
+            if message is not None:
+                return self._delivery(box.name, *message)
+        waiter: Waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        for box in self._boxes:
+            box.waiters.append(waiter)
+        try:
+            name, (payload, attempted) = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a payload just as we were cancelled: give it back.
+                name, (payload, attempted) = waiter.result()
+                self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
+            raise
+        finally:
+            for box in self._boxes:
+                # A membership test first: a failed deque.remove formats the
+                # future's repr for its error message, which costs more than a call.
+                if waiter in box.waiters:
+                    box.waiters.remove(waiter)
+        if self._closed:
+            self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
+            raise TransportClosed("mailbox consumer is closed")
+        return self._delivery(name, payload, attempted)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.consumers.discard(self)
+        # Wake our own waiting receive only: other consumers share these mailboxes.
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
+        # was in hand (deliveries are handled one at a time, in order): only it counts.
+        held = list(self.unacked.values())
+        self.unacked.clear()
+        for index in range(len(held) - 1, -1, -1):
+            delivery = held[index]
+            attempted = delivery.attempts - (1 if index else 0)
+            box = self.hub.mailbox(delivery.mailbox)
+            box.hand_over(delivery.payload, front=True, attempted=attempted)
