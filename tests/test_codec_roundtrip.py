@@ -284,7 +284,8 @@ def test_leaves_accept_exactly_their_json_type(value: Any) -> None:
         decoded, errors = attempt(value, tp)
         assert (errors is None) == fits(value), (tp, value, errors)
         if errors is None:
-            assert decoded == value
+            # A float takes the nearest double of an int (2**53 + 1 has none of its own).
+            assert decoded == (float(value) if tp is float else value)
             assert type(decoded) is (float if tp is float else type(value))
 
 
