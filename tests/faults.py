@@ -1,4 +1,4 @@
-"""Fault injection for the Redis consumer's steps, for tests only.
+"""Fault injection for tests only: at the Redis consumer's steps, and in a memory consumer.
 
 :class:`FaultyRedisTransport` is a real :class:`RedisTransport` on a real
 server; it only lets a test run an action just before one named step of its
@@ -11,11 +11,13 @@ test cannot otherwise hit; it may also raise. Nothing else changes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from tactor.transports.base import Delivery, MailboxConsumer
+from tactor.transports.memory import MemoryTransport
 from tactor.transports.redis import RedisTransport
 
 Action = Callable[[], Awaitable[None]]
@@ -117,3 +119,38 @@ def deleting(client: aioredis.Redis, key: str) -> Action:
         await client.delete(key)
 
     return action
+
+
+class _BreakingConsumer(MailboxConsumer):
+    def __init__(self, inner: MailboxConsumer, transport: BreakableMemoryTransport, name: str):
+        self._inner = inner
+        self._transport = transport
+        self._name = name
+
+    async def receive(self) -> Delivery:
+        error, times = self._transport.breaks.get(self._name, (None, 0))
+        if error is not None and times != 0:
+            self._transport.breaks[self._name] = (error, times - 1)
+            raise error
+        return await self._inner.receive()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class BreakableMemoryTransport(MemoryTransport):
+    """A memory transport whose consumer named N raises ``error`` from ``receive`` the next
+    ``times`` times (-1: always) once ``breaks[N] = (error, times)`` is set.
+
+    A receive already waiting is not interrupted: the fault is met at the next one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.breaks: dict[str, tuple[BaseException | None, int]] = {}
+
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
+        inner = await super().consume(mailboxes, consumer, private=private)
+        return _BreakingConsumer(inner, self, consumer)
