@@ -130,7 +130,9 @@ async def test_a_fault_at_each_consumer_step_leaves_a_serving_provider(
             action: Action = (
                 deleting(client, broken) if fault == "delete" else replacing(client, broken)
             )
-            hit = transport.faults.arm(step, action, key=endpoint_key if step != 'live_members' else None)
+            hit = transport.faults.arm(
+                step, action, key=endpoint_key if step != "live_members" else None
+            )
             if trigger == "regroup":  # the stream vanishes under a waiting read: make it again
                 await client.delete(endpoint_key)
             elif trigger == "lost":  # a lost connection: read back what it had taken
@@ -144,3 +146,49 @@ async def test_a_fault_at_each_consumer_step_leaves_a_serving_provider(
             await serves_again(caller, ref)
     finally:
         await client.aclose()
+
+
+async def test_a_stream_replaced_by_another_type_then_deleted(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real Redis actions only: the endpoint's stream becomes a string under a waiting read."""
+    caplog.set_level(logging.WARNING)
+    base = require_redis()
+    client = aioredis.Redis.from_url(base)
+    endpoint_key = f"{prefix}:mb:ep:pricing"
+    try:
+        async with (
+            ActorSystem(url_of(base, prefix)) as node,
+            ActorSystem(url_of(base, prefix)) as caller,
+        ):
+            ref = await node.spawn(Pricing, "eu")
+            assert await answer(caller, ref) == "eu"
+            await client.set(endpoint_key, "not a stream")
+            await seen(caplog, "refused a mailbox read (WRONGTYPE")
+            await client.delete(endpoint_key)
+            await serves_again(caller, ref)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+async def test_a_server_made_a_replica_and_back_is_served_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """REPLICAOF host port, then REPLICAOF NO ONE: the server refuses writes (READONLY) and
+    loses its keys to the primary's, then is a healthy primary again."""
+    caplog.set_level(logging.WARNING)
+    with redis_server() as server, redis_server() as primary:
+        url = with_query(server.url, prefix="replica", ttl="1", block="0.2", claim_idle="0.2")
+        admin = server.client()
+        try:
+            async with ActorSystem(url) as node, ActorSystem(url) as caller:
+                ref = await node.spawn(Pricing, "eu")
+                assert await answer(caller, ref) == "eu"
+                admin.replicaof("127.0.0.1", primary.port)
+                await seen(caplog, "refused a mailbox read (You can't write against a read only")
+                admin.replicaof("NO", "ONE")
+                await serves_again(caller, ref)
+                assert await answer(node, ref) == "eu"  # both nodes' reply inboxes read again
+        finally:
+            admin.close()
