@@ -45,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="run only the fault soak, this long (see benchmarks/soak.py); not a default row",
     )
+    parser.add_argument(
+        "--no-aof", action="store_true", help="soak a Redis without persistence (counts losses)"
+    )
     args = parser.parse_args(argv)
     if args.soak is not None:
-        return soak(args.soak, args.redis)
+        return soak(args.soak, args.redis, aof=not args.no_aof)
     if args.quick:
         settings = Settings.smoke(args.redis)
     else:
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def soak(seconds: float, redis_url: str | None) -> int:
+def soak(seconds: float, redis_url: str | None, *, aof: bool = True) -> int:
     """The fault soak, ``seconds`` long: a fault about every 8 s — a provider SIGKILLed, or
     (about once a minute) Redis restarted; counts to ``results/soak.{json,md}``; 1 on a problem."""
     from .harness import RESULTS
@@ -73,7 +76,7 @@ def soak(seconds: float, redis_url: str | None) -> int:
         return 2
     restarts = max(1, round(seconds / 60))
     plan = SoakPlan(
-        duration=seconds, kills=max(1, round(seconds / 8)) - restarts, restarts=restarts
+        duration=seconds, kills=max(1, round(seconds / 8)) - restarts, restarts=restarts, aof=aof
     )
     print(f"soaking for {seconds:g} s ...", file=sys.stderr, flush=True)
     counts = asyncio.run(run_soak(redis_url, plan))

@@ -97,6 +97,7 @@ class SoakPlan:
     tell_interval: float = 0.005  # the pause between two tells
     drain: float = 30.0  # the longest wait, after the load, for accepted tells to be handled
     recovery_limit: float = 10.0  # service must be back this soon after Redis is (asserted)
+    aof: bool = True  # False: Redis without persistence, to see what a restart loses then
 
     def faults(self) -> list[tuple[float, str]]:
         """``(seconds after the start, "kill" or "restart")``, evenly spaced, restarts spread."""
@@ -141,7 +142,7 @@ class SoakCounts:
             found.append(f"exceptions outside TactorError: {self.untyped}")
         if self.hung:
             found.append(f"{self.hung} call(s)/tell(s) hung past deadline + grace")
-        if self.lost:
+        if self.lost and plan.aof:  # without persistence a restart loses what Redis held
             found.append(f"{self.lost} accepted tell(s) never handled")
         if len(self.recovery) < self.restarts or any(
             r > plan.recovery_limit for r in self.recovery
@@ -170,9 +171,11 @@ class SoakCounts:
 
 class RedisProcess:
     """A throwaway redis-server on a free loopback port that keeps every write (AOF, fsync
-    always) in a directory of its own, so it can be SIGKILLed and started again on it."""
+    always; unless ``aof`` is False) in a directory of its own, so it can be SIGKILLed and
+    started again on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, aof: bool = True) -> None:
+        self.aof = aof
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")
@@ -190,7 +193,8 @@ class RedisProcess:
     def start(self) -> None:
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
+            "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
+            "--dir", str(self.dir),
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
@@ -332,7 +336,7 @@ async def _drain(soak: _Soak, record: aioredis.Redis, key: str) -> dict[int, int
 
 async def run_soak(record_url: str, plan: SoakPlan) -> SoakCounts:
     """Run the soak; ``record_url`` is a Redis the faults do not touch (for the counting)."""
-    server = RedisProcess()
+    server = RedisProcess(plan.aof)
     prefix = f"tactor-soak-{uuid.uuid4().hex[:10]}"
     record_key = f"{prefix}:handled"
     url = tactor_url(server.url, prefix, ttl=1, block=0.2, claim_idle=0.2)
@@ -398,14 +402,18 @@ def _count(soak: _Soak, handled: dict[int, int]) -> SoakCounts:
 
 
 def write_report(counts: SoakCounts, plan: SoakPlan, path: Path) -> Path:
-    """``soak.json`` and ``soak.md`` under ``path``; returns the Markdown file."""
+    """``soak.json`` and ``soak.md`` (``soak-no-aof.*`` without persistence) under ``path``;
+    returns the Markdown file."""
     path.mkdir(parents=True, exist_ok=True)
     meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "plan": asdict(plan)}
-    (path / "soak.json").write_text(json.dumps({**meta, "counts": asdict(counts)}, indent=2))
+    name = "soak" if plan.aof else "soak-no-aof"
+    (path / f"{name}.json").write_text(json.dumps({**meta, "counts": asdict(counts)}, indent=2))
     problems = counts.problems(plan)
-    lines = [f"Fault soak, {meta['when']}", "", *(f"- {line}" for line in counts.lines())]
+    redis = "AOF, appendfsync always" if plan.aof else "no persistence"
+    lines = [f"Fault soak ({redis}), {meta['when']}", ""]
+    lines += [f"- {line}" for line in counts.lines()]
     lines += ["", f"- problems: {'; '.join(problems) if problems else 'none'}"]
     lines += [f"- example: {example}" for example in counts.examples]
-    md = path / "soak.md"
+    md = path / f"{name}.md"
     md.write_text("\n".join(lines) + "\n")
     return md
