@@ -23,8 +23,9 @@ from tactor.transports.redis import RedisTransport
 Action = Callable[[], Awaitable[None]]
 
 #: The steps a fault can be armed at: the consumer's Redis client calls, and the transport's.
-CLIENT_STEPS = frozenset({"xgroup_create", "xgroup_createconsumer", "xreadgroup", "xpending_range"})
-CLIENT_STEPS |= {"xclaim"}
+CLIENT_STEPS = frozenset(
+    {"xgroup_create", "xgroup_createconsumer", "xreadgroup", "xpending_range", "xclaim"}
+)
 TRANSPORT_STEPS = frozenset({"live_members"})
 
 
@@ -43,9 +44,6 @@ class Faults:
         assert step in CLIENT_STEPS | TRANSPORT_STEPS, step
         self._armed.setdefault(step, []).append((action, key, always))
         return self._hit.setdefault(step, asyncio.Event())
-
-    def disarm(self) -> None:
-        self._armed.clear()
 
     async def before(self, step: str, args: tuple[Any, ...]) -> None:
         """Run the fault armed at ``step``, if any, for a call with ``args``."""

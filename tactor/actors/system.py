@@ -202,7 +202,7 @@ class ActorSystem:
             instance=instance,
             schema=schema,
             handlers=handlers,
-            on_failure=functools.partial(self._failed, ref.id),
+            on_failure=functools.partial(self._runner_failed, ref.id),
         )
         try:
             await instance.on_start()
@@ -223,7 +223,7 @@ class ActorSystem:
             raise NoProvider(f"provider {ref.id!r} is not running on this system")
         await self._stop(ref.id)
 
-    def _failed(self, provider: str, error: BaseException) -> None:
+    def _runner_failed(self, provider: str, error: BaseException) -> None:
         """A provider's runner failed: it serves nothing, so it must not stay registered.
 
         It is unregistered and stopped at once, so calls go to other providers or
