@@ -1,4 +1,7 @@
-"""``python -m benchmarks [--quick] [--only ROW ...] [--redis URL]`` — see benchmarks/README.md."""
+"""``python -m benchmarks [--quick] [--only ROW ...] [--redis URL]``, or ``--soak SECONDS``.
+
+See benchmarks/README.md.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default=os.environ.get("TACTOR_REDIS_URL"))
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="run only the fault soak, this long (see benchmarks/soak.py); not a default row",
+    )
+    parser.add_argument(
+        "--no-aof", action="store_true", help="soak a Redis without persistence (counts losses)"
+    )
     args = parser.parse_args(argv)
+    if args.soak is not None:
+        return soak(args.soak, args.redis, aof=not args.no_aof)
     if args.quick:
         settings = Settings.smoke(args.redis)
     else:
@@ -49,6 +63,25 @@ def main(argv: list[str] | None = None) -> int:
         chart()
     print(path.read_text())
     return 0
+
+
+def soak(seconds: float, redis_url: str | None, *, aof: bool = True) -> int:
+    """The fault soak, ``seconds`` long: a fault about every 8 s — a provider SIGKILLed, or
+    (about once a minute) Redis restarted; counts to ``results/soak.{json,md}``; 1 on a problem."""
+    from .harness import RESULTS
+    from .soak import SoakPlan, run_soak, write_report
+
+    if not redis_url:
+        print("the soak needs a Redis to count on (TACTOR_REDIS_URL or --redis)", file=sys.stderr)
+        return 2
+    restarts = max(1, round(seconds / 60))
+    plan = SoakPlan(
+        duration=seconds, kills=max(1, round(seconds / 8)) - restarts, restarts=restarts, aof=aof
+    )
+    print(f"soaking for {seconds:g} s ...", file=sys.stderr, flush=True)
+    counts = asyncio.run(run_soak(redis_url, plan))
+    print(write_report(counts, plan, RESULTS).read_text())
+    return 1 if counts.problems(plan) else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Each server is a separate OS process (``python -m benchmarks.servers KIND ...``)
   :class:`Listener`.
 - ``pymq URL NAMESPACE CHANNEL``: pymq 0.7's Redis event bus exposing
   ``echo(value: int) -> int`` on CHANNEL.
+- ``soak URL RECORD_URL RECORD_KEY``: one provider of the fault soak's
+  :class:`benchmarks.soak.Soak` (see ``soak.py``).
 
 A server prints one line ``ready [ID ...]`` once it serves, and runs until
 SIGTERM (a clean close) or SIGKILL, or until its stdin closes (so none
@@ -240,6 +242,10 @@ def main(argv: list[str]) -> None:
         serve_rawsub(*args)
     elif kind == "pymq":
         serve_pymq(*args)
+    elif kind == "soak":
+        from .soak import serve_soak
+
+        asyncio.run(serve_soak(*args))
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
 

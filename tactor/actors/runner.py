@@ -88,6 +88,8 @@ class _EventItem:
     payload: bytes
 
 
+#: Unexpected errors in a row from a consumer's ``receive`` before the runner gives up.
+_RECEIVE_RETRIES = 3
 _STOP = object()
 _Item = Delivery | _EventItem | object
 
@@ -103,6 +105,7 @@ class ActorRunner:
         instance: object | None,
         schema: ActorSchema | None,
         handlers: Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]],
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -117,6 +120,8 @@ class ActorRunner:
         self._direct = False  # one source, read by the runner itself (no pump, no hand-off)
         self._idle = False  # direct mode: waiting for a message, not handling one
         self._stopping = False
+        self._on_failure = on_failure  # called once if a source's task ends while serving
+        self._failed = False
 
     async def start(
         self, consumer: MailboxConsumer | None, subscriptions: list[Subscription]
@@ -128,14 +133,31 @@ class ActorRunner:
             # One source: read it directly, without a pump and a hand-off in between.
             self._direct = True
             self._loop_task = tasks.spawn(self._run_direct(consumer), f"tactor-runner-{self.name}")
+        else:
+            self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
+            if consumer is not None:
+                self._pumps.append(
+                    tasks.spawn(self._pump_mailbox(consumer), f"tactor-pump-{self.name}")
+                )
+            for index, sub in enumerate(subscriptions):
+                self._pumps.append(
+                    tasks.spawn(self._pump_topic(index, sub), f"tactor-sub-{self.name}")
+                )
+        for task in (self._loop_task, *self._pumps):
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        """A task of this runner ended while it was serving: the runner has failed.
+
+        It no longer reads a source (or handles what is read), so its owner must not
+        keep it registered: ``on_failure`` is told, once.
+        """
+        if self._stopping or self._failed or task.cancelled():
             return
-        self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
-        if consumer is not None:
-            self._pumps.append(
-                tasks.spawn(self._pump_mailbox(consumer), f"tactor-pump-{self.name}")
-            )
-        for index, sub in enumerate(subscriptions):
-            self._pumps.append(tasks.spawn(self._pump_topic(index, sub), f"tactor-sub-{self.name}"))
+        self._failed = True
+        error = task.exception() or TransportClosed(f"{task.get_name()} ended: its source closed")
+        if self._on_failure is not None:
+            self._on_failure(error)
 
     async def stop(self, grace: float) -> None:
         """Stop taking messages, finish the one in hand (up to ``grace`` seconds), close sources."""
@@ -166,7 +188,12 @@ class ActorRunner:
     # -- sources ---------------------------------------------------------------
 
     async def _receive(self, consumer: MailboxConsumer) -> Delivery | None:
-        """The next delivery, riding out transport errors; None once the consumer is closed."""
+        """The next delivery, riding out transport errors; None once the consumer is closed.
+
+        Any other error is a fault in the transport: logged and retried, at a growing
+        pace, a few times; raised when it persists (the runner has then failed).
+        """
+        unexpected = 0
         while True:
             try:
                 return await consumer.receive()
@@ -175,6 +202,12 @@ class ActorRunner:
             except TransportError as exc:
                 log.warning("%s: mailbox receive failed: %s", self.name, exc)
                 await asyncio.sleep(0.1)
+            except Exception:
+                if unexpected == _RECEIVE_RETRIES:
+                    raise
+                log.exception("%s: unexpected error receiving a message; retrying", self.name)
+                await asyncio.sleep(0.1 * 2**unexpected)
+                unexpected += 1
 
     async def _pump_mailbox(self, consumer: MailboxConsumer) -> None:
         while (delivery := await self._receive(consumer)) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -213,7 +214,12 @@ class ActorSystem:
         subscriptions = [await transport.subscribe(p) for _, p in pairs]
         handlers = [(h, getattr(instance, h.name)) for h, _ in pairs]
         runner = ActorRunner(
-            self._runner_config, name=ref.id, instance=instance, schema=schema, handlers=handlers
+            self._runner_config,
+            name=ref.id,
+            instance=instance,
+            schema=schema,
+            handlers=handlers,
+            on_failure=functools.partial(self._runner_failed, ref.id),
         )
         try:
             await instance.on_start()
@@ -234,8 +240,32 @@ class ActorSystem:
             raise NoProvider(f"provider {ref.id!r} is not running on this system")
         await self._stop(ref.id)
 
+    def _runner_failed(self, provider: str, error: BaseException) -> None:
+        """A provider's runner failed: it serves nothing, so it must not stay registered.
+
+        It is unregistered and stopped at once, so calls go to other providers or
+        fail fast with NoProvider instead of waiting for their deadlines.
+        """
+        if self._state != "running" or provider not in self._actors:
+            return
+        log.error(
+            "%s stopped serving (%s: %s): it is unregistered and stopped",
+            provider,
+            type(error).__name__,
+            error,
+        )
+        self._tasks.spawn(self._remove_failed(provider), f"tactor-remove-{provider}")
+
+    async def _remove_failed(self, provider: str) -> None:
+        try:
+            await self._stop(provider)
+        except Exception:  # unregistered first: what is left is clean-up
+            log.exception("%s: stopping the failed provider did not finish", provider)
+
     async def _stop(self, provider: str) -> None:
-        spawned = self._actors.pop(provider)
+        spawned = self._actors.pop(provider, None)
+        if spawned is None:
+            return  # stopped meanwhile (it failed, and the system is closing)
         await self.transport.unregister(spawned.ref.endpoint, provider)
         await spawned.runner.stop(self.stop_grace)
         try:

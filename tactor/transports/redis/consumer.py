@@ -52,6 +52,11 @@ log = logging.getLogger("tactor.redis")
 GROUP = "tactor"
 
 
+def _expected(exc: ResponseError) -> bool:
+    """Whether Redis said the stream or its group is gone, as after a restart or a deletion."""
+    return str(exc).startswith(("NOGROUP", "UNBLOCKED"))
+
+
 def _field(fields: Any, name: bytes) -> Any:
     """A field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
     if isinstance(fields, dict):
@@ -98,6 +103,8 @@ class RedisConsumer(MailboxConsumer):
         self._buffer: deque[RedisDelivery] = deque()
         self._unacked: dict[tuple[str, str], RedisDelivery] = {}
         self._recover_own = False
+        self._regroup = False  # make the streams and groups again before the next read
+        self._refused: str | None = None  # the refusal logged last (logged once per kind)
         self._next_reclaim = 0.0
         self._closed = False
         self._to_ack: dict[str, list[str]] = {}
@@ -147,6 +154,7 @@ class RedisConsumer(MailboxConsumer):
 
     async def receive(self) -> Delivery:
         backoff = Backoff()
+        regrouped = False
         while True:
             if self._closed:
                 raise TransportClosed("mailbox consumer is closed")
@@ -160,13 +168,30 @@ class RedisConsumer(MailboxConsumer):
                 self._unacked[(delivery.key, delivery.entry_id)] = delivery
                 return delivery
             try:
+                if self._regroup:
+                    await self._ensure_groups()
+                    self._regroup = False
                 await self._fill()
                 check_cancelled()
                 backoff.reset()
+                regrouped = False
+                if self._refused is not None:
+                    log.warning("%s: Redis serves the mailbox again", self.name)
+                    self._refused = None
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                await self._ensure_groups()  # the stream is gone (a restart): make it again
+                # Every refusal is met by making the streams and groups again, never by
+                # ending: a stream deleted (even between XGROUP CREATE and CREATECONSUMER)
+                # or replaced by another type, a server turned replica (READONLY) and back.
+                # A consumer that gave up here would leave its provider registered by the
+                # heartbeat thread while it reads nothing.
+                self._regroup = True
+                if _expected(exc) and not regrouped:
+                    regrouped = True  # at once the first time; if it recurs, at a pace
+                    continue  # the stream or group is gone (a restart): make it again now
+                if str(exc) != self._refused:
+                    log.warning("%s: Redis refused a mailbox read (%s); retrying", self.name, exc)
+                    self._refused = str(exc)
+                await backoff.wait()
             except LOST as exc:
                 log.warning(
                     "%s: Redis connection lost while receiving (%s); retrying", self.name, exc

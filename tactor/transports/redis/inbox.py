@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+from redis.exceptions import ResponseError
+
 from ...errors import TransportError
 from ..base import Inbox, InboxHandler, InboxLostHandler
 from .connection import LOST, Backoff, check_cancelled
@@ -62,7 +64,9 @@ class RedisInbox(Inbox):
                 check_cancelled()
                 backoff.reset()
                 lost = False
-            except (*LOST, TransportError) as exc:
+            except (*LOST, ResponseError, TransportError) as exc:
+                # A refusal too (a server turned replica answers UNBLOCKED, then READONLY):
+                # this task must not end, or every later call of the node waits in vain.
                 if not lost:  # once per outage: replies in flight may be lost
                     self._on_lost(TransportError(f"the connection to Redis was lost: {exc}"))
                 lost = True
