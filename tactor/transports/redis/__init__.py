@@ -171,6 +171,8 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self.prefetch = prefetch
         self.prefetch_window = prefetch_window
         self.reclaim_every = max(ttl / 2, block)
+        #: A dead provider's consumer leaves its groups this long after its last read.
+        self.forget_dead_after = max(10 * ttl, 3 * block)
         self.live_key = self.key("live")
         self.consumers: set[RedisConsumer] = set()
         self._inboxes: set[RedisInbox] = set()

@@ -106,6 +106,7 @@ class RedisConsumer(MailboxConsumer):
         self._regroup = False  # make the streams and groups again before the next read
         self._refused: str | None = None  # the refusal logged last (logged once per kind)
         self._next_reclaim = 0.0
+        self._next_sweep = time.monotonic() + self._transport.forget_dead_after
         self._closed = False
         self._to_ack: dict[str, list[str]] = {}
         self._reader = HeldConnection(transport.redis)  # for the blocking reads
@@ -204,6 +205,9 @@ class RedisConsumer(MailboxConsumer):
             own = await self._redis.xreadgroup(GROUP, self.name, dict.fromkeys(self._keys, "0"))
             await self._take_all(own)
             self._recover_own = False
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self._transport.forget_dead_after
+            await self._forget_dead_consumers()
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self._transport.reclaim_every
             await self._reclaim()
@@ -250,6 +254,28 @@ class RedisConsumer(MailboxConsumer):
                 self._next_reclaim = 0.0  # the next fill looks for more
                 await self._take(key, claimed, int(oldest["times_delivered"]) + 1)
                 return
+
+    async def _forget_dead_consumers(self) -> None:
+        """Take the consumers of providers that died (killed, never stopped) out of the groups.
+
+        A clean stop removes its consumer; a killed one's stays, one name per kill.
+        Only those with nothing pending (claimed already), not live and quiet for
+        ``forget_dead_after`` are removed — a live consumer reads at least every ``block``.
+        """
+        quiet_ms = self._transport.forget_dead_after * 1000
+        for key in self._keys:
+            consumers = await self._redis.xinfo_consumers(key, GROUP)
+            quiet = {
+                text(c["name"])
+                for c in consumers
+                if int(c["pending"]) == 0 and int(c["idle"]) > quiet_ms
+            } - {self.name}
+            if not quiet:
+                continue
+            live = set(await self._transport.live_members(self._transport.live_key, quiet))
+            for name in sorted(quiet - live):
+                await self._redis.xgroup_delconsumer(key, GROUP, name)
+                log.info("%s: removed the dead consumer %s from %s", self.name, name, key)
 
     def _count(self) -> int:
         """Entries to read: what we expect to handle within the prefetch window."""
