@@ -10,20 +10,18 @@ seconds of the restart. The counts are printed (``pytest -s`` shows them).
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from benchmarks.soak import SoakPlan, run_soak
 from tests.conftest import require_redis
+from tests.servers import redis_server_binary
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.mark.timeout(150)
 async def test_fault_soak() -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    redis_server_binary()  # skips without one (fails under CI=true)
     plan = SoakPlan(duration=35.0, kills=5, restarts=1)
     counts = await run_soak(require_redis(), plan)
     print("\n".join(counts.lines()))
