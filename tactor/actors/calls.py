@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from .broadcast import BroadcastResult, Outcome
 from .cancellation import Cancellations
 from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
+from .pending import Pending
 from .schema import ActorSchema, MethodSchema
 
 __all__ = ["Calls", "Outgoing"]
@@ -66,71 +67,6 @@ class Outgoing:
         return f"deadline {round(self.deadline - self.made, 6):g} s"
 
 
-class _Pending:
-    """Replies awaited for one message id: one for a call, one per provider for a broadcast.
-
-    ``done`` completes when every expected reply is in. A broadcast's set of
-    providers is known only once it was delivered (``settle``); replies that
-    come earlier are kept. At ``deadline`` the node's timer fails ``done`` with
-    ``TimeoutError`` — or, while the request is still being delivered (waiting
-    for room in a full mailbox), cancels the sending task and marks the entry
-    ``expired``.
-    """
-
-    __slots__ = ("deadline", "done", "expected", "expired", "replies", "sender", "settled")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, deadline: float, *, broadcast: bool = False
-    ) -> None:
-        self.deadline = deadline
-        self.expected: frozenset[str] | None = frozenset() if broadcast else None
-        self.settled = not broadcast
-        self.replies: dict[str, Reply] = {}
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.sender: asyncio.Task[Any] | None = None
-        self.expired = False
-
-    def add(self, reply: Reply) -> None:
-        if self.settled and self.expected is not None and reply.provider not in self.expected:
-            return
-        self.replies.setdefault(reply.provider, reply)
-        self._check()
-
-    def settle(self, providers: Iterable[str]) -> None:
-        """The providers a broadcast reached: wait for these, and only these."""
-        self.expected = frozenset(providers)
-        self.settled = True
-        for provider in [p for p in self.replies if p not in self.expected]:
-            del self.replies[provider]
-        self._check()
-
-    def forget(self, providers: Iterable[str]) -> None:
-        """Stop waiting for providers the request never reached."""
-        if self.expected is not None:
-            self.settle(self.expected.difference(providers))
-
-    def expire(self) -> None:
-        if self.done.done():
-            return
-        self.expired = True
-        if self.sender is not None:
-            self.sender.cancel()
-        else:
-            self.done.set_exception(TimeoutError())
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)
-
-    def _check(self) -> None:
-        if (
-            self.settled
-            and not self.done.done()
-            and (self.expected is None or self.expected.issubset(self.replies))
-        ):
-            self.done.set_result(None)
-
-
 class Calls:
     """Sends requests and matches replies for one node.
 
@@ -154,8 +90,8 @@ class Calls:
         self._transport = transport
         self._codec = codec
         self._max_payload = max_payload
-        self._pending: dict[str, _Pending] = {}
-        self._sending: dict[str, _Pending] = {}  # tells being delivered (no reply awaited)
+        self._pending: dict[str, Pending] = {}
+        self._sending: dict[str, Pending] = {}  # tells being delivered (no reply awaited)
         self._ids = itertools.count()
         self._inbox: Inbox | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -198,7 +134,7 @@ class Calls:
 
     # -- deadlines -------------------------------------------------------------
 
-    def _track(self, table: dict[str, _Pending], msg_id: str, pending: _Pending) -> None:
+    def _track(self, table: dict[str, Pending], msg_id: str, pending: Pending) -> None:
         table[msg_id] = pending
         if self._timer is None or pending.deadline < self._timer_at:
             self._arm(pending.deadline)
@@ -227,7 +163,7 @@ class Calls:
             self._arm(nearest)
 
     @staticmethod
-    async def _deliver_by(pending: _Pending, deliver: Awaitable[Any]) -> Any:
+    async def _deliver_by(pending: Pending, deliver: Awaitable[Any]) -> Any:
         """Await a delivery that the deadline timer may cancel; TimeoutError if it did."""
         task = pending.sender = asyncio.current_task()
         assert task is not None
@@ -318,7 +254,7 @@ class Calls:
         """Send one call and return its decoded result, or raise what the provider raised."""
         self._check_deadline(out, "call")
         msg_id, payload = self._request("call", out)
-        pending = _Pending(self._loop, out.deadline)
+        pending = Pending(self._loop, out.deadline)
         self._track(self._pending, msg_id, pending)
         try:
             # One deadline covers both the wait for room in the mailbox and the reply.
@@ -352,7 +288,7 @@ class Calls:
         what = f"tell {out.what}"
         self._check_deadline(out, what)
         msg_id, payload = self._request("tell", out)
-        pending = _Pending(self._loop, out.deadline)
+        pending = Pending(self._loop, out.deadline)
         self._track(self._sending, msg_id, pending)
         try:
             await self._deliver_by(pending, self._deliver(out.schema.endpoint, provider, payload))
@@ -379,7 +315,7 @@ class Calls:
         what = f"broadcast {out.what}"
         self._check_deadline(out, what)
         msg_id, payload = self._request("call", out)
-        pending = _Pending(self._loop, deadline, broadcast=True)
+        pending = Pending(self._loop, deadline, broadcast=True)
         self._track(self._pending, msg_id, pending)
         live: list[str] = []
         unsent: dict[str, BaseException] = {}
@@ -420,7 +356,7 @@ class Calls:
         schema: ActorSchema,
         method: MethodSchema,
         provider: str,
-        pending: _Pending,
+        pending: Pending,
         unsent: dict[str, BaseException],
     ) -> Outcome[Any]:
         reply = pending.replies.get(provider)

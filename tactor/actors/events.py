@@ -1,4 +1,5 @@
-"""Events: topics derived from event types, and the ``@subscribe`` / ``@topic`` markers.
+"""Events: topics derived from event types, the ``@subscribe`` / ``@topic`` markers, and
+the bytes of an event to publish.
 
 An event's topic is its class's ``@topic("a.b.c")`` if given, else the class
 name. ``@subscribe`` marks an actor method as an event handler; with no
@@ -13,9 +14,12 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from ..codecs import Codec
+from ..errors import EncodeError, PayloadTooLarge
 from ..transports.topics import check_pattern, check_topic
+from .envelope import Event
 
-__all__ = ["event_types", "subscribe", "topic", "topic_of"]
+__all__ = ["encode_event", "event_types", "subscribe", "topic", "topic_of"]
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,3 +75,25 @@ def subscribe(*args: Any) -> Any:
         return fn
 
     return mark
+
+
+def encode_event(
+    codec: Codec, event: object, topic: str | None, max_payload: int
+) -> tuple[str, bytes]:
+    """The topic ``event`` goes to (its type's, or ``topic``) and its envelope's bytes.
+
+    Raises ``EncodeError`` naming the event for a value JSON cannot hold,
+    ``PayloadTooLarge`` over ``max_payload``, ``ConfigError`` for a bad topic.
+    """
+    cls = type(event)
+    name = check_topic(topic) if topic is not None else topic_of(cls)
+    body = codec.to_wire(event, cls)
+    try:
+        payload = codec.dumps(Event(name, cls.__name__, body).to_wire())
+    except EncodeError as exc:
+        raise EncodeError(f"the event {cls.__qualname__} on {name!r}: {exc}") from None
+    if len(payload) > max_payload:
+        raise PayloadTooLarge(
+            f"the event {cls.__qualname__} is {len(payload)} bytes, over max_payload={max_payload}"
+        )
+    return name, payload

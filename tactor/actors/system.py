@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ..codecs import Codec, JsonCodec, TypeCodec
-from ..errors import ConfigError, EncodeError, NoProvider, NotRunning, PayloadTooLarge, SchemaError
-from ..transports import Subscription, Transport, check_topic, open_transport
+from ..errors import ConfigError, NoProvider, NotRunning, SchemaError
+from ..transports import Subscription, Transport, open_transport
 from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
@@ -22,11 +22,11 @@ from .calls import Calls, Outgoing
 from .cancellation import Cancellations
 from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
 from .deadline import resolve_deadline
-from .envelope import Event
-from .events import topic_of
+from .events import encode_event
 from .proxy import proxy_class
 from .queues import AsyncQueue
-from .runner import ActorRunner, RunnerConfig
+from .requests import RunnerConfig
+from .runner import ActorRunner
 from .schema import (
     ActorSchema,
     HandlerSchema,
@@ -413,17 +413,7 @@ class ActorSystem:
         if cls not in self._checked:
             self.codec.json_schema(cls)  # raises SchemaError for a type that cannot be sent
             self._checked.add(cls)
-        name = check_topic(topic) if topic is not None else topic_of(cls)
-        body = self.codec.to_wire(event, cls)
-        try:
-            payload = self.codec.dumps(Event(name, cls.__name__, body).to_wire())
-        except EncodeError as exc:
-            raise EncodeError(f"the event {cls.__qualname__} on {name!r}: {exc}") from None
-        if len(payload) > self.max_payload:
-            raise PayloadTooLarge(
-                f"the event {cls.__qualname__} is {len(payload)} bytes, "
-                f"over max_payload={self.max_payload}"
-            )
+        name, payload = encode_event(self.codec, event, topic, self.max_payload)
         reached = await self.transport.publish(name, payload)
         return reached if self.transport.counts_subscribers else None
 
@@ -443,7 +433,7 @@ class ActorSystem:
         Items are encoded as ``item_type`` (``get`` returns that type), or,
         without one, by their runtime type (``get`` returns JSON data: dict,
         list, str, …). ``maxsize`` > 0 bounds the queue. Names are letters,
-        digits, ``_ . -`` (else ``ValueError``). Making the handle does no I/O;
+        digits, ``_ . -`` (else ``ConfigError``). Making the handle does no I/O;
         the queue outlives this system (see :class:`AsyncQueue`).
         """
         return AsyncQueue(self, name, item_type, maxsize=maxsize)

@@ -1,0 +1,253 @@
+"""Serving one actor's requests: decode, check, invoke, reply — each gets exactly one reply.
+
+For each request a :class:`Requests` decodes the envelope, checks its size and
+deadline, runs the method under the request's deadline (inherited by the
+calls it makes) and its cancellation watch, encodes the result or the error,
+and replies. Whatever the handler does — returns what JSON cannot hold,
+raises an exception whose details cannot be encoded, raises ``CancelledError``
+itself — its caller gets one reply, at once; only a cancelled call (its caller
+gone) gets none. Acknowledging the delivery is the runner's part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..codecs import Codec, type_name
+from ..errors import DecodeError, EncodeError, TransportError
+from ..transports.base import Transport
+from .cancellation import Cancellations, Watch
+from .dead_letters import DeadLetterPolicy
+from .deadline import running_deadline
+from .envelope import Reply, Request, parse_request
+from .failures import error_to_wire, failure
+from .schema import ActorSchema
+from .tasks import TaskSet
+
+__all__ = ["Requests", "RunnerConfig"]
+
+log = logging.getLogger("tactor")
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """What a runner needs from its system."""
+
+    transport: Transport
+    codec: Codec
+    max_payload: int
+    tasks: TaskSet
+    cancellations: Cancellations
+    dead_letters: DeadLetterPolicy
+
+
+class Requests:
+    """Handles the requests of one actor instance (``name`` is its provider id)."""
+
+    def __init__(
+        self, config: RunnerConfig, name: str, instance: object | None, schema: ActorSchema | None
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.instance = instance
+        self.schema = schema
+
+    async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> DecodeError | None:
+        """Handle one request in ``task`` (the runner's); return why it cannot be read, if it
+        cannot (to set it aside)."""
+        codec = self.config.codec
+        data: Any = None
+        try:
+            data = codec.loads(payload)
+            request = parse_request(data)
+        except DecodeError as exc:
+            await self._answer_malformed(data, exc)
+            return exc
+        if len(payload) > self.config.max_payload:
+            limit = self.config.max_payload
+            await self._fail(
+                request,
+                "payload_too_large",
+                f"request is {len(payload)} bytes, over max_payload={limit}",
+            )
+            return None
+        if request.deadline is not None and request.deadline <= time.time():
+            await self._fail(
+                request, "deadline", "the deadline passed before the message was handled"
+            )
+            return None
+        watch: Watch | None = None
+        if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
+            cancellations = self.config.cancellations
+            if cancellations.called_off(request.id):
+                self._log_cancelled(request, "its caller gave up before it was taken")
+                return None
+            watch = cancellations.watch(request.id, request.deadline, task)
+        try:
+            reply = await self._invoke(request)
+        except asyncio.CancelledError:
+            if watch is None or not watch.absorb():
+                raise  # the runner itself is being cancelled (stopping)
+            self._log_cancelled(request, f"cancelled ({watch.fired})")
+            return None  # nobody waits for it any more: no reply
+        except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
+            log.exception(
+                "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
+            )
+            reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
+        finally:
+            if watch is not None:
+                watch.close()
+        await self._reply(request, reply)
+        return None
+
+    def _log_cancelled(self, request: Request, what: str) -> None:
+        where = f"{request.endpoint}.{request.method}"
+        log.info("%s: %s from %s: %s", self.name, where, request.sender, what)
+
+    async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
+        """Answer a request that could not be read, if it says where to (an id and a reply
+        address): a caller of another envelope version hears why instead of waiting."""
+        if not isinstance(data, dict):
+            return
+        ident, reply_to = data.get("id"), data.get("r")
+        if not (isinstance(ident, str) and isinstance(reply_to, str)):
+            return
+        message = f"the provider could not read the request: {exc}"
+        reply = Reply(ident, self.name, False, error=failure("malformed", message))
+        try:
+            await self.config.transport.post(reply_to, self.config.codec.dumps(reply.to_wire()))
+        except (TransportError, EncodeError) as failed:
+            log.warning("%s: could not answer a malformed request: %r", self.name, failed)
+
+    async def _invoke(self, request: Request) -> Reply:
+        assert self.schema is not None
+        codec = self.config.codec
+        method = self.schema.methods.get(request.method)
+        if method is None:
+            return self._failure(
+                request,
+                "unknown_method",
+                f"{self.schema.cls.__qualname__} has no endpoint method {request.method!r}",
+            )
+        data = request.args
+        if request.positional is not None:
+            names = [name for name, _ in method.by_position]
+            if len(request.positional) > len(names):
+                return self._failure(
+                    request,
+                    "invalid_arguments",
+                    f"{method.qualname} takes {len(names)} positional arguments "
+                    f"but {len(request.positional)} were given",
+                )
+            data = {**dict(zip(names, request.positional, strict=False)), **data}
+        try:
+            decoded = codec.from_wire(data, method.args_type)
+        except DecodeError as exc:
+            return self._failure(request, "invalid_arguments", str(exc), errors=list(exc.errors))
+        args, kwargs = method.call_args(decoded)
+        try:
+            with running_deadline(request.deadline):
+                result = await method.function(self.instance, *args, **kwargs)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # this runner is being cancelled (stopping): not the handler's outcome
+            return self._raised(request, exc)  # the handler raised it itself
+        except Exception as exc:
+            return self._raised(request, exc)
+        try:
+            return Reply(
+                request.id, self.name, True, result=codec.to_wire(result, method.result_type)
+            )
+        except EncodeError as exc:
+            return self._bad_result(request, exc)
+
+    def _raised(self, request: Request, exc: BaseException) -> Reply:
+        assert self.schema is not None
+        if request.kind == "tell":
+            log.error(
+                "%s.%s raised while handling a tell",
+                self.name,
+                request.method,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        error = error_to_wire(exc, self.schema.errors, self.config.codec)
+        return Reply(request.id, self.name, False, error=error)
+
+    def _bad_result(self, request: Request, exc: EncodeError) -> Reply:
+        """The failure sent when a handler's result cannot be sent as its declared type."""
+        assert self.schema is not None
+        method = self.schema.methods[request.method]
+        declared = type_name(method.result_type)
+        message = f"{method.qualname} returned a value that does not fit '-> {declared}': {exc}"
+        return self._failure(request, "encode", message)
+
+    def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
+        log.warning(
+            "%s: %s.%s from %s: %s",
+            self.name,
+            request.endpoint,
+            request.method,
+            request.sender,
+            message,
+        )
+        return Reply(request.id, self.name, False, error=failure(code, message, **extra))
+
+    async def _fail(self, request: Request, code: str, message: str) -> None:
+        await self._reply(request, self._failure(request, code, message))
+
+    async def _reply(self, request: Request, reply: Reply) -> None:
+        if request.reply_to is None:
+            return  # a tell: nobody waits
+        payload = self._reply_bytes(request, reply)
+        if len(payload) > self.config.max_payload:
+            limit = self.config.max_payload
+            message = f"the reply is {len(payload)} bytes, over max_payload={limit}"
+            failed = self._failure(request, "payload_too_large", message)
+            payload = self.config.codec.dumps(failed.to_wire())
+        if request.deadline is not None and request.deadline <= time.time():
+            log.info(
+                "%s: %s.%s finished after its deadline; reply dropped",
+                self.name,
+                request.endpoint,
+                request.method,
+            )
+            return
+        try:
+            await self.config.transport.post(request.reply_to, payload)  # never waits for room
+        except TransportError as exc:
+            log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)
+
+    def _reply_bytes(self, request: Request, reply: Reply) -> bytes:
+        """The reply's bytes; a reply that cannot be encoded becomes a failure that can.
+
+        Every request gets exactly one reply: a result that passed ``to_wire`` but
+        that JSON cannot hold (an int over 64 bits, an object left unconverted)
+        becomes an ``encode`` failure; an error whose details cannot be encoded
+        is sent with its type and message only.
+        """
+        codec = self.config.codec
+        try:
+            return codec.dumps(reply.to_wire())
+        except EncodeError as exc:
+            if reply.ok:
+                reply = self._bad_result(request, exc)
+            else:
+                error = reply.error or {}
+                reply = self._failure(
+                    request,
+                    "remote",
+                    f"{error.get('message', '')} (details not sent: {exc})",
+                    type=str(error.get("type", "Exception")),
+                )
+        try:
+            return codec.dumps(reply.to_wire())
+        except EncodeError:  # e.g. lone surrogates in a message: send it escaped
+            wire = reply.to_wire()
+            escaped = str(wire["e"]).encode("utf-8", "backslashreplace").decode("ascii")
+            return codec.dumps({**wire, "e": failure("remote", escaped)})
