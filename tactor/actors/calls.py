@@ -36,6 +36,7 @@ from ..transports.base import (
 )
 from .broadcast import BroadcastResult, Outcome
 from .cancellation import Cancellations
+from .deadline import DeadlineTimer
 from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
 from .pending import Pending
@@ -94,8 +95,7 @@ class Calls:
         self._sending: dict[str, Pending] = {}  # tells being delivered (no reply awaited)
         self._ids = itertools.count()
         self._inbox: Inbox | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = DeadlineTimer(self._expire)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -115,9 +115,7 @@ class Calls:
             await self._inbox.close()
         for pending in self._pending.values():
             pending.fail(TransportClosed("the actor system was closed"))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     def _on_reply(self, payload: bytes) -> None:
         """Match a reply to its waiting call (called by the transport for each reply)."""
@@ -136,22 +134,10 @@ class Calls:
 
     def _track(self, table: dict[str, Pending], msg_id: str, pending: Pending) -> None:
         table[msg_id] = pending
-        if self._timer is None or pending.deadline < self._timer_at:
-            self._arm(pending.deadline)
+        self._timer.track(pending.deadline)
 
-    def _arm(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = self._loop
-        # At least a millisecond: wall and loop clocks differ by a hair, and a sweep
-        # that comes a hair early must not spin.
-        delay = max(deadline - time.time(), 0.001)
-        self._timer_at = deadline
-        self._timer = loop.call_at(loop.time() + delay, self._sweep)
-
-    def _sweep(self) -> None:
-        self._timer = None
-        now = time.time()
+    def _expire(self, now: float) -> float | None:
+        """Expire the calls and tells whose deadline passed; the nearest one ahead."""
         nearest: float | None = None
         for table in (self._pending, self._sending):
             for pending in table.values():
@@ -159,8 +145,7 @@ class Calls:
                     pending.expire()
                 elif not pending.done.done() and (nearest is None or pending.deadline < nearest):
                     nearest = pending.deadline
-        if nearest is not None:
-            self._arm(nearest)
+        return nearest
 
     @staticmethod
     async def _deliver_by(pending: Pending, deliver: Awaitable[Any]) -> Any:

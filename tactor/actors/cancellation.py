@@ -26,6 +26,7 @@ from typing import Any
 from ..codecs import Codec
 from ..errors import DecodeError, TactorError, TransportClosed
 from ..transports import Subscription, Transport
+from .deadline import DeadlineTimer
 from .tasks import TaskSet
 
 __all__ = ["CANCEL_TOPIC", "Cancellations", "Watch"]
@@ -97,16 +98,15 @@ class Cancellations:
         self._running: dict[str, Watch | list[Watch]] = {}
         self._called_off: dict[str, float] = {}  # id -> its deadline (then forgotten)
         self._subscription: Subscription | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = DeadlineTimer(self._expire)
 
     # -- the provider's side ---------------------------------------------------
 
     def watch(self, request_id: str, deadline: float | None, task: asyncio.Task[Any]) -> Watch:
         """Watch ``task`` (the current one) while it handles ``request_id``; close it after."""
         watch = Watch(self, request_id, task, deadline)
-        if deadline is not None and (self._timer is None or deadline < self._timer_at):
-            self._arm(deadline)
+        if deadline is not None:
+            self._timer.track(deadline)
         known = self._running.get(request_id)
         if known is None:
             self._running[request_id] = watch
@@ -125,19 +125,8 @@ class Cancellations:
             if not known:
                 del self._running[watch.request_id]
 
-    def _arm(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        # At least a millisecond: wall and loop clocks differ by a hair, and a sweep
-        # that comes a hair early must not spin.
-        delay = max(deadline - time.time(), 0.001)
-        self._timer_at = deadline
-        self._timer = loop.call_at(loop.time() + delay, self._sweep)
-
-    def _sweep(self) -> None:
-        self._timer = None
-        now = time.time()
+    def _expire(self, now: float) -> float | None:
+        """Cancel the handlers whose deadline passed; the nearest deadline ahead."""
         nearest: float | None = None
         for running in list(self._running.values()):
             for watch in running if isinstance(running, list) else [running]:
@@ -147,8 +136,7 @@ class Cancellations:
                     watch.fire("deadline")
                 elif nearest is None or watch.deadline < nearest:
                     nearest = watch.deadline
-        if nearest is not None:
-            self._arm(nearest)
+        return nearest
 
     def called_off(self, request_id: str) -> bool:
         """Whether the caller gave up on ``request_id`` before a provider took it."""
@@ -161,9 +149,7 @@ class Cancellations:
             self._tasks.spawn(self._read(self._subscription), "tactor-cancellations")
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self._subscription is not None:
             await self._subscription.close()
 

@@ -7,12 +7,19 @@ they travel in envelopes to other processes and machines; keep clocks in sync
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["current_deadline", "deadline", "resolve_deadline", "running_deadline"]
+__all__ = [
+    "DeadlineTimer",
+    "current_deadline",
+    "deadline",
+    "resolve_deadline",
+    "running_deadline",
+]
 
 _CURRENT: ContextVar[float | None] = ContextVar("tactor_deadline", default=None)
 
@@ -60,3 +67,46 @@ def deadline(seconds: float) -> Iterator[None]:
         value = inherited
     with running_deadline(value):
         yield
+
+
+class DeadlineTimer:
+    """One timer for many deadlines: no timer per call or per request.
+
+    Armed for the nearest deadline it was told of; when it fires it calls
+    ``expire(now)``, which expires what is due and returns the nearest deadline
+    still ahead (None: nothing), and re-arms for that. Deadlines are usually a
+    shared timeout from now, so a new one rarely moves the timer.
+    """
+
+    __slots__ = ("_at", "_expire", "_timer")
+
+    def __init__(self, expire: Callable[[float], float | None]) -> None:
+        self._expire = expire
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = 0.0
+
+    def track(self, deadline: float) -> None:
+        """Make sure the timer fires no later than ``deadline``."""
+        if self._timer is None or deadline < self._at:
+            self._arm(deadline)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        # At least a millisecond: wall and loop clocks differ by a hair, and a sweep
+        # that comes a hair early must not spin.
+        delay = max(deadline - time.time(), 0.001)
+        self._at = deadline
+        self._timer = loop.call_at(loop.time() + delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        nearest = self._expire(time.time())
+        if nearest is not None:
+            self._arm(nearest)
