@@ -6,6 +6,7 @@ The cases come from running pymq's own test suite against tactor's module API.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -58,7 +59,8 @@ def test_shutdown_forgets_what_was_exposed_on_the_system(url: str, module_api: N
     assert tactor.stub("x", multi=True, timeout=2)(1) == ["second 1"]
 
 
-def test_shutdown_forgets_subscribers_made_on_the_system(url: str, module_api: None) -> None:
+def subscribed_and_pinged(url: str) -> tuple[list[int], Callable[[Ping], None]]:
+    """Init, subscribe a recorder on the running system, publish Ping(1) and see it arrive."""
     got: list[int] = []
     seen = threading.Event()
 
@@ -70,6 +72,11 @@ def test_shutdown_forgets_subscribers_made_on_the_system(url: str, module_api: N
     tactor.subscriber(on_ping)
     tactor.publish(Ping(1))
     assert seen.wait(5)
+    return got, on_ping
+
+
+def test_shutdown_forgets_subscribers_made_on_the_system(url: str, module_api: None) -> None:
+    got, _ = subscribed_and_pinged(url)
     tactor.shutdown()
     tactor.init(url)
     assert tactor.publish(Ping(2)) in (0, None)  # nobody subscribes on the new system
@@ -122,17 +129,7 @@ def test_one_name_is_exposed_once_per_process(url: str, module_api: None) -> Non
 
 
 def test_unsubscribe(url: str, module_api: None) -> None:
-    got: list[int] = []
-    seen = threading.Event()
-
-    def on_ping(event: Ping) -> None:
-        got.append(event.n)
-        seen.set()
-
-    tactor.init(url)
-    tactor.subscriber(on_ping)
-    tactor.publish(Ping(1))
-    assert seen.wait(5)
+    got, on_ping = subscribed_and_pinged(url)
     tactor.unsubscribe(on_ping)
     assert tactor.publish(Ping(2)) in (0, None)
     assert got == [1]
