@@ -6,7 +6,15 @@ from decimal import Decimal
 from typing import Any, assert_type
 
 import tactor
-from tactor import ActorRef, ActorSystem, AsyncQueue, BlockingSystem, BroadcastResult, Outcome
+from tactor import (
+    ActorRef,
+    ActorSystem,
+    AsyncQueue,
+    BlockingSystem,
+    BroadcastResult,
+    DeadLetter,
+    Outcome,
+)
 from tests.model import Item, Pricing
 
 
@@ -80,3 +88,24 @@ async def queues(system: ActorSystem) -> None:
     assert_type(anything, AsyncQueue[Any])
     await anything.put({"any": ["json", 1]})
     assert_type(await system.queue("ints", list[int]).get(), list[int])
+
+
+async def failures(system: ActorSystem) -> None:
+    letters = await system.dead_letters(Pricing)
+    assert_type(letters, list[DeadLetter])
+    for letter in letters:
+        assert_type(letter.attempts, int)
+        assert_type(letter.payload, bytes)
+        assert_type(letter.method, str | None)
+        assert_type(await system.replay(letter), bool)
+        assert_type(await system.discard(letter), bool)
+
+
+def module_registrations() -> None:
+    def product(a: int, b: int) -> int:
+        return a * b
+
+    assert_type(tactor.expose(product, "product"), None)
+    assert_type(tactor.unexpose(product), None)
+    assert_type(tactor.unexpose("product"), None)
+    assert_type(tactor.unsubscribe(product), None)

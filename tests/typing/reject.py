@@ -53,3 +53,9 @@ async def queue_misuse(system: ActorSystem) -> None:
     await items.put("not an item")  # E: arg-type
     count: int = await items.get()  # E: assignment
     system.queue("items", Item, 10)  # E: call-overload
+
+
+async def failures_misuse(system: ActorSystem) -> None:
+    await system.replay("letter-id")  # E: arg-type
+    await system.dead_letters("pricing")  # E: arg-type
+    tactor.unexpose(42)  # E: arg-type
