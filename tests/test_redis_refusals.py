@@ -1,0 +1,98 @@
+"""Redis refusing (WRONGTYPE, READONLY) or gone, on the paths beside a provider's consumer.
+
+The consumer and the reply inbox ride out refusals (``test_redis_runner_faults.py``);
+here: closing and stopping, the heartbeat thread, dead letters and queues. No redis-py
+exception reaches the user, no reader dies, and nothing is lost on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tactor import ActorSystem
+from tests.conftest import drop_keys, require_redis, with_query
+from tests.model import PriceChanged, Pricing
+from tests.servers import redis_server
+
+pytestmark = [pytest.mark.redis]
+
+OPTIONS = {"ttl": "1", "block": "0.2", "claim_idle": "0.2"}
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    prefix = f"tactor-test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    drop_keys(require_redis(), prefix)
+
+
+def heartbeats() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "tactor-heartbeat")
+
+
+def live(client: redis.Redis, key: str) -> list[bytes]:
+    """The members of sorted set ``key`` whose expiry (server time) has not passed."""
+    seconds, micros = client.time()
+    return list(client.zrangebyscore(key, seconds * 1000 + micros // 1000, "+inf"))
+
+
+async def on_price(event: PriceChanged) -> None:
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["read-only", "down"])
+async def test_close_ends_cleanly_while_redis_refuses_or_is_gone(fault: str) -> None:
+    """close() raises nothing, ends the heartbeat thread and closes the transport — it
+    left the system half-closed (its thread beating, a second close() doing nothing)."""
+    with redis_server() as server, redis_server() as primary:
+        url = with_query(server.url, prefix="closing", **OPTIONS)
+        admin = server.client()
+        try:
+            before = heartbeats()
+            node = await ActorSystem(url).start()
+            await node.spawn(Pricing, "eu")
+            await node.subscribe(on_price)
+            assert await node.proxy(Pricing).where() == "eu"
+            if fault == "read-only":
+                admin.replicaof("127.0.0.1", primary.port)
+            else:
+                server.kill()
+            await node.close()
+            assert "closed" in repr(node) and heartbeats() == before
+            # Writable again: nothing of the closed system beats its entries back.
+            if fault == "read-only":
+                admin.replicaof("NO", "ONE")
+            else:
+                server.start()
+            await asyncio.sleep(1.5)  # several heartbeat intervals (ttl/3)
+            assert live(admin, "closing:live") == []
+        finally:
+            admin.close()
+
+
+@pytest.mark.slow
+async def test_stop_while_redis_refuses_writes_stops_the_provider(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with redis_server() as server, redis_server() as primary:
+        url = with_query(server.url, prefix="stopping", **OPTIONS)
+        admin = server.client()
+        try:
+            async with ActorSystem(url) as node:
+                ref = await node.spawn(Pricing, "eu")
+                admin.replicaof("127.0.0.1", primary.port)
+                await node.stop(ref)  # raised TransportError after stopping it all the same
+                assert node.refs() == []
+                assert "its private mailbox was not deleted" in caplog.text
+                admin.replicaof("NO", "ONE")
+        finally:
+            admin.close()
