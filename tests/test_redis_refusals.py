@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tactor import ActorSystem
+from tactor import Actor, ActorSystem, TransportError
 from tests.conftest import drop_keys, require_redis, with_query
+from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
 from tests.servers import redis_server
 
@@ -96,3 +97,50 @@ async def test_stop_while_redis_refuses_writes_stops_the_provider(
                 admin.replicaof("NO", "ONE")
         finally:
             admin.close()
+
+
+class Other(Actor, name="refusals-other"):
+    async def hello(self) -> str:
+        return "hello"
+
+
+async def test_a_registry_key_of_another_type_leaves_the_nodes_other_providers_live(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One beat keeps every entry of a node alive: a WRONGTYPE on one endpoint's registry
+    failed it whole, so every provider of the node left the registry (and its consumers
+    looked dead to the others). Now only that endpoint's entry is refused, and logged."""
+    caplog.set_level(logging.WARNING)
+    base = require_redis()
+    client = redis.Redis.from_url(base)
+    url = with_query(base, prefix=prefix, **OPTIONS)
+    broken = f"{prefix}:reg:refusals-other"
+    try:
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            ref = await node.spawn(Pricing, "eu")
+            other = await node.spawn(Other)
+            client.delete(broken)
+            client.set(broken, "not a sorted set")
+            await asyncio.sleep(2.5)  # well past the ttl (1 s): an entry not beaten is gone
+            assert f"Redis refused {broken} (WRONGTYPE" in caplog.text
+            assert await caller.providers(Pricing) == [ref.id]
+            assert await caller.call(Pricing.where, timeout=2) == "eu"
+            client.delete(broken)
+            await eventually(lambda: caller.providers(Other), lambda p: p == [other.id])
+            assert await caller.call(Other.hello, timeout=2) == "hello"
+            assert f"Redis takes {broken} again" in caplog.text
+    finally:
+        client.close()
+
+
+async def test_a_spawn_that_cannot_register_leaves_nothing_running(prefix: str) -> None:
+    base = require_redis()
+    client = redis.Redis.from_url(base)
+    try:
+        client.set(f"{prefix}:reg:refusals-other", "not a sorted set")
+        async with ActorSystem(with_query(base, prefix=prefix, **OPTIONS)) as node:
+            with pytest.raises(TransportError, match="WRONGTYPE"):
+                await node.spawn(Other)
+            assert node.refs() == []  # it was left serving the endpoint's mailbox, unlisted
+    finally:
+        client.close()

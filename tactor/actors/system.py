@@ -244,7 +244,11 @@ class ActorSystem:
             raise
         await runner.start(consumer, subscriptions)
         self._actors[ref.id] = _Spawned(ref, instance, runner)
-        await transport.register(schema.endpoint, ref.id)
+        try:
+            await transport.register(schema.endpoint, ref.id)
+        except BaseException:
+            await self._stop(ref.id)  # not to serve the endpoint's mailbox unregistered
+            raise
         return ref
 
     async def stop(self, ref: ActorRef[Any]) -> None:

@@ -39,7 +39,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ...errors import NoProvider, TransportClosed
+from ...errors import NoProvider, TransportClosed, TransportError
 from ..base import (
     Inbox,
     InboxHandler,
@@ -284,7 +284,11 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self._heartbeat.add(key, member)
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         with translated("heartbeat"):
-            await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), 1, member, 0])
+            refused = await self.scripts["heartbeat"](
+                keys=[key], args=[int(self.ttl * 1000), 1, member, 0]
+            )
+        if refused:  # another type of key under the name (WRONGTYPE)
+            raise TransportError(f"Redis heartbeat failed: {text(refused[1])} (on {key})")
 
     async def forget(self, key: str, member: str) -> None:
         if self._heartbeat is not None:

@@ -151,19 +151,28 @@ return 1
 # KEYS: zset..., then keys that live only while their owner does
 # ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms.
 # Extends (or re-creates) each zset entry and drops expired ones; extends each owned key.
+# A zset of another type is skipped, not fatal: the others are kept alive. Returns
+# {key, error, key, error, ...} for the skipped ones. Any other error (READONLY) fails it.
 HEARTBEAT = (
     _NOW
     + """
 local zsets = tonumber(ARGV[2])
+local refused = {}
 for i = 1, zsets do
-    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    local added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    if type(added) == 'table' and added.err then
+        if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
+        table.insert(refused, KEYS[i])
+        table.insert(refused, added.err)
+    else
+        redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    end
 end
 local lifetime = ARGV[zsets + 3]
 for i = zsets + 1, #KEYS do
     redis.call('PEXPIRE', KEYS[i], lifetime)
 end
-return now
+return refused
 """
 )
 
