@@ -144,3 +144,35 @@ async def test_a_spawn_that_cannot_register_leaves_nothing_running(prefix: str) 
             assert node.refs() == []  # it was left serving the endpoint's mailbox, unlisted
     finally:
         client.close()
+
+
+async def test_a_dead_letter_key_of_another_type_loses_no_message(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moving a message aside acknowledged and deleted it before Redis refused to add it
+    to dead letters of another type: it was lost. Now it stays in the mailbox, and is
+    set aside once Redis takes it."""
+    caplog.set_level(logging.WARNING)
+    base = require_redis()
+    client = redis.Redis.from_url(base)
+    url = with_query(base, prefix=prefix, **OPTIONS)
+    mailbox, letters = f"{prefix}:mb:ep:pricing", f"{prefix}:dl:ep:pricing"
+    try:
+        async with ActorSystem(url) as node:
+            await node.spawn(Pricing, "eu")
+            client.set(letters, "not a stream")
+            client.xadd(mailbox, {"p": b"not a tactor message"})  # malformed: set aside
+            await eventually(lambda: log_text(caplog), lambda t: "could not move" in t)
+            assert client.xlen(mailbox) == 1
+        # The provider stopped; its pending message went back to the mailbox.
+        client.delete(letters)
+        async with ActorSystem(url) as node:
+            await node.spawn(Pricing, "eu")
+            found = await eventually(lambda: node.dead_letters(Pricing), lambda d: len(d) == 1)
+            assert found[0].reason == "malformed" and found[0].payload == b"not a tactor message"
+    finally:
+        client.close()
+
+
+async def log_text(caplog: pytest.LogCaptureFixture) -> str:
+    return caplog.text

@@ -114,7 +114,13 @@ return moved
 # KEYS: stream, its dead letters (a stream) | ARGV: group, id, payload, attempts, reason, keep.
 # Acknowledge the entry and add it to the dead letters, in one step; keep at most 'keep' of them.
 # Returns {1 if it was set aside (0: it was not pending, someone else finished it), dropped}.
+# The dead letters' type is checked first: a script that fails half-way keeps what it did, and
+# an entry acknowledged and deleted but not added would be lost.
 DEAD_LETTER = """
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'none' and kind ~= 'stream' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. kind .. ', not a stream')
+end
 local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 if type(acked) ~= 'number' or acked == 0 then return {0, 0} end
 redis.call('XDEL', KEYS[1], ARGV[2])
