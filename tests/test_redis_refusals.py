@@ -176,3 +176,25 @@ async def test_a_dead_letter_key_of_another_type_loses_no_message(
 
 async def log_text(caplog: pytest.LogCaptureFixture) -> str:
     return caplog.text
+
+
+@pytest.mark.parametrize("broken", ["counter", "list"])
+async def test_a_queue_put_that_fails_puts_nothing(prefix: str, broken: str) -> None:
+    """A counter of unfinished tasks of another type failed the put after the item was
+    appended: put() raised, yet the item was in the queue (twice, once put again)."""
+    base = require_redis()
+    client = redis.Redis.from_url(base)
+    key = f"{prefix}:q:jobs"
+    try:
+        async with ActorSystem(with_query(base, prefix=prefix)) as node:
+            jobs = node.queue("jobs", int)
+            await jobs.put(1)
+            client.set(f"{key}:unfinished" if broken == "counter" else key, "not it")
+            with pytest.raises(TransportError):
+                await jobs.put(2)
+            if broken == "counter":
+                assert client.lrange(key, 0, -1) == [b"1"]
+            else:
+                assert client.get(f"{key}:unfinished") == b"1"
+    finally:
+        client.close()

@@ -212,12 +212,17 @@ return 1
 )
 
 # KEYS: queue list, unfinished counter | ARGV: maxsize (0: unbounded), payload.
-# Returns 1 appended (and counted unfinished), 0 full.
+# Returns 1 appended (and counted unfinished), 0 full. What can fail comes before the append
+# (a script that fails keeps what it did): a put that fails puts nothing.
 QUEUE_PUT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'list' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind .. ', not a list')
+end
 local maxsize = tonumber(ARGV[1])
 if maxsize > 0 and redis.call('LLEN', KEYS[1]) >= maxsize then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], ARGV[2])
 return 1
 """
 
