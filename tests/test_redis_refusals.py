@@ -8,15 +8,17 @@ exception reaches the user, no reader dies, and nothing is lost on the way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import redis
 
-from tactor import Actor, ActorSystem, TransportError
+from tactor import Actor, ActorSystem, TactorError, TransportError
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
@@ -198,3 +200,63 @@ async def test_a_queue_put_that_fails_puts_nothing(prefix: str, broken: str) -> 
                 assert client.get(f"{key}:unfinished") == b"1"
     finally:
         client.close()
+
+
+@pytest.mark.slow
+async def test_every_public_method_during_a_read_only_flip_fails_typed_or_works() -> None:
+    """REPLICAOF host port, then REPLICAOF NO ONE under a running system: while the server
+    refuses writes, each method works or raises a TactorError (never redis-py's); after,
+    every one works again — events, queues, dead letters, the registry."""
+    with redis_server() as server, redis_server() as primary:
+        url = with_query(server.url, prefix="flip", **OPTIONS)
+        admin = server.client()
+        try:
+            async with ActorSystem(url) as node, ActorSystem(url) as caller:
+                await node.spawn(Pricing, "eu")
+                events: list[PriceChanged] = []
+
+                async def on_event(event: PriceChanged) -> None:
+                    events.append(event)
+
+                jobs = caller.queue("jobs", int)
+                await jobs.put(1)
+                admin.replicaof("127.0.0.1", primary.port)
+                await eventually(lambda: answers(caller), lambda r: r != "eu", timeout=10)
+                attempts = [
+                    caller.providers(Pricing),
+                    caller.dead_letters(Pricing),
+                    caller.publish(PriceChanged("a", Decimal(1))),
+                    jobs.put(2),
+                    jobs.get(timeout=0.2),
+                    jobs.qsize(),
+                    jobs.task_done(),
+                    jobs.delete(),
+                ]
+                for attempt in attempts:
+                    with contextlib.suppress(TactorError):  # not redis-py's errors
+                        await attempt
+                subscription = await caller.subscribe(on_event)  # works on a replica
+                admin.replicaof("NO", "ONE")
+
+                await eventually(lambda: answers(caller), lambda r: r == "eu", timeout=15)
+                await jobs.delete()  # what it holds depends on when the flip synced
+                await jobs.put(3)
+                assert await jobs.get(timeout=2) == 3
+                assert await caller.dead_letters(Pricing) == []
+
+                async def publish_and_count() -> int:
+                    await node.publish(PriceChanged("a", Decimal(2)))
+                    await asyncio.sleep(0.05)
+                    return len(events)
+
+                await eventually(publish_and_count, lambda n: n > 0, timeout=10)
+                await subscription.close()
+        finally:
+            admin.close()
+
+
+async def answers(caller: ActorSystem) -> object:
+    try:
+        return await caller.call(Pricing.where, timeout=1.0)
+    except TactorError as exc:
+        return exc
