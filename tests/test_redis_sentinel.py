@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from decimal import Decimal
 
@@ -77,9 +78,11 @@ async def answer(caller: ActorSystem) -> object:
 @pytest.mark.redis
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_a_failover_is_followed_without_user_action() -> None:
-    """The primary is SIGKILLed; the Sentinels promote its replica; calls, tells and
-    events work again within 30 s, on the same systems, through the new primary."""
+@pytest.mark.parametrize("fault", ["sigkill", "switchover"])
+async def test_a_failover_is_followed_without_user_action(fault: str) -> None:
+    """The primary is SIGKILLed (or, alive, handed over: SENTINEL FAILOVER makes it a
+    replica); the Sentinels promote its replica; calls, tells and events work again
+    within 30 s, on the same systems, through the new primary."""
     with sentinel_cluster() as cluster:
         url = with_query(cluster.url, prefix="failover", ttl="1", block="0.2", claim_idle="0.2")
         async with ActorSystem(url) as node, ActorSystem(url) as caller:
@@ -91,13 +94,20 @@ async def test_a_failover_is_followed_without_user_action() -> None:
 
             await caller.subscribe(on_price)
             assert await caller.proxy(Pricing).where() == "eu"
-            old = cluster.primary.port
 
-            cluster.primary.kill()  # SIGKILL, by pid
+            if fault == "sigkill":
+                cluster.primary.kill()  # by pid
+            else:
+                with contextlib.closing(cluster.sentinels[0].client()) as sentinel:
+                    sentinel.execute_command("SENTINEL", "FAILOVER", cluster.service)
             killed = time.monotonic()
+
+            async def primary_port() -> int:
+                return cluster.primary_port()
+
+            await eventually(primary_port, lambda port: port == cluster.replica.port, 30)
             await eventually(lambda: answer(caller), lambda r: r == "eu", timeout=30)
             assert time.monotonic() - killed < 30
-            assert cluster.primary_port() == cluster.replica.port != old  # it was a failover
             assert await caller.providers(Pricing) == [ref.id]
 
             before = await caller.call(Pricing.stock_of, "a")
@@ -110,4 +120,5 @@ async def test_a_failover_is_followed_without_user_action() -> None:
                 return len(events)
 
             await eventually(publish_and_count, lambda n: n > 0, timeout=10)
+            assert await node.call(Pricing.where, timeout=2) == "eu"  # its replies, too
             assert time.monotonic() - killed < 30
