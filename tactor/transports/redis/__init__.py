@@ -1,4 +1,5 @@
-"""The Redis transport: ``redis://[user:password@]host:port/db?prefix=tactor``, or ``rediss://``.
+"""The Redis transport: ``redis://[user:password@]host:port/db?prefix=tactor``, ``rediss://``,
+or ``redis+sentinel://`` through Redis Sentinel (see :mod:`.location`).
 
 Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
 consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
