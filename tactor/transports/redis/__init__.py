@@ -88,21 +88,6 @@ _OPTIONS = {
     "prefetch_window": SECONDS_OR_ZERO,
     **SYSTEM_OPTIONS,
 }
-_SCRIPTS = {
-    "deliver": scripts.DELIVER,
-    "deliver_to_providers": scripts.DELIVER_TO_PROVIDERS,
-    "ack": scripts.ACK,
-    "requeue": scripts.REQUEUE,
-    "cleanup": scripts.CLEANUP,
-    "dead_letter": scripts.DEAD_LETTER,
-    "replay": scripts.REPLAY,
-    "heartbeat": scripts.HEARTBEAT,
-    "live": scripts.LIVE,
-    "post": scripts.POST,
-    "queue_put": scripts.QUEUE_PUT,
-    "queue_task_done": scripts.QUEUE_TASK_DONE,
-    "queue_wake": scripts.QUEUE_WAKE,
-}
 
 
 class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
@@ -223,7 +208,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         try:
             with translated(f"connect to {self!r}"):
                 await commands(client).ping()
-            self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+            self.scripts = {name: client.register_script(s) for name, s in scripts.BY_NAME.items()}
             with translated("load scripts"):
                 for script in self.scripts.values():
                     await client.script_load(script.script)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACK",
+    "BY_NAME",
     "CLEANUP",
     "DEAD_LETTER",
     "DELIVER",
@@ -245,3 +246,20 @@ redis.call('RPUSH', KEYS[1], '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+
+#: Every script, by the name the transport calls it (``transport.scripts[name]``).
+BY_NAME = {
+    "deliver": DELIVER,
+    "deliver_to_providers": DELIVER_TO_PROVIDERS,
+    "ack": ACK,
+    "requeue": REQUEUE,
+    "cleanup": CLEANUP,
+    "dead_letter": DEAD_LETTER,
+    "replay": REPLAY,
+    "heartbeat": HEARTBEAT,
+    "live": LIVE,
+    "post": POST,
+    "queue_put": QUEUE_PUT,
+    "queue_task_done": QUEUE_TASK_DONE,
+    "queue_wake": QUEUE_WAKE,
+}
