@@ -67,17 +67,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def soak(seconds: float, redis_url: str | None, *, aof: bool = True) -> int:
     """The fault soak, ``seconds`` long: a fault about every 8 s — a provider SIGKILLed, or
-    (about once a minute) Redis restarted; counts to ``results/soak.{json,md}``; 1 on a problem."""
+    (each about once a minute) Redis restarted or turned replica for a moment (the READONLY
+    flip); counts to ``results/soak.{json,md}``; 1 on a problem."""
     from .harness import RESULTS
     from .soak import SoakPlan, run_soak, write_report
 
     if not redis_url:
         print("the soak needs a Redis to count on (TACTOR_REDIS_URL or --redis)", file=sys.stderr)
         return 2
-    restarts = max(1, round(seconds / 60))
-    plan = SoakPlan(
-        duration=seconds, kills=max(1, round(seconds / 8)) - restarts, restarts=restarts, aof=aof
-    )
+    restarts = flips = max(1, round(seconds / 60))
+    kills = max(1, round(seconds / 8) - restarts - flips)
+    plan = SoakPlan(duration=seconds, kills=kills, restarts=restarts, flips=flips, aof=aof)
     print(f"soaking for {seconds:g} s ...", file=sys.stderr, flush=True)
     counts = asyncio.run(run_soak(redis_url, plan))
     print(write_report(counts, plan, RESULTS).read_text())

@@ -1,4 +1,5 @@
-"""The fault soak: calls and tells on Redis while providers are SIGKILLed and Redis restarts.
+"""The fault soak: calls and tells on Redis while providers are SIGKILLed, Redis restarts and
+Redis turns replica for a moment (the READONLY flip).
 
 One implementation, two lengths: ``tests/test_soak.py`` runs it for about a
 minute in the suite; ``python -m benchmarks --soak SECONDS`` runs it longer and
@@ -7,17 +8,20 @@ docs/transports.md).
 
 The traffic rides a throwaway ``redis-server`` started with ``--appendonly yes
 --appendfsync always``, so that Redis keeps what it acknowledged across its
-restart. ``providers`` provider processes (``python -m benchmarks.servers soak``)
-serve :class:`Soak`; this process calls ``double`` from ``callers`` concurrent
-loops and tells ``record`` from one loop. Meanwhile the plan's faults run at even
-intervals: a provider SIGKILLed (and a replacement started at once), or the
-Redis server SIGKILLed and started again on the same port and files.
+restart (see ``soak_redis.py``). ``providers`` provider processes (``python -m
+benchmarks.servers soak``) serve :class:`Soak`; this process calls ``double``
+from ``callers`` concurrent loops and tells ``record`` from one loop. Meanwhile
+the plan's faults run at even intervals: a provider SIGKILLed (and a replacement
+started at once); the Redis server SIGKILLed and started again on the same port
+and files; or the server handed over to its replica (``FAILOVER``), so that it
+refuses writes (``READONLY``) for a moment, then made the primary again.
 
 Handled tells are counted where the faults cannot reach: each provider adds
 every tell it handles to a hash on the *record* Redis (the stable server the
 suite runs against), retrying until the write is done, before the tell is
 acknowledged. A tell handled twice (its provider died before acknowledging it)
-counts twice there, so duplicates are counted as well as losses.
+counts twice there, so duplicates are counted as well as losses. A lost tell is
+put down to the fault that can have lost it (``lost_by_cause``, see ``_cause``).
 """
 
 from __future__ import annotations
@@ -27,12 +31,8 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 from tactor import Actor, ActorSystem, TactorError
 
 from .servers import Server, delete_keys, tactor_url
+from .soak_redis import SoakRedis
 
 
 class Soak(Actor, name="soak"):
@@ -89,6 +90,8 @@ class SoakPlan:
     duration: float = 30.0  # seconds of calls and tells
     kills: int = 4  # providers SIGKILLed, each replaced at once
     restarts: int = 1  # Redis server restarts (SIGKILL, then start on the same files)
+    flips: int = 1  # READONLY flips: the server a replica for `readonly` s, then primary again
+    readonly: float = 1.0
     providers: int = 3
     callers: int = 8  # concurrent call loops
     deadline: float = 2.0  # each call's deadline (and each tell's bound on waiting for room)
@@ -100,12 +103,16 @@ class SoakPlan:
     aof: bool = True  # False: Redis without persistence, to see what a restart loses then
 
     def faults(self) -> list[tuple[float, str]]:
-        """``(seconds after the start, "kill" or "restart")``, evenly spaced, restarts spread."""
-        count = self.kills + self.restarts
-        restarts = {(j + 1) * count // (self.restarts + 1) for j in range(self.restarts)}
-        kinds = ["restart" if i in restarts else "kill" for i in range(count)]
-        if self.restarts and len(restarts) < self.restarts:  # too few slots: restarts first
-            kinds = ["restart"] * self.restarts + ["kill"] * self.kills
+        """``(seconds after the start, "kill", "restart" or "flip")``, evenly spaced; restarts
+        and flips take turns, spread among the kills."""
+        redis: list[str] = []
+        for j in range(max(self.restarts, self.flips)):
+            redis += ["restart"] * (j < self.restarts) + ["flip"] * (j < self.flips)
+        count = self.kills + len(redis)
+        slots = {(j + 1) * count // (len(redis) + 1): kind for j, kind in enumerate(redis)}
+        kinds = [slots.get(i, "kill") for i in range(count)]
+        if len(slots) < len(redis):  # too few slots: Redis's faults first
+            kinds = redis + ["kill"] * self.kills
         return [(self.duration * (i + 1) / (count + 1), kind) for i, kind in enumerate(kinds)]
 
 
@@ -126,11 +133,14 @@ class SoakCounts:
     refused: dict[str, int] = field(default_factory=dict)  # tell() raised, by type
     handled: int = 0  # accepted tells handled at least once
     lost: int = 0  # accepted tells never handled
+    lost_by_cause: dict[str, int] = field(default_factory=dict)  # see _cause
     duplicates: int = 0  # extra handlings of accepted tells
     unaccepted_handled: int = 0  # tells whose tell() raised, handled all the same
     kills: int = 0
     restarts: int = 0
+    flips: int = 0
     recovery: list[float] = field(default_factory=list)  # s from Redis back to a call answered
+    flip_recovery: list[float] = field(default_factory=list)  # s from primary again to a call
     dead_consumers: int = 0  # consumers of the endpoint's group left by dead providers (info)
     examples: list[str] = field(default_factory=list)  # a few unexpected outcomes, for the report
 
@@ -144,10 +154,15 @@ class SoakCounts:
             found.append(f"{self.hung} call(s)/tell(s) hung past deadline + grace")
         if self.lost and plan.aof:  # without persistence a restart loses what Redis held
             found.append(f"{self.lost} accepted tell(s) never handled")
-        if len(self.recovery) < self.restarts or any(
-            r > plan.recovery_limit for r in self.recovery
+        for kind, done, recovery in (
+            ("restart", self.restarts, self.recovery),
+            ("flip", self.flips, self.flip_recovery),
         ):
-            found.append(f"service not back within {plan.recovery_limit} s: {self.recovery}")
+            if len(recovery) < done or any(r > plan.recovery_limit for r in recovery):
+                limit = plan.recovery_limit
+                found.append(f"service not back within {limit} s after a {kind}: {recovery}")
+        if self.flips < plan.flips:
+            found.append(f"{plan.flips - self.flips} flip(s) did not happen")
         if not self.answered:
             found.append("no call was answered")
         return found
@@ -156,79 +171,32 @@ class SoakCounts:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
         refused = ", ".join(f"{k} {v}" for k, v in sorted(self.refused.items())) or "none"
         recovery = ", ".join(f"{r:.1f} s" for r in self.recovery) or "-"
+        flip_recovery = ", ".join(f"{r:.1f} s" for r in self.flip_recovery) or "-"
+        causes = ", ".join(f"{k} {v}" for k, v in sorted(self.lost_by_cause.items())) or "none"
         return [
             f"soak: {self.seconds:.0f} s, {self.kills} provider SIGKILLs, "
-            f"{self.restarts} Redis restart(s) (service back after {recovery})",
+            f"{self.restarts} Redis restart(s) (service back after {recovery}), "
+            f"{self.flips} READONLY flip(s) (service back after {flip_recovery})",
             f"calls: {self.calls} made, {self.answered} answered right, {self.wrong} wrong, "
             f"typed errors: {errors}; outside the tree: {sum(self.untyped.values())}; "
             f"hung past deadline + grace: {self.hung} (the longest took {self.longest:.2f} s)",
             f"tells: {self.tells} sent, {self.accepted} accepted, refused: {refused}; "
-            f"accepted and handled: {self.handled}, lost: {self.lost}, "
+            f"accepted and handled: {self.handled}, lost: {self.lost} (by cause: {causes}), "
             f"duplicates: {self.duplicates}; refused yet handled: {self.unaccepted_handled}",
             f"consumers of dead providers left in the endpoint's group: {self.dead_consumers}",
         ]
 
 
-class RedisProcess:
-    """A throwaway redis-server on a free loopback port that keeps every write (AOF, fsync
-    always; unless ``aof`` is False) in a directory of its own, so it can be SIGKILLed and
-    started again on it."""
-
-    def __init__(self, aof: bool = True) -> None:
-        self.aof = aof
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("redis-server is not installed")
-        self.binary = binary
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self.dir = Path(tempfile.mkdtemp(prefix="tactor-soak-"))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
-            "--dir", str(self.dir),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start listening")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def remove(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class _Soak:
     """One run: the load, the faults and the counts."""
 
-    def __init__(self, plan: SoakPlan, system: ActorSystem, server: RedisProcess) -> None:
+    def __init__(self, plan: SoakPlan, system: ActorSystem, server: SoakRedis) -> None:
         self.plan = plan
         self.system = system
         self.server = server
         self.counts = SoakCounts()
-        self.accepted: set[int] = set()
+        self.accepted: dict[int, float] = {}  # tell -> when tell() returned (loop time)
+        self.faulted: list[tuple[float, str]] = []  # (when, kind) of each fault, in order
         self.refused: set[int] = set()
         self.stop = asyncio.Event()
         self.loop = asyncio.get_running_loop()
@@ -279,7 +247,7 @@ class _Soak:
             try:
                 async with asyncio.timeout(self.plan.deadline + self.plan.grace + 5):
                     await self.system.tell(Soak.record, tell)
-                self.accepted.add(tell)
+                self.accepted[tell] = self.loop.time()
             except TactorError as exc:
                 self.refused.add(tell)
                 name = type(exc).__name__
@@ -302,25 +270,32 @@ class _Soak:
 
 async def _faults(soak: _Soak, processes: list[Server], spec: tuple[str, ...]) -> None:
     """Run the plan's faults at their times; SIGKILLed providers are replaced at once."""
-    start = soak.loop.time()
-    for at, kind in soak.plan.faults():
+    start, plan, counts = soak.loop.time(), soak.plan, soak.counts
+    for at, kind in plan.faults():
         await asyncio.sleep(max(0.0, start + at - soak.loop.time()))
+        soak.faulted.append((soak.loop.time(), kind))
         if kind == "kill":
             victim = next(p for p in processes if p.alive)
             await victim.kill()
-            soak.counts.kills += 1
+            counts.kills += 1
             processes.append(await Server.start(*spec))
-            continue
-        await asyncio.to_thread(soak.server.kill)
-        soak.counts.restarts += 1
-        await asyncio.sleep(soak.plan.downtime)
-        await asyncio.to_thread(soak.server.start)
-        back = soak.loop.time()
-        while soak.loop.time() < back + soak.plan.recovery_limit * 3:
-            if await soak.answered(1.0):
-                soak.counts.recovery.append(round(soak.loop.time() - back, 2))
-                break
-            await asyncio.sleep(0.05)
+        elif kind == "restart":
+            await asyncio.to_thread(soak.server.restart, plan.downtime)
+            counts.restarts += 1
+            counts.recovery += await _time_to_service(soak)
+        elif await asyncio.to_thread(soak.server.flip, plan.readonly):
+            counts.flips += 1
+            counts.flip_recovery += await _time_to_service(soak)
+
+
+async def _time_to_service(soak: _Soak) -> list[float]:
+    """``[seconds from now to the first call answered]``, or ``[]`` if none was for long."""
+    back = soak.loop.time()
+    while soak.loop.time() < back + soak.plan.recovery_limit * 3:
+        if await soak.answered(1.0):
+            return [round(soak.loop.time() - back, 2)]
+        await asyncio.sleep(0.05)
+    return []
 
 
 async def _drain(soak: _Soak, record: aioredis.Redis, key: str) -> dict[int, int]:
@@ -329,14 +304,14 @@ async def _drain(soak: _Soak, record: aioredis.Redis, key: str) -> dict[int, int
     while True:
         raw = await record.hgetall(key)
         handled = {int(k): int(v) for k, v in raw.items()}
-        if soak.accepted <= handled.keys() or soak.loop.time() > end:
+        if soak.accepted.keys() <= handled.keys() or soak.loop.time() > end:
             return handled
         await asyncio.sleep(0.2)
 
 
 async def run_soak(record_url: str, plan: SoakPlan) -> SoakCounts:
     """Run the soak; ``record_url`` is a Redis the faults do not touch (for the counting)."""
-    server = RedisProcess(plan.aof)
+    server = SoakRedis(plan.aof)
     prefix = f"tactor-soak-{uuid.uuid4().hex[:10]}"
     record_key = f"{prefix}:handled"
     url = tactor_url(server.url, prefix, ttl=1, block=0.2, claim_idle=0.2)
@@ -377,7 +352,7 @@ async def run_soak(record_url: str, plan: SoakPlan) -> SoakCounts:
             await delete_keys(record_url, f"{prefix}:*")
 
 
-async def _dead_consumers(system: ActorSystem, server: RedisProcess, prefix: str) -> int:
+async def _dead_consumers(system: ActorSystem, server: SoakRedis, prefix: str) -> int:
     """Consumers of the endpoint's group that are not live providers (dead ones left behind)."""
     client = aioredis.Redis.from_url(server.url)
     try:
@@ -391,14 +366,30 @@ async def _dead_consumers(system: ActorSystem, server: RedisProcess, prefix: str
 def _count(soak: _Soak, handled: dict[int, int]) -> SoakCounts:
     counts = soak.counts
     counts.accepted = len(soak.accepted)
-    counts.handled = len(soak.accepted & handled.keys())
+    counts.handled = len(soak.accepted.keys() & handled.keys())
     counts.lost = counts.accepted - counts.handled
     counts.duplicates = sum(n - 1 for tell, n in handled.items() if tell in soak.accepted)
     counts.unaccepted_handled = len(soak.refused & handled.keys())
-    if counts.lost:
-        missing = sorted(soak.accepted - handled.keys())
+    missing = sorted(soak.accepted.keys() - handled.keys())
+    for tell in missing:
+        cause = _cause(soak.faulted, soak.accepted[tell])
+        counts.lost_by_cause[cause] = counts.lost_by_cause.get(cause, 0) + 1
+    if missing:
         soak._bad("lost tells", f"{missing[:20]}")
     return counts
+
+
+#: How long an accepted tell may wait in Redis when its provider was SIGKILLed with it in
+#: hand (ttl, then claim_idle, then the claim; with much slack).
+_PENDING_AT_MOST = 10.0
+
+
+def _cause(faulted: list[tuple[float, str]], accepted: float) -> str:
+    """What lost a tell accepted at ``accepted``: the first restart or flip soon after
+    (those are what can drop it from Redis), else the first fault after it, else "none"."""
+    after = [(when, kind) for when, kind in faulted if when >= accepted]
+    redis = [kind for when, kind in after if kind != "kill" and when - accepted < _PENDING_AT_MOST]
+    return redis[0] if redis else after[0][1] if after else "none"
 
 
 def write_report(counts: SoakCounts, plan: SoakPlan, path: Path) -> Path:

@@ -1,15 +1,18 @@
-"""Throwaway redis-server processes for fault tests: start, kill, restart on the same port."""
+"""Throwaway redis-server processes for fault tests: start, kill, restart on the same port;
+replicas, and Sentinels watching them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def sentinel_command() -> list[str]:
+    """How to start a Sentinel: ``redis-sentinel``, else ``redis-server ... --sentinel``
+    (the same program); skip without either, but fail under CI=true."""
+    binary = shutil.which("redis-sentinel")
+    return [binary] if binary is not None else [redis_server_binary(), "--sentinel"]
 
 
 def redis_server_binary() -> str:
@@ -48,6 +58,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def start(self) -> RedisServer:
         port_args = (
             ["--port", "0", "--tls-port", str(self.port)]
@@ -66,20 +81,8 @@ class RedisServer:
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
         )
-        self._wait_until_listening()
+        _wait_until_listening(self.process, self.port)
         return self
-
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start listening")
 
     def kill(self) -> None:
         """SIGKILL the server: every connection drops, every key is gone."""
@@ -101,6 +104,18 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.args!r} did not start listening")
+
+
 @contextmanager
 def redis_server(extra: Sequence[str] = (), *, tls: bool = False) -> Iterator[RedisServer]:
     server = RedisServer(extra, tls=tls).start()
@@ -108,3 +123,108 @@ def redis_server(extra: Sequence[str] = (), *, tls: bool = False) -> Iterator[Re
         yield server
     finally:
         server.stop()
+
+
+class SentinelServer:
+    """A Sentinel this test owns, on a free loopback port, watching the primary ``service``.
+
+    Quick to act: the primary is down after ``down_after`` ms without an answer, and a
+    quorum of 2 Sentinels starts a failover.
+    """
+
+    def __init__(self, service: str, primary: RedisServer, down_after: int = 1000) -> None:
+        self.command = sentinel_command()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="tactor-sentinel-"))
+        config = self.dir / "sentinel.conf"  # Sentinel rewrites its configuration file
+        config.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {self.dir}\n"
+            f"sentinel monitor {service} 127.0.0.1 {primary.port} 2\n"
+            f"sentinel down-after-milliseconds {service} {down_after}\n"
+            f"sentinel failover-timeout {service} 5000\n"
+            f"sentinel parallel-syncs {service} 1\n"
+        )
+        self.service = service
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SentinelServer:
+        command = [self.command[0], str(self.dir / "sentinel.conf"), *self.command[1:]]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
+        )
+        _wait_until_listening(self.process, self.port)
+        return self
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class SentinelCluster:
+    """A primary, its replica and three Sentinels watching it as ``service``."""
+
+    service: str
+    primary: RedisServer
+    replica: RedisServer
+    sentinels: list[SentinelServer]
+
+    @property
+    def url(self) -> str:
+        """The ``redis+sentinel://`` URL of the service."""
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinels name now."""
+        with contextlib.closing(self.sentinels[0].client()) as client:
+            _, port = client.sentinel_get_master_addr_by_name(self.service)
+        return int(port)
+
+
+@contextmanager
+def sentinel_cluster(service: str = "tactor-primary") -> Iterator[SentinelCluster]:
+    """Start a primary, a replica of it and three Sentinels; yield once the Sentinels know
+    each other and the replica (a failover can happen); end every process, by pid."""
+    started: list[RedisServer | SentinelServer] = []
+    try:
+        primary = RedisServer().start()
+        started.append(primary)
+        replica = RedisServer(["--replicaof", "127.0.0.1", str(primary.port)]).start()
+        started.append(replica)
+        # The Sentinels learn of the replica from the primary's INFO, which they ask for at
+        # once and then every 10 s: start them once the replica is connected.
+        _wait_for(lambda: replica.client().info("replication")["master_link_status"] == "up")
+        sentinels = [SentinelServer(service, primary) for _ in range(3)]
+        for sentinel in sentinels:
+            started.append(sentinel.start())
+
+        def ready() -> bool:
+            for sentinel in sentinels:
+                with contextlib.closing(sentinel.client()) as client:
+                    state = client.sentinel_master(service)
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
+                    return False
+            return True
+
+        _wait_for(ready)
+        yield SentinelCluster(service, primary, replica, sentinels)
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the throwaway Redis servers did not get ready")
+        time.sleep(0.05)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tactor import ActorSystem, CallTimeout, NoProvider, TransportError
+from tactor import Actor, ActorRef, ActorSystem, CallTimeout, NoProvider, TransportError
 from tests.conftest import with_query
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
@@ -106,3 +106,42 @@ async def test_many_calls_in_flight_through_a_restart_end_by_their_deadlines() -
             assert outcomes.count("ok") > ok_before  # serving again, under the same load
             assert set(outcomes) - {"ok", "TransportError", "CallTimeout", "NoProvider"} == set()
             assert "TransportError" in outcomes or "CallTimeout" in outcomes  # the fault was seen
+
+
+class Counter(Actor, name="faults-counter"):
+    def __init__(self) -> None:
+        self.handled = 0
+
+    async def slow_add(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.handled += 1
+
+    async def count(self) -> int:
+        return self.handled
+
+
+async def test_a_tell_handled_while_redis_was_down_is_not_handled_again() -> None:
+    """Its acknowledgement waits for Redis; the provider, back, reads what is pending with
+    it — the tell among them — and handled it a second time (the soak's duplicates)."""
+    aof = ["--appendonly", "yes", "--appendfsync", "always"]
+    with redis_server(aof) as server:
+        url = with_query(server.url, prefix="twice", ttl="1", block="0.2", claim_idle="0.2")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            ref = await node.spawn(Counter)
+            await caller.tell(Counter.slow_add, 0.5)
+            await asyncio.sleep(0.2)  # it is being handled
+            server.kill()  # ...and finishes while Redis is down: its acknowledgement waits
+            await asyncio.sleep(0.8)
+            server.start()  # the same files: the tell is still pending with the provider
+            count = await eventually(
+                lambda: answer_count(caller, ref), lambda n: isinstance(n, int), timeout=15
+            )
+            await asyncio.sleep(0.5)  # time to handle it again, were it taken again
+            assert count == await answer_count(caller, ref) == 1
+
+
+async def answer_count(caller: ActorSystem, ref: ActorRef[Counter]) -> int | BaseException:
+    try:
+        return await caller.call(Counter.count, provider=ref, timeout=1.0)
+    except (TransportError, CallTimeout, NoProvider) as exc:
+        return exc

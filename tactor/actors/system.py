@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ..codecs import Codec, JsonCodec, TypeCodec
-from ..errors import ConfigError, NoProvider, NotRunning, SchemaError
+from ..errors import ConfigError, NoProvider, NotRunning, SchemaError, TransportError
 from ..transports import Subscription, Transport, open_transport
 from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, method_of, schema_of
@@ -151,18 +151,24 @@ class ActorSystem:
         return self
 
     async def close(self) -> None:
-        """Stop every actor (each finishes its message in hand), then close the transport."""
+        """Stop every actor (each finishes its message in hand), then close the transport.
+
+        The transport is closed even if a step before fails (the error is raised after):
+        a system half-closed would keep its connections, and its heartbeats on Redis.
+        """
         if self._state != "running":
             self._state = "closed"
             return
         self._state = "closing"
-        await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
-        await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
-        await self._cancellations.close()
-        await self._calls.close()
-        await self._tasks.cancel_all()
-        await self.transport.close()
-        self._state = "closed"
+        try:
+            await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
+            await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
+            await self._cancellations.close()
+            await self._calls.close()
+        finally:
+            await self._tasks.cancel_all()
+            await self.transport.close()
+            self._state = "closed"
 
     async def __aenter__(self) -> ActorSystem:
         return await self.start()
@@ -230,7 +236,11 @@ class ActorSystem:
             raise
         await runner.start(consumer, subscriptions)
         self._actors[ref.id] = _Spawned(ref, instance, runner)
-        await transport.register(schema.endpoint, ref.id)
+        try:
+            await transport.register(schema.endpoint, ref.id)
+        except BaseException:
+            await self._stop(ref.id)  # not to serve the endpoint's mailbox unregistered
+            raise
         return ref
 
     async def stop(self, ref: ActorRef[Any]) -> None:
@@ -272,7 +282,10 @@ class ActorSystem:
             await spawned.instance.on_stop()
         except Exception:
             log.exception("%s.on_stop raised", provider)
-        await self.transport.delete_mailbox(provider_mailbox(provider))
+        try:
+            await self.transport.delete_mailbox(provider_mailbox(provider))
+        except TransportError as exc:  # stopped all the same (on Redis the mailbox expires)
+            log.warning("%s: stopped; its private mailbox was not deleted: %s", provider, exc)
 
     async def providers(self, cls: type[Actor]) -> list[str]:
         """The ids of the live providers of ``cls``'s endpoint, on every node."""

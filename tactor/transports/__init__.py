@@ -1,7 +1,8 @@
 """Transports move opaque payloads; pick one by URL with :func:`open_transport`.
 
 ``memory://`` (the embedded default) and ``memory://NAME`` run in-process;
-``redis://`` and ``rediss://`` reach a Redis server. Concrete transports are
+``redis://`` and ``rediss://`` reach a Redis server, ``redis+sentinel://`` the
+primary that Redis Sentinels name. Concrete transports are
 imported only when their URL is opened, so ``import tactor`` never imports redis.
 """
 
@@ -30,6 +31,7 @@ SCHEMES: dict[str, str] = {
     "memory": "tactor.transports.memory:MemoryTransport",
     "redis": "tactor.transports.redis:RedisTransport",
     "rediss": "tactor.transports.redis:RedisTransport",
+    "redis+sentinel": "tactor.transports.redis:RedisTransport",
 }
 
 
@@ -50,7 +52,7 @@ def open_transport(url: str) -> Transport:
     except ImportError as exc:
         raise ConfigError(
             f"the {scheme}:// transport needs an optional dependency ({exc}); "
-            "for redis:// and rediss:// install 'tactor[redis]'"
+            "for redis://, rediss:// and redis+sentinel:// install 'tactor[redis]'"
         ) from exc
     transport_class = getattr(module, class_name)
     transport: Transport = transport_class.from_url(url)

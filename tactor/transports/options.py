@@ -25,6 +25,7 @@ __all__ = [
     "SECONDS",
     "SECONDS_OR_ZERO",
     "SYSTEM_OPTIONS",
+    "TEXT",
     "Option",
     "check",
     "read",
@@ -57,6 +58,12 @@ def _seconds(raw: str, *, zero: bool = False) -> float:
     return value
 
 
+def _text(raw: str) -> str:
+    if not raw:
+        raise ValueError(raw)
+    return raw
+
+
 def _prefix(raw: str) -> str:
     if not _PREFIX.match(raw):
         raise ValueError(raw)
@@ -67,6 +74,7 @@ COUNT = Option(_count, "a whole number >= 1")
 SECONDS = Option(_seconds, "a number of seconds > 0")
 SECONDS_OR_ZERO = Option(lambda raw: _seconds(raw, zero=True), "a number of seconds >= 0")
 PREFIX = Option(_prefix, "letters, digits and _ . : - (it begins every key)")
+TEXT = Option(_text, "a non-empty text")
 
 #: Options every transport's URL takes for the system above it (``ActorSystem``'s own
 #: arguments win): how often a message may be attempted, how many dead letters to keep.

@@ -1,4 +1,5 @@
-"""The Redis transport: ``redis://[user:password@]host:port/db?prefix=tactor``, or ``rediss://``.
+"""The Redis transport: ``redis://[user:password@]host:port/db?prefix=tactor``, ``rediss://``,
+or ``redis+sentinel://`` through Redis Sentinel (see :mod:`.location`).
 
 Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
 consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
@@ -32,16 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ...errors import ConfigError, NoProvider, TransportClosed
+from ...errors import NoProvider, TransportClosed, TransportError
 from ..base import (
     Inbox,
     InboxHandler,
@@ -60,7 +59,6 @@ from ..options import (
     SYSTEM_OPTIONS,
     check,
     split_options,
-    unknown,
 )
 from . import scripts
 from .connection import LOST, Backoff, commands, text, translated
@@ -69,6 +67,7 @@ from .dead_letters import RedisDeadLetters
 from .events import RedisEvents
 from .heartbeat import Heartbeat
 from .inbox import RedisInbox
+from .location import location_of
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
 from .wire import quiet_allowed
@@ -89,51 +88,6 @@ _OPTIONS = {
     "prefetch_window": SECONDS_OR_ZERO,
     **SYSTEM_OPTIONS,
 }
-#: Probe an idle connection after 5 s, every 1 s, give up after 3 misses; and give up on
-#: data the peer has not acknowledged for 10 s (where the OS has these options).
-_KEEPALIVE = {
-    option: value
-    for option, value in (
-        (getattr(socket, "TCP_KEEPIDLE", None), 5),
-        (getattr(socket, "TCP_KEEPINTVL", None), 1),
-        (getattr(socket, "TCP_KEEPCNT", None), 3),
-        (getattr(socket, "TCP_USER_TIMEOUT", None), 10_000),
-    )
-    if option is not None
-}
-
-_SCRIPTS = {
-    "deliver": scripts.DELIVER,
-    "deliver_to_providers": scripts.DELIVER_TO_PROVIDERS,
-    "ack": scripts.ACK,
-    "requeue": scripts.REQUEUE,
-    "cleanup": scripts.CLEANUP,
-    "dead_letter": scripts.DEAD_LETTER,
-    "replay": scripts.REPLAY,
-    "heartbeat": scripts.HEARTBEAT,
-    "live": scripts.LIVE,
-    "post": scripts.POST,
-    "queue_put": scripts.QUEUE_PUT,
-    "queue_task_done": scripts.QUEUE_TASK_DONE,
-    "queue_wake": scripts.QUEUE_WAKE,
-}
-
-
-def _check_redis_options(url: str, names: list[str]) -> None:
-    """Check the URL options tactor passes on to redis-py, as redis-py reads them.
-
-    Without this a typo (``mailboxsize``) would surface at start as redis-py's
-    ``TypeError`` about a keyword argument, naming neither the URL nor tactor's options.
-    """
-    scheme = urlsplit(url).scheme
-    try:
-        pool = aioredis.ConnectionPool.from_url(url)
-        pool.connection_class(**pool.connection_kwargs)  # makes no connection
-    except TypeError as exc:
-        bad = next((n for n in names if repr(n) in str(exc)), names[0])
-        raise unknown(scheme, bad, _OPTIONS, also=", and redis-py's connection options") from None
-    except ValueError as exc:
-        raise ConfigError(f"{scheme}:// URL option: {exc}") from None
 
 
 class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
@@ -161,6 +115,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         for name, value in given.items():
             check(urlsplit(url).scheme or "redis", name, value, _OPTIONS[name])
         self.url = url
+        self.location = location_of(url, _OPTIONS)  # checks redis-py's options in the URL
         self.prefix = prefix
         self.mailbox_size = mailbox_size
         self.ttl = ttl
@@ -192,21 +147,14 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
     def from_url(cls, url: str) -> RedisTransport:
         """Split tactor's options off the URL; the rest goes to redis-py."""
         ours, theirs = split_options(url, _OPTIONS, others=True)
-        parts = urlsplit(url)
-        rest = urlunsplit(parts._replace(query=urlencode(theirs)))
-        if theirs:
-            _check_redis_options(rest, [name for name, _ in theirs])
+        rest = urlunsplit(urlsplit(url)._replace(query=urlencode(theirs)))
         system = {name: ours.pop(name) for name in SYSTEM_OPTIONS if name in ours}
         transport = cls(rest, **ours)
         transport.take_system_options(system)
         return transport
 
     def __repr__(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "?"
-        return (
-            f"<RedisTransport {parts.scheme}://{host}:{parts.port or 6379} prefix={self.prefix!r}>"
-        )
+        return f"<RedisTransport {self.location} prefix={self.prefix!r}>"
 
     # -- names -----------------------------------------------------------------
 
@@ -235,32 +183,40 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
             return
         if self._closed:
             raise TransportClosed("the Redis transport is closed and cannot be restarted")
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 2.0,
-            "socket_keepalive": True,
-            "socket_keepalive_options": _KEEPALIVE,
-        }
+        try:
+            client = await self._connect()
+        except BaseException:
+            await self.location.aclose()
+            raise
+        self._redis = client
+        self._heartbeat = Heartbeat(
+            self.location.sync_client(socket_timeout=2.0), self.ttl, self.heartbeat_interval
+        )
+        self._heartbeat.start()
+        self._events = RedisEvents(self)
+        self._pipeliner = Pipeliner(client, self.load_scripts)
+        self._pipeliner.start()
+
+    async def _connect(self) -> aioredis.Redis:
+        """The asyncio client, once Redis answered, the scripts are loaded and it is known
+        whether commands may go without a reply; closed again if any of that fails."""
         # No socket timeout on the asyncio client: redis-py would wrap every write in a
         # task with a timer (about a third of a provider's CPU per message, profiled).
         # Blocking reads end at their BLOCK time on a live server; a dead peer that never
         # closed the connection is found by TCP keepalive within ~8 s; calls have deadlines.
-        client = aioredis.Redis.from_url(self.url, socket_timeout=None, **options)
-        with translated(f"connect to {self!r}"):
-            try:
+        client = self.location.async_client(socket_timeout=None)
+        try:
+            with translated(f"connect to {self!r}"):
                 await commands(client).ping()
-            except BaseException:
-                await client.aclose()
-                raise
-        self._redis = client
-        self.scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
-        with translated("load scripts"):
-            await self.load_scripts()
-        with translated("check permissions"):
-            try:
+            self.scripts = {name: client.register_script(s) for name, s in scripts.BY_NAME.items()}
+            with translated("load scripts"):
+                for script in self.scripts.values():
+                    await client.script_load(script.script)
+            with translated("check permissions"):
                 refused = await quiet_allowed(client)
-            except BaseException:
-                await client.aclose()
-                raise
+        except BaseException:
+            await client.aclose()
+            raise
         self.quiet = refused is None
         if refused is not None:
             log.warning(
@@ -269,12 +225,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
                 "message; allow +eval and +client|reply to send them without",
                 refused,
             )
-        sync_client = redis.Redis.from_url(self.url, socket_timeout=2.0, **options)
-        self._heartbeat = Heartbeat(sync_client, self.ttl, self.heartbeat_interval)
-        self._heartbeat.start()
-        self._events = RedisEvents(self)
-        self._pipeliner = Pipeliner(client, self.load_scripts)
-        self._pipeliner.start()
+        return client
 
     async def close(self) -> None:
         if self._closed:
@@ -298,6 +249,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
         await self._redis.aclose()
+        await self.location.aclose()
 
     def unanswered_script(self, name: str) -> tuple[str, str]:
         """How a command nobody waits for runs script ``name``: EVAL and its text when it
@@ -318,7 +270,11 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self._heartbeat.add(key, member)
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         with translated("heartbeat"):
-            await self.scripts["heartbeat"](keys=[key], args=[int(self.ttl * 1000), 1, member, 0])
+            refused = await self.scripts["heartbeat"](
+                keys=[key], args=[int(self.ttl * 1000), 1, member, 0]
+            )
+        if refused:  # another type of key under the name (WRONGTYPE)
+            raise TransportError(f"Redis heartbeat failed: {text(refused[1])} (on {key})")
 
     async def forget(self, key: str, member: str) -> None:
         if self._heartbeat is not None:

@@ -134,8 +134,12 @@ class RedisConsumer(MailboxConsumer):
         foreign: list[str] = []
         for entry_id, fields in entries:
             entry = text(entry_id)
-            if fields is None or (key, entry) in self._unacked:
-                continue  # deleted meanwhile, or already handed out (recovered)
+            if (
+                fields is None
+                or (key, entry) in self._unacked
+                or entry in self._to_ack.get(key, ())
+            ):
+                continue  # deleted meanwhile, or handed out already (recovered: its ack waits)
             payload = _field(fields, b"p")
             if isinstance(payload, bytes):
                 attempts = int(_field(fields, b"n") or 0) + deliveries

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from .connection import text
 from .scripts import HEARTBEAT
 
 __all__ = ["OWNED_LIFETIME", "Heartbeat"]
@@ -42,6 +43,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._script: Any = client.register_script(HEARTBEAT)
         self._failing = False
+        self._refused: dict[str, str] = {}  # the sorted sets refused at the last beat
 
     def start(self) -> None:
         if self._thread is None:
@@ -83,31 +85,42 @@ class Heartbeat:
         members = [member for _, member in entries]
         return keys, [self._ttl_ms, len(entries), *members, self._ttl_ms * OWNED_LIFETIME]
 
-    def beat(self) -> None:
-        """Extend every entry now (called by the thread)."""
+    def beat(self) -> dict[str, str]:
+        """Extend every entry now (called by the thread); return the sorted sets Redis
+        refused (another type of key under the name: WRONGTYPE) and why."""
         with self._lock:
             self._beating = True
         try:
             keys, args = self.args()
-            if keys:
-                self._script(keys=keys, args=args)
+            refused = self._script(keys=keys, args=args) if keys else []
         finally:
             with self._lock:
                 self._beating = False
                 removed, self._removed = self._removed, set()
             for key, member in removed:  # discarded while the beat was in flight
                 self._client.zrem(key, member)
+        return {text(k): text(e) for k, e in zip(refused[::2], refused[1::2], strict=True)}
 
     def _run(self) -> None:
         while not self._stopped.is_set():
             try:
-                self.beat()
+                refused = self.beat()
                 if self._failing:
                     log.warning("tactor heartbeat: Redis is reachable again")
                 self._failing = False
+                self._log_refused(refused)
             except redis.RedisError as exc:
                 if not self._failing:
                     log.warning("tactor heartbeat failed, retrying: %s", exc)
                 self._failing = True
             self._wake.wait(self._interval)
             self._wake.clear()
+
+    def _log_refused(self, refused: dict[str, str]) -> None:
+        """Say once which sorted sets Redis refuses (the others are kept alive), and when
+        it takes them again (a provider there is then registered again)."""
+        for key in refused.keys() - self._refused.keys():
+            log.warning("tactor heartbeat: Redis refused %s (%s); retrying", key, refused[key])
+        for key in self._refused.keys() - refused.keys():
+            log.warning("tactor heartbeat: Redis takes %s again", key)
+        self._refused = refused

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from ...errors import TransportError
 from ..base import Inbox, InboxHandler, InboxLostHandler
@@ -88,5 +88,5 @@ class RedisInbox(Inbox):
         self._reader = None
         await self._connection.close()
         await self._transport.forget(self._transport.live_key, self._key)
-        with contextlib.suppress(*LOST):
+        with contextlib.suppress(*LOST, RedisError):  # e.g. READONLY: it expires then
             await self._transport.redis.delete(self._key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACK",
+    "BY_NAME",
     "CLEANUP",
     "DEAD_LETTER",
     "DELIVER",
@@ -114,7 +115,13 @@ return moved
 # KEYS: stream, its dead letters (a stream) | ARGV: group, id, payload, attempts, reason, keep.
 # Acknowledge the entry and add it to the dead letters, in one step; keep at most 'keep' of them.
 # Returns {1 if it was set aside (0: it was not pending, someone else finished it), dropped}.
+# The dead letters' type is checked first: a script that fails half-way keeps what it did, and
+# an entry acknowledged and deleted but not added would be lost.
 DEAD_LETTER = """
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'none' and kind ~= 'stream' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. kind .. ', not a stream')
+end
 local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 if type(acked) ~= 'number' or acked == 0 then return {0, 0} end
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -151,19 +158,28 @@ return 1
 # KEYS: zset..., then keys that live only while their owner does
 # ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms.
 # Extends (or re-creates) each zset entry and drops expired ones; extends each owned key.
+# A zset of another type is skipped, not fatal: the others are kept alive. Returns
+# {key, error, key, error, ...} for the skipped ones. Any other error (READONLY) fails it.
 HEARTBEAT = (
     _NOW
     + """
 local zsets = tonumber(ARGV[2])
+local refused = {}
 for i = 1, zsets do
-    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    local added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    if type(added) == 'table' and added.err then
+        if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
+        table.insert(refused, KEYS[i])
+        table.insert(refused, added.err)
+    else
+        redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    end
 end
 local lifetime = ARGV[zsets + 3]
 for i = zsets + 1, #KEYS do
     redis.call('PEXPIRE', KEYS[i], lifetime)
 end
-return now
+return refused
 """
 )
 
@@ -197,12 +213,17 @@ return 1
 )
 
 # KEYS: queue list, unfinished counter | ARGV: maxsize (0: unbounded), payload.
-# Returns 1 appended (and counted unfinished), 0 full.
+# Returns 1 appended (and counted unfinished), 0 full. What can fail comes before the append
+# (a script that fails keeps what it did): a put that fails puts nothing.
 QUEUE_PUT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'list' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind .. ', not a list')
+end
 local maxsize = tonumber(ARGV[1])
 if maxsize > 0 and redis.call('LLEN', KEYS[1]) >= maxsize then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -225,3 +246,20 @@ redis.call('RPUSH', KEYS[1], '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+
+#: Every script, by the name the transport calls it (``transport.scripts[name]``).
+BY_NAME = {
+    "deliver": DELIVER,
+    "deliver_to_providers": DELIVER_TO_PROVIDERS,
+    "ack": ACK,
+    "requeue": REQUEUE,
+    "cleanup": CLEANUP,
+    "dead_letter": DEAD_LETTER,
+    "replay": REPLAY,
+    "heartbeat": HEARTBEAT,
+    "live": LIVE,
+    "post": POST,
+    "queue_put": QUEUE_PUT,
+    "queue_task_done": QUEUE_TASK_DONE,
+    "queue_wake": QUEUE_WAKE,
+}

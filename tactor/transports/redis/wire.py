@@ -116,6 +116,12 @@ class HeldConnection:
             # first command, or lose it unseen if it goes without a reply. Connect afresh.
             await connection.disconnect()
         try:
+            if not connection.is_connected:
+                # connect() itself, not the reconnection inside a write: a Sentinel-managed
+                # connection asks for the current primary only there (redis-py 8's writes
+                # reconnect to the address the connection had: the old primary).
+                connect: Callable[[], Awaitable[None]] = connection.connect
+                await connect()
             if commands:
                 await connection.send_packed_command(pack(commands), check_health=False)
             replies: list[Any] = []

@@ -1,0 +1,211 @@
+"""Where the Redis transport connects: one server by URL, or the primary that Sentinels name.
+
+``redis://`` and ``rediss://`` URLs go to redis-py as they are. A Sentinel URL,
+
+    redis+sentinel://[user:password@]host[:port][,host[:port]...]/SERVICE[/DB][?options]
+
+lists Sentinels (port 26379 unless given) that watch the primary named
+SERVICE. Every connection the transport opens asks them for the current
+primary when it connects — the asyncio client, the connections its readers
+and pipeliner hold, pub/sub, the heartbeat thread's client — so a connection
+that a failover broke reconnects to the new primary. As with redis-py's
+``Sentinel(sentinels, sentinel_kwargs=..., **connection_kwargs)``, the URL's
+``user:password`` and redis-py options are for the Redis servers, and
+``sentinel_username`` / ``sentinel_password`` for Sentinels that ask for them.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
+from redis.asyncio.connection import parse_url
+
+from ...errors import ConfigError
+from ..options import TEXT, split_options, unknown
+
+__all__ = ["SENTINEL_SCHEME", "Location", "Sentinels", "Server", "location_of"]
+
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
+_SHAPE = f"{SENTINEL_SCHEME}://[user:password@]host[:port][,host[:port]...]/SERVICE[/DB]"
+_SENTINEL_OPTIONS = {"sentinel_username": TEXT, "sentinel_password": TEXT}
+_HOST = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
+
+#: Probe an idle connection after 5 s, every 1 s, give up after 3 misses; and give up on
+#: data the peer has not acknowledged for 10 s (where the OS has these options).
+KEEPALIVE = {
+    option: value
+    for option, value in (
+        (getattr(socket, "TCP_KEEPIDLE", None), 5),
+        (getattr(socket, "TCP_KEEPINTVL", None), 1),
+        (getattr(socket, "TCP_KEEPCNT", None), 3),
+        (getattr(socket, "TCP_USER_TIMEOUT", None), 10_000),
+    )
+    if option is not None
+}
+#: Every connection's options (a URL's redis-py options win).
+CONNECTION: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_keepalive": True,
+    "socket_keepalive_options": KEEPALIVE,
+}
+
+
+class Location(ABC):
+    """How to make the transport's clients; ``str()`` says where, without credentials."""
+
+    @abstractmethod
+    def async_client(self, socket_timeout: float | None) -> aioredis.Redis: ...
+
+    @abstractmethod
+    def sync_client(self, socket_timeout: float) -> redis.Redis: ...
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close what the clients made share (their own ``close`` does not)."""
+
+
+def location_of(url: str, ours: Iterable[str]) -> Location:
+    """The location a transport URL names (its tactor options already split off).
+
+    Raises :class:`ConfigError` for a URL or a redis-py option that is bad, naming it
+    (and, for an unknown option, ``ours``: tactor's options) — before any connection.
+    """
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return Sentinels(url, ours)
+    return Server(url, ours)
+
+
+class Server(Location):
+    """One Redis server, by a ``redis://`` or ``rediss://`` URL that redis-py reads."""
+
+    def __init__(self, url: str, ours: Iterable[str]) -> None:
+        self.url = url
+        try:
+            pool = aioredis.ConnectionPool.from_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{urlsplit(url).scheme}:// URL option: {exc}") from None
+        make = lambda: pool.connection_class(**pool.connection_kwargs)  # noqa: E731
+        _check(urlsplit(url).scheme, url, make, ours)
+
+    def __str__(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname or '?'}:{parts.port or 6379}"
+
+    def async_client(self, socket_timeout: float | None) -> aioredis.Redis:
+        client: aioredis.Redis = aioredis.Redis.from_url(
+            self.url, socket_timeout=socket_timeout, **CONNECTION
+        )
+        return client
+
+    def sync_client(self, socket_timeout: float) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=socket_timeout, **CONNECTION)
+
+    async def aclose(self) -> None:
+        return None  # each client owns its pool
+
+
+class Sentinels(Location):
+    """The primary of service ``service``, as the Sentinels at ``hosts`` name it."""
+
+    def __init__(self, url: str, ours: Iterable[str]) -> None:
+        parts = urlsplit(url)
+        userinfo, _, netloc = parts.netloc.rpartition("@")
+        self.hosts = [_host(part) for part in netloc.split(",")]
+        self.service, db = _path(parts.path)
+        options, theirs = split_options(url, _SENTINEL_OPTIONS, others=True)
+        self._sentinel_kwargs: dict[str, Any] = {
+            **CONNECTION,
+            "socket_timeout": 2.0,  # a Sentinel is asked only when a connection is made
+            **{name.removeprefix("sentinel_"): value for name, value in options.items()},
+        }
+        # redis-py reads the servers' options (user, password, db, query) as from a redis:// URL.
+        at = f"{userinfo}@" if userinfo else ""
+        try:
+            self.kwargs: dict[str, Any] = dict(
+                parse_url(f"redis://{at}localhost/{db}?{urlencode(theirs)}")
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{SENTINEL_SCHEME}:// URL option: {exc}") from None
+        self.kwargs.pop("host", None)
+        self.kwargs.pop("port", None)
+        # Untyped in redis-py before 8, typed since: called as what it is.
+        make_pool: Callable[..., Any] = aiosentinel.SentinelConnectionPool
+        pool = make_pool(self.service, None, **self.kwargs)
+        _check(SENTINEL_SCHEME, url, lambda: pool.connection_class(**pool.connection_kwargs), ours)
+        self._made: list[Any] = []  # the Sentinel managers made, whose clients close with us
+
+    def __str__(self) -> str:
+        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.hosts)
+        return f"{SENTINEL_SCHEME}://{hosts}/{self.service}"
+
+    def async_client(self, socket_timeout: float | None) -> aioredis.Redis:
+        client: aioredis.Redis = self._primary(aiosentinel.Sentinel, socket_timeout)
+        return client
+
+    def sync_client(self, socket_timeout: float) -> redis.Redis:
+        client: redis.Redis = self._primary(redis.sentinel.Sentinel, socket_timeout)
+        return client
+
+    def _primary(self, sentinel_class: Callable[..., Any], socket_timeout: float | None) -> Any:
+        options = {**CONNECTION, "socket_timeout": socket_timeout, **self.kwargs}
+        manager = sentinel_class(self.hosts, sentinel_kwargs=self._sentinel_kwargs, **options)
+        self._made.append(manager)
+        return manager.master_for(self.service)
+
+    async def aclose(self) -> None:
+        made, self._made = self._made, []
+        for manager in made:
+            for client in manager.sentinels:
+                if isinstance(client, aioredis.Redis):
+                    await client.aclose()
+                else:
+                    client.close()
+
+
+def _host(part: str) -> tuple[str, int]:
+    match = _HOST.match(part)
+    port = int(match["port"] or SENTINEL_PORT) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise ConfigError(f"{SENTINEL_SCHEME}:// URL: bad Sentinel address {part!r}; {_SHAPE}")
+    return match["v6"] or match["host"], port
+
+
+def _path(path: str) -> tuple[str, int]:
+    service, _, db = path.strip("/").partition("/")
+    if not service or not (db == "" or db.isdigit()):
+        raise ConfigError(
+            f"{SENTINEL_SCHEME}:// URL: expected the service name, then maybe the database "
+            f"number, as its path (not {path!r}); {_SHAPE}"
+        )
+    return service, int(db or 0)
+
+
+def _check(scheme: str, url: str, make: Callable[[], object], ours: Iterable[str] = ()) -> None:
+    """Make one connection object (no connection is opened) to check redis-py's options.
+
+    Without this a typo (``mailboxsize``) would surface at start as redis-py's
+    ``TypeError`` about a keyword argument, naming neither the URL nor tactor's options.
+    """
+    try:
+        make()
+    except TypeError as exc:
+        names = [name for name, _ in _query(url)] or ["?"]
+        bad = next((n for n in names if repr(n) in str(exc)), names[0])
+        known = [*ours, *(_SENTINEL_OPTIONS if scheme == SENTINEL_SCHEME else ())]
+        raise unknown(scheme, bad, known, also=", and redis-py's connection options") from None
+    except ValueError as exc:
+        raise ConfigError(f"{scheme}:// URL option: {exc}") from None
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    return split_options(url, {}, others=True)[1]

@@ -1,0 +1,124 @@
+"""Redis Sentinel: the ``redis+sentinel://`` URL, and a failover the system follows by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from decimal import Decimal
+
+import pytest
+
+from tactor import ActorSystem, CallTimeout, ConfigError, NoProvider, TransportError
+from tactor.transports import open_transport
+from tests.conftest import with_query
+from tests.helpers import eventually
+from tests.model import PriceChanged, Pricing
+from tests.servers import free_port, sentinel_cluster
+
+pytest.importorskip("redis")
+
+
+def test_a_sentinel_url_names_its_sentinels_service_and_database() -> None:
+    transport = open_transport(
+        "redis+sentinel://app:s%40cret@10.0.0.1,10.0.0.2:26380,[::1]:26381/orders/2"
+        "?prefix=shop&ttl=2&socket_connect_timeout=1.5&sentinel_password=watch"
+    )
+    location = transport.location  # type: ignore[attr-defined]
+    assert location.hosts == [("10.0.0.1", 26379), ("10.0.0.2", 26380), ("::1", 26381)]
+    assert location.service == "orders"
+    # The user and password are the Redis servers' (as redis-py's connection_kwargs);
+    # sentinel_* options the Sentinels' (its sentinel_kwargs).
+    assert location.kwargs["username"] == "app" and location.kwargs["password"] == "s@cret"
+    assert location.kwargs["db"] == 2 and location.kwargs["socket_connect_timeout"] == 1.5
+    assert location._sentinel_kwargs["password"] == "watch"
+    assert "username" not in location._sentinel_kwargs
+    assert transport.prefix == "shop" and transport.ttl == 2.0  # type: ignore[attr-defined]
+    shown = repr(transport)  # where, never the passwords
+    assert "10.0.0.1:26379,10.0.0.2:26380,[::1]:26381/orders" in shown
+    assert "cret" not in shown and "watch" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel://h1,h2", r"expected the service name"),
+        ("redis+sentinel://h1/orders/x", r"expected the service name, then maybe the database"),
+        ("redis+sentinel://h1:99999/orders", r"bad Sentinel address 'h1:99999'"),
+        ("redis+sentinel://h1,,h2/orders", r"bad Sentinel address ''"),
+        (
+            "redis+sentinel://h1/orders?sentinel_pasword=x",
+            r"unknown redis\+sentinel:// option 'sentinel_pasword' \(did you mean "
+            r"'sentinel_password'",
+        ),
+        ("redis+sentinel://h1/orders?mailboxsize=3", r"did you mean 'mailbox_size'"),
+        ("redis+sentinel://h1/orders?ttl=0", r"redis\+sentinel:// option ttl='0'"),
+        ("redis+sentinel://h1/orders?socket_timeout=abc", r"URL option: .*socket_timeout"),
+        ("redis+sentinel://h1/orders?sentinel_password=", r"sentinel_password='': expected"),
+    ],
+)
+def test_sentinel_url_mistakes_are_config_errors_before_connecting(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        open_transport(url)
+
+
+async def test_no_sentinel_answering_is_a_transport_error() -> None:
+    url = f"redis+sentinel://127.0.0.1:{free_port()}/nobody?prefix=unreachable"
+    with pytest.raises(TransportError, match="No master found for 'nobody'"):
+        await ActorSystem(url).start()
+
+
+async def answer(caller: ActorSystem) -> object:
+    try:
+        return await caller.proxy(Pricing, timeout=1.0).where()
+    except (TransportError, CallTimeout, NoProvider) as exc:
+        return exc
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("fault", ["sigkill", "switchover"])
+async def test_a_failover_is_followed_without_user_action(fault: str) -> None:
+    """The primary is SIGKILLed (or, alive, handed over: SENTINEL FAILOVER makes it a
+    replica); the Sentinels promote its replica; calls, tells and events work again
+    within 30 s, on the same systems, through the new primary."""
+    with sentinel_cluster() as cluster:
+        url = with_query(cluster.url, prefix="failover", ttl="1", block="0.2", claim_idle="0.2")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            ref = await node.spawn(Pricing, "eu")
+            events: list[PriceChanged] = []
+
+            async def on_price(event: PriceChanged) -> None:
+                events.append(event)
+
+            await caller.subscribe(on_price)
+            assert await caller.proxy(Pricing).where() == "eu"
+
+            if fault == "sigkill":
+                cluster.primary.kill()  # by pid
+            else:
+                with contextlib.closing(cluster.sentinels[0].client()) as sentinel:
+                    sentinel.execute_command("SENTINEL", "FAILOVER", cluster.service)
+            killed = time.monotonic()
+
+            async def primary_port() -> int:
+                return cluster.primary_port()
+
+            await eventually(primary_port, lambda port: port == cluster.replica.port, 30)
+            await eventually(lambda: answer(caller), lambda r: r == "eu", timeout=30)
+            assert time.monotonic() - killed < 30
+            assert await caller.providers(Pricing) == [ref.id]
+
+            before = await caller.call(Pricing.stock_of, "a")
+            await caller.tell(Pricing.restock, "a", 2)
+            await eventually(lambda: caller.call(Pricing.stock_of, "a"), lambda n: n == before + 2)
+
+            async def publish_and_count() -> int:
+                await node.publish(PriceChanged("a", Decimal(2)))
+                await asyncio.sleep(0.05)
+                return len(events)
+
+            await eventually(publish_and_count, lambda n: n > 0, timeout=10)
+            assert await node.call(Pricing.where, timeout=2) == "eu"  # its replies, too
+            assert time.monotonic() - killed < 30
