@@ -55,6 +55,7 @@ ACL_COMMANDS = [
     "+@list",
     "+@sortedset",
     "+exists",
+    "+type",
     "+del",
     "+pexpire",
     "+evalsha",
