@@ -202,7 +202,11 @@ def sentinel_cluster(service: str = "tactor-primary") -> Iterator[SentinelCluste
         started.append(replica)
         # The Sentinels learn of the replica from the primary's INFO, which they ask for at
         # once and then every 10 s: start them once the replica is connected.
-        _wait_for(lambda: replica.client().info("replication")["master_link_status"] == "up")
+        def replicating() -> bool:
+            with contextlib.closing(replica.client()) as client:
+                return bool(client.info("replication")["master_link_status"] == "up")
+
+        _wait_for(replicating)
         sentinels = [SentinelServer(service, primary) for _ in range(3)]
         for sentinel in sentinels:
             started.append(sentinel.start())
