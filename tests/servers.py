@@ -160,11 +160,15 @@ class SentinelServer:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the Sentinel, by pid."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+    def stop(self) -> None:
+        self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -200,6 +204,7 @@ def sentinel_cluster(service: str = "tactor-primary") -> Iterator[SentinelCluste
         started.append(primary)
         replica = RedisServer(["--replicaof", "127.0.0.1", str(primary.port)]).start()
         started.append(replica)
+
         # The Sentinels learn of the replica from the primary's INFO, which they ask for at
         # once and then every 10 s: start them once the replica is connected.
         def replicating() -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,24 @@ async def test_a_failover_is_followed_without_user_action(fault: str) -> None:
             await eventually(publish_and_count, lambda n: n > 0, timeout=10)
             assert await node.call(Pricing.where, timeout=2) == "eu"  # its replies, too
             assert time.monotonic() - killed < 30
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_connections_asking_at_once_keep_every_sentinel() -> None:
+    """redis-py's manager moves the Sentinel that answered to the front of its list across
+    an await: asked by several connections at once (as after a failover) while the first
+    Sentinel is down, it listed one twice and lost another — for good, and with it the
+    connections to close. tactor's asks in turn."""
+    with sentinel_cluster() as cluster:
+        down = f"127.0.0.1:{free_port()}"  # nothing listens
+        url = cluster.url.replace("redis+sentinel://", f"redis+sentinel://{down},")
+        transport = open_transport(with_query(url, prefix="in-turn"))
+        await transport.start()  # the first Sentinel that answered is now asked first...
+        try:
+            cluster.sentinels[0].kill()  # ...and is gone: the next two asked fail
+            pool: Any = transport.redis.connection_pool  # type: ignore[attr-defined]
+            await asyncio.gather(*(pool.get_master_address() for _ in range(4)))
+            assert len({id(client) for client in pool.sentinel_manager.sentinels}) == 4
+        finally:
+            await transport.close()

@@ -16,6 +16,7 @@ that a failover broke reconnects to the new primary. As with redis-py's
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from abc import ABC, abstractmethod
@@ -142,14 +143,14 @@ class Sentinels(Location):
         make_pool: Callable[..., Any] = aiosentinel.SentinelConnectionPool
         pool = make_pool(self.service, None, **self.kwargs)
         _check(SENTINEL_SCHEME, url, lambda: pool.connection_class(**pool.connection_kwargs), ours)
-        self._made: list[Any] = []  # the Sentinel managers made, whose clients close with us
+        self._made: list[Any] = []  # the clients of the Sentinels, closed with us
 
     def __str__(self) -> str:
         hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.hosts)
         return f"{SENTINEL_SCHEME}://{hosts}/{self.service}"
 
     def async_client(self, socket_timeout: float | None) -> aioredis.Redis:
-        client: aioredis.Redis = self._primary(aiosentinel.Sentinel, socket_timeout)
+        client: aioredis.Redis = self._primary(_AskedInTurn, socket_timeout)
         return client
 
     def sync_client(self, socket_timeout: float) -> redis.Redis:
@@ -159,17 +160,35 @@ class Sentinels(Location):
     def _primary(self, sentinel_class: Callable[..., Any], socket_timeout: float | None) -> Any:
         options = {**CONNECTION, "socket_timeout": socket_timeout, **self.kwargs}
         manager = sentinel_class(self.hosts, sentinel_kwargs=self._sentinel_kwargs, **options)
-        self._made.append(manager)
+        self._made += manager.sentinels  # its list is reordered as it is used
         return manager.master_for(self.service)
 
     async def aclose(self) -> None:
         made, self._made = self._made, []
-        for manager in made:
-            for client in manager.sentinels:
-                if isinstance(client, aioredis.Redis):
-                    await client.aclose()
-                else:
-                    client.close()
+        for client in made:
+            if isinstance(client, aioredis.Redis):
+                await client.aclose()
+            else:
+                client.close()
+
+
+class _AskedInTurn(aiosentinel.Sentinel):
+    """redis-py's Sentinel manager, asked for the primary by one connection at a time.
+
+    ``discover_master`` moves the Sentinel that answered to the front of its list,
+    across an await: connections reconnecting together (after a failover) swapped
+    entries under each other, so that one Sentinel was listed twice and another
+    dropped for good (and its connections were never closed). In turn, the first
+    answer also puts a live Sentinel first for the connections waiting behind it.
+    """
+
+    _turn: asyncio.Lock | None = None
+
+    async def discover_master(self, service_name: str) -> Any:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await super().discover_master(service_name)
 
 
 def _host(part: str) -> tuple[str, int]:
