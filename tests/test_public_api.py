@@ -23,6 +23,7 @@ def test_all_is_explicit_and_complete() -> None:
             "Codec",
             "ConfigError",
             "DeadLetter",
+            "DeadLettered",
             "DecodeError",
             "EncodeError",
             "EventSubscription",

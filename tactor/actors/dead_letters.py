@@ -92,11 +92,13 @@ class DeadLetterPolicy:
 
     async def set_aside(
         self, delivery: Delivery, endpoint: str, codec: Codec, who: str, detail: str | None = None
-    ) -> None:
+    ) -> str | None:
         """Move ``delivery`` into ``endpoint``'s dead letters, with a WARNING saying why.
 
         ``detail`` (why it cannot be read) makes it a malformed message; without
         one, it is set aside for having been attempted ``max_deliveries`` times.
+        Returns the detail recorded, or None if the transport could not move it
+        (it stays in the mailbox, to be delivered again).
         """
         if detail is None:
             reason, attempts = MAX_DELIVERIES, delivery.attempts - 1
@@ -113,7 +115,7 @@ class DeadLetterPolicy:
             )
         except TransportError as exc:
             log.warning("%s: could not move a message to the dead letters: %s", who, exc)
-            return
+            return None
         ident, method, _, _ = _read(codec, delivery.payload)
         log.warning(
             "%s: moved %s of %s to the dead letters (%s): %s",
@@ -128,6 +130,7 @@ class DeadLetterPolicy:
                 "%s: the dead letters of %r are at max_dead_letters=%d: dropped the oldest %d",
                 who, endpoint, self.max_dead_letters, dropped,
             )  # fmt: skip
+        return detail
 
 
 def _pick(name: str, given: int | None, from_url: int | None) -> int | None:

@@ -65,7 +65,8 @@ class Requests:
             data = codec.loads(payload)
             request = parse_request(data)
         except DecodeError as exc:
-            await self._answer_malformed(data, exc)
+            message = f"the provider could not read the request: {exc}"
+            await self._answer(data, "malformed", message)
             return exc
         if len(payload) > self.config.max_payload:
             limit = self.config.max_payload
@@ -109,20 +110,28 @@ class Requests:
         where = f"{request.endpoint}.{request.method}"
         log.info("%s: %s from %s: %s", self.name, where, request.sender, what)
 
-    async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
-        """Answer a request that could not be read, if it says where to (an id and a reply
-        address): a caller of another envelope version hears why instead of waiting."""
+    async def answer_unhandled(self, payload: bytes, code: str, message: str) -> None:
+        """Answer a request that will not be handled (one set aside) with failure ``code``."""
+        try:
+            data = self.config.codec.loads(payload)
+        except DecodeError:
+            return
+        await self._answer(data, code, message)
+
+    async def _answer(self, data: Any, code: str, message: str) -> None:
+        """Answer the request ``data`` with failure ``code`` if it says where to (an id and a
+        reply address), however little else of it can be read: a caller of another envelope
+        version, or of a call set aside, hears why instead of waiting for its deadline."""
         if not isinstance(data, dict):
             return
         ident, reply_to = data.get("id"), data.get("r")
         if not (isinstance(ident, str) and isinstance(reply_to, str)):
             return
-        message = f"the provider could not read the request: {exc}"
-        reply = Reply(ident, self.name, False, error=failure("malformed", message))
+        reply = Reply(ident, self.name, False, error=failure(code, message))
         try:
             await self.config.transport.post(reply_to, self.config.codec.dumps(reply.to_wire()))
         except (TransportError, EncodeError) as failed:
-            log.warning("%s: could not answer a malformed request: %r", self.name, failed)
+            log.warning("%s: could not answer a request (%s): %r", self.name, code, failed)
 
     async def _invoke(self, request: Request) -> Reply:
         assert self.schema is not None

@@ -245,5 +245,8 @@ class ActorRunner:
 
     async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
         assert self.schema is not None  # only actors have mailboxes
-        policy, codec = self.config.dead_letters, self.config.codec
-        await policy.set_aside(delivery, self.schema.endpoint, codec, self.name, unreadable)
+        policy, codec, endpoint = self.config.dead_letters, self.config.codec, self.schema.endpoint
+        detail = await policy.set_aside(delivery, endpoint, codec, self.name, unreadable)
+        if detail is not None and unreadable is None:  # (an unreadable one was answered)
+            message = f"moved to the dead letters of {endpoint!r}: {detail}"
+            await self._requests.answer_unhandled(delivery.payload, "dead_letter", message)
