@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..codecs import Codec, type_name
 from ..errors import (
@@ -41,10 +41,12 @@ from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
 from .pending import Pending
 from .schema import ActorSchema, MethodSchema
+from .telemetry import Telemetry
 
 __all__ = ["Calls", "Outgoing"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger("tactor.actors.calls")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)  # not frozen: built for every message, and frozen init is slow
@@ -84,8 +86,10 @@ class Calls:
         cancellations: Cancellations,
         *,
         max_payload: int,
+        telemetry: Telemetry,
     ) -> None:
         self.node = node
+        self.telemetry = telemetry
         self._cancellations = cancellations
         self.reply_inbox = f"node.{node}"
         self._transport = transport
@@ -164,8 +168,28 @@ class Calls:
 
     # -- sending ---------------------------------------------------------------
 
-    def _request(self, kind: str, out: Outgoing) -> tuple[str, bytes]:
+    def _request(self, kind: str, out: Outgoing, label: str) -> tuple[str, bytes, Any]:
+        """The message's id and bytes, and its telemetry token (``label``: call, tell or
+        broadcast); the token is ended here if the message cannot be sent."""
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
+        token, trace = self.telemetry.sending(label, out.schema.endpoint, out.method.name, msg_id)
+        try:
+            return msg_id, self._encode(kind, out, msg_id, trace), token
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
+
+    async def _observed(self, token: Any, work: Awaitable[T]) -> T:
+        """Await ``work`` (a sent message's outcome) and end its telemetry token."""
+        try:
+            result = await work
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
+        self.telemetry.sent(token, None)
+        return result
+
+    def _encode(self, kind: str, out: Outgoing, msg_id: str, trace: dict[str, str] | None) -> bytes:
         call = kind == "call"
         wire = request_wire(
             kind,
@@ -177,6 +201,7 @@ class Calls:
             out.deadline if call else None,  # an accepted tell never expires
             self.node,
             out.positional,
+            trace,
         )
         try:
             payload = self._codec.dumps(wire)
@@ -187,7 +212,7 @@ class Calls:
                 f"the request to {out.what} is {len(payload)} bytes, "
                 f"over max_payload={self._max_payload}; send less or raise the limit"
             )
-        return msg_id, payload
+        return payload
 
     def _unsendable(self, out: Outgoing, exc: EncodeError) -> EncodeError:
         """An EncodeError naming the argument JSON cannot hold (an int over 64 bits, say)."""
@@ -238,7 +263,10 @@ class Calls:
     async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
         self._check_deadline(out, "call")
-        msg_id, payload = self._request("call", out)
+        msg_id, payload, token = self._request("call", out, "call")
+        return await self._observed(token, self._call(out, provider, msg_id, payload))
+
+    async def _call(self, out: Outgoing, provider: str | None, msg_id: str, payload: bytes) -> Any:
         pending = Pending(self._loop, out.deadline)
         self._track(self._pending, msg_id, pending)
         try:
@@ -272,7 +300,11 @@ class Calls:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
         what = f"tell {out.what}"
         self._check_deadline(out, what)
-        msg_id, payload = self._request("tell", out)
+        msg_id, payload, token = self._request("tell", out, "tell")
+        await self._observed(token, self._tell(out, provider, msg_id, payload))
+
+    async def _tell(self, out: Outgoing, provider: str | None, msg_id: str, payload: bytes) -> None:
+        what = f"tell {out.what}"
         pending = Pending(self._loop, out.deadline)
         self._track(self._sending, msg_id, pending)
         try:
@@ -296,10 +328,13 @@ class Calls:
 
     async def broadcast(self, out: Outgoing) -> BroadcastResult[Any]:
         """Call every live provider; return when all have answered or at the deadline."""
+        self._check_deadline(out, f"broadcast {out.what}")
+        msg_id, payload, token = self._request("call", out, "broadcast")
+        return await self._observed(token, self._broadcast(out, msg_id, payload))
+
+    async def _broadcast(self, out: Outgoing, msg_id: str, payload: bytes) -> BroadcastResult[Any]:
         schema, method, deadline = out.schema, out.method, out.deadline
         what = f"broadcast {out.what}"
-        self._check_deadline(out, what)
-        msg_id, payload = self._request("call", out)
         pending = Pending(self._loop, deadline, broadcast=True)
         self._track(self._pending, msg_id, pending)
         live: list[str] = []

@@ -27,10 +27,11 @@ from .envelope import Reply, Request, parse_request
 from .failures import error_to_wire, failure
 from .schema import ActorSchema
 from .tasks import TaskSet
+from .telemetry import Telemetry
 
 __all__ = ["Requests", "RunnerConfig"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger("tactor.actors.requests")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class RunnerConfig:
     tasks: TaskSet
     cancellations: Cancellations
     dead_letters: DeadLetterPolicy
+    telemetry: Telemetry
 
 
 class Requests:
@@ -67,25 +69,36 @@ class Requests:
         except DecodeError as exc:
             await self._answer_malformed(data, exc)
             return exc
-        if len(payload) > self.config.max_payload:
+        telemetry = self.config.telemetry
+        token = telemetry.handling(request, self.name)
+        failed: str | None = "cancelled"  # unless it ends otherwise
+        try:
+            failed = await self._handle(request, len(payload), task)
+        finally:
+            telemetry.handled(token, failed)
+        return None
+
+    async def _handle(self, request: Request, size: int, task: asyncio.Task[Any]) -> str | None:
+        """Handle a request that could be read; the type of its failure, if it failed."""
+        if size > self.config.max_payload:
             limit = self.config.max_payload
             await self._fail(
                 request,
                 "payload_too_large",
-                f"request is {len(payload)} bytes, over max_payload={limit}",
+                f"request is {size} bytes, over max_payload={limit}",
             )
-            return None
+            return "payload_too_large"
         if request.deadline is not None and request.deadline <= time.time():
             await self._fail(
                 request, "deadline", "the deadline passed before the message was handled"
             )
-            return None
+            return "deadline"
         watch: Watch | None = None
         if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
             cancellations = self.config.cancellations
             if cancellations.called_off(request.id):
                 self._log_cancelled(request, "its caller gave up before it was taken")
-                return None
+                return "cancelled"
             watch = cancellations.watch(request.id, request.deadline, task)
         try:
             reply = await self._invoke(request)
@@ -93,7 +106,7 @@ class Requests:
             if watch is None or not watch.absorb():
                 raise  # the runner itself is being cancelled (stopping)
             self._log_cancelled(request, f"cancelled ({watch.fired})")
-            return None  # nobody waits for it any more: no reply
+            return "cancelled"  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
             log.exception(
                 "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
@@ -103,7 +116,7 @@ class Requests:
             if watch is not None:
                 watch.close()
         await self._reply(request, reply)
-        return None
+        return None if reply.ok else str((reply.error or {}).get("type", "remote"))
 
     def _log_cancelled(self, request: Request, what: str) -> None:
         where = f"{request.endpoint}.{request.method}"

@@ -26,7 +26,7 @@ from .schema import ActorSchema, HandlerSchema
 
 __all__ = ["ActorRunner"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger("tactor.actors.runner")
 T = TypeVar("T")
 
 
@@ -211,12 +211,17 @@ class ActorRunner:
                 "%s.%s: dropped an event on %r: %s", self.name, handler.name, item.topic, exc
             )
             return
+        telemetry = self.config.telemetry
+        token = telemetry.receiving(item.topic, self.name, event.trace)
         try:
             await fn(value)
-        except Exception:
+        except Exception as exc:
+            telemetry.received(token, exc)
             log.exception(
                 "%s.%s raised while handling an event on %r", self.name, handler.name, item.topic
             )
+        else:
+            telemetry.received(token, None)
 
     # -- requests --------------------------------------------------------------
 

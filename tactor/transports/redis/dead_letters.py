@@ -56,6 +56,11 @@ class RedisDeadLetters:
             )
         return int(dropped)
 
+    async def mailbox_depth(self, mailbox: str) -> int:
+        """Entries not yet acknowledged (acknowledged ones are deleted: see scripts.ACK)."""
+        with translated("count the messages of", mailbox):
+            return int(await self.redis.xlen(self.mailbox_key(mailbox)))
+
     async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
         with translated("list the dead letters of", mailbox):
             entries: Any = await self.redis.xrange(self.dead_letter_key(mailbox))

@@ -1,0 +1,167 @@
+"""OpenTelemetry spans for every message (``tactor[otel]``): imported only by a system made
+while ``opentelemetry-api`` is installed (see :func:`~tactor.actors.telemetry.with_tracing`).
+
+Spans follow OpenTelemetry's semantic conventions. Calls are RPC: a CLIENT span
+``endpoint/method`` on the caller, a SERVER span on the provider, with
+``rpc.system="tactor"``, ``rpc.service`` (the endpoint) and ``rpc.method``; a
+broadcast is one CLIENT span with a SERVER span per provider. Tells and events
+are messaging: a PRODUCER span ``tell endpoint`` / ``publish topic`` and a CONSUMER
+span ``process endpoint`` / ``process topic``, with ``messaging.system="tactor"``,
+``messaging.destination.name``, ``messaging.operation.type`` and
+``messaging.message.id``. A failure sets the span's status to ERROR and
+``error.type``. The W3C trace context travels in the envelope (``"tc"``) through the
+configured propagator, so calls made while handling a message are children of its
+span: a call from process A to B to C is one trace. With no SDK configured the
+API's no-op tracer makes no spans and nothing is added to the envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from .envelope import Request
+from .telemetry import Carrier, Telemetry
+
+__all__ = ["Tracing"]
+
+_SYSTEM = "tactor"
+
+
+def _rpc(endpoint: str, method: str, msg_id: str) -> dict[str, Any]:
+    return {
+        "rpc.system": _SYSTEM,
+        "rpc.service": endpoint,
+        "rpc.method": method,
+        "tactor.message.id": msg_id,
+    }
+
+
+def _messaging(destination: str, operation: str, kind: str, msg_id: str | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "messaging.system": _SYSTEM,
+        "messaging.destination.name": destination,
+        "messaging.operation.name": operation,
+        "messaging.operation.type": kind,
+    }
+    if msg_id is not None:
+        attributes["messaging.message.id"] = msg_id
+    return attributes
+
+
+def _end(span: Span, error: str | None, description: str | None = None) -> None:
+    if error is not None:
+        span.set_attribute("error.type", error)
+        span.set_status(Status(StatusCode.ERROR, description or error))
+    span.end()
+
+
+def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
+    return (None, None) if exc is None else (type(exc).__qualname__, str(exc))
+
+
+class Tracing(Telemetry):
+    """Spans around ``inner``'s hooks (the node's :class:`~tactor.actors.stats.Stats`)."""
+
+    __slots__ = ("_inner", "_tracer")
+
+    def __init__(self, inner: Telemetry) -> None:
+        self._inner = inner
+        # A proxy until an SDK is configured, then that SDK's tracer: order does not matter.
+        self._tracer = trace.get_tracer("tactor")
+
+    def _outgoing(self, span: Span) -> Carrier | None:
+        """The trace context to send with a message whose span is ``span``."""
+        if not span.get_span_context().is_valid:
+            return None  # no SDK: nothing to carry
+        carrier: Carrier = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        return carrier or None
+
+    def _incoming(
+        self, name: str, kind: SpanKind, carrier: Carrier | None, attributes: dict[str, Any]
+    ) -> Any:
+        """A span for a message received with ``carrier``, current until the token ends."""
+        # No carrier: a root span, not a child of whatever started the runner's task.
+        parent = propagate.extract(carrier) if carrier else otel_context.Context()
+        span = self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+    # -- callers -----------------------------------------------------------------
+
+    def sending(
+        self, kind: str, endpoint: str, method: str, msg_id: str
+    ) -> tuple[Any, Carrier | None]:
+        inner, _ = self._inner.sending(kind, endpoint, method, msg_id)
+        if kind == "tell":
+            attributes = _messaging(endpoint, "tell", "send", msg_id)
+            attributes["rpc.method"] = method
+            span = self._tracer.start_span(
+                f"tell {endpoint}", kind=SpanKind.PRODUCER, attributes=attributes
+            )
+        else:
+            attributes = _rpc(endpoint, method, msg_id)
+            if kind == "broadcast":
+                attributes["tactor.broadcast"] = True
+            span = self._tracer.start_span(
+                f"{endpoint}/{method}", kind=SpanKind.CLIENT, attributes=attributes
+            )
+        return (inner, span), self._outgoing(span)
+
+    def sent(self, token: Any, error: BaseException | None) -> None:
+        inner, span = token
+        self._inner.sent(inner, error)
+        _end(span, *_error(error))
+
+    # -- providers ---------------------------------------------------------------
+
+    def handling(self, request: Request, provider: str) -> Any:
+        inner = self._inner.handling(request, provider)
+        if request.kind == "call":
+            attributes = _rpc(request.endpoint, request.method, request.id)
+            name, kind = f"{request.endpoint}/{request.method}", SpanKind.SERVER
+        else:
+            attributes = _messaging(request.endpoint, "process", "process", request.id)
+            attributes["rpc.method"] = request.method
+            name, kind = f"process {request.endpoint}", SpanKind.CONSUMER
+        attributes["tactor.provider"] = provider
+        span, attached = self._incoming(name, kind, request.trace, attributes)
+        return inner, span, attached
+
+    def handled(self, token: Any, error: str | None) -> None:
+        inner, span, attached = token
+        otel_context.detach(attached)
+        self._inner.handled(inner, error)
+        _end(span, error)
+
+    # -- events ------------------------------------------------------------------
+
+    def publishing(self, topic: str, type_name: str) -> tuple[Any, Carrier | None]:
+        inner, _ = self._inner.publishing(topic, type_name)
+        attributes = _messaging(topic, "publish", "send", None)
+        attributes["tactor.event.type"] = type_name
+        span = self._tracer.start_span(
+            f"publish {topic}", kind=SpanKind.PRODUCER, attributes=attributes
+        )
+        return (inner, span), self._outgoing(span)
+
+    def published(self, token: Any, error: BaseException | None) -> None:
+        inner, span = token
+        self._inner.published(inner, error)
+        _end(span, *_error(error))
+
+    def receiving(self, topic: str, subscriber: str, carrier: Carrier | None) -> Any:
+        inner = self._inner.receiving(topic, subscriber, carrier)
+        attributes = _messaging(topic, "process", "process", None)
+        attributes["tactor.subscriber"] = subscriber
+        span, attached = self._incoming(f"process {topic}", SpanKind.CONSUMER, carrier, attributes)
+        return inner, span, attached
+
+    def received(self, token: Any, error: BaseException | None) -> None:
+        inner, span, attached = token
+        otel_context.detach(attached)
+        self._inner.received(inner, error)
+        _end(span, *_error(error))
