@@ -86,9 +86,10 @@ class SystemStats:
     """A snapshot of one node's counters and gauges (see :meth:`ActorSystem.stats`).
 
     ``mailbox_depth``: messages waiting in the shared mailbox of each endpoint this
-    node serves, where the transport can tell (memory: waiting; Redis: not yet
-    acknowledged, the ones being handled included). ``in_flight``: calls, tells and
-    broadcasts sent by this node and not yet ended. Events by topic: ``published``
+    node serves, not yet taken by a provider, where the transport can tell (memory
+    and Redis can). ``in_flight``: calls, tells and
+    broadcasts sent by this node and not yet ended; ``handling``: requests and events
+    its providers and subscribers are handling now. Events by topic: ``published``
     here, ``handled`` and ``failed`` (the handler raised) by this node's subscribers.
     """
 
@@ -96,6 +97,7 @@ class SystemStats:
     methods: tuple[MethodStats, ...]
     mailbox_depth: Mapping[str, int]
     in_flight: int
+    handling: int
     events_published: Mapping[str, int] = field(default_factory=dict)
     events_handled: Mapping[str, int] = field(default_factory=dict)
     events_failed: Mapping[str, int] = field(default_factory=dict)
@@ -151,9 +153,10 @@ def _bump(counts: dict[str, int], key: str) -> None:
 class Stats(Telemetry):
     """Counts messages by endpoint and method, and events by topic, for one node."""
 
-    __slots__ = ("_failed_events", "_handled_events", "_methods", "_published")
+    __slots__ = ("_busy", "_failed_events", "_handled_events", "_methods", "_published")
 
     def __init__(self) -> None:
+        self._busy = 0  # requests and events being handled now
         self._methods: dict[tuple[str, str], _Method] = {}
         self._published: dict[str, int] = {}
         self._handled_events: dict[str, int] = {}
@@ -186,11 +189,13 @@ class Stats(Telemetry):
             _bump(entry.failed, type(error).__name__)
 
     def handling(self, request: Request, provider: str) -> Any:
+        self._busy += 1
         return self._of(request.endpoint, request.method), time.perf_counter()
 
     def handled(self, token: Any, error: str | None) -> None:
         entry: _Method = token[0]
         elapsed = time.perf_counter() - token[1]
+        self._busy -= 1
         entry.handled += 1
         entry.counts[bisect_left(BUCKETS, elapsed)] += 1
         entry.total += elapsed
@@ -205,9 +210,11 @@ class Stats(Telemetry):
             _bump(self._published, token)
 
     def receiving(self, topic: str, subscriber: str, carrier: Carrier | None) -> Any:
+        self._busy += 1
         return topic
 
     def received(self, token: Any, error: BaseException | None) -> None:
+        self._busy -= 1
         _bump(self._handled_events, token)
         if error is not None:
             _bump(self._failed_events, token)
@@ -219,6 +226,7 @@ class Stats(Telemetry):
             methods,
             dict(mailbox_depth),
             sum(entry.in_flight for entry in self._methods.values()),
+            self._busy,
             dict(self._published),
             dict(self._handled_events),
             dict(self._failed_events),
