@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tactor import ActorSystem, CallTimeout, MethodStats, SystemStats
+from tests.helpers import eventually
 from tests.model import Item, OutOfStock, PriceChanged, Pricing, Stalling
 
 
@@ -66,9 +67,7 @@ async def test_timeouts_are_counted_apart_and_calls_in_flight_are_a_gauge(url: s
 
 
 async def _in_flight(system: ActorSystem, count: int) -> SystemStats:
-    while (stats := await system.stats()).in_flight != count:
-        await asyncio.sleep(0.01)
-    return stats
+    return await eventually(system.stats, lambda stats: stats.in_flight == count)
 
 
 async def test_mailbox_depth_counts_the_messages_waiting(url: str) -> None:
@@ -99,8 +98,7 @@ async def test_events_are_counted_by_topic(url: str) -> None:
         await system.publish(PriceChanged("a", Decimal(2)))
         await seen.wait()
         pricing = system.proxy(Pricing)
-        while await pricing.events_seen() != ["price:a"]:
-            await asyncio.sleep(0.01)
+        await eventually(pricing.events_seen, lambda seen: seen == ["price:a"])
         stats = await system.stats()
     assert stats.events_published == {"PriceChanged": 1}
     assert stats.events_handled == {"PriceChanged": 2}

@@ -5,6 +5,7 @@ idle, captured events, and the failures actors logged, to report. It uses tactor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -111,10 +112,8 @@ class ActorTestKit:
             for sub in self._subscriptions:
                 await sub.close()
             for ref in reversed(self._spawned):
-                try:
+                with contextlib.suppress(NoProvider, NotRunning):  # stopped, or system closed
                     await self.system.stop(ref)
-                except (NoProvider, NotRunning):
-                    pass  # stopped by the test, or its system closed
             if self._owned:
                 await self.system.close()
         finally:

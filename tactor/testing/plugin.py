@@ -72,6 +72,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     kit = pyfuncitem.funcargs.get("tactor_kit")
+    assert kit is None or isinstance(kit, ActorTestKit)
     allowed = pyfuncitem.get_closest_marker("tactor_allow_failures") is not None
     asyncio.run(_run(pyfuncitem.obj, kwargs, kit, allowed))
     return True

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..base import DeadLetterEntry
 from redis.exceptions import ResponseError
 
+from ..base import DeadLetterEntry
 from .connection import text, translated
 from .consumer import GROUP
 
