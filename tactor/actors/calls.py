@@ -45,7 +45,7 @@ from .telemetry import Telemetry
 
 __all__ = ["Calls", "Outgoing"]
 
-log = logging.getLogger("tactor.actors.calls")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -130,7 +130,10 @@ class Calls:
             return
         pending = self._pending.get(reply.id)
         if pending is None:
-            log.debug("node %s: late reply %s from %s dropped", self.node, reply.id, reply.provider)
+            log.debug(
+                "node %s: late reply to message %s from %s dropped (its caller is gone)",
+                self.node, reply.id, reply.provider,
+            )  # fmt: skip
         else:
             pending.add(reply)
 
@@ -364,7 +367,10 @@ class Calls:
             raise
         except TimeoutError:
             answered = len(pending.replies)
-            log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))
+            log.debug(
+                "%s (message %s): %d of %d answered by the deadline",
+                what, msg_id, answered, len(live),
+            )  # fmt: skip
         except TransportError as exc:  # replies were lost: the silent ones get this error
             unsent.update({p: exc for p in live if p not in pending.replies and p not in unsent})
         finally:

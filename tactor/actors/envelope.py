@@ -50,6 +50,10 @@ class Request:
     positional: list[Any] | None = None  # from callers that know no parameter names
     trace: dict[str, str] | None = None  # W3C trace context, from a traced caller
 
+    def __str__(self) -> str:
+        """How logs name it: ``pricing.quote (message 1a2b.7 from 1a2b)``."""
+        return f"{self.endpoint}.{self.method} (message {self.id} from {self.sender})"
+
     def to_wire(self) -> dict[str, Any]:
         return request_wire(
             self.kind,

@@ -31,7 +31,7 @@ from .telemetry import Telemetry
 
 __all__ = ["Requests", "RunnerConfig"]
 
-log = logging.getLogger("tactor.actors.requests")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class Requests:
         self.name = name
         self.instance = instance
         self.schema = schema
+        self.current: Request | None = None  # the request handled last (or now)
 
     async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> DecodeError | None:
         """Handle one request in ``task`` (the runner's); return why it cannot be read, if it
@@ -69,6 +70,7 @@ class Requests:
         except DecodeError as exc:
             await self._answer_malformed(data, exc)
             return exc
+        self.current = request
         telemetry = self.config.telemetry
         token = telemetry.handling(request, self.name)
         failed: str | None = "cancelled"  # unless it ends otherwise
@@ -108,9 +110,7 @@ class Requests:
             self._log_cancelled(request, f"cancelled ({watch.fired})")
             return "cancelled"  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
-            log.exception(
-                "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
-            )
+            log.exception("%s: internal error handling %s", self.name, request)
             reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
         finally:
             if watch is not None:
@@ -119,8 +119,7 @@ class Requests:
         return None if reply.ok else str((reply.error or {}).get("type", "remote"))
 
     def _log_cancelled(self, request: Request, what: str) -> None:
-        where = f"{request.endpoint}.{request.method}"
-        log.info("%s: %s from %s: %s", self.name, where, request.sender, what)
+        log.info("%s: %s: %s", self.name, request, what)
 
     async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
         """Answer a request that could not be read, if it says where to (an id and a reply
@@ -135,7 +134,10 @@ class Requests:
         try:
             await self.config.transport.post(reply_to, self.config.codec.dumps(reply.to_wire()))
         except (TransportError, EncodeError) as failed:
-            log.warning("%s: could not answer a malformed request: %r", self.name, failed)
+            log.warning(
+                "%s: could not answer a malformed request %s.%s (message %s): %r",
+                self.name, data.get("ep"), data.get("m"), ident, failed,
+            )  # fmt: skip
 
     async def _invoke(self, request: Request) -> Reply:
         assert self.schema is not None
@@ -184,9 +186,9 @@ class Requests:
         assert self.schema is not None
         if request.kind == "tell":
             log.error(
-                "%s.%s raised while handling a tell",
+                "%s: %s raised while handling a tell",
                 self.name,
-                request.method,
+                request,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
         error = error_to_wire(exc, self.schema.errors, self.config.codec)
@@ -201,14 +203,7 @@ class Requests:
         return self._failure(request, "encode", message)
 
     def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
-        log.warning(
-            "%s: %s.%s from %s: %s",
-            self.name,
-            request.endpoint,
-            request.method,
-            request.sender,
-            message,
-        )
+        log.warning("%s: %s: %s", self.name, request, message)
         return Reply(request.id, self.name, False, error=failure(code, message, **extra))
 
     async def _fail(self, request: Request, code: str, message: str) -> None:
@@ -224,17 +219,12 @@ class Requests:
             failed = self._failure(request, "payload_too_large", message)
             payload = self.config.codec.dumps(failed.to_wire())
         if request.deadline is not None and request.deadline <= time.time():
-            log.info(
-                "%s: %s.%s finished after its deadline; reply dropped",
-                self.name,
-                request.endpoint,
-                request.method,
-            )
+            log.info("%s: %s finished after its deadline; reply dropped", self.name, request)
             return
         try:
             await self.config.transport.post(request.reply_to, payload)  # never waits for room
         except TransportError as exc:
-            log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)
+            log.warning("%s: could not reply to %s: %r", self.name, request, exc)
 
     def _reply_bytes(self, request: Request, reply: Reply) -> bytes:
         """The reply's bytes; a reply that cannot be encoded becomes a failure that can.

@@ -40,7 +40,7 @@ from .telemetry import Telemetry, with_tracing
 
 __all__ = ["ActorSystem", "EventSubscription"]
 
-log = logging.getLogger("tactor.actors.system")
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
