@@ -153,22 +153,29 @@ def _bump(counts: dict[str, int], key: str) -> None:
 class Stats(Telemetry):
     """Counts messages by endpoint and method, and events by topic, for one node."""
 
-    __slots__ = ("_busy", "_failed_events", "_handled_events", "_methods", "_published")
+    __slots__ = ("_busy", "_count", "_failed_events", "_handled_events", "_methods", "_published")
 
     def __init__(self) -> None:
         self._busy = 0  # requests and events being handled now
-        self._methods: dict[tuple[str, str], _Method] = {}
+        self._methods: dict[str, dict[str, _Method]] = {}  # by endpoint, then method
+        self._count = 0
         self._published: dict[str, int] = {}
         self._handled_events: dict[str, int] = {}
         self._failed_events: dict[str, int] = {}
 
     def _of(self, endpoint: str, method: str) -> _Method:
-        entry = self._methods.get((endpoint, method))
-        if entry is None:
-            if len(self._methods) >= _MAX_METHODS:
-                method = _OTHER
-            entry = self._methods.setdefault((endpoint, method), _Method(endpoint, method))
-        return entry
+        methods = self._methods.get(endpoint)
+        entry = None if methods is None else methods.get(method)
+        return entry if entry is not None else self._new(endpoint, method)
+
+    def _new(self, endpoint: str, method: str) -> _Method:
+        if self._count >= _MAX_METHODS:
+            method = _OTHER
+        methods = self._methods.setdefault(endpoint, {})
+        if method not in methods:
+            methods[method] = _Method(endpoint, method)
+            self._count += 1
+        return methods[method]
 
     def sending(
         self, kind: str, endpoint: str, method: str, msg_id: str
@@ -220,12 +227,12 @@ class Stats(Telemetry):
             _bump(self._failed_events, token)
 
     def snapshot(self, node: str, mailbox_depth: Mapping[str, int]) -> SystemStats:
-        methods = tuple(entry.snapshot() for entry in self._methods.values())
+        entries = [entry for methods in self._methods.values() for entry in methods.values()]
         return SystemStats(
             node,
-            methods,
+            tuple(entry.snapshot() for entry in entries),
             dict(mailbox_depth),
-            sum(entry.in_flight for entry in self._methods.values()),
+            sum(entry.in_flight for entry in entries),
             self._busy,
             dict(self._published),
             dict(self._handled_events),

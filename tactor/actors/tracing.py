@@ -11,17 +11,29 @@ span ``process endpoint`` / ``process topic``, with ``messaging.system="tactor"`
 ``messaging.message.id``. A failure sets the span's status to ERROR and
 ``error.type``. The W3C trace context travels in the envelope (``"tc"``) through the
 configured propagator, so calls made while handling a message are children of its
-span: a call from process A to B to C is one trace. With no SDK configured the
-API's no-op tracer makes no spans and nothing is added to the envelope.
+span: a call from process A to B to C is one trace.
+
+With no SDK configured (the API's proxy or no-op provider) no span is made (an SDK
+configured later is seen within a second): a
+message carries no trace context, unless one came in with the message being
+handled, which is passed on (a process without an SDK does not break a trace).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from .envelope import Request
 from .telemetry import Carrier, Telemetry
@@ -52,7 +64,14 @@ def _messaging(destination: str, operation: str, kind: str, msg_id: str | None) 
     return attributes
 
 
-def _end(span: Span, error: str | None, description: str | None = None) -> None:
+_NO_SDK = (ProxyTracerProvider, NoOpTracerProvider)
+#: Seconds between two looks for an SDK configured after the system was made.
+_RECHECK = 1.0
+
+
+def _end(span: Span | None, error: str | None, description: str | None = None) -> None:
+    if span is None:
+        return
     if error is not None:
         span.set_attribute("error.type", error)
         span.set_status(Status(StatusCode.ERROR, description or error))
@@ -66,25 +85,44 @@ def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
 class Tracing(Telemetry):
     """Spans around ``inner``'s hooks (the node's :class:`~tactor.actors.stats.Stats`)."""
 
-    __slots__ = ("_inner", "_tracer")
+    __slots__ = ("_configured", "_inner", "_recheck", "_tracer")
 
     def __init__(self, inner: Telemetry) -> None:
         self._inner = inner
         # A proxy until an SDK is configured, then that SDK's tracer: order does not matter.
         self._tracer = trace.get_tracer("tactor")
+        self._configured = False
+        self._recheck = 0.0
 
-    def _outgoing(self, span: Span) -> Carrier | None:
-        """The trace context to send with a message whose span is ``span``."""
-        if not span.get_span_context().is_valid:
-            return None  # no SDK: nothing to carry
+    def _off(self) -> bool:
+        """No SDK configured: make no spans. Once one is, it stays (the API sets the global
+        provider once); until then, asked again at most every second (asking reads
+        ``os.environ``, which costs more than the rest of the hook)."""
+        if self._configured:
+            return False
+        now = time.monotonic()
+        if now < self._recheck:
+            return True
+        self._recheck = now + _RECHECK
+        self._configured = not isinstance(trace.get_tracer_provider(), _NO_SDK)
+        return not self._configured
+
+    def _outgoing(self, span: Span | None) -> Carrier | None:
+        """The trace context to send with a message whose span is ``span`` (None: the
+        context of the message being handled, if it came with one)."""
+        context = trace.set_span_in_context(span) if span is not None else None
+        if not (span or trace.get_current_span()).get_span_context().is_valid:
+            return None  # nothing to carry
         carrier: Carrier = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        propagate.inject(carrier, context=context)
         return carrier or None
 
     def _incoming(
         self, name: str, kind: SpanKind, carrier: Carrier | None, attributes: dict[str, Any]
-    ) -> Any:
+    ) -> tuple[Span | None, Any]:
         """A span for a message received with ``carrier``, current until the token ends."""
+        if self._off():  # no span; the context that came is passed on by calls it makes
+            return None, otel_context.attach(propagate.extract(carrier)) if carrier else None
         # No carrier: a root span, not a child of whatever started the runner's task.
         parent = propagate.extract(carrier) if carrier else otel_context.Context()
         span = self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
@@ -96,6 +134,8 @@ class Tracing(Telemetry):
         self, kind: str, endpoint: str, method: str, msg_id: str
     ) -> tuple[Any, Carrier | None]:
         inner, _ = self._inner.sending(kind, endpoint, method, msg_id)
+        if self._off():
+            return (inner, None), self._outgoing(None)
         if kind == "tell":
             attributes = _messaging(endpoint, "tell", "send", msg_id)
             attributes["rpc.method"] = method
@@ -120,6 +160,8 @@ class Tracing(Telemetry):
 
     def handling(self, request: Request, provider: str) -> Any:
         inner = self._inner.handling(request, provider)
+        if request.trace is None and self._off():
+            return inner, None, None
         if request.kind == "call":
             attributes = _rpc(request.endpoint, request.method, request.id)
             name, kind = f"{request.endpoint}/{request.method}", SpanKind.SERVER
@@ -133,7 +175,8 @@ class Tracing(Telemetry):
 
     def handled(self, token: Any, error: str | None) -> None:
         inner, span, attached = token
-        otel_context.detach(attached)
+        if attached is not None:
+            otel_context.detach(attached)
         self._inner.handled(inner, error)
         _end(span, error)
 
@@ -141,6 +184,8 @@ class Tracing(Telemetry):
 
     def publishing(self, topic: str, type_name: str) -> tuple[Any, Carrier | None]:
         inner, _ = self._inner.publishing(topic, type_name)
+        if self._off():
+            return (inner, None), self._outgoing(None)
         attributes = _messaging(topic, "publish", "send", None)
         attributes["tactor.event.type"] = type_name
         span = self._tracer.start_span(
@@ -155,6 +200,8 @@ class Tracing(Telemetry):
 
     def receiving(self, topic: str, subscriber: str, carrier: Carrier | None) -> Any:
         inner = self._inner.receiving(topic, subscriber, carrier)
+        if carrier is None and self._off():
+            return inner, None, None
         attributes = _messaging(topic, "process", "process", None)
         attributes["tactor.subscriber"] = subscriber
         span, attached = self._incoming(f"process {topic}", SpanKind.CONSUMER, carrier, attributes)
@@ -162,6 +209,7 @@ class Tracing(Telemetry):
 
     def received(self, token: Any, error: BaseException | None) -> None:
         inner, span, attached = token
-        otel_context.detach(attached)
+        if attached is not None:
+            otel_context.detach(attached)
         self._inner.received(inner, error)
         _end(span, *_error(error))
