@@ -157,6 +157,11 @@ def _envelope(data: Any, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
     return data
 
 
+def _is_carrier(trace: Any) -> bool:
+    """A trace context: an object of string values (checked only when present)."""
+    return type(trace) is dict and all(type(value) is str for value in trace.values())
+
+
 def parse_request(data: Any) -> Request:
     """Validate a request envelope (already parsed from JSON)."""
     if type(data) is not dict or data.get("v") != VERSION or data.get("k") not in _REQUEST_KINDS:
@@ -180,7 +185,7 @@ def parse_request(data: Any) -> Request:
         and (type(reply_to) is str if kind == "call" else reply_to is None or type(reply_to) is str)
         and (deadline is None or type(deadline) in (int, float))
         and (positional is None or type(positional) is list)
-        and (trace is None or type(trace) is dict)
+        and (trace is None or _is_carrier(trace))
     ):
         raise DecodeError("malformed request: a field is missing or has the wrong type")
     return Request(
@@ -208,8 +213,8 @@ def parse_event(data: Any) -> Event:
     """Validate an event envelope (already parsed from JSON)."""
     d = _envelope(data, ("event",), "event")
     trace = d.get("tc")
-    if trace is not None and type(trace) is not dict:
-        raise DecodeError("malformed event: field 'tc' is not an object")
+    if trace is not None and not _is_carrier(trace):
+        raise DecodeError("malformed event: field 'tc' is not an object of strings")
     return Event(
         topic=_field(d, "t", str, "event"),
         type_name=_field(d, "ty", str, "event"),
