@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from ..codecs import Codec, type_name
 from ..errors import (
@@ -46,7 +46,6 @@ from .telemetry import Telemetry
 __all__ = ["Calls", "Outgoing"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(slots=True)  # not frozen: built for every message, and frozen init is slow
@@ -182,16 +181,6 @@ class Calls:
             self.telemetry.sent(token, exc)
             raise
 
-    async def _observed(self, token: Any, work: Awaitable[T]) -> T:
-        """Await ``work`` (a sent message's outcome) and end its telemetry token."""
-        try:
-            result = await work
-        except BaseException as exc:
-            self.telemetry.sent(token, exc)
-            raise
-        self.telemetry.sent(token, None)
-        return result
-
     def _encode(self, kind: str, out: Outgoing, msg_id: str, trace: dict[str, str] | None) -> bytes:
         call = kind == "call"
         wire = request_wire(
@@ -267,9 +256,6 @@ class Calls:
         """Send one call and return its decoded result, or raise what the provider raised."""
         self._check_deadline(out, "call")
         msg_id, payload, token = self._request("call", out, "call")
-        return await self._observed(token, self._call(out, provider, msg_id, payload))
-
-    async def _call(self, out: Outgoing, provider: str | None, msg_id: str, payload: bytes) -> Any:
         pending = Pending(self._loop, out.deadline)
         self._track(self._pending, msg_id, pending)
         try:
@@ -291,33 +277,39 @@ class Calls:
                     f"call {out.what}: no reply within the deadline ({out.budget}); "
                     "the provider may be slow, overloaded or gone"
                 ) from None
+            (reply,) = pending.replies.values()
+            result = self._result(out.schema, out.method, reply)
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
         finally:
             del self._pending[msg_id]
             if pending.done.done() and not pending.done.cancelled():
                 pending.done.exception()  # failed while we were still sending: seen, not lost
-        for reply in pending.replies.values():
-            return self._result(out.schema, out.method, reply)
-        raise AssertionError("a completed call has a reply")  # pragma: no cover
+        self.telemetry.sent(token, None)
+        return result
 
     async def tell(self, out: Outgoing, provider: str | None) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
         what = f"tell {out.what}"
         self._check_deadline(out, what)
         msg_id, payload, token = self._request("tell", out, "tell")
-        await self._observed(token, self._tell(out, provider, msg_id, payload))
-
-    async def _tell(self, out: Outgoing, provider: str | None, msg_id: str, payload: bytes) -> None:
-        what = f"tell {out.what}"
         pending = Pending(self._loop, out.deadline)
         self._track(self._sending, msg_id, pending)
         try:
-            await self._deliver_by(pending, self._deliver(out.schema.endpoint, provider, payload))
-        except TimeoutError:
-            raise MailboxFull(
-                f"{what}: the mailbox stayed full until the deadline ({out.budget})"
-            ) from None
+            sending = self._deliver(out.schema.endpoint, provider, payload)
+            try:
+                await self._deliver_by(pending, sending)
+            except TimeoutError:
+                raise MailboxFull(
+                    f"{what}: the mailbox stayed full until the deadline ({out.budget})"
+                ) from None
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
         finally:
             del self._sending[msg_id]
+        self.telemetry.sent(token, None)
 
     async def _send_waiting(
         self, endpoint: str, provider: str, payload: bytes, deadline: float, what: str
@@ -333,7 +325,13 @@ class Calls:
         """Call every live provider; return when all have answered or at the deadline."""
         self._check_deadline(out, f"broadcast {out.what}")
         msg_id, payload, token = self._request("call", out, "broadcast")
-        return await self._observed(token, self._broadcast(out, msg_id, payload))
+        try:
+            result = await self._broadcast(out, msg_id, payload)
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
+        self.telemetry.sent(token, None)
+        return result
 
     async def _broadcast(self, out: Outgoing, msg_id: str, payload: bytes) -> BroadcastResult[Any]:
         schema, method, deadline = out.schema, out.method, out.deadline

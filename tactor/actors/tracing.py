@@ -16,7 +16,8 @@ span: a call from process A to B to C is one trace.
 With no SDK configured (the API's proxy or no-op provider) no span is made (an SDK
 configured later is seen within a second): a
 message carries no trace context, unless one came in with the message being
-handled, which is passed on (a process without an SDK does not break a trace).
+handled, which is passed on (a process without an SDK does not break a trace;
+a context attached by other code is not looked for).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
 class Tracing(Telemetry):
     """Spans around ``inner``'s hooks (the node's :class:`~tactor.actors.stats.Stats`)."""
 
-    __slots__ = ("_configured", "_inner", "_recheck", "_tracer")
+    __slots__ = ("_configured", "_inner", "_passing", "_recheck", "_tracer")
 
     def __init__(self, inner: Telemetry) -> None:
         self._inner = inner
@@ -93,6 +94,7 @@ class Tracing(Telemetry):
         self._tracer = trace.get_tracer("tactor")
         self._configured = False
         self._recheck = 0.0
+        self._passing = 0  # no SDK: contexts that came with messages being handled now
 
     def _off(self) -> bool:
         """No SDK configured: make no spans. Once one is, it stays (the API sets the global
@@ -122,7 +124,10 @@ class Tracing(Telemetry):
     ) -> tuple[Span | None, Any]:
         """A span for a message received with ``carrier``, current until the token ends."""
         if self._off():  # no span; the context that came is passed on by calls it makes
-            return None, otel_context.attach(propagate.extract(carrier)) if carrier else None
+            if not carrier:
+                return None, None
+            self._passing += 1
+            return None, otel_context.attach(propagate.extract(carrier))
         # No carrier: a root span, not a child of whatever started the runner's task.
         parent = propagate.extract(carrier) if carrier else otel_context.Context()
         span = self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
@@ -135,7 +140,7 @@ class Tracing(Telemetry):
     ) -> tuple[Any, Carrier | None]:
         inner, _ = self._inner.sending(kind, endpoint, method, msg_id)
         if self._off():
-            return (inner, None), self._outgoing(None)
+            return (inner, None), self._outgoing(None) if self._passing else None
         if kind == "tell":
             attributes = _messaging(endpoint, "tell", "send", msg_id)
             attributes["rpc.method"] = method
@@ -177,6 +182,8 @@ class Tracing(Telemetry):
         inner, span, attached = token
         if attached is not None:
             otel_context.detach(attached)
+            if span is None:
+                self._passing -= 1
         self._inner.handled(inner, error)
         _end(span, error)
 
@@ -185,7 +192,7 @@ class Tracing(Telemetry):
     def publishing(self, topic: str, type_name: str) -> tuple[Any, Carrier | None]:
         inner, _ = self._inner.publishing(topic, type_name)
         if self._off():
-            return (inner, None), self._outgoing(None)
+            return (inner, None), self._outgoing(None) if self._passing else None
         attributes = _messaging(topic, "publish", "send", None)
         attributes["tactor.event.type"] = type_name
         span = self._tracer.start_span(
@@ -211,5 +218,7 @@ class Tracing(Telemetry):
         inner, span, attached = token
         if attached is not None:
             otel_context.detach(attached)
+            if span is None:
+                self._passing -= 1
         self._inner.received(inner, error)
         _end(span, *_error(error))
