@@ -9,30 +9,24 @@ or a unique Redis key prefix), so tests never see each other's messages.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tactor.testing.plugin import require_redis
-from tactor.testing.urls import drop_keys, redis_url, with_query
+from tactor.testing.urls import drop_keys, fresh_url, redis_url, with_query
 
 __all__ = ["drop_keys", "redis_url", "require_redis", "with_query"]
 
 TRANSPORTS = ["memory", "redis"]
 
 
+#: Each transport's base URL (its test namespace comes from tactor.testing.urls.NAMESPACES).
+BASES: dict[str, Callable[[], str]] = {"memory": lambda: "memory://", "redis": require_redis}
+
+
 @pytest.fixture(params=TRANSPORTS)
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A transport URL with a namespace of this test's own."""
-    ns = f"t{uuid.uuid4().hex[:12]}"
-    if request.param == "memory":
-        yield f"memory://{ns}"
-        return
-    if request.param == "redis":
-        base = require_redis()
-        prefix = f"tactor-test:{ns}"
-        yield with_query(base, prefix=prefix)
-        drop_keys(base, prefix)
-        return
-    raise AssertionError(f"unknown transport {request.param}")
+    with fresh_url(BASES[request.param]()) as namespaced:
+        yield namespaced
