@@ -175,13 +175,6 @@ class Calls:
         broadcast); the token is ended here if the message cannot be sent."""
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
         token, trace = self.telemetry.sending(label, out.schema.endpoint, out.method.name, msg_id)
-        try:
-            return msg_id, self._encode(kind, out, msg_id, trace), token
-        except BaseException as exc:
-            self.telemetry.sent(token, exc)
-            raise
-
-    def _encode(self, kind: str, out: Outgoing, msg_id: str, trace: dict[str, str] | None) -> bytes:
         call = kind == "call"
         wire = request_wire(
             kind,
@@ -198,13 +191,16 @@ class Calls:
         try:
             payload = self._codec.dumps(wire)
         except EncodeError as exc:
-            raise self._unsendable(out, exc) from None
-        if len(payload) > self._max_payload:
-            raise PayloadTooLarge(
+            failed: Exception = self._unsendable(out, exc)
+        else:
+            if len(payload) <= self._max_payload:
+                return msg_id, payload, token
+            failed = PayloadTooLarge(
                 f"the request to {out.what} is {len(payload)} bytes, "
                 f"over max_payload={self._max_payload}; send less or raise the limit"
             )
-        return payload
+        self.telemetry.sent(token, failed)
+        raise failed from None
 
     def _unsendable(self, out: Outgoing, exc: EncodeError) -> EncodeError:
         """An EncodeError naming the argument JSON cannot hold (an int over 64 bits, say)."""

@@ -8,10 +8,10 @@ is taken only when asked for, as typed dataclasses (:class:`SystemStats`).
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from ..errors import CallTimeout
@@ -163,11 +163,6 @@ class Stats(Telemetry):
         self._handled_events: dict[str, int] = {}
         self._failed_events: dict[str, int] = {}
 
-    def _of(self, endpoint: str, method: str) -> _Method:
-        methods = self._methods.get(endpoint)
-        entry = None if methods is None else methods.get(method)
-        return entry if entry is not None else self._new(endpoint, method)
-
     def _new(self, endpoint: str, method: str) -> _Method:
         if self._count >= _MAX_METHODS:
             method = _OTHER
@@ -180,7 +175,10 @@ class Stats(Telemetry):
     def sending(
         self, kind: str, endpoint: str, method: str, msg_id: str
     ) -> tuple[Any, Carrier | None]:
-        entry = self._of(endpoint, method)
+        try:
+            entry = self._methods[endpoint][method]
+        except KeyError:
+            entry = self._new(endpoint, method)
         entry.sent += 1
         entry.in_flight += 1
         return entry, None
@@ -197,11 +195,15 @@ class Stats(Telemetry):
 
     def handling(self, request: Request, provider: str) -> Any:
         self._busy += 1
-        return self._of(request.endpoint, request.method), time.perf_counter()
+        try:
+            entry = self._methods[request.endpoint][request.method]
+        except KeyError:
+            entry = self._new(request.endpoint, request.method)
+        return entry, perf_counter()
 
     def handled(self, token: Any, error: str | None) -> None:
         entry: _Method = token[0]
-        elapsed = time.perf_counter() - token[1]
+        elapsed = perf_counter() - token[1]
         self._busy -= 1
         entry.handled += 1
         entry.counts[bisect_left(BUCKETS, elapsed)] += 1

@@ -70,9 +70,7 @@ _NO_SDK = (ProxyTracerProvider, NoOpTracerProvider)
 _RECHECK = 1.0
 
 
-def _end(span: Span | None, error: str | None, description: str | None = None) -> None:
-    if span is None:
-        return
+def _end(span: Span, error: str | None, description: str | None = None) -> None:
     if error is not None:
         span.set_attribute("error.type", error)
         span.set_status(Status(StatusCode.ERROR, description or error))
@@ -159,7 +157,8 @@ class Tracing(Telemetry):
     def sent(self, token: Any, error: BaseException | None) -> None:
         inner, span = token
         self._inner.sent(inner, error)
-        _end(span, *_error(error))
+        if span is not None:
+            _end(span, *_error(error))
 
     # -- providers ---------------------------------------------------------------
 
@@ -185,7 +184,8 @@ class Tracing(Telemetry):
             if span is None:
                 self._passing -= 1
         self._inner.handled(inner, error)
-        _end(span, error)
+        if span is not None:
+            _end(span, error)
 
     # -- events ------------------------------------------------------------------
 
@@ -203,7 +203,8 @@ class Tracing(Telemetry):
     def published(self, token: Any, error: BaseException | None) -> None:
         inner, span = token
         self._inner.published(inner, error)
-        _end(span, *_error(error))
+        if span is not None:
+            _end(span, *_error(error))
 
     def receiving(self, topic: str, subscriber: str, carrier: Carrier | None) -> Any:
         inner = self._inner.receiving(topic, subscriber, carrier)
@@ -221,4 +222,5 @@ class Tracing(Telemetry):
             if span is None:
                 self._passing -= 1
         self._inner.received(inner, error)
-        _end(span, *_error(error))
+        if span is not None:
+            _end(span, *_error(error))
