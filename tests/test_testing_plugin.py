@@ -55,6 +55,8 @@ async def test_idle_says_what_is_busy_when_it_times_out(tactor_kit: ActorTestKit
 
 
 PLUGIN_TESTS = """
+import asyncio
+
 import pytest
 from tactor import Actor
 
@@ -68,6 +70,22 @@ async def test_a_failing_tell(tactor_kit):
     await tactor_kit.spawn(Fragile)
     await tactor_kit.system.tell(Fragile.fail)
     await tactor_kit.idle()
+
+
+async def test_a_failing_event_handler_with_the_system_alone(tactor_system):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Ping:
+        n: int
+
+    async def on_ping(event: Ping) -> None:
+        raise ValueError(f"ping {event.n} refused")
+
+    await tactor_system.subscribe(on_ping)
+    await tactor_system.publish(Ping(1))
+    while (await tactor_system.stats()).events_handled.get("Ping", 0) < 1:
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.tactor_allow_failures
@@ -86,9 +104,13 @@ async def test_url(tactor_url):
 def test_a_failure_inside_an_actor_fails_the_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fragile=PLUGIN_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
-        ["*ActorFailed: actors failed during the test:*", "*fragile*fail*broken inside*"]
+        [
+            "*ActorFailed: actors failed during the test:*",
+            "*fragile*fail (message*broken inside*",
+            "*on_ping*raised while handling an event Ping*ping 1 refused*",
+        ]
     )
 
 
