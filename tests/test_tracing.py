@@ -108,6 +108,8 @@ async def test_a_call_is_a_client_span_and_a_server_span_in_one_trace(
         "RemoteError",
         "builtins.ValueError",
     }
+    (client_failed,) = [s for s in failed if s.kind == SpanKind.CLIENT]
+    assert [e.name for e in client_failed.events] == ["exception"]
 
 
 async def test_tells_and_events_are_producer_and_consumer_spans(

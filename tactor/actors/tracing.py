@@ -77,8 +77,13 @@ def _end(span: Span, error: str | None, description: str | None = None) -> None:
     span.end()
 
 
-def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
-    return (None, None) if exc is None else (type(exc).__qualname__, str(exc))
+def _end_with(span: Span, exc: BaseException | None) -> None:
+    """End ``span`` of a caller, publisher or subscriber, which raised ``exc`` (if not None)."""
+    if exc is not None:
+        span.record_exception(exc)
+        _end(span, type(exc).__qualname__, str(exc))
+    else:
+        span.end()
 
 
 class Tracing(Telemetry):
@@ -158,7 +163,7 @@ class Tracing(Telemetry):
         inner, span = token
         self._inner.sent(inner, error)
         if span is not None:
-            _end(span, *_error(error))
+            _end_with(span, error)
 
     # -- providers ---------------------------------------------------------------
 
@@ -204,7 +209,7 @@ class Tracing(Telemetry):
         inner, span = token
         self._inner.published(inner, error)
         if span is not None:
-            _end(span, *_error(error))
+            _end_with(span, error)
 
     def receiving(self, topic: str, subscriber: str, carrier: Carrier | None) -> Any:
         inner = self._inner.receiving(topic, subscriber, carrier)
@@ -223,4 +228,4 @@ class Tracing(Telemetry):
                 self._passing -= 1
         self._inner.received(inner, error)
         if span is not None:
-            _end(span, *_error(error))
+            _end_with(span, error)
