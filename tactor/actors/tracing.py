@@ -80,7 +80,8 @@ def _end(span: Span, error: str | None, description: str | None = None) -> None:
 def _end_with(span: Span, exc: BaseException | None) -> None:
     """End ``span`` of a caller, publisher or subscriber, which raised ``exc`` (if not None)."""
     if exc is not None:
-        span.record_exception(exc)
+        if isinstance(exc, Exception):  # not CancelledError (opentelemetry-api 1.20 wants one)
+            span.record_exception(exc)
         _end(span, type(exc).__qualname__, str(exc))
     else:
         span.end()
