@@ -211,7 +211,7 @@ async def test_an_acl_without_quiet_commands_still_serves_and_says_what_to_allow
     everything works, one warning says what to allow, and the refusal was asked only once."""
     server, admin = acl_server
     admin.execute_command("ACL", "SETUSER", "tactor", refused)
-    with caplog.at_level(logging.WARNING, logger="tactor.redis"):
+    with caplog.at_level(logging.WARNING, logger="tactor.transports.redis"):
         async with ActorSystem(sec_url(server)) as system:
             assert system.transport.quiet is False  # type: ignore[attr-defined]
             await system.spawn(Pricing, "eu")
@@ -401,15 +401,15 @@ async def test_foreign_entries_on_tactor_keys_are_dropped_or_set_aside_with_a_lo
                     return [
                         r.getMessage()
                         for r in caplog.records
-                        if r.name == name and text in r.getMessage()
+                        if r.name.startswith(name) and text in r.getMessage()
                     ]
 
                 async def logged() -> dict[str, int]:
                     return {
-                        "foreign": len(messages("tactor.redis", "foreign entries")),
-                        "malformed": len(messages("tactor", "dead letters (malformed)")),
-                        "reply": len(messages("tactor", "malformed reply")),
-                        "event": len(messages("tactor", "dropped an event")),
+                        "foreign": len(messages("tactor.transports.redis", "foreign entries")),
+                        "malformed": len(messages("tactor.actors", "dead letters (malformed)")),
+                        "reply": len(messages("tactor.actors", "malformed reply")),
+                        "event": len(messages("tactor.actors", "dropped an event")),
                     }
 
                 want = {"foreign": 1, "malformed": 3, "reply": 1, "event": 1}

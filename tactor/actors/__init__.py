@@ -20,6 +20,7 @@ from .default import (
 )
 from .events import subscribe, topic, topic_of
 from .queues import AsyncQueue
+from .stats import Histogram, MethodStats, SystemStats
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
@@ -32,7 +33,10 @@ __all__ = [
     "BroadcastResult",
     "DeadLetter",
     "EventSubscription",
+    "Histogram",
+    "MethodStats",
     "Outcome",
+    "SystemStats",
     "deadline",
     "expose",
     "init",

@@ -29,6 +29,7 @@ from .actor import Actor, ActorRef
 from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter
 from .queues import AsyncQueue
+from .stats import SystemStats
 from .system import ActorSystem, EventSubscription
 
 __all__ = ["BlockingQueue", "BlockingSystem", "LoopThread"]
@@ -203,6 +204,10 @@ class BlockingSystem:
 
     def dead_letters(self, cls: type[Actor]) -> list[DeadLetter]:
         return self.run(self.aio.dead_letters(cls))
+
+    def stats(self) -> SystemStats:
+        """This node's counters and gauges (see :meth:`ActorSystem.stats`)."""
+        return self.run(self.aio.stats())
 
     def replay(self, letter: DeadLetter) -> bool:
         return self.run(self.aio.replay(letter))

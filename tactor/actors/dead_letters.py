@@ -31,7 +31,7 @@ __all__ = [
     "letter_of",
 ]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVERIES = 5
 DEFAULT_MAX_DEAD_LETTERS = 1000
@@ -109,19 +109,19 @@ class DeadLetterPolicy:
         else:
             reason, attempts = MALFORMED, delivery.attempts
         into = endpoint_mailbox(endpoint)
+        ident, method, _, _ = _read(codec, delivery.payload)
+        message = f"{endpoint}.{method or '?'} (message {ident or '?'})"
         try:
             dropped = await delivery.dead_letter(
                 f"{reason}: {detail}", attempts=attempts, into=into, keep=self.max_dead_letters
             )
         except TransportError as exc:
-            log.warning("%s: could not move a message to the dead letters: %s", who, exc)
+            log.warning("%s: could not move %s to the dead letters: %s", who, message, exc)
             return None
-        ident, method, _, _ = _read(codec, delivery.payload)
         log.warning(
-            "%s: moved %s of %s to the dead letters (%s): %s",
+            "%s: moved %s to the dead letters (%s): %s",
             who,
-            f"message {ident}" if ident else "a message",
-            f"{endpoint}.{method}" if method else repr(endpoint),
+            message,
             reason,
             detail,
         )

@@ -22,7 +22,7 @@ from .calls import Calls, Outgoing
 from .cancellation import Cancellations
 from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
 from .deadline import resolve_deadline
-from .events import encode_event
+from .events import encode_event, event_topic
 from .proxy import proxy_class
 from .queues import AsyncQueue
 from .requests import RunnerConfig
@@ -34,11 +34,13 @@ from .schema import (
     handler_for_function,
     member_name,
 )
+from .stats import Stats, SystemStats
 from .tasks import TaskSet
+from .telemetry import Telemetry, with_tracing
 
 __all__ = ["ActorSystem", "EventSubscription"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
@@ -86,6 +88,9 @@ class ActorSystem:
     acknowledgement, or that cannot be read, goes to its endpoint's dead
     letters, which keep the newest ``max_dead_letters`` (1000); these two may
     also come from the transport URL (``?max_deliveries=3``), overridden here.
+    ``tracing``: OpenTelemetry spans for every message when ``opentelemetry-api``
+    is installed (``tactor[otel]``; None, the default), never (False), or
+    ConfigError if it is not installed (True); see docs/operating.md.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class ActorSystem:
         stop_grace: float = 10.0,
         max_deliveries: int | None = None,
         max_dead_letters: int | None = None,
+        tracing: bool | None = None,
     ) -> None:
         if not timeout > 0:
             raise ConfigError(f"ActorSystem(timeout={timeout!r}): expected seconds > 0")
@@ -114,13 +120,26 @@ class ActorSystem:
         self.codec = (codec or JsonCodec()).copy()
         for type_codec in codecs:
             self.codec.register(type_codec)
+        self._stats = Stats()
+        self._telemetry: Telemetry = with_tracing(self._stats, tracing)
         self._tasks = TaskSet()
         self._cancellations = Cancellations(self.transport, self.codec, self._tasks)
         self._calls = Calls(
-            self.node, self.transport, self.codec, self._cancellations, max_payload=max_payload
+            self.node,
+            self.transport,
+            self.codec,
+            self._cancellations,
+            max_payload=max_payload,
+            telemetry=self._telemetry,
         )
         self._runner_config = RunnerConfig(
-            self.transport, self.codec, max_payload, self._tasks, self._cancellations, policy
+            self.transport,
+            self.codec,
+            max_payload,
+            self._tasks,
+            self._cancellations,
+            policy,
+            self._telemetry,
         )
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}
@@ -426,9 +445,31 @@ class ActorSystem:
         if cls not in self._checked:
             self.codec.json_schema(cls)  # raises SchemaError for a type that cannot be sent
             self._checked.add(cls)
-        name, payload = encode_event(self.codec, event, topic, self.max_payload)
-        reached = await self.transport.publish(name, payload)
+        name = event_topic(event, topic)
+        token, trace = self._telemetry.publishing(name, cls.__name__)
+        try:
+            payload = encode_event(self.codec, event, name, self.max_payload, trace)
+            reached = await self.transport.publish(name, payload)
+        except BaseException as exc:
+            self._telemetry.published(token, exc)
+            raise
+        self._telemetry.published(token, None)
         return reached if self.transport.counts_subscribers else None
+
+    # -- stats -----------------------------------------------------------------
+
+    async def stats(self) -> SystemStats:
+        """This node's counters and gauges: messages by endpoint and method, handling
+        times, calls in flight, events by topic, and the depth of the mailboxes of the
+        endpoints it serves (asked of the transport: one round trip on Redis)."""
+        self._check_running()
+        endpoints = sorted({spawned.ref.endpoint for spawned in self._actors.values()})
+        depths = {}
+        for endpoint in endpoints:
+            depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))
+            if depth is not None:
+                depths[endpoint] = depth
+        return self._stats.snapshot(self.node, depths)
 
     # -- queues ----------------------------------------------------------------
 

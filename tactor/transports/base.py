@@ -283,6 +283,11 @@ class Transport(ABC):
     async def delete_mailbox(self, mailbox: str) -> None:
         """Drop a mailbox nobody will consume again, with anything left in it."""
 
+    async def mailbox_depth(self, mailbox: str) -> int | None:
+        """How many messages wait in ``mailbox`` (for ``system.stats()``); None where the
+        transport cannot tell. A transport that can should say so (memory and Redis do)."""
+        return None
+
     # -- dead letters ----------------------------------------------------------
 
     @abstractmethod

@@ -205,6 +205,10 @@ class MemoryTransport(Transport):
                 if not putter.done():
                     putter.set_result(None)
 
+    async def mailbox_depth(self, mailbox: str) -> int:
+        box = self.hub.mailboxes.get(mailbox)
+        return 0 if box is None else len(box.items)
+
     async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
         self._check_open()
         letters = self.hub.dead_letters.get(mailbox)
