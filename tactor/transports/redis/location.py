@@ -35,7 +35,14 @@ from redis.asyncio.connection import parse_url
 from ...errors import ConfigError
 from ..options import TEXT, split_options, unknown
 
-__all__ = ["SENTINEL_SCHEME", "TLS_SENTINEL_SCHEME", "Location", "Sentinels", "Server", "location_of"]
+__all__ = [
+    "SENTINEL_SCHEME",
+    "TLS_SENTINEL_SCHEME",
+    "Location",
+    "Sentinels",
+    "Server",
+    "location_of",
+]
 
 SENTINEL_SCHEME = "redis+sentinel"
 TLS_SENTINEL_SCHEME = "rediss+sentinel"
