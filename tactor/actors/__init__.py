@@ -20,6 +20,7 @@ from .default import (
 )
 from .events import subscribe, topic, topic_of
 from .queues import AsyncQueue
+from .supervision import Processes
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "DeadLetter",
     "EventSubscription",
     "Outcome",
+    "Processes",
     "deadline",
     "expose",
     "init",

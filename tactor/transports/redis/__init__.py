@@ -227,6 +227,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
             )
         return client
 
+    async def serve_child(self, channel: Any) -> str | None:
+        """A child process opens the same URL: a node like any other."""
+        return self.url
+
     async def close(self) -> None:
         if self._closed:
             return

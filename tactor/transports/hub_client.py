@@ -1,0 +1,270 @@
+"""A child process's transport: every verb forwarded to the parent's hub over a channel.
+
+The parent serves the verbs (:mod:`tactor.transports.hub_server`); this side
+holds no state of the hub, only what waits for answers and the local buffers
+of consumers and subscriptions. A request is one frame and its answer one
+frame; acknowledgements and posts are one-way frames (order on the socket
+keeps them in sequence with what follows).
+
+Guarantees are the parent hub's: at-least-once mailboxes while the parent
+lives; what the child took and did not acknowledge goes back to the hub when
+the child closes or dies. Events are forwarded into a bounded buffer per
+subscription (``subscription_buffer``); when it is full, events are dropped
+rather than stall the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from .. import errors
+from ..errors import TransportClosed, TransportError
+from .base import (
+    BufferedSubscription,
+    DeadLetterEntry,
+    Delivery,
+    Inbox,
+    InboxHandler,
+    InboxLostHandler,
+    MailboxConsumer,
+    Subscription,
+    Transport,
+)
+from .channel import Channel
+from .memory_hub import DEFAULT_SUBSCRIPTION_BUFFER
+
+__all__ = ["HubClient"]
+
+Answer = tuple[Any, list[bytes]]
+
+
+def _error(name: str, message: str) -> Exception:
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.TactorError):
+        return cls(message)
+    if name == "ValueError":
+        return ValueError(message)
+    return TransportError(message)
+
+
+class _ClientDelivery(Delivery):
+    __slots__ = ("_client", "_id")
+
+    def __init__(self, client: HubClient, ident: int, mailbox: str, payload: bytes, attempts: int):
+        super().__init__(mailbox, payload, attempts)
+        self._client, self._id = client, ident
+
+    async def ack(self) -> None:
+        self._client.channel.send(["a", self._id])
+
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        dropped, _ = await self._client.request(
+            "dead_letter", self._id, reason, attempts, into, keep
+        )
+        return int(dropped)
+
+
+class _ClientConsumer(MailboxConsumer):
+    """Keeps one receive outstanding at the parent: a cancelled ``receive`` loses nothing,
+    the delivery it was waiting for is kept for the next one."""
+
+    def __init__(self, client: HubClient, ident: int) -> None:
+        self._client, self._id = client, ident
+        self._pending: asyncio.Task[Answer] | None = None
+        self._closed = False
+
+    async def receive(self) -> Delivery:
+        if self._closed:
+            raise TransportClosed("mailbox consumer is closed")
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._client.request("receive", self._id))
+        (mailbox, ident, attempts), payloads = await asyncio.shield(self._pending)
+        self._pending = None
+        return _ClientDelivery(self._client, ident, mailbox, payloads[0], attempts)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._client.channel.closed.is_set():
+            await self._client.request("close_consumer", self._id)
+        if self._pending is not None:  # answered with TransportClosed by now, or never
+            self._pending.cancel()
+            await asyncio.gather(self._pending, return_exceptions=True)
+
+
+class _ClientInbox(Inbox):
+    def __init__(self, client: HubClient, name: str) -> None:
+        self._client, self._name = client, name
+
+    async def close(self) -> None:
+        if self._client.inboxes.pop(self._name, None) is not None:
+            await self._client.request("close_inbox", self._name)
+
+
+class _ClientSubscription(BufferedSubscription):
+    def __init__(self, client: HubClient, pattern: str, ident: int, buffer: int) -> None:
+        super().__init__(pattern, buffer)
+        self._client, self._id = client, ident
+
+    async def detach(self) -> None:
+        if self._client.subscriptions.pop(self._id, None) is not None:
+            await self._client.request("unsubscribe", self._id)
+
+
+class HubClient(Transport):
+    """The transport of a provider process whose parent hosts a memory hub."""
+
+    counts_subscribers = True
+
+    def __init__(self, channel: Channel, *, subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER):
+        self.channel = channel
+        self.subscription_buffer = subscription_buffer
+        self.inboxes: dict[str, InboxHandler] = {}
+        self.subscriptions: dict[int, _ClientSubscription] = {}
+        self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._ids = itertools.count(1)
+        channel.handlers.update(r=self._answered, i=self._inbox, e=self._event)
+        channel.on_close.append(self._channel_closed)
+
+    # -- frames ------------------------------------------------------------------
+
+    async def request(self, verb: str, *args: Any, payload: bytes | None = None) -> Answer:
+        """Run ``verb`` at the parent and return its answer; cancelling cancels it there."""
+        rid = next(self._ids)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = future
+        try:
+            self.channel.send(["q", rid, verb, *args], *(() if payload is None else (payload,)))
+            return await future
+        except asyncio.CancelledError:
+            if not self.channel.closed.is_set():
+                self.channel.send(["c", rid])
+            raise
+        finally:
+            self._waiting.pop(rid, None)
+
+    def _answered(self, header: list[Any], payloads: list[bytes]) -> None:
+        future = self._waiting.get(header[1])
+        if future is None or future.done():
+            return
+        if header[2] is None:
+            future.set_result((header[3], payloads))
+        else:
+            future.set_exception(_error(header[2], header[3]))
+
+    def _inbox(self, header: list[Any], payloads: list[bytes]) -> None:
+        handler = self.inboxes.get(header[1])
+        if handler is not None:
+            handler(payloads[0])
+
+    def _event(self, header: list[Any], payloads: list[bytes]) -> None:
+        subscription = self.subscriptions.get(header[1])
+        if subscription is not None:
+            subscription.offer(header[2], payloads[0])
+
+    def _channel_closed(self) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(TransportClosed("the parent process is gone"))
+        for subscription in self.subscriptions.values():
+            subscription.offer(*BufferedSubscription._CLOSED)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.channel.closed.is_set():
+            raise TransportClosed("the channel to the parent process is closed")
+
+    async def close(self) -> None:
+        """Nothing to release here: the parent releases what this child opened when the
+        channel closes (the child's exit closes it)."""
+
+    # -- verbs -------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        await self.request("deliver", mailbox, endpoint, provider, payload=payload)
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        (reached, full), _ = await self.request("deliver_to_providers", endpoint, payload=payload)
+        return reached, full
+
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
+        ident, _ = await self.request("consume", list(mailboxes), consumer, list(private))
+        return _ClientConsumer(self, ident)
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        await self.request("delete_mailbox", mailbox)
+
+    async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
+        meta, payloads = await self.request("dead_letters", mailbox)
+        pairs = zip(meta, payloads, strict=True)
+        return [DeadLetterEntry(i, p, n, r, at) for (i, n, r, at), p in pairs]
+
+    async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        return bool((await self.request("replay_dead_letter", mailbox, letter))[0])
+
+    async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:
+        return bool((await self.request("discard_dead_letter", mailbox, letter))[0])
+
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
+        self.inboxes[inbox] = on_payload
+        await self.request("open_inbox", inbox)
+        return _ClientInbox(self, inbox)
+
+    async def post(self, inbox: str, payload: bytes) -> None:
+        if not self.channel.closed.is_set():  # at-most-once: nobody to post to otherwise
+            self.channel.send(["p", inbox], payload)
+
+    async def publish(self, topic: str, payload: bytes) -> int:
+        return int((await self.request("publish", topic, payload=payload))[0])
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        ident, _ = await self.request("subscribe", pattern)
+        subscription = _ClientSubscription(self, pattern, ident, self.subscription_buffer)
+        self.subscriptions[ident] = subscription
+        return subscription
+
+    async def register(self, endpoint: str, provider: str) -> None:
+        await self.request("register", endpoint, provider)
+
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        await self.request("unregister", endpoint, provider)
+
+    async def providers(self, endpoint: str) -> list[str]:
+        return list((await self.request("providers", endpoint))[0])
+
+    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
+        return bool((await self.request("queue_put", queue, maxsize, payload=payload))[0])
+
+    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
+        got, payloads = await self.request("queue_get", queue, timeout)
+        return payloads[0] if got else None
+
+    async def queue_size(self, queue: str) -> int:
+        return int((await self.request("queue_size", queue))[0])
+
+    async def queue_task_done(self, queue: str) -> int:
+        return int((await self.request("queue_task_done", queue))[0])
+
+    async def queue_unfinished(self, queue: str) -> int:
+        return int((await self.request("queue_unfinished", queue))[0])
+
+    async def queue_delete(self, queue: str) -> None:
+        await self.request("queue_delete", queue)
