@@ -13,10 +13,28 @@ import inspect
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tactor import Actor, ActorRef, ActorSystem
+
 TRANSPORTS = ["memory", "redis"]
+#: Contract modules that also run with every provider in a child process ("process": each
+#: ``system.spawn`` goes to ``system.processes().spawn``, over the parent's memory hub).
+PROCESS_CONTRACT = {
+    "test_bad_input",
+    "test_blocking",
+    "test_broadcast",
+    "test_calls",
+    "test_cancellation",
+    "test_dead_letters",
+    "test_deadlines",
+    "test_errors_say_where",
+    "test_events",
+    "test_mailbox",
+    "test_subclass_endpoints",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,11 +92,29 @@ def with_query(url: str, **params: str) -> str:
     return url + sep + "&".join(f"{k}={v}" for k, v in params.items())
 
 
-@pytest.fixture(params=TRANSPORTS)
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "url" in metafunc.fixturenames:
+        name = metafunc.module.__name__.rpartition(".")[2]
+        in_process = metafunc.definition.get_closest_marker("in_process") is not None
+        extra = ["process"] if name in PROCESS_CONTRACT and not in_process else []
+        metafunc.parametrize("url", [*TRANSPORTS, *extra], indirect=True)
+
+
+async def _spawn_in_process(
+    self: ActorSystem, cls: type[Actor], /, *args: Any, **kwargs: Any
+) -> ActorRef[Any]:
+    return await self.processes().spawn(cls, *args, **kwargs)
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A transport URL with a namespace of this test's own."""
     ns = f"t{uuid.uuid4().hex[:12]}"
     if request.param == "memory":
+        yield f"memory://{ns}"
+        return
+    if request.param == "process":
+        monkeypatch.setattr(ActorSystem, "spawn", _spawn_in_process)
         yield f"memory://{ns}"
         return
     if request.param == "redis":
