@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,32 +69,48 @@ class _ClientDelivery(Delivery):
 
 
 class _ClientConsumer(MailboxConsumer):
-    """Keeps one receive outstanding at the parent: a cancelled ``receive`` loses nothing,
-    the delivery it was waiting for is kept for the next one."""
+    """Asks the parent for one delivery at a time (an ``n`` frame); the parent pushes it.
+
+    A ``receive`` cancelled while waiting loses nothing: the delivery it asked
+    for is kept for the next one.
+    """
 
     def __init__(self, client: HubClient, ident: int) -> None:
         self._client, self._id = client, ident
-        self._pending: asyncio.Task[Answer] | None = None
+        self._ready: deque[_ClientDelivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._asked = False
         self._closed = False
 
+    def delivered(self, delivery: _ClientDelivery) -> None:
+        self._ready.append(delivery)
+        self._asked = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def lost(self, error: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+
     async def receive(self) -> Delivery:
-        if self._closed:
-            raise TransportClosed("mailbox consumer is closed")
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._client.request("receive", self._id))
-        (mailbox, ident, attempts), payloads = await asyncio.shield(self._pending)
-        self._pending = None
-        return _ClientDelivery(self._client, ident, mailbox, payloads[0], attempts)
+        while not self._ready:
+            if self._closed or self._client.channel.closed.is_set():
+                raise TransportClosed("mailbox consumer is closed")
+            if not self._asked:
+                self._client.channel.send(["n", self._id])
+                self._asked = True
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._ready.popleft()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.lost(TransportClosed("mailbox consumer is closed"))
+        self._client.consumers.pop(self._id, None)
         if not self._client.channel.closed.is_set():
             await self._client.request("close_consumer", self._id)
-        if self._pending is not None:  # answered with TransportClosed by now, or never
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
 
 
 class _ClientInbox(Inbox):
@@ -125,9 +142,10 @@ class HubClient(Transport):
         self.subscription_buffer = subscription_buffer
         self.inboxes: dict[str, InboxHandler] = {}
         self.subscriptions: dict[int, _ClientSubscription] = {}
+        self.consumers: dict[int, _ClientConsumer] = {}
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._ids = itertools.count(1)
-        channel.handlers.update(r=self._answered, i=self._inbox, e=self._event)
+        channel.handlers.update(r=self._answered, d=self._delivery, i=self._inbox, e=self._event)
         channel.on_close.append(self._channel_closed)
 
     # -- frames ------------------------------------------------------------------
@@ -156,6 +174,12 @@ class HubClient(Transport):
         else:
             future.set_exception(_error(header[2], header[3]))
 
+    def _delivery(self, header: list[Any], payloads: list[bytes]) -> None:
+        _, cid, did, mailbox, attempts = header
+        consumer = self.consumers.get(cid)
+        if consumer is not None:
+            consumer.delivered(_ClientDelivery(self, did, mailbox, payloads[0], attempts))
+
     def _inbox(self, header: list[Any], payloads: list[bytes]) -> None:
         handler = self.inboxes.get(header[1])
         if handler is not None:
@@ -172,6 +196,8 @@ class HubClient(Transport):
                 future.set_exception(TransportClosed("the parent process is gone"))
         for subscription in self.subscriptions.values():
             subscription.offer(*BufferedSubscription._CLOSED)
+        for consumer in self.consumers.values():
+            consumer.lost(TransportClosed("the parent process is gone"))
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -205,7 +231,8 @@ class HubClient(Transport):
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         ident, _ = await self.request("consume", list(mailboxes), consumer, list(private))
-        return _ClientConsumer(self, ident)
+        result = self.consumers[ident] = _ClientConsumer(self, ident)
+        return result
 
     async def delete_mailbox(self, mailbox: str) -> None:
         await self.request("delete_mailbox", mailbox)

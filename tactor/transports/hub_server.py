@@ -11,8 +11,10 @@ child had taken and not acknowledged and drops its providers from the
 registry at once.
 
 Frames (``header[0]``): from the child ``q`` (a request: id, verb, args),
-``c`` (cancel request id), ``a`` (acknowledge a delivery), ``p`` (post to an
-inbox); to the child ``r`` (the answer: id, error type or null, result),
+``c`` (cancel request id), ``n`` (a consumer is ready for its next
+delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox); to the
+child ``r`` (the answer: id, error type or null, result), ``d`` (a delivery,
+one per ``n``: consumers take one payload at a time, as in-process ones do),
 ``i`` (a payload for an open inbox), ``e`` (an event for a subscription).
 """
 
@@ -47,7 +49,7 @@ class HubServer:
         self.transport = MemoryTransport(hub)
         self.channel = channel
         self._ids = itertools.count(1)
-        self._consumers: dict[int, MailboxConsumer] = {}
+        self._consumers: dict[int, tuple[MailboxConsumer, asyncio.Event, asyncio.Task[None]]] = {}
         self._deliveries: dict[int, tuple[int, Delivery]] = {}
         self._subscriptions: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
         self._inboxes: dict[str, Inbox] = {}
@@ -57,6 +59,7 @@ class HubServer:
         }
         self.closing: asyncio.Task[None] | None = None
         channel.handlers.update(q=self._request, c=self._cancel, a=self._ack, p=self._post)
+        channel.handlers["n"] = self._next
         channel.on_close.append(self._channel_closed)
 
     async def start(self) -> None:
@@ -112,6 +115,8 @@ class HubServer:
     async def _close(self) -> None:
         for _, forward in self._subscriptions.values():
             forward.cancel()
+        for _, _, pump in self._consumers.values():
+            pump.cancel()
         # Consumers close here: what the child took and did not acknowledge goes back.
         await self.transport.close()
 
@@ -128,15 +133,27 @@ class HubServer:
     async def _v_consume(self, args: list[Any], payloads: list[bytes]) -> Answer:
         mailboxes, name, private = args
         cid = next(self._ids)
-        self._consumers[cid] = await self.transport.consume(mailboxes, name, private=private)
+        consumer = await self.transport.consume(mailboxes, name, private=private)
+        credit = asyncio.Event()
+        pump = asyncio.get_running_loop().create_task(self._pump(cid, consumer, credit))
+        self._consumers[cid] = (consumer, credit, pump)
         return cid, ()
 
-    async def _v_receive(self, args: list[Any], payloads: list[bytes]) -> Answer:
-        cid = args[0]
-        delivery = await self._consumers[cid].receive()
-        did = next(self._ids)
-        self._deliveries[did] = (cid, delivery)
-        return [delivery.mailbox, did, delivery.attempts], (delivery.payload,)
+    async def _pump(self, cid: int, consumer: MailboxConsumer, credit: asyncio.Event) -> None:
+        """Push the next delivery each time the child asks for one (an ``n`` frame)."""
+        while True:
+            await credit.wait()
+            credit.clear()
+            delivery = await consumer.receive()  # TransportClosed (closed) ends the pump
+            did = next(self._ids)
+            self._deliveries[did] = (cid, delivery)
+            header = ["d", cid, did, delivery.mailbox, delivery.attempts]
+            self._send(header, delivery.payload)
+
+    def _next(self, header: list[Any], payloads: list[bytes]) -> None:
+        held = self._consumers.get(header[1])
+        if held is not None:
+            held[1].set()
 
     async def _v_dead_letter(self, args: list[Any], payloads: list[bytes]) -> Answer:
         did, reason, attempts, into, keep = args
@@ -146,8 +163,11 @@ class HubServer:
         return await held[1].dead_letter(reason, attempts=attempts, into=into, keep=keep), ()
 
     async def _v_close_consumer(self, args: list[Any], payloads: list[bytes]) -> Answer:
-        consumer = self._consumers.pop(args[0], None)
-        if consumer is not None:
+        held = self._consumers.pop(args[0], None)
+        if held is not None:
+            consumer, _, pump = held
+            pump.cancel()  # a receive cancelled while waiting loses nothing
+            await asyncio.gather(pump, return_exceptions=True)
             await consumer.close()
             for did in [d for d, (c, _) in self._deliveries.items() if c == args[0]]:
                 del self._deliveries[did]
