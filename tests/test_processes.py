@@ -78,7 +78,7 @@ async def test_a_class_defined_in_a_function_is_refused_at_once() -> None:
         async def ping(self) -> None: ...
 
     async with ActorSystem() as system:
-        with pytest.raises(SpawnError, match="top level of a module"):
+        with pytest.raises(SpawnError, match="top level of a module or script"):
             await system.processes().spawn(Local)
 
 

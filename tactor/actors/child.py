@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import importlib
+import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
+import types
 from typing import Any
 
 from ..transports.channel import Channel, settle
@@ -42,10 +44,11 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def import_actor(path: str) -> type[Actor]:
-    """The actor class at ``module:Qual.Name``; ImportError saying why when there is none."""
+def import_actor(path: str, main: str | None = None) -> type[Actor]:
+    """The actor class at ``module:Qual.Name`` (in the script ``main`` when the module is
+    ``__main__``); ImportError saying why when there is none."""
     module_name, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module_name)
+    target: Any = _run_main(main) if main is not None else importlib.import_module(module_name)
     for part in qualname.split("."):
         target = getattr(target, part, None)
         if target is None:
@@ -53,6 +56,17 @@ def import_actor(path: str) -> type[Actor]:
     if not (isinstance(target, type) and issubclass(target, Actor)):
         raise ImportError(f"{path} is not an Actor subclass")
     return target
+
+
+def _run_main(path: str) -> types.ModuleType:
+    """Run the parent's script as ``__mp_main__`` (its ``__main__`` block does not run)."""
+    spec = importlib.util.spec_from_file_location("__mp_main__", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__mp_main__"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 async def _first(*waits: asyncio.Future[Any]) -> None:
@@ -63,7 +77,7 @@ async def _first(*waits: asyncio.Future[Any]) -> None:
 
 async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Event) -> None:
     try:
-        cls = import_actor(spec["cls"])
+        cls = import_actor(spec["cls"], spec.get("main"))
     except Exception as exc:
         channel.send(["failed", f"cannot import {spec['cls']}: {type(exc).__name__}: {exc}"])
         return

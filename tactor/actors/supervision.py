@@ -254,7 +254,7 @@ class Processes:
         path = _import_path(actor_class)
         wire = constructor_schema(actor_class).encode_args(system.codec, args, kwargs)
         ref = ActorRef(f"{schema.endpoint}@{os.urandom(6).hex()}", schema.endpoint, actor_class)
-        spec = {"cls": path, "args": wire, "provider": ref.id, "options": _options(system)}
+        spec = {**path, "args": wire, "provider": ref.id, "options": _options(system)}
         await self._supervisor.add(_Child(self._supervisor, ref, spec, self._policy))
         return ref
 
@@ -276,13 +276,20 @@ class Processes:
         return refs
 
 
-def _import_path(cls: type) -> str:
-    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+def _import_path(cls: type) -> dict[str, str]:
+    """How a child finds ``cls``: its module and name, and the script when it is ``__main__``
+    (run there as ``__mp_main__``, as multiprocessing does: guard the script's work with
+    ``if __name__ == "__main__":``)."""
+    path = {"cls": f"{cls.__module__}:{cls.__qualname__}"}
+    main = getattr(sys.modules["__main__"], "__file__", None)
+    if cls.__module__ == "__main__" and main is not None:
+        path["main"] = os.path.abspath(main)
+    elif "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
         raise SpawnError(
             f"{cls.__qualname__} cannot be imported by a child process: define it at the "
-            "top level of a module (not in __main__ or inside a function)"
+            "top level of a module or script (not inside a function or an interactive session)"
         )
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return path
 
 
 def _options(system: ActorSystem) -> dict[str, Any]:
