@@ -41,6 +41,18 @@ async def test_a_dead_child_leaves_at_once_and_its_message_goes_to_another(death
         assert not _alive(pid)
 
 
+async def test_a_message_that_crashes_every_child_ends_in_the_dead_letters() -> None:
+    async with ActorSystem(max_deliveries=2) as system:
+        ref = await system.processes().spawn(Crasher, "records", "segfault")
+        await system.tell(Crasher.job, "poison")
+        letters = await eventually(lambda: system.dead_letters(Crasher), bool, timeout=20)
+        assert [(letter.method, letter.attempts) for letter in letters] == [("job", 2)]
+        records = await _records(system, "records", 2)
+        assert [r.rpartition(" ")[0] for r in records] == ["started poison"] * 2
+        assert len({r.rpartition(" ")[2] for r in records}) == 2  # two processes, each died
+        assert await system.providers(Crasher) == [ref.id]  # and it serves on
+
+
 async def _pid_changes(system: ActorSystem, old: int) -> int:
     async def probe() -> int | None:
         try:

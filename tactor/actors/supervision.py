@@ -91,6 +91,8 @@ class _Child:
         self.supervisor.tasks.spawn(channel.run(), f"tactor-channel-{self.ref.id}")
         channel.send(["start", {**self.spec, "url": url}])
         problem = await self._answer(answer)
+        if problem is None and self.stopping:  # stopped while it started: it must not stay
+            problem = "stopped while it was starting"
         if problem is not None:
             await self.kill()
             raise SpawnError(f"{self.ref.id}: {problem}")
@@ -124,6 +126,8 @@ class _Child:
             if delay is None:
                 return
             await asyncio.sleep(delay)
+            if self.stopping:
+                return
             try:
                 await self.start()
             except SpawnError as exc:
