@@ -92,8 +92,18 @@ def with_query(url: str, **params: str) -> str:
     return url + sep + "&".join(f"{k}={v}" for k, v in params.items())
 
 
+def _parametrizes_url(metafunc: pytest.Metafunc) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        names = names.split(",") if isinstance(names, str) else names
+        if "url" in (name.strip() for name in names):
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "url" in metafunc.fixturenames:
+    """Run each test that takes ``url`` on every transport (and with process providers)."""
+    if "url" in metafunc.fixturenames and not _parametrizes_url(metafunc):
         name = metafunc.module.__name__.rpartition(".")[2]
         in_process = metafunc.definition.get_closest_marker("in_process") is not None
         extra = ["process"] if name in PROCESS_CONTRACT and not in_process else []
