@@ -1,8 +1,8 @@
-"""A provider process: ``python -m tactor.actors.child PARENT_PID FD``.
+"""A provider process: what a child forked by :mod:`tactor.actors.forkserver` runs.
 
-Started by :mod:`tactor.actors.supervision` in a fresh interpreter (never a
-fork), with one end of a socketpair as ``FD``. It dies with its parent
-(``PR_SET_PDEATHSIG`` on Linux, and the channel's EOF everywhere), reads the
+It holds one end of a socketpair with its parent. It dies with the fork
+server, which dies with the parent (``PR_SET_PDEATHSIG`` on Linux), and on
+the channel's EOF everywhere. It reads the
 ``start`` frame — the actor class by import path, its constructor arguments
 in the codec's wire form, the provider's id, and the URL to open (none: the
 parent's hub, over the channel) — serves that one provider, answers
@@ -76,6 +76,7 @@ async def _first(*waits: asyncio.Future[Any]) -> None:
 
 
 async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Event) -> None:
+    sys.path[:] = spec["path"]  # the parent's, as it is now
     try:
         cls = import_actor(spec["cls"], spec.get("main"))
     except Exception as exc:
@@ -116,12 +117,7 @@ async def serve(sock: socket.socket) -> None:
     await reader
 
 
-def main() -> None:
-    parent, fd = int(sys.argv[1]), int(sys.argv[2])
-    die_with_parent(parent)
+def run(sock: socket.socket) -> None:
+    """Serve the channel ``sock`` until drained or the parent is gone."""
     logging.basicConfig(format="%(levelname)s %(name)s[child %(process)d]: %(message)s")
-    asyncio.run(serve(socket.socket(fileno=fd)))
-
-
-if __name__ == "__main__":
-    main()
+    asyncio.run(serve(sock))

@@ -1,10 +1,11 @@
 """Providers in child processes: start, watch, restart, drain.
 
-A child is a fresh interpreter (``python -m tactor.actors.child``, never a
-fork) holding one end of a socketpair; the parent's transport serves it over
-that channel (``memory://``: the hub's verbs) or names a URL it opens itself
-(Redis). Nothing is pickled: the class travels by import path, its
-constructor arguments in the codec's wire form.
+A child is forked by the fork server (:mod:`tactor.actors.forkserver`: a
+clean interpreter started once; the parent itself is never forked) and holds
+one end of a socketpair; the parent's transport serves it over that channel
+(``memory://``: the hub's verbs) or names a URL it opens itself (Redis).
+Nothing is pickled: the class travels by import path, its constructor
+arguments in the codec's wire form.
 
 A child that exits is noticed by its channel closing — the transport then
 releases what it held: its providers leave the registry, what it took and did
@@ -30,6 +31,7 @@ from ..errors import ConfigError, NoProvider, SpawnError, TransportError
 from ..transports import Transport
 from ..transports.channel import Channel, settle
 from .actor import Actor, ActorRef, schema_of
+from .forkserver import ChildProcess, fork_server
 from .schema import constructor_schema
 from .tasks import TaskSet
 
@@ -69,7 +71,7 @@ class _Child:
         self, supervisor: Supervisor, ref: ActorRef[Any], spec: dict[str, Any], policy: _Policy
     ) -> None:
         self.supervisor, self.ref, self.spec, self.policy = supervisor, ref, spec, policy
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: ChildProcess | None = None
         self.channel: Channel | None = None
         self.stopping = False
         self.restarts: list[float] = []
@@ -78,11 +80,7 @@ class _Child:
         """Start the process and wait until it serves; SpawnError if it cannot."""
         ours, theirs = socket.socketpair()
         with theirs:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tactor.actors.child", str(os.getpid()),
-                str(theirs.fileno()), pass_fds=(theirs.fileno(),), env=env,
-            )  # fmt: skip
+            self.process = await fork_server().fork(theirs.fileno())
         self.channel = channel = await Channel.open(ours)
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         channel.handlers["ready"] = lambda _, __: settle(answer, None)
@@ -259,6 +257,7 @@ class Processes:
         wire = constructor_schema(actor_class).encode_args(system.codec, args, kwargs)
         ref = ActorRef(f"{schema.endpoint}@{os.urandom(6).hex()}", schema.endpoint, actor_class)
         spec = {**path, "args": wire, "provider": ref.id, "options": _options(system)}
+        spec["path"] = sys.path
         await self._supervisor.add(_Child(self._supervisor, ref, spec, self._policy))
         return ref
 

@@ -16,6 +16,7 @@ rather than stall the channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import Sequence
@@ -127,6 +128,12 @@ class _ClientSubscription(BufferedSubscription):
         super().__init__(pattern, buffer)
         self._client, self._id = client, ident
 
+    def end(self) -> None:
+        """The channel closed: a waiting ``receive`` and every later one raise TransportClosed."""
+        self._closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(self._CLOSED)
+
     async def detach(self) -> None:
         if self._client.subscriptions.pop(self._id, None) is not None:
             await self._client.request("unsubscribe", self._id)
@@ -195,7 +202,7 @@ class HubClient(Transport):
             if not future.done():
                 future.set_exception(TransportClosed("the parent process is gone"))
         for subscription in self.subscriptions.values():
-            subscription.offer(*BufferedSubscription._CLOSED)
+            subscription.end()
         for consumer in self.consumers.values():
             consumer.lost(TransportClosed("the parent process is gone"))
 
