@@ -67,7 +67,10 @@ class HubServer:
     # -- frames ------------------------------------------------------------------
 
     def _request(self, header: list[Any], payloads: list[bytes]) -> None:
-        rid, verb = header[1], self._verbs[header[2]]
+        rid, verb = header[1], self._verbs.get(header[2])
+        if verb is None:  # a child of another tactor version
+            self._send(["r", rid, "TransportError", f"the parent has no verb {header[2]!r}"])
+            return
         task = asyncio.get_running_loop().create_task(self._answer(rid, verb(header[3:], payloads)))
         self._requests[rid] = task
 
