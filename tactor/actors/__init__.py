@@ -21,6 +21,7 @@ from .default import (
 from .events import subscribe, topic, topic_of
 from .queues import AsyncQueue
 from .stats import Histogram, MethodStats, SystemStats
+from .supervision import Processes
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Histogram",
     "MethodStats",
     "Outcome",
+    "Processes",
     "SystemStats",
     "deadline",
     "expose",
