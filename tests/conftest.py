@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tactor import Actor, ActorRef, ActorSystem
+from tactor.actors.forkserver import stop_fork_server
 from tactor.testing.plugin import require_redis
 from tactor.testing.urls import drop_keys, fresh_url, redis_url, with_query
 
@@ -64,6 +65,14 @@ async def _spawn_in_process(
     self: ActorSystem, cls: type[Actor], /, *args: Any, **kwargs: Any
 ) -> ActorRef[Any]:
     return await self.processes().spawn(cls, *args, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    """The fork server that process providers' tests start (at their first spawn) lives for
+    the session, and is ended by pid at its end."""
+    yield
+    stop_fork_server()
 
 
 @pytest.fixture

@@ -47,13 +47,21 @@ def test_blocking_calls_on_every_transport(url: str) -> None:
             system.call(Pricing.crash, "boom")
         with pytest.raises(CallTimeout):
             system.call(Pricing.sleep, 1.0, timeout=0.1)
-        stats = system.stats()
-        assert stats.method("pricing", "crash").handler_failed == {"builtins.ValueError": 1}  # type: ignore[union-attr]
         system.stop(eu)
         assert eu.id not in system.providers(Pricing)
     assert loop_threads() == []
     with pytest.raises(NotRunning):
         system.call(Pricing.where)
+
+
+@pytest.mark.in_process  # a node counts what its own providers handle (not its children's)
+def test_blocking_stats(url: str) -> None:
+    with BlockingSystem(url) as system:
+        system.spawn(Pricing, "eu")
+        with pytest.raises(RemoteError, match="boom"):
+            system.call(Pricing.crash, "boom")
+        stats = system.stats()
+        assert stats.method("pricing", "crash").handler_failed == {"builtins.ValueError": 1}  # type: ignore[union-attr]
 
 
 def test_explicit_start_and_close() -> None:

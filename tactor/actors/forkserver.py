@@ -20,6 +20,7 @@ and each child with the server.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import selectors
@@ -32,7 +33,7 @@ import traceback
 
 from ..errors import SpawnError
 
-__all__ = ["ChildProcess", "ForkServer", "fork_server"]
+__all__ = ["ChildProcess", "ForkServer", "fork_server", "stop_fork_server"]
 
 _MESSAGE = 256
 _MAIN = "from tactor.actors.forkserver import main; main()"
@@ -50,6 +51,15 @@ class ForkServer:
             )
         self._socket = ours
         self._lock = threading.Lock()  # systems in several threads may fork at once
+
+    def close(self, grace: float = 5.0) -> None:
+        """End the server: EOF on its socket ends it; SIGKILL if it has not within ``grace``."""
+        self._socket.close()
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     async def fork(self, fd: int) -> ChildProcess:
         """Fork a child that serves the channel end ``fd`` (the caller closes ``fd``).
@@ -111,8 +121,23 @@ def fork_server() -> ForkServer:
     with _servers_lock:
         server = _servers.get(os.getpid())
         if server is None or server.process.poll() is not None:
+            if server is not None:
+                server.close()
             server = _servers[os.getpid()] = ForkServer()
         return server
+
+
+@atexit.register
+def stop_fork_server() -> None:
+    """End this process's fork server, if it runs (its children, if any, end with it).
+
+    Called at exit; a program (or a test session) may call it sooner, once no
+    system of it has children: the next spawn starts a new one.
+    """
+    with _servers_lock:
+        server = _servers.pop(os.getpid(), None)
+    if server is not None:
+        server.close()
 
 
 # -- the server ------------------------------------------------------------------------
