@@ -3,14 +3,18 @@
 An actor method that blocks the event loop (CPU work, a blocking call) must
 not make its provider look dead and have its messages taken by others; so the
 beats come from a daemon thread with its own synchronous connection. The
-thread re-creates every entry at each beat, which also re-registers the
-providers after a Redis restart.
+thread re-creates every entry at each beat, and writes again the fields of a
+kept hash that Redis lost, which re-registers the providers after a Redis restart.
+
+A beat is one script whose work grows with the node's endpoints, not with its
+providers: a provider's liveness is its node's.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -35,6 +39,7 @@ class Heartbeat:
         self._interval = interval
         self._entries: set[tuple[str, str]] = set()
         self._owned: set[str] = set()  # keys that expire when their owner stops beating
+        self._kept: dict[str, dict[str, str]] = {}  # hashes (owned) whose fields it restores
         self._beating = False
         self._removed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -77,6 +82,25 @@ class Heartbeat:
         with self._lock:
             self._owned.discard(key)
 
+    def disown_all(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._owned.difference_update(keys)
+
+    def keep(self, key: str, field: str, value: str) -> None:
+        """Own hash ``key`` and write ``field`` again whenever Redis lost the hash."""
+        with self._lock:
+            self._kept.setdefault(key, {})[field] = value
+            self._owned.add(key)
+
+    def unkeep(self, key: str, field: str) -> None:
+        with self._lock:
+            fields = self._kept.get(key)
+            if fields is not None:
+                fields.pop(field, None)
+                if not fields:
+                    del self._kept[key]
+                    self._owned.discard(key)
+
     def args(self) -> tuple[list[str], list[object]]:
         """The keys and arguments of one beat (see the HEARTBEAT script)."""
         with self._lock:
@@ -92,7 +116,8 @@ class Heartbeat:
             self._beating = True
         try:
             keys, args = self.args()
-            refused = self._script(keys=keys, args=args) if keys else []
+            refused, gone = self._script(keys=keys, args=args) if keys else ([], [])
+            self._restore([text(key) for key in gone])
         finally:
             with self._lock:
                 self._beating = False
@@ -100,6 +125,15 @@ class Heartbeat:
             for key, member in removed:  # discarded while the beat was in flight
                 self._client.zrem(key, member)
         return {text(k): text(e) for k, e in zip(refused[::2], refused[1::2], strict=True)}
+
+    def _restore(self, gone: list[str]) -> None:
+        """Write again the kept hashes Redis no longer had (a restart without persistence)."""
+        for key in gone:
+            with self._lock:
+                fields = dict(self._kept.get(key, {}))
+            if fields:
+                self._client.hset(key, mapping=fields)  # type: ignore[arg-type]
+                self._client.pexpire(key, self._ttl_ms * OWNED_LIFETIME)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
