@@ -54,6 +54,7 @@ ACL_COMMANDS = [
     "+@stream",
     "+@list",
     "+@sortedset",
+    "+@hash",
     "+exists",
     "+type",
     "+del",

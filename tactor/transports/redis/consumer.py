@@ -320,7 +320,7 @@ class RedisConsumer(MailboxConsumer):
             self._to_ack.setdefault(key, []).extend(foreign)
         if found and key in self._private:
             self._transport.own(key)  # held: it lives while the node does, however long that is
-        return bool(found)
+        return bool(found or foreign)  # foreign: read again at once, their acknowledgements first
 
     def _count(self) -> int:
         """Entries to read: what we expect to handle within the prefetch window."""
@@ -353,6 +353,10 @@ class RedisConsumer(MailboxConsumer):
         feed = self._reader.feeds.get(delivery.key)
         if feed is not None:
             feed.redelivered.discard(delivery.entry_id)
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            # Read ahead already (a runner with a pump): it reads again, the ack riding along.
+            waiting.set_result(_RUNG)
 
     def _finished(self, delivery: RedisDelivery) -> None:
         feed = self._reader.feeds.get(delivery.key)
