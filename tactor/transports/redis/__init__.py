@@ -282,7 +282,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         with translated("heartbeat"):
             refused, _ = await self.scripts["heartbeat"](
-                keys=[key], args=[int(self.ttl * 1000), 1, member, 0]
+                keys=[key], args=[int(self.ttl * 1000), 1, member, 0, ""]
             )
         if refused:  # another type of key under the name (WRONGTYPE)
             raise TransportError(f"Redis heartbeat failed: {text(refused[1])} (on {key})")
@@ -427,6 +427,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self._heartbeat.add(nodes, self.node)
         self._heartbeat.own(nodes)  # if every node dies, the keys expire too
         self._heartbeat.keep(who, provider, self.node)  # written again if Redis lost it
+        self._heartbeat.needs(nodes, who)  # and before the node is live again
         self._registered.setdefault(endpoint, set()).add(provider)
         args = (int(self.ttl * 1000), self.node, provider, self.private_lifetime)
         with translated("register", provider):  # batched: a node may spawn thousands at once

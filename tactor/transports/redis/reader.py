@@ -152,7 +152,7 @@ class NodeReader:
             transport = self._transport
             await transport.keep_alive(transport.live_key, self.node)
             transport.own(self.bell)
-            await self._ensure_group(self.bell)
+            await self._make_bell()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"tactor-reader-{self.node}"
             )
@@ -205,6 +205,12 @@ class NodeReader:
                 await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *ids])
             await transport.scripts["cleanup"](keys=[key], args=[GROUP, self.node])
 
+    async def _make_bell(self) -> None:
+        """The bell, and its life: it expires some time after the node died (the heartbeat
+        extends it while the node lives)."""
+        await self._ensure_group(self.bell)
+        await self._transport.redis.pexpire(self.bell, self._transport.private_lifetime)
+
     async def ensure_group(self, feed: Feed) -> None:
         await self._ensure_group(feed.key)
 
@@ -242,7 +248,7 @@ class NodeReader:
         while True:
             try:
                 if self._regroup:
-                    await self._ensure_group(self.bell)
+                    await self._make_bell()
                     for feed in list(self.feeds.values()):
                         await self.ensure_group(feed)
                     self._regroup = False

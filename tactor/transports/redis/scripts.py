@@ -270,8 +270,11 @@ return 1
 """
 
 # KEYS: zset..., then keys that live only while their owner does
-# ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms.
-# Extends (or re-creates) each zset entry and drops expired ones; extends each owned key.
+# ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms (0: a light beat),
+# then per zset entry a key it needs ('' for none).
+# Extends (or re-creates) each zset entry — not one whose needed key is gone (a registry's hash
+# of providers, lost with a restart: the entry would make the node live with no providers);
+# unless light, drops expired ones and extends each owned key.
 # A zset of another type is skipped, not fatal: the others are kept alive. Returns
 # {{key, error, key, error, ...} for the skipped ones, {owned keys that were gone}}.
 # Any other error (READONLY) fails it.
@@ -279,19 +282,26 @@ HEARTBEAT = (
     _NOW
     + """
 local zsets = tonumber(ARGV[2])
-local refused = {}
+local lifetime = ARGV[zsets + 3]
+local refused, swept = {}, {}
+local gone = {}
 for i = 1, zsets do
-    local added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    local need = ARGV[zsets + 3 + i]
+    local added = 0
+    if need ~= '' and redis.call('EXISTS', need) == 0 then
+        table.insert(gone, need)
+    else
+        added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    end
     if type(added) == 'table' and added.err then
         if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
         table.insert(refused, KEYS[i])
         table.insert(refused, added.err)
-    else
+    elseif lifetime ~= '0' and not swept[KEYS[i]] then
+        swept[KEYS[i]] = true
         redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
     end
 end
-local lifetime = ARGV[zsets + 3]
-local gone = {}
 for i = zsets + 1, #KEYS do
     if redis.call('PEXPIRE', KEYS[i], lifetime) == 0 then table.insert(gone, KEYS[i]) end
 end
