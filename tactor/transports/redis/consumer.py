@@ -80,7 +80,7 @@ class RedisConsumer(MailboxConsumer):
     """Reads one or more mailbox streams, one delivery at a time, through its node's reader."""
 
     __slots__ = (
-        "_buffer", "_dirty", "_feeds", "_handed_at", "_handling", "_late",
+        "_buffer", "_dirty", "_eager", "_feeds", "_handed_at", "_handling", "_late",
         "_mailbox_of", "_private", "_reader", "_recover", "_refused", "_regroup", "_rings",
         "_to_ack", "_transport", "_unacked", "_waiting", "closed", "name",
     )  # fmt: skip
@@ -109,6 +109,7 @@ class RedisConsumer(MailboxConsumer):
         self._refused: str | None = None
         self._waiting: asyncio.Future[Any] | None = None
         self._late: asyncio.Future[Any] | None = None  # a read whose receive was cancelled
+        self._eager = False  # counted in its feeds' ``eager`` (see Feed)
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
         self.closed = False
@@ -152,6 +153,7 @@ class RedisConsumer(MailboxConsumer):
         while True:
             if self.closed:
                 raise TransportClosed("mailbox consumer is closed")
+            self._be_eager(False)
             now = time.monotonic()
             if self._handed_at:  # the time since the last hand-out: how long one message takes
                 self._handling += (now - self._handed_at - self._handling) * 0.25
@@ -161,6 +163,9 @@ class RedisConsumer(MailboxConsumer):
             if not self._dirty:
                 for feed in self._feeds:
                     if feed.buffer:
+                        if self._to_ack:  # no read of our own: the reader's next one sends them
+                            self._reader.add_acks(self._to_ack)
+                            self._to_ack = {}
                         return self._adopt(feed, feed.buffer.popleft())
             try:
                 if self._regroup:
@@ -192,7 +197,15 @@ class RedisConsumer(MailboxConsumer):
     def _hand_out(self, delivery: RedisDelivery) -> RedisDelivery:
         self._handed_at = time.monotonic()
         self._unacked[(delivery.key, delivery.entry_id)] = delivery
+        self._be_eager(self._count() > 1)
         return delivery
+
+    def _be_eager(self, eager: bool) -> None:
+        if eager != self._eager:
+            self._eager = eager
+            for feed in self._feeds:
+                feed.eager += 1 if eager else -1
+                feed.want = max(feed.want, self._count()) if feed.eager else 0
 
     def _adopt(self, feed: Feed, entry: Entry) -> RedisDelivery:
         entry_id, payload, attempts = entry
@@ -208,7 +221,11 @@ class RedisConsumer(MailboxConsumer):
         for feed in self._feeds:  # before the read: the reader may read for us meanwhile
             feed.waiters[self] = None
         try:
-            took = await self._take()
+            shared = [feed.key for feed in self._feeds]
+            if not self._dirty and shared and self._reader.covers(shared):
+                took = self._ack_quietly()  # the reader reads for us: no read of our own
+            else:
+                took = await self._take()
             if not waiting.done():
                 if took:
                     return None  # buffered
@@ -236,6 +253,19 @@ class RedisConsumer(MailboxConsumer):
         feed, entry = item
         return self._adopt(feed, entry)
 
+    def _ack_quietly(self) -> bool:
+        """Send the acknowledgements due without an answer (nothing wakes for it), and give
+        them to the reader too: its next read sends them again, answered — acknowledging
+        twice is harmless, and one not applied (a lost connection) is not left behind."""
+        transport, acks = self._transport, self._to_ack
+        if acks:
+            script = transport.unanswered_script("ack")
+            for key, ids in acks.items():
+                transport.pipeliner.send("acknowledge", *script, 1, key, GROUP, *ids)
+            self._reader.add_acks(acks)
+            self._to_ack = {}
+        return False
+
     def _give_back(self, waiting: asyncio.Future[Any]) -> None:
         if waiting.done() and not waiting.cancelled() and isinstance(waiting.result(), tuple):
             feed, entry = waiting.result()
@@ -248,6 +278,8 @@ class RedisConsumer(MailboxConsumer):
         (private ones only when rung), or a ring for the reader. True if entries came."""
         transport, reader = self._transport, self._reader
         to_ack, self._to_ack = self._to_ack, {}
+        for key, ids in reader.share_acks().items():
+            to_ack.setdefault(key, []).extend(ids)
         keys = list(to_ack)
         args: list[Any] = [GROUP, reader.node, self._count(), len(keys)]
         args += [len(ids) for ids in to_ack.values()]
@@ -296,10 +328,7 @@ class RedisConsumer(MailboxConsumer):
         self._took(done.result())
 
     def _acked(self, to_ack: dict[str, list[str]]) -> None:
-        for key, ids in to_ack.items():
-            feed = self._reader.feeds.get(key)
-            if feed is not None:
-                feed.held.difference_update(ids)
+        self._reader.acked(to_ack)
 
     def _took(self, reply: Any) -> bool:
         """Buffer what a take read (none: False)."""
@@ -380,6 +409,7 @@ class RedisConsumer(MailboxConsumer):
         if self.closed:
             return
         self.closed = True
+        self._be_eager(False)
         self._transport.consumers.discard(self)
         waiting = self._waiting
         if waiting is not None and not waiting.done():

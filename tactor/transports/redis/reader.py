@@ -95,7 +95,9 @@ def pairs_of(response: Any) -> Any:
 class Feed:
     """A mailbox its node's consumers compete on: read for those waiting, handed out in turn."""
 
-    __slots__ = ("buffer", "held", "key", "mailbox", "redelivered", "users", "waiters")
+    __slots__ = (
+        "buffer", "eager", "held", "key", "mailbox", "redelivered", "users", "waiters", "want",
+    )  # fmt: skip
 
     def __init__(self, key: str, mailbox: str) -> None:
         self.key = key
@@ -106,6 +108,10 @@ class Feed:
         self.held: set[str] = set()
         self.redelivered: set[str] = set()  # handed out with attempts > 1, not finished
         self.users = 0
+        #: Consumers busy with a message that expect to finish within the prefetch window: the
+        #: reader reads on for them (one entry), as a fast consumer prefetches for itself.
+        self.eager = 0
+        self.want = 0  # the most entries one of them reads per round trip (its prefetch)
 
     def give(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -231,6 +237,25 @@ class NodeReader:
         blocked = self._blocked_on
         return blocked is None or all(key in blocked for key in keys)
 
+    def add_acks(self, acks: dict[str, list[str]]) -> None:
+        """Acknowledgements of a consumer that took from a feed without a read of its own:
+        they go with the reader's next read, or with the next read of any consumer."""
+        for key, ids in acks.items():
+            self._to_ack.setdefault(key, []).extend(ids)
+
+    def share_acks(self) -> dict[str, list[str]]:
+        """The acknowledgements due but the bell's (a consumer's read sends them)."""
+        shared = {key: ids for key, ids in self._to_ack.items() if key != self.bell}
+        for key in shared:
+            del self._to_ack[key]
+        return shared
+
+    def acked(self, acks: dict[str, list[str]]) -> None:
+        for key, ids in acks.items():
+            feed = self.feeds.get(key)
+            if feed is not None:
+                feed.held.difference_update(ids)
+
     def lost(self) -> None:
         """A consumer's read was cut short: what it took is pending with the node; read it back."""
         self._recover = True
@@ -292,14 +317,15 @@ class NodeReader:
             self._next_sweep = now + transport.forget_dead_after
             for feed in list(self.feeds.values()):
                 await self._forget_dead_consumers(feed)
-        waiting = [feed for feed in self.feeds.values() if feed.waiters and not feed.buffer]
+        waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
         if waiting and time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + transport.reclaim_every
             for feed in waiting:
                 await self._reclaim(feed)
             check_cancelled()
-            waiting = [feed for feed in waiting if feed.waiters and not feed.buffer]
-        count = min(transport.prefetch, min((len(f.waiters) for f in waiting), default=1))
+            waiting = [feed for feed in waiting if (feed.waiters or feed.eager) and not feed.buffer]
+        wanted = (max(len(f.waiters), f.want, 1) for f in waiting)
+        count = min(transport.prefetch, min(wanted, default=1))
         keys = [self.bell, *(feed.key for feed in waiting)]
         check_cancelled()
         self._blocked_on = frozenset(keys)
@@ -311,6 +337,10 @@ class NodeReader:
             self._next_reclaim = 0.0  # idle: look for orphans at once
         for stream, entries in pairs_of(response):
             await self._took(text(stream), entries)
+        if response:
+            # Let the consumers just handed an entry run before this task reads again: the
+            # next read is then written after their replies, not on their path.
+            await asyncio.sleep(0)
 
     async def _took(self, key: str, entries: Any, deliveries: int = 1) -> None:
         if key == self.bell:
@@ -438,4 +468,5 @@ class NodeReader:
                         await self._transport.load_scripts()
         if isinstance(replies[-1], ResponseError):
             raise replies[-1]
+        self.acked({key: ids for key, ids in to_ack.items() if key not in self._to_ack})
         return replies[-1]
