@@ -193,7 +193,8 @@ def _idle_row(
         ours.get("kib_per_provider"),
     )
     row.finding = (
-        f"tactor, {big:,}: spawned in {ours.get('spawn_s', float('nan')):.1f} s, {conns} connections, "
+        f"tactor, {big:,}: spawned in {ours.get('spawn_s', float('nan')):.1f} s, "
+        f"{conns} connections, "
         f"{cmds:.1f} Redis commands/s idle, {kib:.2f} KiB of process memory per provider; "
         f"with {small}: {ours_small.get('connections')} connections, "
         f"{ours_small.get('commands_per_s', float('nan')):.1f} commands/s. "
@@ -250,7 +251,7 @@ def _call_rows(
             _figure(f"tactor: to the endpoint of {total:,} providers", "us", ours.get("any_us")),
             _figure("tactor: to one of them by provider=", "us", ours.get("addressed_us")),
             _figure("tactor: to an endpoint with one provider", "us", one),
-            _figure(f"today's code: to an endpoint with one provider", "us", theirs.get("one_us")),
+            _figure("today's code: to an endpoint with one provider", "us", theirs.get("one_us")),
             _figure(
                 f"today's code: to the endpoint of {processes * few} providers",
                 "us",
