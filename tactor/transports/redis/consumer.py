@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -99,7 +98,7 @@ class RedisConsumer(MailboxConsumer):
         self._mailbox_of = {transport.mailbox_key(m): m for m in mailboxes}
         self._private = [transport.mailbox_key(m) for m in mailboxes if m in private]
         self._feeds: list[Feed] = []
-        self._buffer: deque[RedisDelivery] = deque()
+        self._buffer: list[RedisDelivery] = []  # read ahead (≤ prefetch): a list is smaller
         self._unacked: dict[tuple[str, str], RedisDelivery] = {}
         self._to_ack: dict[str, list[str]] = {}
         self._dirty = bool(self._private)  # a private mailbox may hold something: read it
@@ -149,7 +148,7 @@ class RedisConsumer(MailboxConsumer):
     # -- receiving -------------------------------------------------------------
 
     async def receive(self) -> Delivery:
-        backoff = Backoff()
+        backoff: Backoff | None = None  # made at the first error: an idle consumer holds less
         while True:
             if self.closed:
                 raise TransportClosed("mailbox consumer is closed")
@@ -159,7 +158,7 @@ class RedisConsumer(MailboxConsumer):
                 self._handling += (now - self._handed_at - self._handling) * 0.25
                 self._handed_at = 0.0
             if self._buffer:
-                return self._hand_out(self._buffer.popleft())
+                return self._hand_out(self._buffer.pop(0))
             if not self._dirty:
                 for feed in self._feeds:
                     if feed.buffer:
@@ -174,7 +173,7 @@ class RedisConsumer(MailboxConsumer):
                     self._regroup = False
                 delivery = await self._take_or_wait()
                 check_cancelled()
-                backoff.reset()
+                backoff = None
                 if self._refused is not None:
                     log.warning("%s: Redis serves the mailbox again", self.name)
                     self._refused = None
@@ -184,11 +183,13 @@ class RedisConsumer(MailboxConsumer):
                     log.warning("%s: Redis refused a mailbox read (%s); retrying", self.name, exc)
                     self._refused = str(exc)
                 if not expected(exc):
+                    backoff = backoff or Backoff()
                     await backoff.wait()
                 continue
             except LOST as exc:
                 what = "Redis connection lost while receiving"
                 log.warning("%s: %s (%s); retrying", self.name, what, exc)
+                backoff = backoff or Backoff()
                 await backoff.wait()
                 continue
             if delivery is not None:
@@ -221,8 +222,7 @@ class RedisConsumer(MailboxConsumer):
         for feed in self._feeds:  # before the read: the reader may read for us meanwhile
             feed.waiters[self] = None
         try:
-            shared = [feed.key for feed in self._feeds]
-            if not self._dirty and shared and self._reader.covers(shared):
+            if not self._dirty and self._feeds and self._reader.covers(self._feeds):
                 took = self._ack_quietly()  # the reader reads for us: no read of our own
             else:
                 took = await self._take()
@@ -292,7 +292,7 @@ class RedisConsumer(MailboxConsumer):
         for key in shared:
             keys.append(key)
             args += [">", "s"]
-        args += ["" if not shared or reader.covers(shared) else reader.bell, self.name]
+        args += ["" if not shared or reader.covers(self._feeds) else reader.bell, self.name]
         rings = self._rings
         taking = transport.pipeliner.execute(
             "EVALSHA", transport.scripts["take"].sha, len(keys), *keys, *args

@@ -231,11 +231,11 @@ class NodeReader:
         # must still count, or a leaving one would drop the stream under it.
         await redis.xgroup_createconsumer(key, GROUP, self.node)
 
-    def covers(self, keys: list[str]) -> bool:
-        """Whether the reader will read ``keys`` for consumers waiting on them without a ring:
+    def covers(self, feeds: list[Feed]) -> bool:
+        """Whether the reader will read ``feeds`` for consumers waiting on them without a ring:
         it is blocked on them, or not blocked (it looks at the waiters before it blocks)."""
         blocked = self._blocked_on
-        return blocked is None or all(key in blocked for key in keys)
+        return blocked is None or all(feed.key in blocked for feed in feeds)
 
     def add_acks(self, acks: dict[str, list[str]]) -> None:
         """Acknowledgements of a consumer that took from a feed without a read of its own:
