@@ -337,6 +337,7 @@ class RedisConsumer(MailboxConsumer):
         key = text(reply[0])
         skip = {entry for k, ids in self._to_ack.items() if k == key for entry in ids}
         skip.update(entry for k, entry in self._unacked if k == key)
+        skip.update(d.entry_id for d in self._buffer if d.key == key)  # a read from '0' again
         found, foreign = entries_of(reply[1], 1, skip)
         feed = self._reader.feeds.get(key)
         mailbox = self._mailbox_of.get(key, key)
