@@ -134,6 +134,12 @@ class RedisConsumer(MailboxConsumer):
         if waiting is not None and not waiting.done():
             waiting.set_result(_RUNG)
 
+    def fail(self, exc: Exception) -> None:
+        """The reader failed (not Redis): a waiting receive raises ``exc``."""
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(exc)
+
     def offer(self, feed: Feed, entry: Entry) -> bool:
         """Take ``entry`` if waiting (and stop waiting on every feed); False if not."""
         waiting = self._waiting
@@ -153,6 +159,8 @@ class RedisConsumer(MailboxConsumer):
             if self.closed:
                 raise TransportClosed("mailbox consumer is closed")
             self._be_eager(False)
+            if self._reader.failure is not None:
+                raise self._reader.failure
             now = time.monotonic()
             if self._handed_at:  # the time since the last hand-out: how long one message takes
                 self._handling += (now - self._handed_at - self._handling) * 0.25
@@ -261,13 +269,20 @@ class RedisConsumer(MailboxConsumer):
         if acks:
             script = transport.unanswered_script("ack")
             for key, ids in acks.items():
-                transport.pipeliner.send("acknowledge", *script, 1, key, GROUP, *ids)
+                transport.pipeliner.send(
+                    "acknowledge", *script, 1, key, GROUP, *ids, quiet=transport.quiet
+                )
             self._reader.add_acks(acks)
             self._to_ack = {}
         return False
 
     def _give_back(self, waiting: asyncio.Future[Any]) -> None:
-        if waiting.done() and not waiting.cancelled() and isinstance(waiting.result(), tuple):
+        if (
+            waiting.done()
+            and not waiting.cancelled()
+            and waiting.exception() is None
+            and isinstance(waiting.result(), tuple)
+        ):
             feed, entry = waiting.result()
             feed.put_back(entry)
         elif not waiting.done():

@@ -147,6 +147,9 @@ class NodeReader:
         self._regroup = False
         self._recover = False
         self._refused: str | None = None
+        #: A fault that is not Redis's (a bug): receives raise it until a step succeeds, so
+        #: runners give up and their providers leave the registry rather than serve nothing.
+        self.failure: Exception | None = None
         self._next_reclaim = 0.0
         self._next_sweep = time.monotonic() + transport.forget_dead_after
 
@@ -282,6 +285,7 @@ class NodeReader:
                 check_cancelled()
                 backoff.reset()
                 regrouped = False
+                self.failure = None
                 if self._refused is not None:
                     log.warning("%s: Redis serves the mailboxes again", self.node)
                     self._refused = None
@@ -303,6 +307,14 @@ class NodeReader:
                 log.warning("%s: %s (%s); retrying", self.node, what, exc)
                 self._recover = True
                 self._wake_private()
+                await backoff.wait()
+            except Exception as exc:
+                log.exception("%s: unexpected error reading the mailboxes; retrying", self.node)
+                self.failure = exc
+                for consumer in {c for f in self.feeds.values() for c in f.waiters}:
+                    consumer.fail(exc)
+                for consumer in list(self.private.values()):
+                    consumer.fail(exc)
                 await backoff.wait()
 
     async def _step(self) -> None:
