@@ -335,7 +335,9 @@ class NodeReader:
             for feed in waiting:
                 await self._reclaim(feed)
             check_cancelled()
-            waiting = [feed for feed in waiting if (feed.waiters or feed.eager) and not feed.buffer]
+            # Again, from every feed: consumers that started waiting during the awaits above
+            # were told the reader would look (``covers``), and rang no bell.
+            waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
         wanted = (max(len(f.waiters), f.want, 1) for f in waiting)
         count = min(transport.prefetch, min(wanted, default=1))
         keys = [self.bell, *(feed.key for feed in waiting)]
