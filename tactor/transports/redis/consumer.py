@@ -79,9 +79,27 @@ class RedisConsumer(MailboxConsumer):
     """Reads one or more mailbox streams, one delivery at a time, through its node's reader."""
 
     __slots__ = (
-        "_buffer", "_dirty", "_eager", "_feeds", "_handed_at", "_handling", "_late",
-        "_mailbox_of", "_private", "_reader", "_recover", "_refused", "_regroup", "_rings",
-        "_to_ack", "_transport", "_unacked", "_waiting", "closed", "name",
+        "_buffer",
+        "_dirty",
+        "_eager",
+        "_feeds",
+        "_handed_at",
+        "_handling",
+        "_late",
+        "_mailbox_of",
+        "_parked",
+        "_private",
+        "_reader",
+        "_recover",
+        "_refused",
+        "_regroup",
+        "_rings",
+        "_to_ack",
+        "_transport",
+        "_unacked",
+        "_waiting",
+        "closed",
+        "name",
     )  # fmt: skip
 
     def __init__(
@@ -109,6 +127,7 @@ class RedisConsumer(MailboxConsumer):
         self._waiting: asyncio.Future[Any] | None = None
         self._late: asyncio.Future[Any] | None = None  # a read whose receive was cancelled
         self._eager = False  # counted in its feeds' ``eager`` (see Feed)
+        self._parked = False  # waiting for the reader, no read of its own in flight
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
         self.closed = False
@@ -133,6 +152,21 @@ class RedisConsumer(MailboxConsumer):
         waiting = self._waiting
         if waiting is not None and not waiting.done():
             waiting.set_result(_RUNG)
+
+    def parked(self) -> bool:
+        """Whether the reader may read the private mailboxes for it (see ``served``)."""
+        waiting = self._waiting
+        return self._parked and not self._recover and waiting is not None and not waiting.done()
+
+    def served(self, key: str, entries: Any, count: int) -> None:
+        """The reader read ``entries`` (asking for ``count``) from private mailbox ``key``."""
+        waiting = self._waiting
+        if waiting is None or waiting.done():  # cannot happen while parked: keep them
+            self._took([key, entries])
+            return
+        self._rings += 1
+        self._dirty = len(entries) >= count or len(self._private) > 1  # maybe more to read
+        waiting.set_result((key, entries, count))
 
     def fail(self, exc: Exception) -> None:
         """The reader failed (not Redis): a waiting receive raises ``exc``."""
@@ -242,7 +276,11 @@ class RedisConsumer(MailboxConsumer):
                         return self._adopt(feed, feed.buffer.popleft())
                 if self._private:  # nothing in hand from them: they need not outlive the ttl
                     self._transport.disown_all(self._private)
-                item = await waiting
+                self._parked = True
+                try:
+                    item = await waiting
+                finally:
+                    self._parked = False
             else:
                 item = waiting.result()
         except BaseException:
@@ -257,6 +295,9 @@ class RedisConsumer(MailboxConsumer):
         if item is _CLOSED:
             raise TransportClosed("mailbox consumer is closed")
         if item is _RUNG:
+            return None
+        if len(item) == 3:  # read for us by the reader, from a private mailbox
+            self._took(item[:2])
             return None
         feed, entry = item
         return self._adopt(feed, entry)
@@ -283,8 +324,11 @@ class RedisConsumer(MailboxConsumer):
             and waiting.exception() is None
             and isinstance(waiting.result(), tuple)
         ):
-            feed, entry = waiting.result()
-            feed.put_back(entry)
+            item = waiting.result()
+            if len(item) == 3:  # private entries, pending with the node: keep them
+                self._took(item[:2])
+            else:
+                item[0].put_back(item[1])
         elif not waiting.done():
             waiting.cancel()
 

@@ -371,8 +371,9 @@ class NodeReader:
             feed.give(found)
 
     async def _rang(self, entries: Any) -> None:
-        """Wake the consumers whose private mailboxes were delivered to; read the rest of
-        the rings at once (the blocking read takes only as many as consumers wait)."""
+        """Serve the consumers whose private mailboxes were delivered to (reading the rest
+        of the rings at once: the blocking read takes only as many as consumers wait)."""
+        rung: dict[str, RedisConsumer] = {}
         while entries:
             for entry_id, fields in entries:
                 self._to_ack.setdefault(self.bell, []).append(text(entry_id))
@@ -380,12 +381,37 @@ class NodeReader:
                     continue
                 for i in range(0, len(fields) - 1, 2):
                     if fields[i] == b"k" and (consumer := self.private.get(text(fields[i + 1]))):
-                        consumer.ring()
+                        rung[text(fields[i + 1])] = consumer
             if len(entries) < BELL_BATCH:
-                return
+                break
             read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", BELL_BATCH)
             more = await self._connection.execute(*read, "STREAMS", self.bell, ">")
             entries = more[0][1] if more else None
+        keys = list(rung)
+        for first in range(0, len(keys), BELL_BATCH):
+            await self._read_for({key: rung[key] for key in keys[first : first + BELL_BATCH]})
+
+    async def _read_for(self, rung: dict[str, RedisConsumer]) -> None:
+        """Read the private mailboxes of the rung consumers that wait, all in one XREADGROUP
+        (a broadcast reaches every provider of a node so), and hand each its entries; the
+        busy ones read for themselves at their next receive."""
+        parked = {key: consumer for key, consumer in rung.items() if consumer.parked()}
+        for key, consumer in rung.items():
+            if key not in parked:
+                consumer.ring()
+        if not parked:
+            return
+        keys, count = list(parked), self._transport.prefetch
+        read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", count, "STREAMS")
+        try:
+            reply = await self._connection.execute(*read, *keys, *(">" for _ in keys))
+        except ResponseError:  # one expired meanwhile (NOGROUP): each reads its own
+            for consumer in parked.values():
+                consumer.ring()
+            return
+        got = {text(stream): entries for stream, entries in pairs_of(reply)}
+        for key, consumer in parked.items():
+            consumer.served(key, got.get(key) or [], count)
 
     async def _recover_own(self) -> None:
         """Read back what is pending with the node and not held here (a read cut short)."""
