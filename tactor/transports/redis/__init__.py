@@ -74,6 +74,7 @@ from .location import location_of
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
 from .reader import NodeReader
+from .registry import RedisRegistry
 from .wire import quiet_allowed
 
 __all__ = ["RedisTransport"]
@@ -94,7 +95,7 @@ _OPTIONS = {
 }
 
 
-class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
+class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
     def __init__(
@@ -412,46 +413,3 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         assert self._events is not None
         with translated(f"subscribe to {pattern}"):
             return await self._events.add(pattern, self.subscription_buffer)
-
-    # -- registry --------------------------------------------------------------
-
-    def _registry(self, endpoint: str) -> tuple[str, str]:
-        """The keys of an endpoint's registry: its live nodes, and its providers' nodes."""
-        return self.key("reg", endpoint), self.key("who", endpoint)
-
-    async def register(self, endpoint: str, provider: str) -> None:
-        """One entry per provider (in a hash, written once); liveness is the node's, kept
-        by one heartbeat entry per endpoint the node serves, not per provider."""
-        nodes, who = self._registry(endpoint)
-        assert self._heartbeat is not None
-        self._heartbeat.add(nodes, self.node)
-        self._heartbeat.own(nodes)  # if every node dies, the keys expire too
-        self._heartbeat.keep(who, provider, self.node)  # written again if Redis lost it
-        self._heartbeat.needs(nodes, who)  # and before the node is live again
-        self._registered.setdefault(endpoint, set()).add(provider)
-        args = (int(self.ttl * 1000), self.node, provider, self.private_lifetime)
-        with translated("register", provider):  # batched: a node may spawn thousands at once
-            await self.pipeliner.execute(
-                "EVALSHA", self.scripts["register"].sha, 2, nodes, who, *args
-            )
-
-    async def unregister(self, endpoint: str, provider: str) -> None:
-        nodes, who = self._registry(endpoint)
-        local = self._registered.get(endpoint, set())
-        local.discard(provider)
-        last = not local
-        if self._heartbeat is not None:
-            self._heartbeat.unkeep(who, provider)
-            if last:
-                self._heartbeat.discard(nodes, self.node)
-        if last:
-            self._registered.pop(endpoint, None)
-        with contextlib.suppress(*LOST, RedisError, TransportClosed):
-            await self.pipeliner.execute("HDEL", who, provider)
-            if last:
-                await self.pipeliner.execute("ZREM", nodes, self.node)
-
-    async def providers(self, endpoint: str) -> list[str]:
-        with translated(f"list providers of {endpoint}"):
-            found = await self.scripts["providers"](keys=list(self._registry(endpoint)))
-        return sorted(text(name) for name in found)

@@ -38,7 +38,8 @@ from redis.exceptions import ResponseError
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
 from .connection import LOST, Backoff, check_cancelled, text
-from .reader import GROUP, Entry, Feed, NodeReader, entries_of, expected
+from .feeds import GROUP, Entry, Feed, entries_of, expected
+from .reader import NodeReader
 
 if TYPE_CHECKING:
     from . import RedisTransport
