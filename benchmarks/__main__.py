@@ -24,6 +24,7 @@ ROWS = [
     "memory",
     "redis_memory",
     "processes",
+    "many_providers",
 ]
 NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory"}
 

@@ -53,6 +53,7 @@ ACL_COMMANDS = [
     "+@stream",
     "+@list",
     "+@sortedset",
+    "+@hash",
     "+exists",
     "+type",
     "+del",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from tactor import Actor, ActorSystem, NoProvider
 from tactor.transports import open_transport
 from tactor.transports.base import provider_mailbox
+from tests.helpers import eventually
 
 
 def _with(url: str, **options: object) -> str:
@@ -42,3 +48,57 @@ async def test_deliver_to_providers_reaches_every_live_provider_with_room(url: s
         await consumer_b.close()
     finally:
         await transport.close()
+
+
+class Many(Actor, name="contract-many"):
+    """A provider among hundreds of one endpoint in one node."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.told = 0
+
+    async def which(self) -> int:
+        return self.index
+
+    async def tell_me(self) -> None:
+        self.told += 1
+
+    async def count(self) -> int:
+        return self.told
+
+
+MANY = 300
+
+
+async def test_hundreds_of_providers_of_one_endpoint_in_one_node(url: str) -> None:
+    """Calls, tells, a broadcast and ``provider=`` calls reach them all; stop and close work.
+
+    On Redis this is what 200 providers in one process could not do (they ran out of
+    connections): the node reads every provider's mailboxes through one reader.
+    """
+    async with ActorSystem(url, timeout=20) as system:
+        refs = list(await asyncio.gather(*(system.spawn(Many, i) for i in range(MANY))))
+        assert sorted(await system.providers(Many)) == sorted(ref.id for ref in refs)
+        result = await system.broadcast(Many.which)
+        assert result.complete and sorted(result) == list(range(MANY))
+        answers = await asyncio.gather(*(system.call(Many.which) for _ in range(MANY)))
+        assert set(answers) <= set(range(MANY))
+        for index in (0, MANY // 2, MANY - 1):  # each answers calls addressed to it
+            assert await system.call(Many.which, provider=refs[index]) == index
+        addressed = await asyncio.gather(
+            *(system.call(Many.which, provider=ref) for ref in refs[::7])
+        )
+        assert addressed == list(range(0, MANY, 7))
+        await asyncio.gather(*(system.tell(Many.tell_me) for _ in range(MANY)))
+        # Tells are handled in their own time: every one, once (none lost, none twice).
+        await eventually(
+            lambda: system.broadcast(Many.count), lambda c: c.complete and sum(c) == MANY
+        )
+        stopped = refs[: MANY // 3]
+        await asyncio.gather(*(system.stop(ref) for ref in stopped))
+        left = sorted(ref.id for ref in refs[MANY // 3 :])
+        assert sorted(await system.providers(Many)) == left
+        after = await system.broadcast(Many.which)
+        assert after.complete and sorted(after) == list(range(MANY // 3, MANY))
+        with pytest.raises(NoProvider):
+            await system.call(Many.which, provider=stopped[0], timeout=2)

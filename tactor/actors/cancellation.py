@@ -98,6 +98,7 @@ class Cancellations:
         self._running: dict[str, Watch | list[Watch]] = {}
         self._called_off: dict[str, float] = {}  # id -> its deadline (then forgotten)
         self._subscription: Subscription | None = None
+        self._subscribing = asyncio.Lock()  # spawns at once subscribe once
         self._timer = DeadlineTimer(self._expire)
 
     # -- the provider's side ---------------------------------------------------
@@ -144,9 +145,12 @@ class Cancellations:
 
     async def listen(self) -> None:
         """Subscribe to the callers' signals (once; for nodes that host providers)."""
-        if self._subscription is None:
-            self._subscription = await self._transport.subscribe(CANCEL_TOPIC)
-            self._tasks.spawn(self._read(self._subscription), "tactor-cancellations")
+        if self._subscription is not None:
+            return
+        async with self._subscribing:
+            if self._subscription is None:
+                self._subscription = await self._transport.subscribe(CANCEL_TOPIC)
+                self._tasks.spawn(self._read(self._subscription), "tactor-cancellations")
 
     async def close(self) -> None:
         self._timer.cancel()

@@ -30,7 +30,7 @@ from .actor import Actor
 from .schema import constructor_schema
 from .system import ActorSystem
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 

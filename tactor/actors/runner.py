@@ -62,7 +62,7 @@ class ActorRunner:
         self.schema = schema
         self._requests = Requests(config, name, instance, schema)
         self.handlers = list(handlers)
-        self._inbox: Handoff[_Item] = Handoff()
+        self._inbox: Handoff[_Item]  # made by start() unless the runner reads its one source
         self._consumer: MailboxConsumer | None = None
         self._subscriptions: list[Subscription] = []
         self._pumps: list[asyncio.Task[Any]] = []
@@ -84,6 +84,7 @@ class ActorRunner:
             self._direct = True
             self._loop_task = tasks.spawn(self._run_direct(consumer), f"tactor-runner-{self.name}")
         else:
+            self._inbox = Handoff()
             self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
             if consumer is not None:
                 self._pumps.append(

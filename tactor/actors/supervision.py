@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Processes", "RestartPolicy", "Supervisor"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
 P = ParamSpec("P")

@@ -128,6 +128,8 @@ class DeadLetterEntry:
 class MailboxConsumer(ABC):
     """Receives payloads from one or more mailboxes, one at a time."""
 
+    __slots__ = ()  # a node may hold thousands: subclasses may do without a __dict__
+
     @abstractmethod
     async def receive(self) -> Delivery:
         """Wait for the next payload from any of the consumer's mailboxes.

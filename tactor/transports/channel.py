@@ -26,7 +26,7 @@ from ..errors import TransportClosed
 
 __all__ = ["Channel", "FrameHandler", "settle"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 #: Called with a frame's header and payloads. It must not block.
 FrameHandler = Callable[[list[Any], list[bytes]], None]

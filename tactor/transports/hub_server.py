@@ -34,7 +34,7 @@ from .memory_hub import MemoryHub
 
 __all__ = ["HubServer"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 #: What a verb answers: a JSON-able result and payloads.
 Answer = tuple[Any, tuple[bytes, ...]]

@@ -2,15 +2,17 @@
 or ``redis+sentinel://`` through Redis Sentinel (see :mod:`.location`).
 
 Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
-consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
-is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry; live
-consumers and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
+consumer group, read under the names of nodes; a node's bell is a stream
+``P:bell:NODE``; inboxes are lists ``P:in:NAME``; the registry of an endpoint
+is a sorted set ``P:reg:ENDPOINT`` of the nodes serving it scored by their
+expiry, and a hash ``P:who:ENDPOINT`` of its providers and their nodes; live
+nodes and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
 a queue is a list ``P:q:NAME`` with its count of unfinished tasks in
 ``P:q:NAME:unfinished``; the dead letters of a mailbox are a stream ``P:dl:NAME``.
 
 URL options (beside redis-py's own): ``prefix`` (``tactor``), ``mailbox_size``
-(1024 entries), ``ttl`` (3 s: a provider that stops beating drops out of the
-registry after this), ``heartbeat`` (``ttl``/3), ``subscription_buffer``
+(1024 entries), ``ttl`` (3 s: the providers of a node that stops beating drop
+out of the registry after this), ``heartbeat`` (``ttl``/3), ``subscription_buffer``
 (1024), ``block`` (1 s, how long an idle read waits before looking for
 orphaned messages), ``claim_idle`` (1 s: a message must be this old before it
 is taken from a dead consumer), ``prefetch`` (32: the most entries a provider
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -65,11 +68,13 @@ from .connection import LOST, Backoff, commands, text, translated
 from .consumer import GROUP, RedisConsumer
 from .dead_letters import RedisDeadLetters
 from .events import RedisEvents
-from .heartbeat import Heartbeat
+from .heartbeat import OWNED_LIFETIME, Heartbeat
 from .inbox import RedisInbox
 from .location import location_of
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
+from .reader import NodeReader
+from .registry import RedisRegistry
 from .wire import quiet_allowed
 
 __all__ = ["RedisTransport"]
@@ -90,7 +95,7 @@ _OPTIONS = {
 }
 
 
-class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
+class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
     def __init__(
@@ -129,9 +134,14 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         #: A dead provider's consumer leaves its groups this long after its last read.
         self.forget_dead_after = max(10 * ttl, 3 * block)
         self.live_key = self.key("live")
+        #: This node's name: its consumers read under it, its providers are live while it is.
+        self.node = uuid.uuid4().hex[:16]
+        #: A private mailbox outlives the last delivery to it (or the node) by this long (ms).
+        self.private_lifetime = int(ttl * 1000 * OWNED_LIFETIME)
         self.consumers: set[RedisConsumer] = set()
+        self._reader: NodeReader | None = None
         self._inboxes: set[RedisInbox] = set()
-        self._registered: set[tuple[str, str]] = set()
+        self._registered: dict[str, set[str]] = {}  # endpoint -> this node's providers
         self._give_backs: set[asyncio.Task[None]] = set()
         self._redis: aioredis.Redis | None = None
         self._heartbeat: Heartbeat | None = None
@@ -241,15 +251,17 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
             return
         for consumer in list(self.consumers):
             await consumer.close()
+        if self._reader is not None:
+            await self._reader.close()
         for inbox in list(self._inboxes):
             await inbox.close()
         if self._events is not None:
             await self._events.close()
+        for endpoint, providers in list(self._registered.items()):
+            for provider in list(providers):
+                await self.unregister(endpoint, provider)
         if self._pipeliner is not None:
             await self._pipeliner.close()  # replies still queued go out first
-        for endpoint, provider in list(self._registered):
-            with contextlib.suppress(*LOST, RedisError):
-                await self.unregister(endpoint, provider)
         if self._give_backs:  # cancelled gets: let what their pops took go back first
             await asyncio.wait(self._give_backs, timeout=self.block + 2.0)
         if self._heartbeat is not None:
@@ -276,11 +288,24 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self._heartbeat.add(key, member)
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         with translated("heartbeat"):
-            refused = await self.scripts["heartbeat"](
-                keys=[key], args=[int(self.ttl * 1000), 1, member, 0]
+            refused, _ = await self.scripts["heartbeat"](
+                keys=[key], args=[int(self.ttl * 1000), 1, member, 0, ""]
             )
         if refused:  # another type of key under the name (WRONGTYPE)
             raise TransportError(f"Redis heartbeat failed: {text(refused[1])} (on {key})")
+
+    def own(self, key: str) -> None:
+        """Keep ``key`` alive while this node beats (see :meth:`Heartbeat.own`)."""
+        if self._heartbeat is not None:
+            self._heartbeat.own(key)
+
+    def disown(self, key: str) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.disown(key)
+
+    def disown_all(self, keys: Iterable[str]) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.disown_all(keys)
 
     async def forget(self, key: str, member: str) -> None:
         if self._heartbeat is not None:
@@ -304,12 +329,13 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
     ) -> None:
         check = "" if endpoint is None else (provider or "any")
         sha = self.scripts["deliver"].sha
-        keys = (self.mailbox_key(mailbox), self.key("reg", endpoint or "-"))
+        keys = (self.mailbox_key(mailbox), *self._registry(endpoint or "-"))
+        args = (self.mailbox_size, payload, check, GROUP, self.key("bell", ""))
         backoff = Backoff(first=0.005, cap=0.1)
         while True:
             with translated("deliver to", mailbox):  # batched (see pipeliner.py)
                 result = await self.pipeliner.execute(
-                    "EVALSHA", sha, 2, *keys, self.mailbox_size, payload, check
+                    "EVALSHA", sha, 3, *keys, *args, self.private_lifetime
                 )
             if result == 1:
                 return
@@ -322,9 +348,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
     ) -> tuple[list[str], list[str]]:
         sha = self.scripts["deliver_to_providers"].sha
         prefix = self.mailbox_key(provider_mailbox(""))
+        args = (self.mailbox_size, payload, prefix, GROUP, self.key("bell", ""))
         with translated(f"broadcast to {endpoint}"):
             found = await self.pipeliner.execute(
-                "EVALSHA", sha, 1, self.key("reg", endpoint), self.mailbox_size, payload, prefix
+                "EVALSHA", sha, 2, *self._registry(endpoint), *args, self.private_lifetime
             )
         names = [text(name) for name in found]
         split = names.index("")
@@ -333,12 +360,16 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
-        result = RedisConsumer(self, list(mailboxes), consumer)
+        if self._redis is None or self._closed:
+            raise TransportClosed("the Redis transport is closed")
+        if self._reader is None:
+            self._reader = NodeReader(self)
+        # A private mailbox is made by the first delivery to it (which rings this node's
+        # bell) and expires some time after the last one, or after the node died.
+        result = RedisConsumer(self, self._reader, list(mailboxes), consumer, list(private))
         with translated("open a consumer"):
+            await self._reader.start()
             await result.open()
-        assert self._heartbeat is not None
-        for mailbox in private:  # expires after its owner's beats stop (e.g. SIGKILL)
-            self._heartbeat.own(self.mailbox_key(mailbox))
         self.consumers.add(result)
         return result
 
@@ -347,10 +378,9 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
             await self.scripts["ack"](keys=[key], args=[GROUP, *entry_ids])
 
     async def delete_mailbox(self, mailbox: str) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.disown(self.mailbox_key(mailbox))
-        with translated(f"delete {mailbox}"):
-            await self.redis.delete(self.mailbox_key(mailbox))
+        self.disown(self.mailbox_key(mailbox))
+        with translated(f"delete {mailbox}"):  # batched: a node may stop thousands at once
+            await self.pipeliner.execute("DEL", self.mailbox_key(mailbox))
 
     # -- inboxes ---------------------------------------------------------------
 
@@ -389,17 +419,3 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         assert self._events is not None
         with translated(f"subscribe to {pattern}"):
             return await self._events.add(pattern, self.subscription_buffer)
-
-    # -- registry --------------------------------------------------------------
-
-    async def register(self, endpoint: str, provider: str) -> None:
-        await self.keep_alive(self.key("reg", endpoint), provider)
-        self._registered.add((endpoint, provider))
-
-    async def unregister(self, endpoint: str, provider: str) -> None:
-        self._registered.discard((endpoint, provider))
-        await self.forget(self.key("reg", endpoint), provider)
-
-    async def providers(self, endpoint: str) -> list[str]:
-        with translated(f"list providers of {endpoint}"):
-            return await self.live_members(self.key("reg", endpoint))

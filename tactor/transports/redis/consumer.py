@@ -1,9 +1,17 @@
-"""Mailboxes on Redis Streams: consumer groups, acknowledgement, and redelivery from the dead.
+"""Mailboxes on Redis Streams: a consumer per provider, reading through its node.
 
-Each mailbox is a stream with one consumer group; a consumer reads with
-``XREADGROUP`` under its own name (a provider id), so an entry it took stays
-in the group's pending list, owned by it, until acknowledged. Acknowledged
-entries are deleted at once (XACK + XDEL), so a stream holds only what is unfinished.
+Each mailbox is a stream with one consumer group. Every consumer of a node reads
+under the node's name (see :mod:`.reader`), so an entry taken stays in the group's
+pending list, owned by the node, until acknowledged; the consumer knows which of
+them it holds. Acknowledged entries are deleted at once (XACK + XDEL), so a stream
+holds only what is unfinished.
+
+Reading: a consumer with nothing buffered sends one script (``TAKE``) that sends
+its acknowledgements due, reads its private mailboxes (when its node's bell said
+they got something) and its shared ones, earlier ones first, and — when nothing was
+there — rings the node's bell so that the reader reads the shared ones for it,
+blocking. It then waits for the reader to hand it an entry, or to say its private
+mailbox rang. An idle consumer costs no connection and no command.
 
 Prefetch: a consumer reads as many entries per round trip as it expects to
 handle within ``prefetch_window`` seconds (a moving average of its handling
@@ -11,18 +19,10 @@ time decides), at most ``prefetch``. A fast handler reads many per round trip;
 a slow one reads one at a time, so it never holds work an idle provider could
 have taken for longer than the window.
 
-Redelivery: consumer names are kept alive by the heartbeat thread. When a
-consumer is idle (and at least every ``reclaim_every`` seconds) it looks for
-pending entries whose owner is no longer alive and claims them — a provider
-killed mid-message has that message handled by a live one.
-
 Attempts: a delivery's ``attempts`` is the entry's delivery count in the group
 (1 when read, one more per ``XCLAIM``: the count ``XPENDING`` gave before the
 claim, plus one) plus the ``n`` field an entry put back at a close carries (its
-deliveries before). Both come with the reads and claims there are anyway. Entries
-of dead consumers are claimed one at a time, oldest first, with the acknowledgements
-due sent before each claim: a message that kills whoever handles it then counts
-only its own attempts, not those of the messages around it.
+deliveries before). Both come with the reads and claims there are anyway.
 """
 
 from __future__ import annotations
@@ -31,16 +31,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from ...errors import TransportClosed, TransportError
 from ..base import Delivery, MailboxConsumer
 from .connection import LOST, Backoff, check_cancelled, text
-from .wire import HeldConnection, quietly
+from .feeds import GROUP, Entry, Feed, entries_of, expected
+from .reader import NodeReader
 
 if TYPE_CHECKING:
     from . import RedisTransport
@@ -49,23 +48,8 @@ __all__ = ["GROUP", "RedisConsumer"]
 
 log = logging.getLogger(__name__)
 
-GROUP = "tactor"
-
-
-def _expected(exc: ResponseError) -> bool:
-    """Whether Redis said the stream or its group is gone, as after a restart or a deletion."""
-    return str(exc).startswith(("NOGROUP", "UNBLOCKED"))
-
-
-def _field(fields: Any, name: bytes) -> Any:
-    """A field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
-    if isinstance(fields, dict):
-        return fields.get(name)
-    if isinstance(fields, list):
-        for i in range(0, len(fields) - 1, 2):
-            if fields[i] == name:
-                return fields[i + 1]
-    return None
+_RUNG = object()  # a consumer's wait ends: its private mailbox got something
+_CLOSED = object()  # a consumer's wait ends: it was closed
 
 
 class RedisDelivery(Delivery):
@@ -93,196 +77,340 @@ class RedisDelivery(Delivery):
 
 
 class RedisConsumer(MailboxConsumer):
-    """Reads one or more mailbox streams as one consumer of their groups."""
+    """Reads one or more mailbox streams, one delivery at a time, through its node's reader."""
 
-    def __init__(self, transport: RedisTransport, mailboxes: list[str], name: str) -> None:
+    __slots__ = (
+        "_buffer",
+        "_dirty",
+        "_eager",
+        "_feeds",
+        "_handed_at",
+        "_handling",
+        "_late",
+        "_mailbox_of",
+        "_parked",
+        "_private",
+        "_reader",
+        "_recover",
+        "_refused",
+        "_regroup",
+        "_rings",
+        "_to_ack",
+        "_transport",
+        "_unacked",
+        "_waiting",
+        "closed",
+        "name",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        transport: RedisTransport,
+        reader: NodeReader,
+        mailboxes: list[str],
+        name: str,
+        private: list[str],
+    ) -> None:
         self._transport = transport
-        self._redis: aioredis.Redis = transport.redis
-        self._keys = {transport.mailbox_key(m): m for m in mailboxes}
+        self._reader = reader
         self.name = name
-        self._buffer: deque[RedisDelivery] = deque()
+        self._mailbox_of = {transport.mailbox_key(m): m for m in mailboxes}
+        self._private = [transport.mailbox_key(m) for m in mailboxes if m in private]
+        self._feeds: list[Feed] = []
+        self._buffer: list[RedisDelivery] = []  # read ahead (≤ prefetch): a list is smaller
         self._unacked: dict[tuple[str, str], RedisDelivery] = {}
-        self._recover_own = False
-        self._regroup = False  # make the streams and groups again before the next read
-        self._refused: str | None = None  # the refusal logged last (logged once per kind)
-        self._next_reclaim = 0.0
-        self._next_sweep = time.monotonic() + self._transport.forget_dead_after
-        self._closed = False
         self._to_ack: dict[str, list[str]] = {}
-        self._reader = HeldConnection(transport.redis)  # for the blocking reads
+        self._dirty = bool(self._private)  # a private mailbox may hold something: read it
+        self._rings = 0
+        self._recover = False  # read the private mailboxes from '0': a read was cut short
+        self._regroup = False
+        self._refused: str | None = None
+        self._waiting: asyncio.Future[Any] | None = None
+        self._late: asyncio.Future[Any] | None = None  # a read whose receive was cancelled
+        self._eager = False  # counted in its feeds' ``eager`` (see Feed)
+        self._parked = False  # waiting for the reader, no read of its own in flight
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
+        self.closed = False
 
     async def open(self) -> None:
-        await self._transport.keep_alive(self._transport.live_key, self.name)
-        await self._ensure_groups()
+        for key in self._private:
+            self._reader.private[key] = self
+        try:
+            for key, mailbox in self._mailbox_of.items():
+                if key not in self._private:
+                    self._feeds.append(await self._reader.join(key, mailbox))
+        except BaseException:
+            await self.close()
+            raise
 
-    async def _ensure_groups(self) -> None:
-        for key in self._keys:
-            try:
-                await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            # Join the group now, not at the first entry read: a consumer that has read
-            # nothing yet must still count, or a leaving one would drop the stream under it.
-            await self._redis.xgroup_createconsumer(key, GROUP, self.name)
+    # -- the reader's side -----------------------------------------------------
 
-    async def _take(self, key: str, entries: Any, deliveries: int = 1) -> None:
-        """Buffer entries read or claimed from ``key`` (delivered ``deliveries`` times to
-        this group); drop (and ack) foreign ones."""
-        foreign: list[str] = []
-        for entry_id, fields in entries:
-            entry = text(entry_id)
-            if (
-                fields is None
-                or (key, entry) in self._unacked
-                or entry in self._to_ack.get(key, ())
-            ):
-                continue  # deleted meanwhile, or handed out already (recovered: its ack waits)
-            payload = _field(fields, b"p")
-            if isinstance(payload, bytes):
-                attempts = int(_field(fields, b"n") or 0) + deliveries
-                mailbox = self._keys[key]
-                self._buffer.append(RedisDelivery(self, mailbox, key, entry, payload, attempts))
-            else:
-                foreign.append(entry)
-        if foreign:
-            log.warning("%s: dropped %d foreign entries on %s", self.name, len(foreign), key)
-            await self._transport.ack(key, foreign)
+    def ring(self) -> None:
+        """The private mailbox got something: read it at the next receive (now, if waiting)."""
+        self._dirty = True
+        self._rings += 1
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(_RUNG)
 
-    async def _take_all(self, response: Any) -> None:
-        # RESP3 answers a map of streams, RESP2 a list of pairs; redis-py passes on either.
-        pairs = response.items() if isinstance(response, dict) else response or ()
-        for stream, entries in pairs:
-            await self._take(text(stream), entries)
+    def parked(self) -> bool:
+        """Whether the reader may read the private mailboxes for it (see ``served``)."""
+        waiting = self._waiting
+        return self._parked and not self._recover and waiting is not None and not waiting.done()
+
+    def served(self, key: str, entries: Any, count: int) -> None:
+        """The reader read ``entries`` (asking for ``count``) from private mailbox ``key``."""
+        waiting = self._waiting
+        if waiting is None or waiting.done():  # cannot happen while parked: keep them
+            self._took([key, entries])
+            return
+        self._rings += 1
+        self._dirty = len(entries) >= count or len(self._private) > 1  # maybe more to read
+        waiting.set_result((key, entries, count))
+
+    def fail(self, exc: Exception) -> None:
+        """The reader failed (not Redis): a waiting receive raises ``exc``."""
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(exc)
+
+    def offer(self, feed: Feed, entry: Entry) -> bool:
+        """Take ``entry`` if waiting (and stop waiting on every feed); False if not."""
+        waiting = self._waiting
+        if waiting is None or waiting.done():
+            feed.waiters.pop(self, None)
+            return False
+        waiting.set_result((feed, entry))
+        for mine in self._feeds:
+            mine.waiters.pop(self, None)
+        return True
+
+    # -- receiving -------------------------------------------------------------
 
     async def receive(self) -> Delivery:
-        backoff = Backoff()
-        regrouped = False
+        backoff: Backoff | None = None  # made at the first error: an idle consumer holds less
         while True:
-            if self._closed:
+            if self.closed:
                 raise TransportClosed("mailbox consumer is closed")
+            self._be_eager(False)
+            if self._reader.failure is not None:
+                raise self._reader.failure
             now = time.monotonic()
             if self._handed_at:  # the time since the last hand-out: how long one message takes
                 self._handling += (now - self._handed_at - self._handling) * 0.25
                 self._handed_at = 0.0
             if self._buffer:
-                self._handed_at = now
-                delivery = self._buffer.popleft()
-                self._unacked[(delivery.key, delivery.entry_id)] = delivery
-                return delivery
+                return self._hand_out(self._buffer.pop(0))
+            if not self._dirty:
+                for feed in self._feeds:
+                    if feed.buffer:
+                        if self._to_ack:  # no read of our own: the reader's next one sends them
+                            self._reader.add_acks(self._to_ack)
+                            self._to_ack = {}
+                        return self._adopt(feed, feed.buffer.popleft())
             try:
                 if self._regroup:
-                    await self._ensure_groups()
+                    for feed in self._feeds:
+                        await self._reader.ensure_group(feed)
                     self._regroup = False
-                await self._fill()
+                delivery = await self._take_or_wait()
                 check_cancelled()
-                backoff.reset()
-                regrouped = False
+                backoff = None
                 if self._refused is not None:
                     log.warning("%s: Redis serves the mailbox again", self.name)
                     self._refused = None
             except ResponseError as exc:
-                # Every refusal is met by making the streams and groups again, never by
-                # ending: a stream deleted (even between XGROUP CREATE and CREATECONSUMER)
-                # or replaced by another type, a server turned replica (READONLY) and back.
-                # A consumer that gave up here would leave its provider registered by the
-                # heartbeat thread while it reads nothing.
-                self._regroup = True
-                if _expected(exc) and not regrouped:
-                    regrouped = True  # at once the first time; if it recurs, at a pace
-                    continue  # the stream or group is gone (a restart): make it again now
+                self._regroup = True  # never ends (see NodeReader._run): make the groups again
                 if str(exc) != self._refused:
                     log.warning("%s: Redis refused a mailbox read (%s); retrying", self.name, exc)
                     self._refused = str(exc)
-                await backoff.wait()
+                if not expected(exc):
+                    backoff = backoff or Backoff()
+                    await backoff.wait()
+                continue
             except LOST as exc:
-                log.warning(
-                    "%s: Redis connection lost while receiving (%s); retrying", self.name, exc
-                )
-                self._recover_own = True
+                what = "Redis connection lost while receiving"
+                log.warning("%s: %s (%s); retrying", self.name, what, exc)
+                backoff = backoff or Backoff()
                 await backoff.wait()
+                continue
+            if delivery is not None:
+                return delivery
 
-    async def _fill(self) -> None:
-        if self._recover_own:
-            own = await self._redis.xreadgroup(GROUP, self.name, dict.fromkeys(self._keys, "0"))
-            await self._take_all(own)
-            self._recover_own = False
-        if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + self._transport.forget_dead_after
-            await self._forget_dead_consumers()
-        if time.monotonic() >= self._next_reclaim:
-            self._next_reclaim = time.monotonic() + self._transport.reclaim_every
-            await self._reclaim()
-            check_cancelled()
-            if self._buffer:
-                return
-        block = int(self._transport.block * 1000)
-        check_cancelled()
+    def _hand_out(self, delivery: RedisDelivery) -> RedisDelivery:
+        self._handed_at = time.monotonic()
+        self._unacked[(delivery.key, delivery.entry_id)] = delivery
+        self._be_eager(self._count() > 1)
+        return delivery
+
+    def _be_eager(self, eager: bool) -> None:
+        if eager != self._eager:
+            self._eager = eager
+            for feed in self._feeds:
+                feed.eager += 1 if eager else -1
+                feed.want = max(feed.want, self._count()) if feed.eager else 0
+
+    def _adopt(self, feed: Feed, entry: Entry) -> RedisDelivery:
+        entry_id, payload, attempts = entry
+        if attempts > 1:
+            feed.redelivered.add(entry_id)
+        delivery = RedisDelivery(self, feed.mailbox, feed.key, entry_id, payload, attempts)
+        return self._hand_out(delivery)
+
+    async def _take_or_wait(self) -> RedisDelivery | None:
+        """Read for itself; if nothing was there, wait for the reader. None: look again."""
+        waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting = waiting
+        for feed in self._feeds:  # before the read: the reader may read for us meanwhile
+            feed.waiters[self] = None
         try:
-            response = await self._read_and_ack(block)
-        except asyncio.CancelledError:
-            self._recover_own = True  # an entry may have reached our pending list
+            if not self._dirty and self._feeds and self._reader.covers(self._feeds):
+                took = self._ack_quietly()  # the reader reads for us: no read of our own
+            else:
+                took = await self._take()
+            if not waiting.done():
+                if took:
+                    return None  # buffered
+                for feed in self._feeds:  # kept there while the private ones were read
+                    if feed.buffer:
+                        return self._adopt(feed, feed.buffer.popleft())
+                if self._private:  # nothing in hand from them: they need not outlive the ttl
+                    self._transport.disown_all(self._private)
+                self._parked = True
+                try:
+                    item = await waiting
+                finally:
+                    self._parked = False
+            else:
+                item = waiting.result()
+        except BaseException:
+            self._give_back(waiting)
             raise
-        if not response:
-            self._next_reclaim = 0.0  # idle: look for orphans at once
-        await self._take_all(response)
+        finally:
+            self._waiting = None
+            if not waiting.done():
+                waiting.cancel()
+            for feed in self._feeds:
+                feed.waiters.pop(self, None)
+        if item is _CLOSED:
+            raise TransportClosed("mailbox consumer is closed")
+        if item is _RUNG:
+            return None
+        if len(item) == 3:  # read for us by the reader, from a private mailbox
+            self._took(item[:2])
+            return None
+        feed, entry = item
+        return self._adopt(feed, entry)
 
-    async def _reclaim(self) -> None:
-        """Claim the oldest entry pending with a consumer that is no longer alive.
-
-        One at a time, after sending the acknowledgements due, and again at the next
-        fill (until none is left): what a claimer handles before it dies is not counted
-        again, so only the message it died on gains an attempt (see ``attempts``).
-        """
-        if any(d.attempts > 1 for d in self._unacked.values()):
-            self._next_reclaim = 0.0  # a redelivered message is in hand: claim after it
-            return
-        min_idle = int(self._transport.claim_idle * 1000)
-        for key in self._keys:
-            pending = await self._redis.xpending_range(key, GROUP, "-", "+", 100, idle=min_idle)
-            owners = {text(p["consumer"]) for p in pending} - {self.name}
-            if not owners:
-                continue
-            live = set(await self._transport.live_members(self._transport.live_key, owners))
-            dead = [p for p in pending if text(p["consumer"]) in owners - live]
-            if dead:
-                await self._flush_acks()
-                oldest = dead[0]
-                claimed = await self._redis.xclaim(
-                    key, GROUP, self.name, min_idle, [oldest["message_id"]]
+    def _ack_quietly(self) -> bool:
+        """Send the acknowledgements due without an answer (nothing wakes for it), and give
+        them to the reader too: its next read sends them again, answered — acknowledging
+        twice is harmless, and one not applied (a lost connection) is not left behind."""
+        transport, acks = self._transport, self._to_ack
+        if acks:
+            script = transport.unanswered_script("ack")
+            for key, ids in acks.items():
+                transport.pipeliner.send(
+                    "acknowledge", *script, 1, key, GROUP, *ids, quiet=transport.quiet
                 )
-                if claimed:
-                    log.warning(
-                        "%s: took over entry %s of %s from dead consumer %s",
-                        self.name, text(oldest["message_id"]), key, text(oldest["consumer"]),
-                    )  # fmt: skip
-                self._next_reclaim = 0.0  # the next fill looks for more
-                await self._take(key, claimed, int(oldest["times_delivered"]) + 1)
-                return
+            self._reader.add_acks(acks)
+            self._to_ack = {}
+        return False
 
-    async def _forget_dead_consumers(self) -> None:
-        """Take the consumers of providers that died (killed, never stopped) out of the groups.
+    def _give_back(self, waiting: asyncio.Future[Any]) -> None:
+        if (
+            waiting.done()
+            and not waiting.cancelled()
+            and waiting.exception() is None
+            and isinstance(waiting.result(), tuple)
+        ):
+            item = waiting.result()
+            if len(item) == 3:  # private entries, pending with the node: keep them
+                self._took(item[:2])
+            else:
+                item[0].put_back(item[1])
+        elif not waiting.done():
+            waiting.cancel()
 
-        A clean stop removes its consumer; a killed one's stays, one name per kill.
-        Only those with nothing pending (claimed already), not live and quiet for
-        ``forget_dead_after`` are removed — a live consumer reads at least every ``block``.
-        """
-        quiet_ms = self._transport.forget_dead_after * 1000
-        for key in self._keys:
-            consumers = await self._redis.xinfo_consumers(key, GROUP)
-            quiet = {
-                text(c["name"])
-                for c in consumers
-                if int(c["pending"]) == 0 and int(c["idle"]) > quiet_ms
-            } - {self.name}
-            if not quiet:
-                continue
-            live = set(await self._transport.live_members(self._transport.live_key, quiet))
-            for name in sorted(quiet - live):
-                await self._redis.xgroup_delconsumer(key, GROUP, name)
-                log.info("%s: removed the dead consumer %s from %s", self.name, name, key)
+    async def _take(self) -> bool:
+        """One round trip: the acknowledgements due, then the first mailbox with entries
+        (private ones only when rung), or a ring for the reader. True if entries came."""
+        transport, reader = self._transport, self._reader
+        to_ack, self._to_ack = self._to_ack, {}
+        for key, ids in reader.share_acks().items():
+            to_ack.setdefault(key, []).extend(ids)
+        keys = list(to_ack)
+        args: list[Any] = [GROUP, reader.node, self._count(), len(keys)]
+        args += [len(ids) for ids in to_ack.values()]
+        args += [i for ids in to_ack.values() for i in ids]
+        private = self._private if self._dirty else []
+        for key in private:
+            keys.append(key)
+            args += ["0" if self._recover else ">", "p"]
+        shared = [feed.key for feed in self._feeds]
+        for key in shared:
+            keys.append(key)
+            args += [">", "s"]
+        args += ["" if not shared or reader.covers(self._feeds) else reader.bell, self.name]
+        rings = self._rings
+        taking = transport.pipeliner.execute(
+            "EVALSHA", transport.scripts["take"].sha, len(keys), *keys, *args
+        )
+        try:
+            reply = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            self._late = taking  # what it reads is kept for the next receive (or put back)
+            taking.add_done_callback(lambda done: self._took_late(done, to_ack))
+            raise
+        except BaseException as exc:
+            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
+                self._to_ack.setdefault(key, []).extend(ids)
+            if isinstance(exc, LOST):  # it may have read entries: read them back
+                self._recover = True
+                reader.lost()
+            raise
+        self._acked(to_ack)
+        if private and (not reply or text(reply[0]) not in private) and rings == self._rings:
+            self._dirty = self._recover = False  # read to the end, and no ring since
+        return self._took(reply)
+
+    def _took_late(self, done: asyncio.Future[Any], to_ack: dict[str, list[str]]) -> None:
+        if self._late is done:
+            self._late = None
+        if done.cancelled() or done.exception() is not None:
+            for key, ids in to_ack.items():
+                self._to_ack.setdefault(key, []).extend(ids)
+            self._recover = True
+            self._reader.lost()
+            return
+        self._acked(to_ack)
+        self._took(done.result())
+
+    def _acked(self, to_ack: dict[str, list[str]]) -> None:
+        self._reader.acked(to_ack)
+
+    def _took(self, reply: Any) -> bool:
+        """Buffer what a take read (none: False)."""
+        if not reply:
+            return False
+        key = text(reply[0])
+        skip = {entry for k, ids in self._to_ack.items() if k == key for entry in ids}
+        skip.update(entry for k, entry in self._unacked if k == key)
+        skip.update(d.entry_id for d in self._buffer if d.key == key)  # a read from '0' again
+        found, foreign = entries_of(reply[1], 1, skip)
+        feed = self._reader.feeds.get(key)
+        mailbox = self._mailbox_of.get(key, key)
+        for entry_id, payload, attempts in found:
+            if feed is not None:
+                feed.held.add(entry_id)
+            self._buffer.append(RedisDelivery(self, mailbox, key, entry_id, payload, attempts))
+        if foreign:
+            log.warning("%s: dropped %d foreign entries on %s", self.name, len(foreign), key)
+            self._to_ack.setdefault(key, []).extend(foreign)
+        if found and key in self._private:
+            self._transport.own(key)  # held: it lives while the node does, however long that is
+        return bool(found or foreign)  # foreign: read again at once, their acknowledgements first
 
     def _count(self) -> int:
         """Entries to read: what we expect to handle within the prefetch window."""
@@ -291,50 +419,18 @@ class RedisConsumer(MailboxConsumer):
             return 1
         return min(most, max(1, int(window / max(self._handling, 1e-6))))
 
-    async def _read_and_ack(self, block: int) -> Any:
-        """Read the next entries; the acknowledgements due go first, in the same write.
-
-        The acknowledgements go without an answer where Redis allows it (EVAL,
-        so a script Redis lost cannot fail them unseen): an answer would wake
-        this process just to be read. The reply of the message just handled is
-        already on the wire (an idle pipeliner writes at once), so it does not
-        wait for this read either.
-        """
-        keys = list(self._keys)
-        read = (
-            "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self._count(), "BLOCK", block,
-            "STREAMS", *keys, *(">" for _ in keys),
-        )  # fmt: skip
-        to_ack, self._to_ack = self._to_ack, {}
-        quiet = self._transport.quiet
-        script = self._transport.unanswered_script("ack")
-        acks = [(*script, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
-        try:
-            replies = await self._reader.execute_many(
-                [*(c for ack in acks for c in quietly(ack)), read] if quiet else [*acks, read]
-            )
-        except BaseException:
-            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
-                self._to_ack.setdefault(key, []).extend(ids)
-            raise
-        if not quiet:  # answered acknowledgements: take back the failed ones
-            for (key, ids), reply in zip(to_ack.items(), replies, strict=False):
-                if isinstance(reply, Exception):  # e.g. NOSCRIPT after a Redis restart
-                    self._to_ack.setdefault(key, []).extend(ids)
-                    if isinstance(reply, NoScriptError):
-                        await self._transport.load_scripts()
-        if isinstance(replies[-1], ResponseError):
-            raise replies[-1]
-        return replies[-1]
+    # -- finishing -------------------------------------------------------------
 
     async def dead_letter(
         self, delivery: RedisDelivery, reason: str, attempts: int, into: str, keep: int
     ) -> int:
         """Move ``delivery`` to ``into``'s dead letters, acknowledged (one script, at once)."""
         self._unacked.pop((delivery.key, delivery.entry_id), None)
-        return await self._transport.set_aside(
+        dropped = await self._transport.set_aside(
             delivery.key, GROUP, delivery.entry_id, delivery.payload, attempts, reason, into, keep
         )
+        self._finished(delivery)
+        return dropped
 
     async def ack(self, delivery: RedisDelivery) -> None:
         """Acknowledge with the next read (one round trip fewer per message).
@@ -344,40 +440,60 @@ class RedisConsumer(MailboxConsumer):
         """
         self._unacked.pop((delivery.key, delivery.entry_id), None)
         self._to_ack.setdefault(delivery.key, []).append(delivery.entry_id)
+        feed = self._reader.feeds.get(delivery.key)
+        if feed is not None:
+            feed.redelivered.discard(delivery.entry_id)
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            # Read ahead already (a runner with a pump): it reads again, the ack riding along.
+            waiting.set_result(_RUNG)
 
-    async def _flush_acks(self) -> None:
+    def _finished(self, delivery: RedisDelivery) -> None:
+        feed = self._reader.feeds.get(delivery.key)
+        if feed is not None:
+            feed.held.discard(delivery.entry_id)
+            feed.redelivered.discard(delivery.entry_id)
+
+    async def flush_acks(self) -> None:
         to_ack, self._to_ack = self._to_ack, {}
         try:
             while to_ack:
                 key = next(iter(to_ack))
                 await self._transport.ack(key, to_ack[key])  # awaited: none may be left behind
-                del to_ack[key]
+                self._acked({key: to_ack.pop(key)})
         finally:
             for key, ids in to_ack.items():  # not sent: keep them for the next write
                 self._to_ack.setdefault(key, []).extend(ids)
 
     async def close(self) -> None:
-        """Put back what was taken and not acknowledged, then leave the groups."""
-        if self._closed:
+        """Put back what was taken and not acknowledged, then leave the feeds."""
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
+        self._be_eager(False)
         self._transport.consumers.discard(self)
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(_CLOSED)
+        for key in self._private:
+            if self._reader.private.get(key) is self:
+                del self._reader.private[key]
+        if self._late is not None:  # let a cut-short read land in the buffer first
+            await asyncio.wait([self._late], timeout=2.0)
         # Deliveries are handled one at a time, in order: only the oldest one handed out
         # and not acknowledged was in hand; the others go back without another attempt.
         in_hand = next(iter(self._unacked.values()), None)
+        held: dict[str, list[str]] = {}
+        for delivery in [*self._unacked.values(), *self._buffer]:
+            held.setdefault(delivery.key, []).append(delivery.entry_id)
+            self._finished(delivery)
         self._unacked.clear()
         self._buffer.clear()
-        await self._reader.close()
         with contextlib.suppress(*LOST, ResponseError, TransportError):
-            await self._flush_acks()
-            for key in self._keys:
-                # Everything still pending with us goes back — what was handed out or
-                # buffered, and also what a read cut short by cancellation took.
-                while pending := await self._redis.xpending_range(
-                    key, GROUP, "-", "+", 500, consumername=self.name
-                ):
-                    ids = [text(p["message_id"]) for p in pending]
-                    held = in_hand.entry_id if in_hand and in_hand.key == key else ""
-                    await self._transport.scripts["requeue"](keys=[key], args=[GROUP, held, *ids])
-                await self._transport.scripts["cleanup"](keys=[key], args=[GROUP, self.name])
-        await self._transport.forget(self._transport.live_key, self.name)
+            await self.flush_acks()
+            for key, ids in held.items():
+                first = in_hand.entry_id if in_hand and in_hand.key == key else ""
+                await self._transport.scripts["requeue"](keys=[key], args=[GROUP, first, *ids])
+        self._transport.disown_all(self._private)
+        for feed in self._feeds:
+            await self._reader.leave(feed)

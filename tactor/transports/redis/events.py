@@ -67,17 +67,28 @@ class RedisEvents:
         self._by_glob: dict[str, list[RedisSubscription]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._have_subs = asyncio.Event()
+        self._adding = asyncio.Lock()  # the reader starts once the first pattern is subscribed
 
     def channel(self, topic: str) -> str:
         return self._prefix + topic
 
     async def add(self, pattern: str, buffer: int) -> Subscription:
         glob = glob_of(check_pattern(pattern))
+        async with self._adding:
+            return await self._add(pattern, glob, buffer)
+
+    async def _add(self, pattern: str, glob: str, buffer: int) -> Subscription:
         sub = RedisSubscription(self, pattern, glob, buffer)
         subs = self._by_glob.setdefault(glob, [])
         subs.append(sub)
         if len(subs) == 1:
-            await self._pubsub.psubscribe(self._prefix + glob)
+            try:
+                await self._pubsub.psubscribe(self._prefix + glob)
+            except BaseException:
+                subs.remove(sub)
+                if not subs:
+                    del self._by_glob[glob]
+                raise
         self._have_subs.set()
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(

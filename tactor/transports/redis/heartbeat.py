@@ -3,14 +3,18 @@
 An actor method that blocks the event loop (CPU work, a blocking call) must
 not make its provider look dead and have its messages taken by others; so the
 beats come from a daemon thread with its own synchronous connection. The
-thread re-creates every entry at each beat, which also re-registers the
-providers after a Redis restart.
+thread re-creates every entry at each beat, and writes again the fields of a
+kept hash that Redis lost, which re-registers the providers after a Redis restart.
+
+A beat is one script whose work grows with the node's endpoints, not with its
+providers: a provider's liveness is its node's.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -22,6 +26,9 @@ __all__ = ["OWNED_LIFETIME", "Heartbeat"]
 
 #: An owned key (a provider's private mailbox) outlives its last beat by this many TTLs.
 OWNED_LIFETIME = 20
+#: Every this many beats, a beat also extends the owned keys and drops expired entries
+#: (the others only extend the entries: an idle node costs Redis fewer commands).
+FULL_EVERY = 5
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ class Heartbeat:
         self._interval = interval
         self._entries: set[tuple[str, str]] = set()
         self._owned: set[str] = set()  # keys that expire when their owner stops beating
+        self._kept: dict[str, dict[str, str]] = {}  # hashes (owned) whose fields it restores
+        self._needs: dict[str, str] = {}  # zset -> the kept hash its entries go with
         self._beating = False
         self._removed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -43,6 +52,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._script: Any = client.register_script(HEARTBEAT)
         self._failing = False
+        self._beats = 0
         self._refused: dict[str, str] = {}  # the sorted sets refused at the last beat
 
     def start(self) -> None:
@@ -77,13 +87,41 @@ class Heartbeat:
         with self._lock:
             self._owned.discard(key)
 
+    def disown_all(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._owned.difference_update(keys)
+
+    def keep(self, key: str, field: str, value: str) -> None:
+        """Own hash ``key`` and write ``field`` again whenever Redis lost the hash."""
+        with self._lock:
+            self._kept.setdefault(key, {})[field] = value
+            self._owned.add(key)
+
+    def needs(self, zset: str, key: str) -> None:
+        """Entries of ``zset`` are made again only with hash ``key`` (restored first)."""
+        with self._lock:
+            self._needs[zset] = key
+
+    def unkeep(self, key: str, field: str) -> None:
+        with self._lock:
+            fields = self._kept.get(key)
+            if fields is not None:
+                fields.pop(field, None)
+                if not fields:
+                    del self._kept[key]
+                    self._owned.discard(key)
+
     def args(self) -> tuple[list[str], list[object]]:
         """The keys and arguments of one beat (see the HEARTBEAT script)."""
         with self._lock:
             entries, owned = sorted(self._entries), sorted(self._owned)
-        keys = [key for key, _ in entries] + owned
+        full = self._beats % FULL_EVERY == 0
+        keys = [key for key, _ in entries] + (owned if full else [])
         members = [member for _, member in entries]
-        return keys, [self._ttl_ms, len(entries), *members, self._ttl_ms * OWNED_LIFETIME]
+        lifetime = self._ttl_ms * OWNED_LIFETIME if full else 0
+        with self._lock:
+            needs = [self._needs.get(key, "") for key, _ in entries]
+        return keys, [self._ttl_ms, len(entries), *members, lifetime, *needs]
 
     def beat(self) -> dict[str, str]:
         """Extend every entry now (called by the thread); return the sorted sets Redis
@@ -92,7 +130,13 @@ class Heartbeat:
             self._beating = True
         try:
             keys, args = self.args()
-            refused = self._script(keys=keys, args=args) if keys else []
+            self._beats += 1
+            refused, gone = self._script(keys=keys, args=args) if keys else ([], [])
+            if self._restore([text(key) for key in gone]):
+                self._beats = 0  # at once, and in full: entries and owned keys again
+                keys, args = self.args()
+                self._beats += 1
+                refused, _ = self._script(keys=keys, args=args)
         finally:
             with self._lock:
                 self._beating = False
@@ -100,6 +144,19 @@ class Heartbeat:
             for key, member in removed:  # discarded while the beat was in flight
                 self._client.zrem(key, member)
         return {text(k): text(e) for k, e in zip(refused[::2], refused[1::2], strict=True)}
+
+    def _restore(self, gone: list[str]) -> bool:
+        """Write again the kept hashes Redis no longer had (a restart without persistence);
+        True if there were any."""
+        restored = False
+        for key in dict.fromkeys(gone):
+            with self._lock:
+                fields = dict(self._kept.get(key, {}))
+            if fields:
+                self._client.hset(key, mapping=fields)  # type: ignore[arg-type]
+                self._client.pexpire(key, self._ttl_ms * OWNED_LIFETIME)
+                restored = True
+        return restored
 
     def _run(self) -> None:
         while not self._stopped.is_set():

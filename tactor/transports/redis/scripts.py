@@ -17,11 +17,14 @@ __all__ = [
     "HEARTBEAT",
     "LIVE",
     "POST",
+    "PROVIDERS",
     "QUEUE_PUT",
     "QUEUE_TASK_DONE",
     "QUEUE_WAKE",
+    "REGISTER",
     "REPLAY",
     "REQUEUE",
+    "TAKE",
 ]
 
 _NOW = """
@@ -30,46 +33,157 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: stream, registry | ARGV: maxlen, payload, check ("", "any" or a provider id)
-# Returns 1 delivered, 0 mailbox full, -1 no live provider.
+# The registry of an endpoint is two keys: a sorted set of the nodes serving it, scored by
+# their expiry (kept by each node's heartbeat: one entry per node, not per provider), and a
+# hash provider -> node. A provider is live while its node is. A delivery to a provider also
+# rings its node's bell (a stream ``bell prefix .. node``): the node reads the private
+# mailboxes of all its providers over one connection, blocking on its bell alone.
+_RING = """
+local function ring(node, ...)
+    local bell = ARGV[5] .. node
+    if redis.call('EXISTS', bell) == 1 then redis.call('XADD', bell, '*', ...) end
+end
+local function private(stream)
+    if redis.call('EXISTS', stream) == 0 then
+        redis.call('XGROUP', 'CREATE', stream, ARGV[4], '0', 'MKSTREAM')
+    end
+end
+"""
+
+# KEYS: stream, registry nodes, registry providers | ARGV: maxlen, payload, check ("", "any" or a
+# provider id), group, bell prefix, private lifetime (ms). Returns 1 delivered, 0 mailbox full,
+# -1 no live provider. A delivery to a provider makes its mailbox (and group) if it expired while
+# idle, extends its life and rings the provider's node.
 DELIVER = (
     _NOW
+    + _RING
     + """
 local check = ARGV[3]
+local node = nil
 if check == 'any' then
     if redis.call('ZCOUNT', KEYS[2], now, '+inf') == 0 then return -1 end
 elseif check ~= '' then
-    local expiry = redis.call('ZSCORE', KEYS[2], check)
+    node = redis.call('HGET', KEYS[3], check)
+    if not node then return -1 end
+    local expiry = redis.call('ZSCORE', KEYS[2], node)
     if not expiry or tonumber(expiry) < now then return -1 end
 end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+if node then private(KEYS[1]) end
 redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
+if node then
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    ring(node, 'k', KEYS[1])
+end
 return 1
 """
 )
 
-# KEYS: registry | ARGV: maxlen, payload, mailbox key prefix. Appends to the private mailbox
-# (prefix .. provider) of every live provider with room. Returns {reached..., '', full...}.
-# The mailbox keys are computed here, so this script needs a single Redis node (not Cluster).
+# KEYS: registry nodes, registry providers | ARGV: maxlen, payload, mailbox key prefix, group, bell
+# prefix, private lifetime (ms). Appends to the private mailbox (prefix .. provider) of every live
+# provider with room, and rings each node once. Returns {reached..., '', full...}. The mailbox keys
+# are computed here, so this script needs a single Redis node (not Cluster).
 DELIVER_TO_PROVIDERS = (
     _NOW
+    + _RING
     + """
+local live = {}
+for _, node in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
+    live[node] = {}
+end
 local reached, full = {}, {}
 local maxlen = tonumber(ARGV[1])
-for _, provider in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
-    local stream = ARGV[3] .. provider
-    if redis.call('XLEN', stream) >= maxlen then
-        table.insert(full, provider)
-    else
-        redis.call('XADD', stream, '*', 'p', ARGV[2])
-        table.insert(reached, provider)
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+    local provider, node = flat[i], flat[i + 1]
+    local rung = live[node]
+    if rung then
+        local stream = ARGV[3] .. provider
+        if redis.call('XLEN', stream) >= maxlen then
+            table.insert(full, provider)
+        else
+            private(stream)
+            redis.call('XADD', stream, '*', 'p', ARGV[2])
+            redis.call('PEXPIRE', stream, ARGV[6])
+            table.insert(reached, provider)
+            table.insert(rung, 'k')
+            table.insert(rung, stream)
+            if #rung >= 1000 then  -- an entry per 500 providers: unpack has a limit
+                ring(node, unpack(rung))
+                live[node] = {}
+            end
+        end
     end
+end
+for node, rung in pairs(live) do
+    if #rung > 0 then ring(node, unpack(rung)) end
 end
 table.insert(reached, '')
 for _, provider in ipairs(full) do table.insert(reached, provider) end
 return reached
 """
 )
+
+# KEYS: registry nodes, registry providers | ARGV: ttl_ms, node, provider, the hash's lifetime.
+REGISTER = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: registry nodes, registry providers. The providers whose node is live.
+PROVIDERS = (
+    _NOW
+    + """
+local live = {}
+for _, node in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
+    live[node] = true
+end
+local found = {}
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+    if live[flat[i + 1]] then table.insert(found, flat[i]) end
+end
+return found
+"""
+)
+
+# KEYS: stream..., read by one consumer: first those with acknowledgements due, then those to
+# read, in order | ARGV: group, consumer, count, how many keys have acknowledgements, how many
+# ids each, the ids, then per key to read: its start id ('>' new, '0' what it holds) and 'p' for
+# a private mailbox (skipped when it expired while idle), then a bell and its wake-up field ('' for
+# none). Acknowledges, then reads the first key with entries (earlier ones first): returns {key,
+# entries}; or, none having any, rings the bell (the node's reader then reads them blocking) and
+# returns {}. One round trip per message a provider takes, its acknowledgements riding along.
+TAKE = """
+local group, consumer, count = ARGV[1], ARGV[2], ARGV[3]
+local acked = tonumber(ARGV[4])
+local at = 5 + acked
+for i = 1, acked do
+    local n = tonumber(ARGV[4 + i])
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+        local ids = {unpack(ARGV, at, at + n - 1)}
+        local ok = redis.pcall('XACK', KEYS[i], group, unpack(ids))
+        if not (type(ok) == 'table' and ok.err) then redis.call('XDEL', KEYS[i], unpack(ids)) end
+    end
+    at = at + n
+end
+for i = acked + 1, #KEYS do
+    local start, kind = ARGV[at], ARGV[at + 1]
+    at = at + 2
+    if kind ~= 'p' or redis.call('EXISTS', KEYS[i]) == 1 then
+        local got = redis.call(
+            'XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[i], start)
+        if got and #got > 0 and #got[1][2] > 0 then return got[1] end
+    end
+end
+if ARGV[at] ~= '' then redis.call('XADD', ARGV[at], '*', 'w', ARGV[at + 1]) end
+return {}
+"""
 
 # KEYS: stream | ARGV: group, id...  Acknowledge and delete: a stream holds only unfinished work,
 # so XLEN is the mailbox's true depth. After a Redis restart the group may be gone: then there is
@@ -156,30 +270,42 @@ return 1
 """
 
 # KEYS: zset..., then keys that live only while their owner does
-# ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms.
-# Extends (or re-creates) each zset entry and drops expired ones; extends each owned key.
+# ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms (0: a light beat),
+# then per zset entry a key it needs ('' for none).
+# Extends (or re-creates) each zset entry — not one whose needed key is gone (a registry's hash
+# of providers, lost with a restart: the entry would make the node live with no providers);
+# unless light, drops expired ones and extends each owned key.
 # A zset of another type is skipped, not fatal: the others are kept alive. Returns
-# {key, error, key, error, ...} for the skipped ones. Any other error (READONLY) fails it.
+# {{key, error, key, error, ...} for the skipped ones, {owned keys that were gone}}.
+# Any other error (READONLY) fails it.
 HEARTBEAT = (
     _NOW
     + """
 local zsets = tonumber(ARGV[2])
-local refused = {}
+local lifetime = ARGV[zsets + 3]
+local refused, swept = {}, {}
+local gone = {}
 for i = 1, zsets do
-    local added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    local need = ARGV[zsets + 3 + i]
+    local added = 0
+    if need ~= '' and redis.call('EXISTS', need) == 0 then
+        table.insert(gone, need)
+    else
+        added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+    end
     if type(added) == 'table' and added.err then
         if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
         table.insert(refused, KEYS[i])
         table.insert(refused, added.err)
-    else
+    elseif lifetime ~= '0' and not swept[KEYS[i]] then
+        swept[KEYS[i]] = true
         redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
     end
 end
-local lifetime = ARGV[zsets + 3]
 for i = zsets + 1, #KEYS do
-    redis.call('PEXPIRE', KEYS[i], lifetime)
+    if redis.call('PEXPIRE', KEYS[i], lifetime) == 0 then table.insert(gone, KEYS[i]) end
 end
-return refused
+return {refused, gone}
 """
 )
 
@@ -251,6 +377,9 @@ return 1
 BY_NAME = {
     "deliver": DELIVER,
     "deliver_to_providers": DELIVER_TO_PROVIDERS,
+    "register": REGISTER,
+    "providers": PROVIDERS,
+    "take": TAKE,
     "ack": ACK,
     "requeue": REQUEUE,
     "cleanup": CLEANUP,

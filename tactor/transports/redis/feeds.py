@@ -1,0 +1,100 @@
+"""What a node's reader shares with its consumers: entries as read, and feeds.
+
+A :class:`Feed` is a mailbox that a node's consumers compete on (an endpoint's):
+the reader reads it for those waiting and hands out what it read in turn (see
+:mod:`.reader`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from .connection import text
+
+if TYPE_CHECKING:
+    from .consumer import RedisConsumer
+
+__all__ = ["GROUP", "Entry", "Feed", "entries_of", "expected", "pairs_of"]
+
+GROUP = "tactor"
+
+#: An entry taken from a stream: its id, its payload, and its attempts so far (this one included).
+Entry = tuple[str, bytes, int]
+
+
+def expected(exc: ResponseError) -> bool:
+    """Whether Redis said the stream or its group is gone, as after a restart or a deletion."""
+    return "NOGROUP" in str(exc)[:40] or str(exc).startswith("UNBLOCKED")
+
+
+def field(fields: Any, name: bytes) -> Any:
+    """A field of an entry: fields as redis-py parses them (a dict) or raw (a list)."""
+    if isinstance(fields, dict):
+        return fields.get(name)
+    if isinstance(fields, list):
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == name:
+                return fields[i + 1]
+    return None
+
+
+def entries_of(entries: Any, deliveries: int, skip: Any = ()) -> tuple[list[Entry], list[str]]:
+    """Tactor's entries among ``entries`` (delivered ``deliveries`` times to the group), and the
+    ids of foreign ones (to be acknowledged); those deleted meanwhile or in ``skip`` are left."""
+    found: list[Entry] = []
+    foreign: list[str] = []
+    for entry_id, fields in entries:
+        ident = text(entry_id)
+        if fields is None or ident in skip:
+            continue
+        payload = field(fields, b"p")
+        if isinstance(payload, bytes):
+            found.append((ident, payload, int(field(fields, b"n") or 0) + deliveries))
+        else:
+            foreign.append(ident)
+    return found, foreign
+
+
+def pairs_of(response: Any) -> Any:
+    # RESP3 answers a map of streams, RESP2 a list of pairs; redis-py passes on either.
+    return response.items() if isinstance(response, dict) else response or ()
+
+
+class Feed:
+    """A mailbox its node's consumers compete on: read for those waiting, handed out in turn."""
+
+    __slots__ = (
+        "buffer", "eager", "held", "key", "mailbox", "redelivered", "users", "waiters", "want",
+    )  # fmt: skip
+
+    def __init__(self, key: str, mailbox: str) -> None:
+        self.key = key
+        self.mailbox = mailbox
+        self.waiters: dict[RedisConsumer, None] = {}  # in the order they started waiting
+        self.buffer: deque[Entry] = deque()
+        #: Ids the node holds: buffered, handed out, or acknowledged and not yet sent.
+        self.held: set[str] = set()
+        self.redelivered: set[str] = set()  # handed out with attempts > 1, not finished
+        self.users = 0
+        #: Consumers busy with a message that expect to finish within the prefetch window: the
+        #: reader reads on for them (one entry), as a fast consumer prefetches for itself.
+        self.eager = 0
+        self.want = 0  # the most entries one of them reads per round trip (its prefetch)
+
+    def give(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.held.add(entry[0])
+            self.put_back(entry, first=False)
+
+    def put_back(self, entry: Entry, *, first: bool = True) -> None:
+        """Hand ``entry`` to the first consumer waiting, else keep it (first, or last)."""
+        while self.waiters:
+            if next(iter(self.waiters)).offer(self, entry):
+                return
+        if first:
+            self.buffer.appendleft(entry)
+        else:
+            self.buffer.append(entry)

@@ -1,0 +1,433 @@
+"""A node's reading of its mailboxes: one task on one connection, whatever its provider count.
+
+Every consumer of a node reads under the node's name in the streams' consumer
+groups, so that one ``XREADGROUP`` may read many streams. A mailbox shared by
+competing consumers (an endpoint's) is a :class:`Feed`: the node reads it only
+while one of its consumers waits on it, as many entries as consumers wait (at
+most ``prefetch``), and hands each to a waiting consumer; what nobody waits for
+any more stays in the feed for the next one (and goes back to the stream when the
+node's last consumer of it closes). A consumer that finished a message first reads
+for itself, its acknowledgements riding along (see :meth:`RedisConsumer.receive`);
+it waits on the reader only when there was nothing to read.
+
+The private mailboxes of a node's providers are read by their consumers, not by
+the reader: a delivery to one rings the node's *bell* (a stream of its own, see
+``DELIVER`` in :mod:`.scripts`) with the mailbox's name, and the reader — blocked
+on the bell and on the feeds somebody waits on — wakes that consumer. So an idle
+provider costs no connection and no command; a node blocks on one stream, not one
+per provider. A consumer that starts waiting on a feed the reader is not blocked
+on rings the bell itself, in the same script as its read.
+
+Redelivery: the node's name is kept alive by the heartbeat thread. While some
+consumer waits (and at least every ``reclaim_every`` seconds) the reader looks for
+entries pending with consumers (nodes) no longer alive and claims them, one at a
+time (see :mod:`.consumer` for how attempts are counted); it also sweeps dead
+nodes' consumers out of the groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from .connection import LOST, Backoff, check_cancelled, text
+from .feeds import GROUP, Feed, entries_of, expected, pairs_of
+from .wire import HeldConnection, quietly
+
+if TYPE_CHECKING:
+    from . import RedisTransport
+    from .consumer import RedisConsumer
+
+__all__ = ["NodeReader"]
+
+log = logging.getLogger(__name__)
+
+BELL_BATCH = 1000  # rings read per round trip once the bell rang
+
+
+class NodeReader:
+    """Reads the feeds and the bell of one node; one task, one held connection."""
+
+    def __init__(self, transport: RedisTransport) -> None:
+        self._transport = transport
+        self.node = transport.node
+        self.bell = transport.key("bell", transport.node)
+        self.feeds: dict[str, Feed] = {}
+        self.private: dict[str, RedisConsumer] = {}  # private mailbox key -> its consumer
+        self._connection = HeldConnection(transport.redis)
+        self._blocked_on: frozenset[str] | None = None
+        self._to_ack: dict[str, list[str]] = {}
+        self._strays: list[tuple[str, list[str]]] = []  # read for a feed that was left meanwhile
+        self._task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+        self._regroup = False
+        self._recover = False
+        self._refused: str | None = None
+        #: A fault that is not Redis's (a bug): receives raise it until a step succeeds, so
+        #: runners give up and their providers leave the registry rather than serve nothing.
+        self.failure: Exception | None = None
+        self._next_reclaim = 0.0
+        self._next_sweep = time.monotonic() + transport.forget_dead_after
+
+    async def start(self) -> None:
+        """Say the node is alive, make its bell and start reading; idempotent."""
+        async with self._starting:
+            if self._task is not None:
+                return
+            transport = self._transport
+            await transport.keep_alive(transport.live_key, self.node)
+            transport.own(self.bell)
+            await self._make_bell()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"tactor-reader-{self.node}"
+            )
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._connection.close()
+        transport = self._transport
+        transport.disown(self.bell)
+        with contextlib.suppress(*LOST, ResponseError, Exception):
+            await transport.redis.delete(self.bell)
+        await transport.forget(transport.live_key, self.node)
+
+    # -- feeds -----------------------------------------------------------------
+
+    async def join(self, key: str, mailbox: str) -> Feed:
+        """The feed of ``key``, one user more (its group made and joined the first time)."""
+        feed = self.feeds.get(key)
+        if feed is None:
+            feed = self.feeds[key] = Feed(key, mailbox)
+            try:
+                await self.ensure_group(feed)
+            except BaseException:
+                del self.feeds[key]
+                raise
+        feed.users += 1
+        return feed
+
+    async def leave(self, feed: Feed) -> None:
+        """One user less; the last one puts back what the node holds and leaves the group."""
+        feed.users -= 1
+        if feed.users > 0 or self.feeds.get(feed.key) is not feed:
+            return
+        del self.feeds[feed.key]
+        transport, key = self._transport, feed.key
+        buffered = [entry[0] for entry in feed.buffer]
+        feed.buffer.clear()
+        with contextlib.suppress(*LOST, ResponseError, Exception):
+            if buffered:
+                await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *buffered])
+            # Everything else still pending with the node goes back too (a read cut short).
+            while pending := await transport.redis.xpending_range(
+                key, GROUP, "-", "+", 500, consumername=self.node
+            ):
+                ids = [text(p["message_id"]) for p in pending]
+                await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *ids])
+            await transport.scripts["cleanup"](keys=[key], args=[GROUP, self.node])
+
+    async def _make_bell(self) -> None:
+        """The bell, and its life: it expires some time after the node died (the heartbeat
+        extends it while the node lives)."""
+        await self._ensure_group(self.bell)
+        await self._transport.redis.pexpire(self.bell, self._transport.private_lifetime)
+
+    async def ensure_group(self, feed: Feed) -> None:
+        await self._ensure_group(feed.key)
+
+    async def _ensure_group(self, key: str) -> None:
+        redis = self._transport.redis
+        try:
+            await redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        # Join the group now, not at the first entry read: a node that has read nothing yet
+        # must still count, or a leaving one would drop the stream under it.
+        await redis.xgroup_createconsumer(key, GROUP, self.node)
+
+    def covers(self, feeds: list[Feed]) -> bool:
+        """Whether the reader will read ``feeds`` for consumers waiting on them without a ring:
+        it is blocked on them, or not blocked (it looks at the waiters before it blocks)."""
+        blocked = self._blocked_on
+        return blocked is None or all(feed.key in blocked for feed in feeds)
+
+    def add_acks(self, acks: dict[str, list[str]]) -> None:
+        """Acknowledgements of a consumer that took from a feed without a read of its own:
+        they go with the reader's next read, or with the next read of any consumer."""
+        for key, ids in acks.items():
+            self._to_ack.setdefault(key, []).extend(ids)
+
+    def share_acks(self) -> dict[str, list[str]]:
+        """The acknowledgements due but the bell's (a consumer's read sends them)."""
+        shared = {key: ids for key, ids in self._to_ack.items() if key != self.bell}
+        for key in shared:
+            del self._to_ack[key]
+        return shared
+
+    def acked(self, acks: dict[str, list[str]]) -> None:
+        for key, ids in acks.items():
+            feed = self.feeds.get(key)
+            if feed is not None:
+                feed.held.difference_update(ids)
+
+    def lost(self) -> None:
+        """A consumer's read was cut short: what it took is pending with the node; read it back."""
+        self._recover = True
+
+    def _wake_private(self) -> None:
+        """Rings may have been lost (a lost connection, a restart): every consumer looks."""
+        for consumer in list(self.private.values()):
+            consumer.ring()
+
+    # -- the loop --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        regrouped = False
+        while True:
+            try:
+                if self._regroup:
+                    await self._make_bell()
+                    for feed in list(self.feeds.values()):
+                        await self.ensure_group(feed)
+                    self._regroup = False
+                    self._wake_private()
+                await self._step()
+                check_cancelled()
+                backoff.reset()
+                regrouped = False
+                self.failure = None
+                if self._refused is not None:
+                    log.warning("%s: Redis serves the mailboxes again", self.node)
+                    self._refused = None
+            except ResponseError as exc:
+                # Every refusal is met by making the streams and groups again, never by
+                # ending: a stream deleted or replaced by another type, a server turned
+                # replica (READONLY) and back. A reader that gave up here would leave the
+                # node's providers registered by the heartbeat thread while they read nothing.
+                self._regroup = True
+                if expected(exc) and not regrouped:
+                    regrouped = True  # at once the first time; if it recurs, at a pace
+                    continue
+                if str(exc) != self._refused:
+                    log.warning("%s: Redis refused a mailbox read (%s); retrying", self.node, exc)
+                    self._refused = str(exc)
+                await backoff.wait()
+            except LOST as exc:
+                what = "Redis connection lost while reading"
+                log.warning("%s: %s (%s); retrying", self.node, what, exc)
+                self._recover = True
+                self._wake_private()
+                await backoff.wait()
+            except Exception as exc:
+                log.exception("%s: unexpected error reading the mailboxes; retrying", self.node)
+                self.failure = exc
+                for consumer in {c for f in self.feeds.values() for c in f.waiters}:
+                    consumer.fail(exc)
+                for consumer in list(self.private.values()):
+                    consumer.fail(exc)
+                await backoff.wait()
+
+    async def _step(self) -> None:
+        transport = self._transport
+        if self._recover:
+            await self._recover_own()
+        for key, ids in self._strays:
+            await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *ids])
+        self._strays.clear()
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + transport.forget_dead_after
+            for feed in list(self.feeds.values()):
+                await self._forget_dead_consumers(feed)
+        waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
+        if waiting and time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + transport.reclaim_every
+            for feed in waiting:
+                await self._reclaim(feed)
+            check_cancelled()
+            # Again, from every feed: consumers that started waiting during the awaits above
+            # were told the reader would look (``covers``), and rang no bell.
+            waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
+        wanted = (max(len(f.waiters), f.want, 1) for f in waiting)
+        count = min(transport.prefetch, min(wanted, default=1))
+        keys = [self.bell, *(feed.key for feed in waiting)]
+        check_cancelled()
+        self._blocked_on = frozenset(keys)
+        try:
+            response = await self._read_and_ack(keys, count, int(transport.block * 1000))
+        finally:
+            self._blocked_on = None
+        if not response:
+            self._next_reclaim = 0.0  # idle: look for orphans at once
+        for stream, entries in pairs_of(response):
+            await self._took(text(stream), entries)
+        if response:
+            # Let the consumers just handed an entry run before this task reads again: the
+            # next read is then written after their replies, not on their path.
+            await asyncio.sleep(0)
+
+    async def _took(self, key: str, entries: Any, deliveries: int = 1) -> None:
+        if key == self.bell:
+            await self._rang(entries)
+            return
+        feed = self.feeds.get(key)
+        found, foreign = entries_of(entries, deliveries, feed.held if feed else ())
+        if foreign:
+            log.warning("%s: dropped %d foreign entries on %s", self.node, len(foreign), key)
+            await self._transport.ack(key, foreign)
+        if feed is None:  # left while the read was on the wire: they go back
+            self._strays.append((key, [entry[0] for entry in found]))
+        else:
+            feed.give(found)
+
+    async def _rang(self, entries: Any) -> None:
+        """Serve the consumers whose private mailboxes were delivered to (reading the rest
+        of the rings at once: the blocking read takes only as many as consumers wait)."""
+        rung: dict[str, RedisConsumer] = {}
+        while entries:
+            for entry_id, fields in entries:
+                self._to_ack.setdefault(self.bell, []).append(text(entry_id))
+                if not isinstance(fields, list):
+                    continue
+                for i in range(0, len(fields) - 1, 2):
+                    if fields[i] == b"k" and (consumer := self.private.get(text(fields[i + 1]))):
+                        rung[text(fields[i + 1])] = consumer
+            if len(entries) < BELL_BATCH:
+                break
+            read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", BELL_BATCH)
+            more = await self._connection.execute(*read, "STREAMS", self.bell, ">")
+            entries = more[0][1] if more else None
+        keys = list(rung)
+        for first in range(0, len(keys), BELL_BATCH):
+            await self._read_for({key: rung[key] for key in keys[first : first + BELL_BATCH]})
+
+    async def _read_for(self, rung: dict[str, RedisConsumer]) -> None:
+        """Read the private mailboxes of the rung consumers that wait, all in one XREADGROUP
+        (a broadcast reaches every provider of a node so), and hand each its entries; the
+        busy ones read for themselves at their next receive."""
+        parked = {key: consumer for key, consumer in rung.items() if consumer.parked()}
+        for key, consumer in rung.items():
+            if key not in parked:
+                consumer.ring()
+        if not parked:
+            return
+        keys, count = list(parked), self._transport.prefetch
+        read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", count, "STREAMS")
+        try:
+            reply = await self._connection.execute(*read, *keys, *(">" for _ in keys))
+        except ResponseError:  # one expired meanwhile (NOGROUP): each reads its own
+            for consumer in parked.values():
+                consumer.ring()
+            return
+        got = {text(stream): entries for stream, entries in pairs_of(reply)}
+        for key, consumer in parked.items():
+            consumer.served(key, got.get(key) or [], count)
+
+    async def _recover_own(self) -> None:
+        """Read back what is pending with the node and not held here (a read cut short)."""
+        redis = self._transport.redis
+        for feed in list(self.feeds.values()):
+            own = await redis.xreadgroup(GROUP, self.node, {feed.key: "0"})
+            for _, entries in pairs_of(own):
+                found, _ = entries_of(entries, 1, feed.held)
+                feed.give(found)
+        self._recover = False
+
+    async def _reclaim(self, feed: Feed) -> None:
+        """Claim the oldest entry pending with a node that is no longer alive.
+
+        One at a time, and again at the next step (until none is left); not while a
+        redelivered message is in hand here: what a claimer handles before it dies is
+        not counted again, so only the message it died on gains an attempt.
+        """
+        if feed.redelivered:
+            self._next_reclaim = 0.0  # claim after it
+            return
+        transport = self._transport
+        min_idle = int(transport.claim_idle * 1000)
+        pending = await transport.redis.xpending_range(
+            feed.key, GROUP, "-", "+", 100, idle=min_idle
+        )
+        owners = {text(p["consumer"]) for p in pending} - {self.node}
+        if not owners:
+            return
+        live = set(await transport.live_members(transport.live_key, owners))
+        dead = [p for p in pending if text(p["consumer"]) in owners - live]
+        if dead:
+            await self._flush_waiting_acks(feed)
+            oldest = dead[0]
+            claimed = await transport.redis.xclaim(
+                feed.key, GROUP, self.node, min_idle, [oldest["message_id"]]
+            )
+            if claimed:
+                log.warning("%s: took over a message of a dead consumer", self.node)
+            self._next_reclaim = 0.0  # the next step looks for more
+            await self._took(feed.key, claimed, int(oldest["times_delivered"]) + 1)
+
+    async def _flush_waiting_acks(self, feed: Feed) -> None:
+        """Send the acknowledgements the feed's waiting consumers still hold, before a claim."""
+        for consumer in list(feed.waiters):
+            await consumer.flush_acks()
+
+    async def _forget_dead_consumers(self, feed: Feed) -> None:
+        """Take the consumers of nodes that died (killed, never closed) out of the group.
+
+        A clean close removes the node's consumer; a killed one's stays, one name per
+        kill. Only those with nothing pending (claimed already), not live and quiet for
+        ``forget_dead_after`` are removed — a live reader reads at least every ``block``.
+        """
+        transport = self._transport
+        quiet_ms = transport.forget_dead_after * 1000
+        consumers = await transport.redis.xinfo_consumers(feed.key, GROUP)
+        quiet = {
+            text(c["name"])
+            for c in consumers
+            if int(c["pending"]) == 0 and int(c["idle"]) > quiet_ms
+        } - {self.node}
+        if not quiet:
+            return
+        live = set(await transport.live_members(transport.live_key, quiet))
+        for name in sorted(quiet - live):
+            await transport.redis.xgroup_delconsumer(feed.key, GROUP, name)
+            log.info("%s: removed the dead consumer %s from %s", self.node, name, feed.key)
+
+    async def _read_and_ack(self, keys: list[str], count: int, block: int) -> Any:
+        """Read blocking; the bell's acknowledgements due go first, in the same write,
+        without an answer where Redis allows it (EVAL: a lost script cannot fail them unseen)."""
+        read = (
+            "XREADGROUP", "GROUP", GROUP, self.node, "COUNT", count, "BLOCK", block,
+            "STREAMS", *keys, *(">" for _ in keys),
+        )  # fmt: skip
+        to_ack, self._to_ack = self._to_ack, {}
+        quiet = self._transport.quiet
+        script = self._transport.unanswered_script("ack")
+        acks = [(*script, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
+        try:
+            replies = await self._connection.execute_many(
+                [*(c for ack in acks for c in quietly(ack)), read] if quiet else [*acks, read]
+            )
+        except BaseException:
+            for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
+                self._to_ack.setdefault(key, []).extend(ids)
+            raise
+        if not quiet:  # answered acknowledgements: take back the failed ones
+            for (key, ids), reply in zip(to_ack.items(), replies, strict=False):
+                if isinstance(reply, Exception):  # e.g. NOSCRIPT after a Redis restart
+                    self._to_ack.setdefault(key, []).extend(ids)
+                    if isinstance(reply, NoScriptError):
+                        await self._transport.load_scripts()
+        if isinstance(replies[-1], ResponseError):
+            raise replies[-1]
+        self.acked({key: ids for key, ids in to_ack.items() if key not in self._to_ack})
+        return replies[-1]
