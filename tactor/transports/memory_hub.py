@@ -12,6 +12,7 @@ import itertools
 import time
 import weakref
 from collections import deque
+from typing import Any
 
 from .base import BufferedSubscription, DeadLetterEntry, InboxHandler
 
@@ -141,7 +142,10 @@ class MemoryHub:
         self.mailbox_size = mailbox_size
         self.mailboxes: dict[str, Mailbox] = {}
         self.subscriptions: list[BufferedSubscription] = []
-        self.registry: dict[str, dict[str, None]] = {}
+        #: endpoint -> provider -> the info it registered with
+        self.registry: dict[str, dict[str, bytes]] = {}
+        #: every open consumer of this hub (for mailbox depths: what they hold unacknowledged)
+        self.consumers: set[Any] = set()
         self.inboxes: dict[str, InboxHandler] = {}
         self.queues: dict[str, HubQueue] = {}
         self.dead_letters: dict[str, DeadLetters] = {}

@@ -3,7 +3,8 @@ or ``redis+sentinel://`` through Redis Sentinel (see :mod:`.location`).
 
 Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
 consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
-is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry; live
+is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry, what each registered
+with is in the hash ``P:pi:ENDPOINT``; live
 consumers and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
 a queue is a list ``P:q:NAME`` with its count of unfinished tasks in
 ``P:q:NAME:unfinished``; the dead letters of a mailbox are a stream ``P:dl:NAME``.
@@ -70,6 +71,7 @@ from .inbox import RedisInbox
 from .location import location_of
 from .pipeliner import Pipeliner
 from .queues import RedisQueues
+from .registry import RedisRegistry
 from .wire import quiet_allowed
 
 __all__ = ["RedisTransport"]
@@ -90,7 +92,7 @@ _OPTIONS = {
 }
 
 
-class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
+class RedisTransport(RedisRegistry, RedisQueues, RedisDeadLetters, Transport):
     """Mailboxes on Redis Streams, inboxes on lists, events on pub/sub, a registry with TTLs."""
 
     def __init__(
@@ -131,10 +133,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         self.live_key = self.key("live")
         self.consumers: set[RedisConsumer] = set()
         self._inboxes: set[RedisInbox] = set()
-        self._registered: set[tuple[str, str]] = set()
+        self._registered: set[tuple[str, str]] = set()  # see registry.py
         self._give_backs: set[asyncio.Task[None]] = set()
         self._redis: aioredis.Redis | None = None
-        self._heartbeat: Heartbeat | None = None
+        self._heartbeat: Heartbeat | None = None  # see registry.py
         self._events: RedisEvents | None = None
         self.scripts: dict[str, Any] = {}
         self._pipeliner: Pipeliner | None = None
@@ -383,17 +385,3 @@ class RedisTransport(RedisQueues, RedisDeadLetters, Transport):
         assert self._events is not None
         with translated(f"subscribe to {pattern}"):
             return await self._events.add(pattern, self.subscription_buffer)
-
-    # -- registry --------------------------------------------------------------
-
-    async def register(self, endpoint: str, provider: str) -> None:
-        await self.keep_alive(self.key("reg", endpoint), provider)
-        self._registered.add((endpoint, provider))
-
-    async def unregister(self, endpoint: str, provider: str) -> None:
-        self._registered.discard((endpoint, provider))
-        await self.forget(self.key("reg", endpoint), provider)
-
-    async def providers(self, endpoint: str) -> list[str]:
-        with translated(f"list providers of {endpoint}"):
-            return await self.live_members(self.key("reg", endpoint))

@@ -20,6 +20,7 @@ __all__ = [
     "QUEUE_PUT",
     "QUEUE_TASK_DONE",
     "QUEUE_WAKE",
+    "REGISTRY",
     "REPLAY",
     "REQUEUE",
 ]
@@ -199,6 +200,26 @@ return live
 """
 )
 
+# KEYS: registry zset, its providers' infos (a hash). Returns {provider, info, ...} of the live
+# providers ('' for an info lost) and drops the infos of the others (a killed provider's).
+# Registering adds to the zset before the hash, unregistering removes in the same order.
+REGISTRY = (
+    _NOW
+    + """
+local live = redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')
+local keep, found = {}, {}
+for _, provider in ipairs(live) do keep[provider] = true end
+for _, provider in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if not keep[provider] then redis.call('HDEL', KEYS[2], provider) end
+end
+for _, provider in ipairs(live) do
+    table.insert(found, provider)
+    table.insert(found, redis.call('HGET', KEYS[2], provider) or '')
+end
+return found
+"""
+)
+
 # KEYS: inbox list, live zset | ARGV: payload, ttl_ms. Push only while the inbox's owner is alive,
 # so a reply to a node that is gone leaves nothing behind.
 POST = (
@@ -258,6 +279,7 @@ BY_NAME = {
     "replay": REPLAY,
     "heartbeat": HEARTBEAT,
     "live": LIVE,
+    "registry": REGISTRY,
     "post": POST,
     "queue_put": QUEUE_PUT,
     "queue_task_done": QUEUE_TASK_DONE,
