@@ -25,6 +25,7 @@ def test_all_is_explicit_and_complete() -> None:
             "DeadLetter",
             "DecodeError",
             "EncodeError",
+            "EndpointInfo",
             "EventSubscription",
             "InvalidArguments",
             "JsonCodec",
@@ -33,6 +34,7 @@ def test_all_is_explicit_and_complete() -> None:
             "NotRunning",
             "Outcome",
             "PayloadTooLarge",
+            "ProviderInfo",
             "RemoteError",
             "SchemaError",
             "TactorError",
@@ -78,6 +80,8 @@ def test_import_starts_nothing_and_does_not_import_redis() -> None:
     code = (
         "import sys, threading, tactor\n"
         "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "assert 'tactor.cli' not in sys.modules, 'the CLI imported'\n"
+        "assert 'argparse' not in sys.modules, 'argparse imported'\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
         "import asyncio\n"
         "assert asyncio.events._get_running_loop() is None\n"

@@ -19,6 +19,7 @@ from .default import (
     unsubscribe,
 )
 from .events import subscribe, topic, topic_of
+from .operating import EndpointInfo, ProviderInfo
 from .queues import AsyncQueue
 from .system import ActorSystem, EventSubscription
 
@@ -31,8 +32,10 @@ __all__ = [
     "BlockingSystem",
     "BroadcastResult",
     "DeadLetter",
+    "EndpointInfo",
     "EventSubscription",
     "Outcome",
+    "ProviderInfo",
     "deadline",
     "expose",
     "init",
