@@ -60,6 +60,9 @@ class Pricing(Actor, name="cli-pricing"):
     async def fail(self, why: str) -> None:
         raise OutOfStock(why)
 
+    async def totals(self, pairs: list[tuple[str, int]]) -> dict[str, int]:
+        return {sku: qty for sku, qty in pairs}
+
     async def hang(self) -> None:
         await asyncio.Event().wait()
 
