@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tactor.transports import open_transport
-from tactor.transports.base import provider_mailbox
+from tactor.transports.base import endpoint_mailbox, provider_mailbox
 
 
 def _with(url: str, **options: object) -> str:
@@ -40,5 +40,54 @@ async def test_deliver_to_providers_reaches_every_live_provider_with_room(url: s
         await first.ack()
         await consumer.close()
         await consumer_b.close()
+    finally:
+        await transport.close()
+
+
+async def test_registry_lists_endpoints_and_what_providers_registered_with(url: str) -> None:
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        assert await transport.endpoints() == []
+        await transport.register("svc", "b", b'{"node": "n1"}')
+        await transport.register("svc", "a")
+        await transport.register("other.name-1", "z", b"\x00bytes")
+        assert await transport.endpoints() == ["other.name-1", "svc"]
+        entries = await transport.provider_entries("svc")
+        assert [e.provider for e in entries] == await transport.providers("svc")
+        assert {e.provider: e.info for e in entries} == {"a": b"", "b": b'{"node": "n1"}'}
+        (entry,) = await transport.provider_entries("other.name-1")
+        assert (entry.provider, entry.info) == ("z", b"\x00bytes")
+        assert await transport.provider_entries("nobody") == []
+
+        await transport.unregister("other.name-1", "z")
+        assert await transport.endpoints() == ["svc"]
+        await transport.register("other.name-1", "z")  # again, with no info this time
+        assert [e.info for e in await transport.provider_entries("other.name-1")] == [b""]
+    finally:
+        await transport.close()
+    other = open_transport(url)
+    await other.start()
+    try:
+        assert await other.endpoints() == []  # closing unregistered everything
+    finally:
+        await other.close()
+
+
+async def test_mailbox_depth_counts_waiting_and_unacknowledged(url: str) -> None:
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        box = endpoint_mailbox("svc")
+        assert await transport.mailbox_depth(box) == 0  # never used
+        for payload in (b"1", b"2", b"3"):
+            await transport.deliver(box, payload)
+        assert await transport.mailbox_depth(box) == 3
+        consumer = await transport.consume([box], "c")
+        first = await consumer.receive()
+        assert await transport.mailbox_depth(box) == 3  # taken, not acknowledged
+        await first.ack()  # on Redis, sent with the consumer's next read (or its close)
+        await consumer.close()  # what it took and did not acknowledge goes back
+        assert await transport.mailbox_depth(box) == 2
     finally:
         await transport.close()

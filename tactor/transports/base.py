@@ -379,7 +379,8 @@ class Transport(ABC):
     async def mailbox_depth(self, mailbox: str) -> int | None:
         """How many payloads ``mailbox`` holds: waiting, or taken and not yet acknowledged.
 
-        None where the transport cannot tell (this default).
+        A transport that sends acknowledgements in batches may count a payload until its
+        acknowledgement is sent. None where the transport cannot tell (this default).
         """
         return None
 
