@@ -99,8 +99,9 @@ def not_a_factory() -> int:
 async def serve(url: str) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Slow)
-        print("ready", flush=True)
-        received = await system.serve(drain_timeout=20)
+        received = await system.serve(
+            drain_timeout=20, on_serving=lambda: print("ready", flush=True)
+        )
     print(f"stopped by {received.name}", flush=True)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import ConfigError
 
@@ -22,8 +22,14 @@ __all__ = ["STOP_SIGNALS", "wait_for_signal"]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def wait_for_signal(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> signal.Signals:
+async def wait_for_signal(
+    signals: Sequence[signal.Signals] = STOP_SIGNALS,
+    *,
+    on_waiting: Callable[[], object] | None = None,
+) -> signal.Signals:
     """Wait until the process receives one of ``signals``; return it.
+
+    ``on_waiting`` is called once the handlers are installed.
 
     Raises :class:`~tactor.errors.ConfigError` where the event loop cannot
     handle signals (outside the main thread, or on Windows).
@@ -46,6 +52,8 @@ async def wait_for_signal(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> s
                     "thread's event loop, on a POSIX system"
                 ) from None
             installed.append(sig)
+        if on_waiting is not None:
+            on_waiting()
         return await received
     finally:
         for sig in installed:

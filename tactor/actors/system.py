@@ -178,22 +178,26 @@ class ActorSystem(Operating):
             await self.transport.close()
             self._state = "closed"
 
-    async def serve(self, *, drain_timeout: float | None = None) -> signal.Signals:
+    async def serve(
+        self,
+        *,
+        drain_timeout: float | None = None,
+        on_serving: Callable[[], object] | None = None,
+    ) -> signal.Signals:
         """Serve until the process receives SIGINT or SIGTERM, then drain and close.
 
-        Starts the system if need be. After the signal every provider finishes and
-        acknowledges its message in hand (within ``drain_timeout`` seconds, default
-        ``stop_grace``) and leaves the registry, and the transport is closed: nothing
-        of this node is left on it. Returns the signal. Call it from the main thread.
+        Starts the system if need be. ``on_serving`` is called once the signal
+        handlers are in place (the moment to say "ready": a signal from then on drains).
+        After the signal every provider leaves the registry, finishes and acknowledges
+        its message in hand (within ``drain_timeout`` seconds, default ``stop_grace``),
+        and the transport is closed: nothing of this node is left on it. Returns the
+        signal. Call it from the main thread (else ``ConfigError``).
         """
         await self.start()
-        received = await wait_for_signal()
+        received = await wait_for_signal(on_waiting=on_serving)
         grace = self.stop_grace if drain_timeout is None else drain_timeout
         log.info(
-            "%s: draining %d provider(s) (up to %.1f s), then closing",
-            received.name,
-            len(self._actors),
-            grace,
+            "%s: draining %d provider(s) (up to %.1f s)", received.name, len(self._actors), grace
         )
         await self.close(drain_timeout=grace)
         log.info("closed after %s", received.name)

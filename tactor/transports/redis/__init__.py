@@ -4,7 +4,7 @@ or ``redis+sentinel://`` through Redis Sentinel (see :mod:`.location`).
 Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
 consumer group; inboxes are lists ``P:in:NAME``; the registry of an endpoint
 is a sorted set ``P:reg:ENDPOINT`` of providers scored by their expiry, what each registered
-with is in the hash ``P:pi:ENDPOINT``; live
+with is in the hash ``P:pi:ENDPOINT``, the endpoints with providers in ``P:eps``; live
 consumers and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
 a queue is a list ``P:q:NAME`` with its count of unfinished tasks in
 ``P:q:NAME:unfinished``; the dead letters of a mailbox are a stream ``P:dl:NAME``.

@@ -14,6 +14,7 @@ __all__ = [
     "DEAD_LETTER",
     "DELIVER",
     "DELIVER_TO_PROVIDERS",
+    "DROP_ENDPOINT",
     "HEARTBEAT",
     "LIVE",
     "POST",
@@ -220,6 +221,17 @@ return found
 """
 )
 
+# KEYS: registry zset, the endpoints zset | ARGV: endpoint. Drop the endpoint from the list of
+# endpoints unless it has a live provider (registering adds to the registry first).
+DROP_ENDPOINT = (
+    _NOW
+    + """
+if redis.call('ZCOUNT', KEYS[1], now, '+inf') > 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+)
+
 # KEYS: inbox list, live zset | ARGV: payload, ttl_ms. Push only while the inbox's owner is alive,
 # so a reply to a node that is gone leaves nothing behind.
 POST = (
@@ -280,6 +292,7 @@ BY_NAME = {
     "heartbeat": HEARTBEAT,
     "live": LIVE,
     "registry": REGISTRY,
+    "drop_endpoint": DROP_ENDPOINT,
     "post": POST,
     "queue_put": QUEUE_PUT,
     "queue_task_done": QUEUE_TASK_DONE,
