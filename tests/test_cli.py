@@ -188,3 +188,15 @@ def test_run_on_memory_serves_until_sigint() -> None:
 def test_python_dash_m_and_version() -> None:
     ran = run_tactor("--version")
     assert (ran.status, ran.out.strip()) == (0, f"tactor {tactor.__version__}")
+
+
+def test_the_console_script_is_installed() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "tactor"  # pip's script for [project.scripts]
+    done = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, f"tactor {tactor.__version__}")
