@@ -96,6 +96,18 @@ def not_a_factory() -> int:
     return 1
 
 
+def broken_factory() -> ActorSystem:
+    raise RuntimeError("no config")
+
+
+class Broken(Actor, name="cli-broken"):
+    def __init__(self) -> None:
+        raise ValueError("bad setting")
+
+    async def ping(self) -> None:
+        pass
+
+
 async def serve(url: str) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Slow)

@@ -142,6 +142,10 @@ def test_memory_without_serve_says_how_to_serve() -> None:
         (["dead-letters", *SERVE, "cli-pricing", "--discard", "7"], Exit.NOT_FOUND,
          "error: 'cli-pricing' has no dead letter '7'"),
         (["call"], Exit.USAGE, "tactor call: error: the following arguments are required"),
+        (["run", f"{APP}:broken_factory"], Exit.FAILED,
+         "error: tests.cli_app:broken_factory raised RuntimeError: no config"),
+        (["call", "--serve", f"{APP}:Broken", "a.b"], Exit.FAILED,
+         "error: tests.cli_app:Broken raised ValueError: bad setting"),
     ],
 )  # fmt: skip
 def test_command_mistakes(args: list[str], status: int, starts: str) -> None:

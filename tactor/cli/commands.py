@@ -18,7 +18,7 @@ from typing import Any
 
 import tactor
 
-from .errors import NotFound, UsageError
+from .errors import NotFound, UsageError, UserCodeFailed
 from .main import Exit, one_line
 from .output import describe_endpoint, endpoint_json, letter_json, letter_line, outcome_json
 from .targets import Target, constructor_args, load, parse_json
@@ -44,9 +44,10 @@ async def system_of(target: Target, url: str) -> tactor.ActorSystem:
         takes_url = len(inspect.signature(target.factory).parameters) > 0
     except (TypeError, ValueError):
         takes_url = False
-    made = target.factory(url) if takes_url else target.factory()
-    if inspect.isawaitable(made):
-        made = await made
+    async with users_code(target.spec):
+        made = target.factory(url) if takes_url else target.factory()
+        if inspect.isawaitable(made):
+            made = await made
     if not isinstance(made, tactor.ActorSystem):
         raise UsageError(f"{target.spec} returned {made!r}, not an ActorSystem")
     return made
@@ -58,7 +59,20 @@ async def spawn(
     assert target.actor is not None
     data = None if args_json is None else parse_json(args_json, "ARGS_JSON")
     args, kwargs = constructor_args(target.actor, data)
-    return [await system.spawn(target.actor, *args, **kwargs) for _ in range(count)]
+    async with users_code(target.spec):
+        return [await system.spawn(target.actor, *args, **kwargs) for _ in range(count)]
+
+
+@contextlib.asynccontextmanager
+async def users_code(spec: str) -> AsyncIterator[None]:
+    """Say in one line that the user's code raised (a tactor error passes as it is)."""
+    try:
+        yield
+    except (tactor.TactorError, UsageError):
+        raise
+    except Exception as exc:
+        log.debug("%s raised", spec, exc_info=True)
+        raise UserCodeFailed(f"{spec} raised {type(exc).__name__}: {exc}") from None
 
 
 @contextlib.asynccontextmanager

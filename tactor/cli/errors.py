@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CliError", "NotFound", "UsageError"]
+__all__ = ["CliError", "NotFound", "UsageError", "UserCodeFailed"]
 
 
 class CliError(Exception):
@@ -21,3 +21,10 @@ class NotFound(CliError):
     """What the command names is not there (a dead letter, a provider): status 4."""
 
     status = 4
+
+
+class UserCodeFailed(CliError):
+    """The user's code that the command ran (a factory, a constructor, ``on_start``)
+    raised: status 1, the traceback at DEBUG on the ``tactor`` logger."""
+
+    status = 1
