@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError, ResponseError
 
 from ..base import ProviderEntry
-from .connection import LOST, text, translated
+from .connection import LOST, commands, text, translated
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -66,7 +66,7 @@ class RedisRegistry:
         self._heartbeat.own(infos)  # if every node dies, the infos expire too
         with translated(f"register {provider}"):
             try:
-                await self.redis.hset(infos, provider, info)
+                await commands(self.redis).hset(infos, provider, info)
             except ResponseError as exc:  # e.g. an ACL without +@hash: it serves all the same
                 log.warning("%s is registered without its node, host and pid: %s", provider, exc)
 
@@ -74,7 +74,7 @@ class RedisRegistry:
         self._registered.discard((endpoint, provider))
         await self.forget(self.key("reg", endpoint), provider)
         with contextlib.suppress(*LOST, RedisError):
-            await self.redis.hdel(self.key("pi", endpoint), provider)
+            await commands(self.redis).hdel(self.key("pi", endpoint), provider)
             if not any(known == endpoint for known, _ in self._registered):
                 keys = [self.key("reg", endpoint), self.key("eps")]
                 if self._heartbeat is not None:
