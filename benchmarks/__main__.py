@@ -14,7 +14,16 @@ import sys
 from .harness import Row, Settings, write_report
 
 #: Row modules, in report order; each has ``async def run(settings) -> list[Row]``.
-ROWS = ["inprocess", "redis_calls", "broadcast", "events", "codec", "memory", "redis_memory"]
+ROWS = [
+    "inprocess",
+    "telemetry",
+    "redis_calls",
+    "broadcast",
+    "events",
+    "codec",
+    "memory",
+    "redis_memory",
+]
 NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory"}
 
 

@@ -41,10 +41,15 @@ def requirements(dist: metadata.Distribution, extras: set[str]) -> list[Requirem
     return wanted
 
 
+#: Pinned with the runtime dependencies though only the tests use it: its version must be
+#: the OpenTelemetry API's (the lowest run pins both at the API's lower bound).
+IN_STEP = [Requirement("opentelemetry-sdk")]
+
+
 def runtime_closure(installed: dict[str, metadata.Distribution]) -> set[str]:
-    """tactor's runtime dependencies (with the ``redis`` extra), and theirs, by name."""
+    """tactor's runtime dependencies (with its extras), and theirs, by name."""
     seen: set[str] = set()
-    todo = requirements(installed["tactor"], {"redis"})
+    todo = requirements(installed["tactor"], {"redis", "otel", "prometheus"}) + IN_STEP
     while todo:
         req = todo.pop()
         name = canonicalize_name(req.name)

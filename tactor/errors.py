@@ -13,6 +13,7 @@ TactorError
 │   ├── NoProvider         nobody serves the endpoint (or the addressed provider is gone)
 │   ├── UnknownMethod      the provider has no such method (interface versions differ)
 │   ├── PayloadTooLarge    a message is over the system's ``max_payload``
+│   ├── DeadLettered       the call was moved to the dead letters instead of being handled
 │   └── RemoteError        the actor method raised; carries type name, message, traceback
 ├── TransportError         the transport failed (connection lost or refused)
 │   └── TransportClosed    the transport or system is closed
@@ -35,6 +36,7 @@ __all__ = [
     "CallTimeout",
     "CodecError",
     "ConfigError",
+    "DeadLettered",
     "DecodeError",
     "EncodeError",
     "InvalidArguments",
@@ -116,6 +118,17 @@ class UnknownMethod(CallError, AttributeError):
 
 class PayloadTooLarge(CallError, ValueError):
     """A request or reply is larger than the system's ``max_payload`` bytes."""
+
+
+class DeadLettered(CallError):
+    """The call was moved to its endpoint's dead letters instead of being handled.
+
+    Its handling was attempted ``max_deliveries`` times and never finished (each
+    provider that took it died or was stopped mid-way). The message says how
+    often; :meth:`ActorSystem.dead_letters` lists the letter and
+    :meth:`ActorSystem.replay` puts it back once the cause is fixed (the replayed
+    call's answer then goes nowhere: this caller was already told).
+    """
 
 
 class RemoteError(CallError):

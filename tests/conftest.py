@@ -1,90 +1,32 @@
-"""Shared fixtures: async tests, and the ``url`` fixture that runs a test on every transport.
+"""Shared fixtures: the ``url`` fixture that runs a test on every transport.
 
-Async tests are plain ``async def test_...`` functions, run in a fresh event
-loop by the hook below (no plugin needed). Tests that take ``url`` run once
-per transport; each run gets its own namespace (a named memory hub, or a
-unique Redis key prefix), so tests never see each other's messages.
+The suite runs on tactor's own pytest plugin (``tactor.testing.plugin``):
+async tests are plain ``async def test_...`` functions, each run in a fresh
+event loop; the Redis helpers below are the plugin's. Tests that take ``url``
+run once per transport; each run gets its own namespace (a named memory hub,
+or a unique Redis key prefix), so tests never see each other's messages.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+
+from tactor.testing.plugin import require_redis
+from tactor.testing.urls import drop_keys, fresh_url, redis_url, with_query
+
+__all__ = ["drop_keys", "redis_url", "require_redis", "with_query"]
 
 TRANSPORTS = ["memory", "redis"]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**kwargs))
-    return True
-
-
-def redis_url() -> str:
-    return os.environ.get("TACTOR_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-_redis_state: dict[str, str | None] = {}
-
-
-def require_redis() -> str:
-    """The Redis URL to test against; skip without one, but fail under CI=true."""
-    url = redis_url()
-    if url not in _redis_state:
-        import redis
-
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping()
-            _redis_state[url] = None
-        except redis.RedisError as exc:
-            _redis_state[url] = f"no Redis at {url}: {exc}"
-    problem = _redis_state[url]
-    if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{problem} (Redis tests must run under CI=true)")
-        pytest.skip(problem)
-    return url
-
-
-def drop_keys(url: str, prefix: str) -> None:
-    """Delete this test's keys (what a crashed test may have left); never a whole database."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-def with_query(url: str, **params: str) -> str:
-    """``url`` with extra query parameters."""
-    sep = "&" if "?" in url else "?"
-    return url + sep + "&".join(f"{k}={v}" for k, v in params.items())
+#: Each transport's base URL (its test namespace comes from tactor.testing.urls.NAMESPACES).
+BASES: dict[str, Callable[[], str]] = {"memory": lambda: "memory://", "redis": require_redis}
 
 
 @pytest.fixture(params=TRANSPORTS)
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A transport URL with a namespace of this test's own."""
-    ns = f"t{uuid.uuid4().hex[:12]}"
-    if request.param == "memory":
-        yield f"memory://{ns}"
-        return
-    if request.param == "redis":
-        base = require_redis()
-        prefix = f"tactor-test:{ns}"
-        yield with_query(base, prefix=prefix)
-        drop_keys(base, prefix)
-        return
-    raise AssertionError(f"unknown transport {request.param}")
+    with fresh_url(BASES[request.param]()) as namespaced:
+        yield namespaced

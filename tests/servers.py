@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -132,14 +133,24 @@ class SentinelServer:
     quorum of 2 Sentinels starts a failover.
     """
 
-    def __init__(self, service: str, primary: RedisServer, down_after: int = 1000) -> None:
+    def __init__(
+        self,
+        service: str,
+        primary: RedisServer,
+        down_after: int = 1000,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.command = sentinel_command()
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tactor-sentinel-"))
+        self.tls = tls
         config = self.dir / "sentinel.conf"  # Sentinel rewrites its configuration file
+        args = tls.server_args if tls is not None else []
+        pairs = zip(args[::2], args[1::2], strict=True)
+        options = "".join(f"{name.removeprefix('--')} {value}\n" for name, value in pairs)
+        listen = f"port 0\ntls-port {self.port}\n{options}" if tls else f"port {self.port}\n"
         config.write_text(
-            f"port {self.port}\n"
-            "bind 127.0.0.1\n"
+            listen + "bind 127.0.0.1\n"
             f"dir {self.dir}\n"
             f"sentinel monitor {service} 127.0.0.1 {primary.port} 2\n"
             f"sentinel down-after-milliseconds {service} {down_after}\n"
@@ -158,7 +169,8 @@ class SentinelServer:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        tls = self.tls.client_args if self.tls is not None else {}
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **tls)  # type: ignore[arg-type]
 
     def kill(self) -> None:
         """SIGKILL the Sentinel, by pid."""
@@ -180,12 +192,19 @@ class SentinelCluster:
     primary: RedisServer
     replica: RedisServer
     sentinels: list[SentinelServer]
+    tls: TlsFiles | None = None
 
     @property
     def url(self) -> str:
-        """The ``redis+sentinel://`` URL of the service."""
+        """The ``redis+sentinel://`` URL of the service (``rediss+sentinel://``, verifying
+        the servers' certificates, for a cluster that speaks TLS)."""
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.service}/0"
+        if self.tls is None:
+            return f"redis+sentinel://{hosts}/{self.service}/0"
+        ca = quote(str(self.tls.ca), safe="")
+        return (
+            f"rediss+sentinel://{hosts}/{self.service}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
+        )
 
     def primary_port(self) -> int:
         """The port of the primary the Sentinels name now."""
@@ -195,24 +214,30 @@ class SentinelCluster:
 
 
 @contextmanager
-def sentinel_cluster(service: str = "tactor-primary") -> Iterator[SentinelCluster]:
-    """Start a primary, a replica of it and three Sentinels; yield once the Sentinels know
-    each other and the replica (a failover can happen); end every process, by pid."""
+def sentinel_cluster(
+    service: str = "tactor-primary", tls: TlsFiles | None = None
+) -> Iterator[SentinelCluster]:
+    """Start a primary, a replica of it and three Sentinels (all speaking TLS only, with
+    ``tls``); yield once the Sentinels know each other and the replica (a failover can
+    happen); end every process, by pid."""
     started: list[RedisServer | SentinelServer] = []
+    args = tls.server_args if tls is not None else []
+    client_args = tls.client_args if tls is not None else {}
     try:
-        primary = RedisServer().start()
+        primary = RedisServer(args, tls=tls is not None).start()
         started.append(primary)
-        replica = RedisServer(["--replicaof", "127.0.0.1", str(primary.port)]).start()
+        replicaof = ["--replicaof", "127.0.0.1", str(primary.port)]
+        replica = RedisServer([*args, *replicaof], tls=tls is not None).start()
         started.append(replica)
 
         # The Sentinels learn of the replica from the primary's INFO, which they ask for at
         # once and then every 10 s: start them once the replica is connected.
         def replicating() -> bool:
-            with contextlib.closing(replica.client()) as client:
+            with contextlib.closing(replica.client(**client_args)) as client:
                 return bool(client.info("replication")["master_link_status"] == "up")
 
         _wait_for(replicating)
-        sentinels = [SentinelServer(service, primary) for _ in range(3)]
+        sentinels = [SentinelServer(service, primary, tls=tls) for _ in range(3)]
         for sentinel in sentinels:
             started.append(sentinel.start())
 
@@ -225,7 +250,7 @@ def sentinel_cluster(service: str = "tactor-primary") -> Iterator[SentinelCluste
             return True
 
         _wait_for(ready)
-        yield SentinelCluster(service, primary, replica, sentinels)
+        yield SentinelCluster(service, primary, replica, sentinels, tls)
     finally:
         for process in reversed(started):
             process.stop()
@@ -237,3 +262,73 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the throwaway Redis servers did not get ready")
         time.sleep(0.05)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_ca(directory: Path, name: str) -> None:
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", f"/CN=tactor test {name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )  # fmt: skip
+
+
+@dataclass
+class TlsFiles:
+    ca: Path
+    other_ca: Path
+    cert: Path
+    key: Path
+
+    @property
+    def server_args(self) -> list[str]:
+        """redis-server's (and Sentinel's) options to serve TLS with these, and to speak it
+        to the servers it replicates from (or watches); no client certificates asked."""
+        return [
+            "--tls-cert-file", str(self.cert),
+            "--tls-key-file", str(self.key),
+            "--tls-ca-cert-file", str(self.ca),
+            "--tls-auth-clients", "no",
+            "--tls-replication", "yes",
+        ]  # fmt: skip
+
+    @property
+    def client_args(self) -> dict[str, object]:
+        """redis-py's options to verify such a server."""
+        return {"ssl": True, "ssl_ca_certs": str(self.ca)}
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA, a server certificate it signed (127.0.0.1, localhost), and another CA,
+    made with the ``openssl`` program in ``directory``."""
+    _make_ca(directory, "ca")
+    _make_ca(directory, "other-ca")
+    (directory / "server.ext").write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1",
+        cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
+        cwd=directory,
+    )  # fmt: skip
+    return TlsFiles(
+        directory / "ca.pem",
+        directory / "other-ca.pem",
+        directory / "server.pem",
+        directory / "server.key",
+    )

@@ -47,6 +47,8 @@ def test_blocking_calls_on_every_transport(url: str) -> None:
             system.call(Pricing.crash, "boom")
         with pytest.raises(CallTimeout):
             system.call(Pricing.sleep, 1.0, timeout=0.1)
+        stats = system.stats()
+        assert stats.method("pricing", "crash").handler_failed == {"builtins.ValueError": 1}  # type: ignore[union-attr]
         system.stop(eu)
         assert eu.id not in system.providers(Pricing)
     assert loop_threads() == []

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import orjson
 import pytest
 
-from tactor import Actor, ActorSystem, BlockingSystem, ConfigError, DeadLetter, subscribe
+from tactor import (
+    Actor,
+    ActorSystem,
+    BlockingSystem,
+    ConfigError,
+    DeadLetter,
+    DeadLettered,
+    subscribe,
+)
 from tactor.transports.base import endpoint_mailbox
 from tests.conftest import with_query
 from tests.helpers import eventually
@@ -52,12 +61,17 @@ class Listening(Fragile, name="listening"):
 
 
 async def stall_until_dead_lettered(
-    system: ActorSystem, cls: type[Fragile], log: Log, times: int
+    system: ActorSystem,
+    cls: type[Fragile],
+    log: Log,
+    times: int,
+    sent: Awaitable[None] | None = None,
 ) -> DeadLetter:
-    """Tell ``stall`` and stop its provider mid-message ``times`` times; two providers serve
-    throughout (a replacement starts for each one stopped), and the other one answers."""
+    """Tell ``stall`` (or await ``sent``, which sends it) and stop its provider mid-message
+    ``times`` times; two providers serve throughout (a replacement starts for each one
+    stopped), and the other one answers."""
     refs = {ref.id: ref for ref in [await system.spawn(cls, log) for _ in range(2)]}
-    await system.tell(cls.stall, "poison")
+    await (system.tell(cls.stall, "poison") if sent is None else sent)
 
     async def started() -> int:
         return len(log.started)
@@ -99,6 +113,22 @@ async def test_a_message_stalling_every_provider_goes_to_the_dead_letters(
         assert line.levelno == logging.WARNING
         for part in (f"{endpoint}.stall", letter.message_id, "max_deliveries", "attempted 3"):
             assert part in line.getMessage()
+
+
+async def test_a_call_moved_to_the_dead_letters_is_answered_at_once(url: str) -> None:
+    log = Log()
+    async with ActorSystem(url, stop_grace=0.05, max_deliveries=2) as system:
+        calls: list[asyncio.Task[None]] = []
+
+        async def sent() -> None:  # called once the providers run
+            calls.append(asyncio.create_task(system.call(Fragile.stall, "poison", timeout=60)))
+
+        letter = await stall_until_dead_lettered(system, Fragile, log, 2, sent())
+        with pytest.raises(DeadLettered) as raised:
+            await asyncio.wait_for(calls[0], 10)  # not at its 60 s deadline
+        message = str(raised.value)
+        assert "dead letters of 'fragile'" in message and "attempted 2 times" in message
+        assert (letter.kind, letter.method) == ("call", "stall")
 
 
 async def test_replay_puts_a_letter_back_to_be_handled_afresh(url: str) -> None:

@@ -23,13 +23,16 @@ def test_all_is_explicit_and_complete() -> None:
             "Codec",
             "ConfigError",
             "DeadLetter",
+            "DeadLettered",
             "DecodeError",
             "EncodeError",
             "EndpointInfo",
             "EventSubscription",
+            "Histogram",
             "InvalidArguments",
             "JsonCodec",
             "MailboxFull",
+            "MethodStats",
             "NoProvider",
             "NotRunning",
             "Outcome",
@@ -37,6 +40,7 @@ def test_all_is_explicit_and_complete() -> None:
             "ProviderInfo",
             "RemoteError",
             "SchemaError",
+            "SystemStats",
             "TactorError",
             "Transport",
             "TransportClosed",
@@ -76,15 +80,33 @@ def test_every_error_shares_one_root() -> None:
     assert issubclass(errors.CallTimeout, TimeoutError)
 
 
+OPTIONAL = ("redis", "opentelemetry", "prometheus_client")
+
+
 def test_import_starts_nothing_and_does_not_import_redis() -> None:
     code = (
         "import sys, threading, tactor\n"
-        "assert 'redis' not in sys.modules, 'redis imported'\n"
+        f"optional = {OPTIONAL!r}\n"
+        "imported = [m for m in sys.modules if m.split('.')[0] in optional]\n"
+        "assert not imported, imported\n"
         "assert 'tactor.cli' not in sys.modules, 'the CLI imported'\n"
         "assert 'argparse' not in sys.modules, 'argparse imported'\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
         "import asyncio\n"
         "assert asyncio.events._get_running_loop() is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_system_made_with_tracing_off_imports_no_optional_dependency() -> None:
+    """Without the extra nothing is imported; with it, ``tracing=False`` imports nothing."""
+    code = (
+        "import sys, tactor\n"
+        "system = tactor.ActorSystem(tracing=False)\n"
+        "import tactor.testing\n"
+        f"optional = {OPTIONAL!r}\n"
+        "imported = [m for m in sys.modules if m.split('.')[0] in optional]\n"
+        "assert not imported, imported\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

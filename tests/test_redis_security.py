@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from tactor.transports.redis.events import glob_of
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
 from tests.model import Item, PriceChanged, Pricing, StockChanged
-from tests.servers import RedisServer, free_port, redis_server
+from tests.servers import RedisServer, TlsFiles, free_port, make_tls_files, redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -216,7 +215,7 @@ async def test_an_acl_without_quiet_commands_still_serves_and_says_what_to_allow
     everything works, one warning says what to allow, and the refusal was asked only once."""
     server, admin = acl_server
     admin.execute_command("ACL", "SETUSER", "tactor", refused)
-    with caplog.at_level(logging.WARNING, logger="tactor.redis"):
+    with caplog.at_level(logging.WARNING, logger="tactor.transports.redis"):
         async with ActorSystem(sec_url(server)) as system:
             assert system.transport.quiet is False  # type: ignore[attr-defined]
             await system.spawn(Pricing, "eu")
@@ -266,68 +265,16 @@ async def test_unreachable_server_fails_fast_with_a_transport_error() -> None:
     assert "connect" in str(info.value) and str(port) in str(info.value)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", f"/CN=tactor test {name}",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-
-
-@dataclass
-class TlsFiles:
-    ca: Path
-    other_ca: Path
-    cert: Path
-    key: Path
-
-
 @pytest.fixture
 def tls_files(tmp_path: Path) -> TlsFiles:
     """A throwaway CA, a server certificate it signed (127.0.0.1, localhost), and another CA."""
-    _make_ca(tmp_path, "ca")
-    _make_ca(tmp_path, "other-ca")
-    (tmp_path / "server.ext").write_text(
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1",
-        cwd=tmp_path,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
-        cwd=tmp_path,
-    )  # fmt: skip
-    return TlsFiles(
-        tmp_path / "ca.pem",
-        tmp_path / "other-ca.pem",
-        tmp_path / "server.pem",
-        tmp_path / "server.key",
-    )
+    return make_tls_files(tmp_path)
 
 
 @pytest.fixture
 def tls_server(tls_files: TlsFiles) -> Iterator[RedisServer]:
     """A redis-server that speaks TLS only and needs no client certificate."""
-    extra = [
-        "--tls-cert-file", str(tls_files.cert),
-        "--tls-key-file", str(tls_files.key),
-        "--tls-ca-cert-file", str(tls_files.ca),
-        "--tls-auth-clients", "no",
-    ]  # fmt: skip
+    extra = tls_files.server_args
     server = RedisServer(extra, tls=True)
     try:
         server.start()
@@ -458,15 +405,15 @@ async def test_foreign_entries_on_tactor_keys_are_dropped_or_set_aside_with_a_lo
                     return [
                         r.getMessage()
                         for r in caplog.records
-                        if r.name == name and text in r.getMessage()
+                        if r.name.startswith(name) and text in r.getMessage()
                     ]
 
                 async def logged() -> dict[str, int]:
                     return {
-                        "foreign": len(messages("tactor.redis", "foreign entries")),
-                        "malformed": len(messages("tactor", "dead letters (malformed)")),
-                        "reply": len(messages("tactor", "malformed reply")),
-                        "event": len(messages("tactor", "dropped an event")),
+                        "foreign": len(messages("tactor.transports.redis", "foreign entries")),
+                        "malformed": len(messages("tactor.actors", "dead letters (malformed)")),
+                        "reply": len(messages("tactor.actors", "malformed reply")),
+                        "event": len(messages("tactor.actors", "dropped an event")),
                     }
 
                 want = {"foreign": 1, "malformed": 3, "reply": 1, "event": 1}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from tactor.transports import open_transport
 from tests.conftest import with_query
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
-from tests.servers import free_port, sentinel_cluster
+from tests.servers import free_port, make_tls_files, sentinel_cluster
 
 pytest.importorskip("redis")
 
@@ -76,15 +77,32 @@ async def answer(caller: ActorSystem) -> object:
         return exc
 
 
+def test_a_tls_sentinel_url_speaks_tls_to_sentinels_and_servers() -> None:
+    transport = open_transport(
+        "rediss+sentinel://h1,h2:26380/orders?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required"
+    )
+    location = transport.location  # type: ignore[attr-defined]
+    assert location.kwargs["ssl"] is True and location.kwargs["ssl_ca_certs"] == "/ca.pem"
+    assert location._sentinel_kwargs["ssl"] is True
+    assert location._sentinel_kwargs["ssl_ca_certs"] == "/ca.pem"
+    assert repr(transport).startswith("<RedisTransport rediss+sentinel://h1:26379,h2:26380/orders")
+    plain = open_transport("redis+sentinel://h1/orders").location  # type: ignore[attr-defined]
+    assert "ssl" not in plain.kwargs and "ssl" not in plain._sentinel_kwargs
+    with pytest.raises(ConfigError, match=r"rediss\+sentinel:// URL: bad Sentinel address"):
+        open_transport("rediss+sentinel://h1:0/orders")
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("fault", ["sigkill", "switchover"])
-async def test_a_failover_is_followed_without_user_action(fault: str) -> None:
+@pytest.mark.parametrize("fault", ["sigkill", "switchover", "sigkill-tls"])
+async def test_a_failover_is_followed_without_user_action(fault: str, tmp_path: Path) -> None:
     """The primary is SIGKILLed (or, alive, handed over: SENTINEL FAILOVER makes it a
     replica); the Sentinels promote its replica; calls, tells and events work again
-    within 30 s, on the same systems, through the new primary."""
-    with sentinel_cluster() as cluster:
+    within 30 s, on the same systems, through the new primary. With ``-tls``, every
+    server and Sentinel speaks TLS only (``rediss+sentinel://``)."""
+    tls = make_tls_files(tmp_path) if fault.endswith("-tls") else None
+    with sentinel_cluster(tls=tls) as cluster:
         url = with_query(cluster.url, prefix="failover", ttl="1", block="0.2", claim_idle="0.2")
         async with ActorSystem(url) as node, ActorSystem(url) as caller:
             ref = await node.spawn(Pricing, "eu")
@@ -96,7 +114,7 @@ async def test_a_failover_is_followed_without_user_action(fault: str) -> None:
             await caller.subscribe(on_price)
             assert await caller.proxy(Pricing).where() == "eu"
 
-            if fault == "sigkill":
+            if fault.startswith("sigkill"):
                 cluster.primary.kill()  # by pid
             else:
                 with contextlib.closing(cluster.sentinels[0].client()) as sentinel:

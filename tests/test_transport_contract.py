@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tactor.transports import open_transport
-from tactor.transports.base import endpoint_mailbox, provider_mailbox
+from tactor.transports.base import provider_mailbox
 
 
 def _with(url: str, **options: object) -> str:
@@ -72,22 +72,3 @@ async def test_registry_lists_endpoints_and_what_providers_registered_with(url: 
         assert await other.endpoints() == []  # closing unregistered everything
     finally:
         await other.close()
-
-
-async def test_mailbox_depth_counts_waiting_and_unacknowledged(url: str) -> None:
-    transport = open_transport(url)
-    await transport.start()
-    try:
-        box = endpoint_mailbox("svc")
-        assert await transport.mailbox_depth(box) == 0  # never used
-        for payload in (b"1", b"2", b"3"):
-            await transport.deliver(box, payload)
-        assert await transport.mailbox_depth(box) == 3
-        consumer = await transport.consume([box], "c")
-        first = await consumer.receive()
-        assert await transport.mailbox_depth(box) == 3  # taken, not acknowledged
-        await first.ack()  # on Redis, sent with the consumer's next read (or its close)
-        await consumer.close()  # what it took and did not acknowledge goes back
-        assert await transport.mailbox_depth(box) == 2
-    finally:
-        await transport.close()

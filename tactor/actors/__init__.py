@@ -21,6 +21,7 @@ from .default import (
 from .events import subscribe, topic, topic_of
 from .operating import EndpointInfo, ProviderInfo
 from .queues import AsyncQueue
+from .stats import Histogram, MethodStats, SystemStats
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
@@ -34,8 +35,11 @@ __all__ = [
     "DeadLetter",
     "EndpointInfo",
     "EventSubscription",
+    "Histogram",
+    "MethodStats",
     "Outcome",
     "ProviderInfo",
+    "SystemStats",
     "deadline",
     "expose",
     "init",

@@ -30,6 +30,7 @@ from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter
 from .operating import EndpointInfo
 from .queues import AsyncQueue
+from .stats import SystemStats
 from .system import ActorSystem, EventSubscription
 
 __all__ = ["BlockingQueue", "BlockingSystem", "LoopThread"]
@@ -252,6 +253,10 @@ class BlockingSystem:
 
     def publish_json(self, topic: str, event: Any, *, type_name: str | None = None) -> int | None:
         return self.run(self.aio.publish_json(topic, event, type_name=type_name))
+
+    def stats(self) -> SystemStats:
+        """This node's counters and gauges (see :meth:`ActorSystem.stats`)."""
+        return self.run(self.aio.stats())
 
     def replay(self, letter: DeadLetter) -> bool:
         return self.run(self.aio.replay(letter))

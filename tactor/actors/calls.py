@@ -41,10 +41,11 @@ from .envelope import Reply, parse_reply, request_wire
 from .failures import error_from_wire
 from .pending import Pending
 from .schema import ActorSchema, MethodSchema
+from .telemetry import Telemetry
 
 __all__ = ["Calls", "Outgoing"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)  # not frozen: built for every message, and frozen init is slow
@@ -84,8 +85,10 @@ class Calls:
         cancellations: Cancellations,
         *,
         max_payload: int,
+        telemetry: Telemetry,
     ) -> None:
         self.node = node
+        self.telemetry = telemetry
         self._cancellations = cancellations
         self.reply_inbox = f"node.{node}"
         self._transport = transport
@@ -126,7 +129,10 @@ class Calls:
             return
         pending = self._pending.get(reply.id)
         if pending is None:
-            log.debug("node %s: late reply %s from %s dropped", self.node, reply.id, reply.provider)
+            log.debug(
+                "node %s: late reply to message %s from %s dropped (its caller is gone)",
+                self.node, reply.id, reply.provider,
+            )  # fmt: skip
         else:
             pending.add(reply)
 
@@ -164,8 +170,11 @@ class Calls:
 
     # -- sending ---------------------------------------------------------------
 
-    def _request(self, kind: str, out: Outgoing) -> tuple[str, bytes]:
+    def _request(self, kind: str, out: Outgoing, label: str) -> tuple[str, bytes, Any]:
+        """The message's id and bytes, and its telemetry token (``label``: call, tell or
+        broadcast); the token is ended here if the message cannot be sent."""
         msg_id = f"{self.node}.{next(self._ids)}"  # unique: the node id is random
+        token, trace = self.telemetry.sending(label, out.schema.endpoint, out.method.name, msg_id)
         call = kind == "call"
         wire = request_wire(
             kind,
@@ -177,17 +186,21 @@ class Calls:
             out.deadline if call else None,  # an accepted tell never expires
             self.node,
             out.positional,
+            trace,
         )
         try:
             payload = self._codec.dumps(wire)
         except EncodeError as exc:
-            raise self._unsendable(out, exc) from None
-        if len(payload) > self._max_payload:
-            raise PayloadTooLarge(
+            failed: Exception = self._unsendable(out, exc)
+        else:
+            if len(payload) <= self._max_payload:
+                return msg_id, payload, token
+            failed = PayloadTooLarge(
                 f"the request to {out.what} is {len(payload)} bytes, "
                 f"over max_payload={self._max_payload}; send less or raise the limit"
             )
-        return msg_id, payload
+        self.telemetry.sent(token, failed)
+        raise failed from None
 
     def _unsendable(self, out: Outgoing, exc: EncodeError) -> EncodeError:
         """An EncodeError naming the argument JSON cannot hold (an int over 64 bits, say)."""
@@ -238,7 +251,7 @@ class Calls:
     async def call(self, out: Outgoing, provider: str | None) -> Any:
         """Send one call and return its decoded result, or raise what the provider raised."""
         self._check_deadline(out, "call")
-        msg_id, payload = self._request("call", out)
+        msg_id, payload, token = self._request("call", out, "call")
         pending = Pending(self._loop, out.deadline)
         self._track(self._pending, msg_id, pending)
         try:
@@ -260,29 +273,39 @@ class Calls:
                     f"call {out.what}: no reply within the deadline ({out.budget}); "
                     "the provider may be slow, overloaded or gone"
                 ) from None
+            (reply,) = pending.replies.values()
+            result = self._result(out.schema, out.method, reply)
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
         finally:
             del self._pending[msg_id]
             if pending.done.done() and not pending.done.cancelled():
                 pending.done.exception()  # failed while we were still sending: seen, not lost
-        for reply in pending.replies.values():
-            return self._result(out.schema, out.method, reply)
-        raise AssertionError("a completed call has a reply")  # pragma: no cover
+        self.telemetry.sent(token, None)
+        return result
 
     async def tell(self, out: Outgoing, provider: str | None) -> None:
         """Put a one-way message into the mailbox; returns once the transport accepted it."""
         what = f"tell {out.what}"
         self._check_deadline(out, what)
-        msg_id, payload = self._request("tell", out)
+        msg_id, payload, token = self._request("tell", out, "tell")
         pending = Pending(self._loop, out.deadline)
         self._track(self._sending, msg_id, pending)
         try:
-            await self._deliver_by(pending, self._deliver(out.schema.endpoint, provider, payload))
-        except TimeoutError:
-            raise MailboxFull(
-                f"{what}: the mailbox stayed full until the deadline ({out.budget})"
-            ) from None
+            sending = self._deliver(out.schema.endpoint, provider, payload)
+            try:
+                await self._deliver_by(pending, sending)
+            except TimeoutError:
+                raise MailboxFull(
+                    f"{what}: the mailbox stayed full until the deadline ({out.budget})"
+                ) from None
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
         finally:
             del self._sending[msg_id]
+        self.telemetry.sent(token, None)
 
     async def _send_waiting(
         self, endpoint: str, provider: str, payload: bytes, deadline: float, what: str
@@ -296,10 +319,19 @@ class Calls:
 
     async def broadcast(self, out: Outgoing) -> BroadcastResult[Any]:
         """Call every live provider; return when all have answered or at the deadline."""
+        self._check_deadline(out, f"broadcast {out.what}")
+        msg_id, payload, token = self._request("call", out, "broadcast")
+        try:
+            result = await self._broadcast(out, msg_id, payload)
+        except BaseException as exc:
+            self.telemetry.sent(token, exc)
+            raise
+        self.telemetry.sent(token, None)
+        return result
+
+    async def _broadcast(self, out: Outgoing, msg_id: str, payload: bytes) -> BroadcastResult[Any]:
         schema, method, deadline = out.schema, out.method, out.deadline
         what = f"broadcast {out.what}"
-        self._check_deadline(out, what)
-        msg_id, payload = self._request("call", out)
         pending = Pending(self._loop, deadline, broadcast=True)
         self._track(self._pending, msg_id, pending)
         live: list[str] = []
@@ -329,7 +361,10 @@ class Calls:
             raise
         except TimeoutError:
             answered = len(pending.replies)
-            log.debug("%s: %d of %d answered by the deadline", what, answered, len(live))
+            log.debug(
+                "%s (message %s): %d of %d answered by the deadline",
+                what, msg_id, answered, len(live),
+            )  # fmt: skip
         except TransportError as exc:  # replies were lost: the silent ones get this error
             unsent.update({p: exc for p in live if p not in pending.replies and p not in unsent})
         finally:

@@ -31,7 +31,7 @@ from .tasks import TaskSet
 
 __all__ = ["CANCEL_TOPIC", "Cancellations", "Watch"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 #: Reserved: wildcard subscriptions never match topics under ``_tactor.``.
 CANCEL_TOPIC = "_tactor.cancel"

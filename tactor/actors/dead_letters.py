@@ -31,7 +31,7 @@ __all__ = [
     "letter_of",
 ]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVERIES = 5
 DEFAULT_MAX_DEAD_LETTERS = 1000
@@ -92,11 +92,13 @@ class DeadLetterPolicy:
 
     async def set_aside(
         self, delivery: Delivery, endpoint: str, codec: Codec, who: str, detail: str | None = None
-    ) -> None:
+    ) -> str | None:
         """Move ``delivery`` into ``endpoint``'s dead letters, with a WARNING saying why.
 
         ``detail`` (why it cannot be read) makes it a malformed message; without
         one, it is set aside for having been attempted ``max_deliveries`` times.
+        Returns the detail recorded, or None if the transport could not move it
+        (it stays in the mailbox, to be delivered again).
         """
         if detail is None:
             reason, attempts = MAX_DELIVERIES, delivery.attempts - 1
@@ -107,19 +109,19 @@ class DeadLetterPolicy:
         else:
             reason, attempts = MALFORMED, delivery.attempts
         into = endpoint_mailbox(endpoint)
+        ident, method, _, _ = _read(codec, delivery.payload)
+        message = f"{endpoint}.{method or '?'} (message {ident or '?'})"
         try:
             dropped = await delivery.dead_letter(
                 f"{reason}: {detail}", attempts=attempts, into=into, keep=self.max_dead_letters
             )
         except TransportError as exc:
-            log.warning("%s: could not move a message to the dead letters: %s", who, exc)
-            return
-        ident, method, _, _ = _read(codec, delivery.payload)
+            log.warning("%s: could not move %s to the dead letters: %s", who, message, exc)
+            return None
         log.warning(
-            "%s: moved %s of %s to the dead letters (%s): %s",
+            "%s: moved %s to the dead letters (%s): %s",
             who,
-            f"message {ident}" if ident else "a message",
-            f"{endpoint}.{method}" if method else repr(endpoint),
+            message,
             reason,
             detail,
         )
@@ -128,6 +130,7 @@ class DeadLetterPolicy:
                 "%s: the dead letters of %r are at max_dead_letters=%d: dropped the oldest %d",
                 who, endpoint, self.max_dead_letters, dropped,
             )  # fmt: skip
+        return detail
 
 
 def _pick(name: str, given: int | None, from_url: int | None) -> int | None:

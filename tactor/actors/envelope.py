@@ -7,10 +7,13 @@ itself; anything that does not fit raises :class:`~tactor.errors.DecodeError`.
 
 Request: ``{"v":1, "k":"call"|"tell", "id", "ep", "m", "a":{...}, "r":reply-to|null,
 "d":deadline-epoch-seconds|null, "s":sender}``, plus ``"pa":[...]`` positional
-arguments from callers that know the endpoint only by name``
+arguments from callers that know the endpoint only by name, and ``"tc":{"traceparent",
+"tracestate"}`` (W3C Trace Context) from a traced caller (see :mod:`tactor.actors.telemetry`)
 Reply:   ``{"v":1, "k":"reply", "id", "p":provider, "ok":true, "r":result}``
          or ``{"v":1, "k":"reply", "id", "p", "ok":false, "e":{"code", "type", "message", ...}}``
-Event:   ``{"v":1, "k":"event", "t":topic, "ty":type-name, "b":body}``
+Event:   ``{"v":1, "k":"event", "t":topic, "ty":type-name, "b":body}``, plus ``"tc"`` when traced
+
+The optional fields are absent when unused: an untraced message carries no ``"tc"``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ class Request:
     deadline: float | None
     sender: str
     positional: list[Any] | None = None  # from callers that know no parameter names
+    trace: dict[str, str] | None = None  # W3C trace context, from a traced caller
+
+    def __str__(self) -> str:
+        """How logs name it: ``pricing.quote (message 1a2b.7 from 1a2b)``."""
+        return f"{self.endpoint}.{self.method} (message {self.id} from {self.sender})"
 
     def to_wire(self) -> dict[str, Any]:
         return request_wire(
@@ -57,6 +65,7 @@ class Request:
             self.deadline,
             self.sender,
             self.positional,
+            self.trace,
         )
 
 
@@ -70,6 +79,7 @@ def request_wire(
     deadline: float | None,
     sender: str,
     positional: list[Any] | None = None,
+    trace: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The wire form of a request (what :meth:`Request.to_wire` returns, without the object)."""
     wire = {
@@ -85,6 +95,8 @@ def request_wire(
     }
     if positional is not None:
         wire["pa"] = positional
+    if trace is not None:
+        wire["tc"] = trace
     return wire
 
 
@@ -112,9 +124,13 @@ class Event:
     topic: str
     type_name: str
     body: Any
+    trace: dict[str, str] | None = None  # W3C trace context, from a traced publisher
 
     def to_wire(self) -> dict[str, Any]:
-        return {"v": VERSION, "k": "event", "t": self.topic, "ty": self.type_name, "b": self.body}
+        wire = {"v": VERSION, "k": "event", "t": self.topic, "ty": self.type_name, "b": self.body}
+        if self.trace is not None:
+            wire["tc"] = self.trace
+        return wire
 
 
 _REQUEST_KINDS = ("call", "tell")
@@ -141,6 +157,11 @@ def _envelope(data: Any, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
     return data
 
 
+def _is_carrier(trace: Any) -> bool:
+    """A trace context: an object of string values (checked only when present)."""
+    return type(trace) is dict and all(type(value) is str for value in trace.values())
+
+
 def parse_request(data: Any) -> Request:
     """Validate a request envelope (already parsed from JSON)."""
     if type(data) is not dict or data.get("v") != VERSION or data.get("k") not in _REQUEST_KINDS:
@@ -154,7 +175,7 @@ def parse_request(data: Any) -> Request:
         d.get("a"),
         d.get("s"),
     )
-    reply_to, deadline, positional = d.get("r"), d.get("d"), d.get("pa")
+    reply_to, deadline, positional, trace = d.get("r"), d.get("d"), d.get("pa"), d.get("tc")
     if not (
         type(ident) is str
         and type(endpoint) is str
@@ -164,9 +185,12 @@ def parse_request(data: Any) -> Request:
         and (type(reply_to) is str if kind == "call" else reply_to is None or type(reply_to) is str)
         and (deadline is None or type(deadline) in (int, float))
         and (positional is None or type(positional) is list)
+        and (trace is None or _is_carrier(trace))
     ):
         raise DecodeError("malformed request: a field is missing or has the wrong type")
-    return Request(kind, ident, endpoint, method, args, reply_to, deadline, sender, positional)
+    return Request(
+        kind, ident, endpoint, method, args, reply_to, deadline, sender, positional, trace
+    )
 
 
 def parse_reply(data: Any) -> Reply:
@@ -188,8 +212,12 @@ def parse_reply(data: Any) -> Reply:
 def parse_event(data: Any) -> Event:
     """Validate an event envelope (already parsed from JSON)."""
     d = _envelope(data, ("event",), "event")
+    trace = d.get("tc")
+    if trace is not None and not _is_carrier(trace):
+        raise DecodeError("malformed event: field 'tc' is not an object of strings")
     return Event(
         topic=_field(d, "t", str, "event"),
         type_name=_field(d, "ty", str, "event"),
         body=d.get("b"),
+        trace=trace,
     )

@@ -19,7 +19,7 @@ from ..errors import EncodeError, PayloadTooLarge
 from ..transports.topics import check_pattern, check_topic
 from .envelope import Event
 
-__all__ = ["encode_event", "event_types", "subscribe", "topic", "topic_of"]
+__all__ = ["encode_event", "event_topic", "event_types", "subscribe", "topic", "topic_of"]
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,23 +77,27 @@ def subscribe(*args: Any) -> Any:
     return mark
 
 
+def event_topic(event: object, topic: str | None) -> str:
+    """The topic ``event`` goes to: ``topic`` (checked: else ``ConfigError``), or its type's."""
+    return check_topic(topic) if topic is not None else topic_of(type(event))
+
+
 def encode_event(
-    codec: Codec, event: object, topic: str | None, max_payload: int
-) -> tuple[str, bytes]:
-    """The topic ``event`` goes to (its type's, or ``topic``) and its envelope's bytes.
+    codec: Codec, event: object, name: str, max_payload: int, trace: dict[str, str] | None
+) -> bytes:
+    """The bytes of ``event``'s envelope, to publish on topic ``name`` (with ``trace``).
 
     Raises ``EncodeError`` naming the event for a value JSON cannot hold,
-    ``PayloadTooLarge`` over ``max_payload``, ``ConfigError`` for a bad topic.
+    ``PayloadTooLarge`` over ``max_payload``.
     """
     cls = type(event)
-    name = check_topic(topic) if topic is not None else topic_of(cls)
     body = codec.to_wire(event, cls)
     try:
-        payload = codec.dumps(Event(name, cls.__name__, body).to_wire())
+        payload = codec.dumps(Event(name, cls.__name__, body, trace).to_wire())
     except EncodeError as exc:
         raise EncodeError(f"the event {cls.__qualname__} on {name!r}: {exc}") from None
     if len(payload) > max_payload:
         raise PayloadTooLarge(
             f"the event {cls.__qualname__} is {len(payload)} bytes, over max_payload={max_payload}"
         )
-    return name, payload
+    return payload

@@ -8,8 +8,8 @@ Every request gets exactly one reply; a failed one carries ``{"code", "type",
 - ``interface``: the method raised an exception type its class lists in
   ``errors=``; re-raised as that type, rebuilt from its fields or args;
 - ``invalid_arguments``, ``unknown_method``, ``payload_too_large``,
-  ``deadline``, ``encode``, ``malformed``: tactor's own checks, re-raised as
-  the matching :mod:`tactor.errors` type.
+  ``deadline``, ``encode``, ``malformed``, ``dead_letter``: tactor's own checks,
+  re-raised as the matching :mod:`tactor.errors` type.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import attrs
 from ..codecs import Codec
 from ..errors import (
     CallTimeout,
+    DeadLettered,
     DecodeError,
     EncodeError,
     InvalidArguments,
@@ -41,6 +42,7 @@ _BY_CODE: dict[str, type[TactorError]] = {
     "deadline": CallTimeout,
     "encode": EncodeError,
     "malformed": DecodeError,
+    "dead_letter": DeadLettered,
 }
 _JSON_SCALARS = (str, int, float, bool, type(None))
 

@@ -59,8 +59,8 @@ class ProviderInfo:
 
 @dataclass(frozen=True, slots=True)
 class EndpointInfo:
-    """An endpoint: its live providers, and how many messages its shared mailbox holds
-    (waiting, or taken and not yet acknowledged; None where the transport cannot tell)."""
+    """An endpoint: its live providers, and how many messages wait in its shared mailbox,
+    not yet taken by a provider (None where the transport cannot tell)."""
 
     name: str
     providers: tuple[ProviderInfo, ...]

@@ -27,10 +27,11 @@ from .envelope import Reply, Request, parse_request
 from .failures import error_to_wire, failure
 from .schema import ActorSchema
 from .tasks import TaskSet
+from .telemetry import Telemetry
 
 __all__ = ["Requests", "RunnerConfig"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class RunnerConfig:
     tasks: TaskSet
     cancellations: Cancellations
     dead_letters: DeadLetterPolicy
+    telemetry: Telemetry
 
 
 class Requests:
@@ -55,6 +57,7 @@ class Requests:
         self.name = name
         self.instance = instance
         self.schema = schema
+        self.current: Request | None = None  # the request handled last (or now)
 
     async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> DecodeError | None:
         """Handle one request in ``task`` (the runner's); return why it cannot be read, if it
@@ -65,27 +68,40 @@ class Requests:
             data = codec.loads(payload)
             request = parse_request(data)
         except DecodeError as exc:
-            await self._answer_malformed(data, exc)
+            message = f"the provider could not read the request: {exc}"
+            await self._answer(data, "malformed", message)
             return exc
-        if len(payload) > self.config.max_payload:
+        self.current = request
+        telemetry = self.config.telemetry
+        token = telemetry.handling(request, self.name)
+        failed: str | None = "cancelled"  # unless it ends otherwise
+        try:
+            failed = await self._handle(request, len(payload), task)
+        finally:
+            telemetry.handled(token, failed)
+        return None
+
+    async def _handle(self, request: Request, size: int, task: asyncio.Task[Any]) -> str | None:
+        """Handle a request that could be read; the type of its failure, if it failed."""
+        if size > self.config.max_payload:
             limit = self.config.max_payload
             await self._fail(
                 request,
                 "payload_too_large",
-                f"request is {len(payload)} bytes, over max_payload={limit}",
+                f"request is {size} bytes, over max_payload={limit}",
             )
-            return None
+            return "payload_too_large"
         if request.deadline is not None and request.deadline <= time.time():
             await self._fail(
                 request, "deadline", "the deadline passed before the message was handled"
             )
-            return None
+            return "deadline"
         watch: Watch | None = None
         if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
             cancellations = self.config.cancellations
             if cancellations.called_off(request.id):
                 self._log_cancelled(request, "its caller gave up before it was taken")
-                return None
+                return "cancelled"
             watch = cancellations.watch(request.id, request.deadline, task)
         try:
             reply = await self._invoke(request)
@@ -93,36 +109,44 @@ class Requests:
             if watch is None or not watch.absorb():
                 raise  # the runner itself is being cancelled (stopping)
             self._log_cancelled(request, f"cancelled ({watch.fired})")
-            return None  # nobody waits for it any more: no reply
+            return "cancelled"  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
-            log.exception(
-                "%s: internal error handling %s.%s", self.name, request.endpoint, request.method
-            )
+            log.exception("%s: internal error handling %s", self.name, request)
             reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
         finally:
             if watch is not None:
                 watch.close()
         await self._reply(request, reply)
-        return None
+        return None if reply.ok else str((reply.error or {}).get("type", "remote"))
 
     def _log_cancelled(self, request: Request, what: str) -> None:
-        where = f"{request.endpoint}.{request.method}"
-        log.info("%s: %s from %s: %s", self.name, where, request.sender, what)
+        log.info("%s: %s: %s", self.name, request, what)
 
-    async def _answer_malformed(self, data: Any, exc: DecodeError) -> None:
-        """Answer a request that could not be read, if it says where to (an id and a reply
-        address): a caller of another envelope version hears why instead of waiting."""
+    async def answer_unhandled(self, payload: bytes, code: str, message: str) -> None:
+        """Answer a request that will not be handled (one set aside) with failure ``code``."""
+        try:
+            data = self.config.codec.loads(payload)
+        except DecodeError:
+            return
+        await self._answer(data, code, message)
+
+    async def _answer(self, data: Any, code: str, message: str) -> None:
+        """Answer the request ``data`` with failure ``code`` if it says where to (an id and a
+        reply address), however little else of it can be read: a caller of another envelope
+        version, or of a call set aside, hears why instead of waiting for its deadline."""
         if not isinstance(data, dict):
             return
         ident, reply_to = data.get("id"), data.get("r")
         if not (isinstance(ident, str) and isinstance(reply_to, str)):
             return
-        message = f"the provider could not read the request: {exc}"
-        reply = Reply(ident, self.name, False, error=failure("malformed", message))
+        reply = Reply(ident, self.name, False, error=failure(code, message))
         try:
             await self.config.transport.post(reply_to, self.config.codec.dumps(reply.to_wire()))
         except (TransportError, EncodeError) as failed:
-            log.warning("%s: could not answer a malformed request: %r", self.name, failed)
+            log.warning(
+                "%s: could not answer %s.%s (message %s) with %s: %r",
+                self.name, data.get("ep"), data.get("m"), ident, code, failed,
+            )  # fmt: skip
 
     async def _invoke(self, request: Request) -> Reply:
         assert self.schema is not None
@@ -171,9 +195,9 @@ class Requests:
         assert self.schema is not None
         if request.kind == "tell":
             log.error(
-                "%s.%s raised while handling a tell",
+                "%s: %s raised while handling a tell",
                 self.name,
-                request.method,
+                request,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
         error = error_to_wire(exc, self.schema.errors, self.config.codec)
@@ -188,14 +212,7 @@ class Requests:
         return self._failure(request, "encode", message)
 
     def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
-        log.warning(
-            "%s: %s.%s from %s: %s",
-            self.name,
-            request.endpoint,
-            request.method,
-            request.sender,
-            message,
-        )
+        log.warning("%s: %s: %s", self.name, request, message)
         return Reply(request.id, self.name, False, error=failure(code, message, **extra))
 
     async def _fail(self, request: Request, code: str, message: str) -> None:
@@ -211,17 +228,12 @@ class Requests:
             failed = self._failure(request, "payload_too_large", message)
             payload = self.config.codec.dumps(failed.to_wire())
         if request.deadline is not None and request.deadline <= time.time():
-            log.info(
-                "%s: %s.%s finished after its deadline; reply dropped",
-                self.name,
-                request.endpoint,
-                request.method,
-            )
+            log.info("%s: %s finished after its deadline; reply dropped", self.name, request)
             return
         try:
             await self.config.transport.post(request.reply_to, payload)  # never waits for room
         except TransportError as exc:
-            log.warning("%s: could not reply to %s: %r", self.name, request.sender, exc)
+            log.warning("%s: could not reply to %s: %r", self.name, request, exc)
 
     def _reply_bytes(self, request: Request, reply: Reply) -> bytes:
         """The reply's bytes; a reply that cannot be encoded becomes a failure that can.

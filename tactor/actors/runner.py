@@ -26,7 +26,7 @@ from .schema import ActorSchema, HandlerSchema
 
 __all__ = ["ActorRunner"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -127,8 +127,9 @@ class ActorRunner:
                         await loop_task
             except TimeoutError:
                 log.warning(
-                    "%s did not finish its message within %.1fs; cancelled", self.name, grace
-                )
+                    "%s did not finish %s within %.1fs; cancelled",
+                    self.name, self._requests.current or "its message", grace,
+                )  # fmt: skip
                 await tasks.cancel(loop_task)
         if self._consumer is not None:
             await self._consumer.close()  # unacknowledged deliveries go back to the mailbox
@@ -183,7 +184,7 @@ class ActorRunner:
             try:
                 await self._handle_delivery(delivery)
             except Exception:  # a bug in tactor itself: never let it kill the actor
-                log.exception("%s: unexpected error while handling a message", self.name)
+                log.exception("%s: unexpected error handling %s", self.name, self._last())
 
     async def _run(self) -> None:
         while (item := await self._inbox.get()) is not _STOP:
@@ -196,7 +197,7 @@ class ActorRunner:
             elif isinstance(item, Delivery):
                 await self._handle_delivery(item)
         except Exception:  # a bug in tactor itself: never let it kill the actor
-            log.exception("%s: unexpected error while handling a message", self.name)
+            log.exception("%s: unexpected error handling %s", self.name, self._last())
 
     # -- events ----------------------------------------------------------------
 
@@ -208,15 +209,22 @@ class ActorRunner:
             value = codec.from_wire(event.body, handler.decode_type(event.type_name))
         except DecodeError as exc:
             log.warning(
-                "%s.%s: dropped an event on %r: %s", self.name, handler.name, item.topic, exc
-            )
+                "%s.%s: dropped an event on %r (events have no id): %s",
+                self.name, handler.name, item.topic, exc,
+            )  # fmt: skip
             return
+        telemetry = self.config.telemetry
+        token = telemetry.receiving(item.topic, self.name, event.trace)
         try:
             await fn(value)
-        except Exception:
+        except Exception as exc:
+            telemetry.received(token, exc)
             log.exception(
-                "%s.%s raised while handling an event on %r", self.name, handler.name, item.topic
-            )
+                "%s.%s raised while handling an event %s on %r",
+                self.name, handler.name, event.type_name, item.topic,
+            )  # fmt: skip
+        else:
+            telemetry.received(token, None)
 
     # -- requests --------------------------------------------------------------
 
@@ -241,9 +249,19 @@ class ActorRunner:
         try:
             await delivery.ack()
         except TransportError as exc:
-            log.warning("%s: could not acknowledge (may be delivered again): %s", self.name, exc)
+            log.warning(
+                "%s: could not acknowledge %s (may be delivered again): %s",
+                self.name, self._last(), exc,
+            )  # fmt: skip
+
+    def _last(self) -> object:
+        """The message handled last, for logs (a request names endpoint, method and id)."""
+        return self._requests.current or "a message"
 
     async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
         assert self.schema is not None  # only actors have mailboxes
-        policy, codec = self.config.dead_letters, self.config.codec
-        await policy.set_aside(delivery, self.schema.endpoint, codec, self.name, unreadable)
+        policy, codec, endpoint = self.config.dead_letters, self.config.codec, self.schema.endpoint
+        detail = await policy.set_aside(delivery, endpoint, codec, self.name, unreadable)
+        if detail is not None and unreadable is None:  # (an unreadable one was answered)
+            message = f"moved to the dead letters of {endpoint!r}: {detail}"
+            await self._requests.answer_unhandled(delivery.payload, "dead_letter", message)

@@ -23,7 +23,7 @@ from .calls import Calls, Outgoing
 from .cancellation import Cancellations
 from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
 from .deadline import resolve_deadline
-from .events import encode_event
+from .events import encode_event, event_topic
 from .operating import Operating
 from .proxy import proxy_class
 from .queues import AsyncQueue
@@ -38,11 +38,13 @@ from .schema import (
     untyped_method,
 )
 from .serving import wait_for_signal
+from .stats import Stats, SystemStats
 from .tasks import TaskSet
+from .telemetry import Telemetry, with_tracing
 
 __all__ = ["ActorSystem", "EventSubscription"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
@@ -90,6 +92,9 @@ class ActorSystem(Operating):
     acknowledgement, or that cannot be read, goes to its endpoint's dead
     letters, which keep the newest ``max_dead_letters`` (1000); these two may
     also come from the transport URL (``?max_deliveries=3``), overridden here.
+    ``tracing``: OpenTelemetry spans for every message when ``opentelemetry-api``
+    is installed (``tactor[otel]``; None, the default), never (False), or
+    ConfigError if it is not installed (True); see docs/operating.md.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class ActorSystem(Operating):
         stop_grace: float = 10.0,
         max_deliveries: int | None = None,
         max_dead_letters: int | None = None,
+        tracing: bool | None = None,
     ) -> None:
         if not timeout > 0:
             raise ConfigError(f"ActorSystem(timeout={timeout!r}): expected seconds > 0")
@@ -118,13 +124,26 @@ class ActorSystem(Operating):
         self.codec = (codec or JsonCodec()).copy()
         for type_codec in codecs:
             self.codec.register(type_codec)
+        self._stats = Stats()
+        self._telemetry: Telemetry = with_tracing(self._stats, tracing)
         self._tasks = TaskSet()
         self._cancellations = Cancellations(self.transport, self.codec, self._tasks)
         self._calls = Calls(
-            self.node, self.transport, self.codec, self._cancellations, max_payload=max_payload
+            self.node,
+            self.transport,
+            self.codec,
+            self._cancellations,
+            max_payload=max_payload,
+            telemetry=self._telemetry,
         )
         self._runner_config = RunnerConfig(
-            self.transport, self.codec, max_payload, self._tasks, self._cancellations, policy
+            self.transport,
+            self.codec,
+            max_payload,
+            self._tasks,
+            self._cancellations,
+            policy,
+            self._telemetry,
         )
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}
@@ -464,9 +483,31 @@ class ActorSystem(Operating):
         if cls not in self._checked:
             self.codec.json_schema(cls)  # raises SchemaError for a type that cannot be sent
             self._checked.add(cls)
-        name, payload = encode_event(self.codec, event, topic, self.max_payload)
-        reached = await self.transport.publish(name, payload)
+        name = event_topic(event, topic)
+        token, trace = self._telemetry.publishing(name, cls.__name__)
+        try:
+            payload = encode_event(self.codec, event, name, self.max_payload, trace)
+            reached = await self.transport.publish(name, payload)
+        except BaseException as exc:
+            self._telemetry.published(token, exc)
+            raise
+        self._telemetry.published(token, None)
         return reached if self.transport.counts_subscribers else None
+
+    # -- stats -----------------------------------------------------------------
+
+    async def stats(self) -> SystemStats:
+        """This node's counters and gauges: messages by endpoint and method, handling
+        times, calls in flight, events by topic, and the depth of the mailboxes of the
+        endpoints it serves (asked of the transport: one round trip on Redis)."""
+        self._check_running()
+        endpoints = sorted({spawned.ref.endpoint for spawned in self._actors.values()})
+        depths = {}
+        for endpoint in endpoints:
+            depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))
+            if depth is not None:
+                depths[endpoint] = depth
+        return self._stats.snapshot(self.node, depths)
 
     # -- queues ----------------------------------------------------------------
 

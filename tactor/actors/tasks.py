@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["TaskSet"]
 
-log = logging.getLogger("tactor")
+log = logging.getLogger(__name__)
 
 
 class TaskSet:

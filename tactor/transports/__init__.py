@@ -1,8 +1,8 @@
 """Transports move opaque payloads; pick one by URL with :func:`open_transport`.
 
 ``memory://`` (the embedded default) and ``memory://NAME`` run in-process;
-``redis://`` and ``rediss://`` reach a Redis server, ``redis+sentinel://`` the
-primary that Redis Sentinels name. Concrete transports are
+``redis://`` and ``rediss://`` reach a Redis server, ``redis+sentinel://`` (and
+``rediss+sentinel://``, over TLS) the primary that Redis Sentinels name. Concrete transports are
 imported only when their URL is opened, so ``import tactor`` never imports redis.
 """
 
@@ -32,6 +32,7 @@ SCHEMES: dict[str, str] = {
     "redis": "tactor.transports.redis:RedisTransport",
     "rediss": "tactor.transports.redis:RedisTransport",
     "redis+sentinel": "tactor.transports.redis:RedisTransport",
+    "rediss+sentinel": "tactor.transports.redis:RedisTransport",
 }
 
 
@@ -52,7 +53,7 @@ def open_transport(url: str) -> Transport:
     except ImportError as exc:
         raise ConfigError(
             f"the {scheme}:// transport needs an optional dependency ({exc}); "
-            "for redis://, rediss:// and redis+sentinel:// install 'tactor[redis]'"
+            "for redis://, rediss:// and redis(s)+sentinel:// install 'tactor[redis]'"
         ) from exc
     transport_class = getattr(module, class_name)
     transport: Transport = transport_class.from_url(url)

@@ -23,7 +23,7 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
   whose pattern matches the topic (see :mod:`tactor.transports.topics`).
 - **registry**: which providers serve an endpoint, with liveness, and what each
   registered with (opaque bytes: the system above keeps its node, host, pid and
-  start time there); which endpoints have providers; how deep a mailbox is.
+  start time there); which endpoints have providers.
 - **queues**: named FIFO queues of payloads shared by every node of the
   transport (:meth:`Transport.queue_put`, :meth:`Transport.queue_get`, …);
   each item popped goes to exactly one getter. A queue is shared state, not a
@@ -294,6 +294,11 @@ class Transport(ABC):
     async def delete_mailbox(self, mailbox: str) -> None:
         """Drop a mailbox nobody will consume again, with anything left in it."""
 
+    async def mailbox_depth(self, mailbox: str) -> int | None:
+        """How many messages wait in ``mailbox`` (for ``system.stats()``); None where the
+        transport cannot tell. A transport that can should say so (memory and Redis do)."""
+        return None
+
     # -- dead letters ----------------------------------------------------------
 
     @abstractmethod
@@ -375,14 +380,6 @@ class Transport(ABC):
     @abstractmethod
     async def endpoints(self) -> list[str]:
         """The endpoints that have at least one live provider, sorted."""
-
-    async def mailbox_depth(self, mailbox: str) -> int | None:
-        """How many payloads ``mailbox`` holds: waiting, or taken and not yet acknowledged.
-
-        A transport that sends acknowledgements in batches may count a payload until its
-        acknowledgement is sent. None where the transport cannot tell (this default).
-        """
-        return None
 
     # -- queues ----------------------------------------------------------------
     #

@@ -206,6 +206,10 @@ class MemoryTransport(Transport):
                 if not putter.done():
                     putter.set_result(None)
 
+    async def mailbox_depth(self, mailbox: str) -> int:
+        box = self.hub.mailboxes.get(mailbox)
+        return 0 if box is None else len(box.items)
+
     async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
         self._check_open()
         letters = self.hub.dead_letters.get(mailbox)
@@ -278,13 +282,6 @@ class MemoryTransport(Transport):
     async def endpoints(self) -> list[str]:
         self._check_open()
         return sorted(endpoint for endpoint, found in self.hub.registry.items() if found)
-
-    async def mailbox_depth(self, mailbox: str) -> int:
-        self._check_open()
-        box = self.hub.mailboxes.get(mailbox)
-        waiting = 0 if box is None else len(box.items)
-        held = (d for c in self.hub.consumers for d in c.unacked.values())
-        return waiting + sum(1 for d in held if d.mailbox == mailbox)
 
     # -- queues ----------------------------------------------------------------
 

@@ -49,7 +49,6 @@ class MemoryConsumer(MailboxConsumer):
         self._closed = False
         self.unacked: dict[int, MemoryDelivery] = {}
         self._waiter: Waiter | None = None
-        self.hub.consumers.add(self)
 
     def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> MemoryDelivery:
         delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
@@ -91,7 +90,6 @@ class MemoryConsumer(MailboxConsumer):
             return
         self._closed = True
         self._transport.consumers.discard(self)
-        self.hub.consumers.discard(self)
         # Wake our own waiting receive only: other consumers share these mailboxes.
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))

@@ -12,7 +12,6 @@ import itertools
 import time
 import weakref
 from collections import deque
-from typing import Any
 
 from .base import BufferedSubscription, DeadLetterEntry, InboxHandler
 
@@ -144,8 +143,6 @@ class MemoryHub:
         self.subscriptions: list[BufferedSubscription] = []
         #: endpoint -> provider -> the info it registered with
         self.registry: dict[str, dict[str, bytes]] = {}
-        #: every open consumer of this hub (for mailbox depths: what they hold unacknowledged)
-        self.consumers: set[Any] = set()
         self.inboxes: dict[str, InboxHandler] = {}
         self.queues: dict[str, HubQueue] = {}
         self.dead_letters: dict[str, DeadLetters] = {}

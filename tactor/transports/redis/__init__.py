@@ -76,7 +76,7 @@ from .wire import quiet_allowed
 
 __all__ = ["RedisTransport"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 _OPTIONS = {
     "prefix": PREFIX,

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GROUP", "RedisConsumer"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 GROUP = "tactor"
 
@@ -254,7 +254,10 @@ class RedisConsumer(MailboxConsumer):
                     key, GROUP, self.name, min_idle, [oldest["message_id"]]
                 )
                 if claimed:
-                    log.warning("%s: took over a message of a dead consumer", self.name)
+                    log.warning(
+                        "%s: took over entry %s of %s from dead consumer %s",
+                        self.name, text(oldest["message_id"]), key, text(oldest["consumer"]),
+                    )  # fmt: skip
                 self._next_reclaim = 0.0  # the next fill looks for more
                 await self._take(key, claimed, int(oldest["times_delivered"]) + 1)
                 return

@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from ..base import DeadLetterEntry
 from .connection import text, translated
+from .consumer import GROUP
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -56,6 +59,14 @@ class RedisDeadLetters:
             )
         return int(dropped)
 
+    async def mailbox_depth(self, mailbox: str) -> int:
+        """Entries not yet taken: the stream holds those not yet acknowledged (acknowledged
+        ones are deleted, see scripts.ACK), the group's pending list those taken."""
+        key = self.mailbox_key(mailbox)
+        with translated("count the messages of", mailbox):
+            pending = await _pending(self.redis, key)
+            return max(0, int(await self.redis.xlen(key)) - pending)
+
     async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
         with translated("list the dead letters of", mailbox):
             entries: Any = await self.redis.xrange(self.dead_letter_key(mailbox))
@@ -73,6 +84,17 @@ class RedisDeadLetters:
             return False
         with translated("discard a dead letter of", mailbox):
             return bool(await self.redis.xdel(self.dead_letter_key(mailbox), letter))
+
+
+async def _pending(redis: aioredis.Redis, key: str) -> int:
+    """How many entries of stream ``key`` the consumers hold (0 before the group exists)."""
+    try:
+        summary: Any = await redis.xpending(key, GROUP)
+    except ResponseError as exc:
+        if "NOGROUP" in str(exc):
+            return 0
+        raise
+    return int(summary["pending"])
 
 
 def _entry(entry_id: Any, fields: Any) -> DeadLetterEntry:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisEvents", "glob_of"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 
 def glob_of(pattern: str) -> str:

@@ -23,7 +23,7 @@ __all__ = ["OWNED_LIFETIME", "Heartbeat"]
 #: An owned key (a provider's private mailbox) outlives its last beat by this many TTLs.
 OWNED_LIFETIME = 20
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 
 class Heartbeat:

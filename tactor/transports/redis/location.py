@@ -5,7 +5,9 @@
     redis+sentinel://[user:password@]host[:port][,host[:port]...]/SERVICE[/DB][?options]
 
 lists Sentinels (port 26379 unless given) that watch the primary named
-SERVICE. Every connection the transport opens asks them for the current
+SERVICE; ``rediss+sentinel://`` speaks TLS to the Sentinels and the servers
+alike, with the URL's ``ssl_*`` options (``ssl_ca_certs``, ``ssl_certfile``, …)
+for both, as a ``rediss://`` URL takes them. Every connection the transport opens asks them for the current
 primary when it connects — the asyncio client, the connections its readers
 and pipeliner hold, pub/sub, the heartbeat thread's client — so a connection
 that a failover broke reconnects to the new primary. As with redis-py's
@@ -33,9 +35,10 @@ from redis.asyncio.connection import parse_url
 from ...errors import ConfigError
 from ..options import TEXT, split_options, unknown
 
-__all__ = ["SENTINEL_SCHEME", "Location", "Sentinels", "Server", "location_of"]
+__all__ = ["SENTINEL_SCHEME", "TLS_SENTINEL_SCHEME", "Location", "Sentinels", "Server", "location_of"]
 
 SENTINEL_SCHEME = "redis+sentinel"
+TLS_SENTINEL_SCHEME = "rediss+sentinel"
 SENTINEL_PORT = 26379
 _SHAPE = f"{SENTINEL_SCHEME}://[user:password@]host[:port][,host[:port]...]/SERVICE[/DB]"
 _SENTINEL_OPTIONS = {"sentinel_username": TEXT, "sentinel_password": TEXT}
@@ -81,7 +84,7 @@ def location_of(url: str, ours: Iterable[str]) -> Location:
     Raises :class:`ConfigError` for a URL or a redis-py option that is bad, naming it
     (and, for an unknown option, ``ours``: tactor's options) — before any connection.
     """
-    if urlsplit(url).scheme == SENTINEL_SCHEME:
+    if urlsplit(url).scheme in (SENTINEL_SCHEME, TLS_SENTINEL_SCHEME):
         return Sentinels(url, ours)
     return Server(url, ours)
 
@@ -120,34 +123,40 @@ class Sentinels(Location):
 
     def __init__(self, url: str, ours: Iterable[str]) -> None:
         parts = urlsplit(url)
+        self.scheme = parts.scheme
+        tls = self.scheme == TLS_SENTINEL_SCHEME
         userinfo, _, netloc = parts.netloc.rpartition("@")
-        self.hosts = [_host(part) for part in netloc.split(",")]
-        self.service, db = _path(parts.path)
+        self.hosts = [_host(part, self.scheme) for part in netloc.split(",")]
+        self.service, db = _path(parts.path, self.scheme)
         options, theirs = split_options(url, _SENTINEL_OPTIONS, others=True)
+        # redis-py reads the servers' options (user, password, db, query) as from a redis://
+        # (or rediss://) URL.
+        at = f"{userinfo}@" if userinfo else ""
+        server_url = f"{'rediss' if tls else 'redis'}://{at}localhost/{db}?{urlencode(theirs)}"
+        try:
+            self.kwargs: dict[str, Any] = dict(parse_url(server_url))
+        except ValueError as exc:
+            raise ConfigError(f"{self.scheme}:// URL option: {exc}") from None
+        for name in ("host", "port", "connection_class"):  # the pool picks its own class:
+            self.kwargs.pop(name, None)
+        ssl = {name: value for name, value in self.kwargs.items() if name.startswith("ssl_")}
+        if tls:
+            self.kwargs["ssl"] = True  # ... SentinelManagedSSLConnection
         self._sentinel_kwargs: dict[str, Any] = {
             **CONNECTION,
             "socket_timeout": 2.0,  # a Sentinel is asked only when a connection is made
+            **({"ssl": True, **ssl} if tls else {}),
             **{name.removeprefix("sentinel_"): value for name, value in options.items()},
         }
-        # redis-py reads the servers' options (user, password, db, query) as from a redis:// URL.
-        at = f"{userinfo}@" if userinfo else ""
-        try:
-            self.kwargs: dict[str, Any] = dict(
-                parse_url(f"redis://{at}localhost/{db}?{urlencode(theirs)}")
-            )
-        except ValueError as exc:
-            raise ConfigError(f"{SENTINEL_SCHEME}:// URL option: {exc}") from None
-        self.kwargs.pop("host", None)
-        self.kwargs.pop("port", None)
         # Untyped in redis-py before 8, typed since: called as what it is.
         make_pool: Callable[..., Any] = aiosentinel.SentinelConnectionPool
         pool = make_pool(self.service, None, **self.kwargs)
-        _check(SENTINEL_SCHEME, url, lambda: pool.connection_class(**pool.connection_kwargs), ours)
+        _check(self.scheme, url, lambda: pool.connection_class(**pool.connection_kwargs), ours)
         self._made: list[Any] = []  # the clients of the Sentinels, closed with us
 
     def __str__(self) -> str:
         hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.hosts)
-        return f"{SENTINEL_SCHEME}://{hosts}/{self.service}"
+        return f"{self.scheme}://{hosts}/{self.service}"
 
     def async_client(self, socket_timeout: float | None) -> aioredis.Redis:
         client: aioredis.Redis = self._primary(_AskedInTurn, socket_timeout)
@@ -191,19 +200,19 @@ class _AskedInTurn(aiosentinel.Sentinel):
             return await super().discover_master(service_name)
 
 
-def _host(part: str) -> tuple[str, int]:
+def _host(part: str, scheme: str) -> tuple[str, int]:
     match = _HOST.match(part)
     port = int(match["port"] or SENTINEL_PORT) if match else 0
     if match is None or not 0 < port < 65536:
-        raise ConfigError(f"{SENTINEL_SCHEME}:// URL: bad Sentinel address {part!r}; {_SHAPE}")
+        raise ConfigError(f"{scheme}:// URL: bad Sentinel address {part!r}; {_SHAPE}")
     return match["v6"] or match["host"], port
 
 
-def _path(path: str) -> tuple[str, int]:
+def _path(path: str, scheme: str) -> tuple[str, int]:
     service, _, db = path.strip("/").partition("/")
     if not service or not (db == "" or db.isdigit()):
         raise ConfigError(
-            f"{SENTINEL_SCHEME}:// URL: expected the service name, then maybe the database "
+            f"{scheme}:// URL: expected the service name, then maybe the database "
             f"number, as its path (not {path!r}); {_SHAPE}"
         )
     return service, int(db or 0)
@@ -220,7 +229,8 @@ def _check(scheme: str, url: str, make: Callable[[], object], ours: Iterable[str
     except TypeError as exc:
         names = [name for name, _ in _query(url)] or ["?"]
         bad = next((n for n in names if repr(n) in str(exc)), names[0])
-        known = [*ours, *(_SENTINEL_OPTIONS if scheme == SENTINEL_SCHEME else ())]
+        sentinels = scheme in (SENTINEL_SCHEME, TLS_SENTINEL_SCHEME)
+        known = [*ours, *(_SENTINEL_OPTIONS if sentinels else ())]
         raise unknown(scheme, bad, known, also=", and redis-py's connection options") from None
     except ValueError as exc:
         raise ConfigError(f"{scheme}:// URL option: {exc}") from None

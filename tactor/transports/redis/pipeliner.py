@@ -33,7 +33,7 @@ from .wire import HeldConnection, quietly
 
 __all__ = ["Pipeliner"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # commands per round trip, at most
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisQueues"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 #: How long the token that wakes a cancelled get's BLPOP may wait for it (ms).
 WAKE_TTL_MS = 10_000

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisRegistry"]
 
-log = logging.getLogger("tactor.redis")
+log = logging.getLogger(__name__)
 
 
 class RedisRegistry:
@@ -48,8 +48,6 @@ class RedisRegistry:
         def redis(self) -> aioredis.Redis: ...
 
         def key(self, kind: str, name: str | None = None) -> str: ...
-
-        def mailbox_key(self, mailbox: str) -> str: ...
 
         async def keep_alive(self, key: str, member: str) -> None: ...
 
@@ -99,13 +97,6 @@ class RedisRegistry:
         with translated("list endpoints"):
             listed = await self.live_members(self.key("eps"))
             return [e for e in listed if await self.live_members(self.key("reg", e))]
-
-    async def mailbox_depth(self, mailbox: str) -> int:
-        # Acknowledged entries are deleted (the ACK script): the stream holds only what is
-        # waiting or taken and not yet acknowledged.
-        with translated(f"measure {mailbox}"):
-            depth: int = await self.redis.xlen(self.mailbox_key(mailbox))
-        return depth
 
 
 def _by_provider(entry: ProviderEntry) -> str:
