@@ -23,6 +23,7 @@ ROWS = [
     "codec",
     "memory",
     "redis_memory",
+    "processes",
 ]
 NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory"}
 

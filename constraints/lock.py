@@ -1,6 +1,6 @@
 """Write the pins of ``./dev lock``: run by the Python of a fresh venv holding the newest versions.
 
-``./dev lock`` installs ``tactor[redis,dev,bench]`` with the newest versions into a
+``./dev lock`` installs ``tactor[redis,dev,bench,ray]`` with the newest versions into a
 throwaway venv, then this script splits what got installed into two files:
 
 - ``runtime.txt``: tactor's runtime dependencies (the ``redis`` extra included)

@@ -19,6 +19,7 @@ TactorError
 │   └── TransportClosed    the transport or system is closed
 ├── ConfigError            (also a ValueError) a URL, option, setting, topic or name is invalid
 ├── NotRunning             the system was used before start() or after close()
+├── SpawnError             a provider process could not be started
 └── WouldBlock             a blocking call was made from inside an event loop
 ```
 
@@ -46,6 +47,7 @@ __all__ = [
     "PayloadTooLarge",
     "RemoteError",
     "SchemaError",
+    "SpawnError",
     "TactorError",
     "TransportClosed",
     "TransportError",
@@ -180,6 +182,11 @@ class ConfigError(TactorError, ValueError):
 
 class NotRunning(TactorError, RuntimeError):
     """The system was used before ``start()`` (or ``async with``) or after ``close()``."""
+
+
+class SpawnError(TactorError, RuntimeError):
+    """A provider process could not be started: its class could not be imported or
+    constructed there, or the process exited before it served. The message says which."""
 
 
 class WouldBlock(TactorError, RuntimeError):

@@ -10,23 +10,67 @@ or a unique Redis key prefix), so tests never see each other's messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from tactor import Actor, ActorRef, ActorSystem
 from tactor.testing.plugin import require_redis
 from tactor.testing.urls import drop_keys, fresh_url, redis_url, with_query
 
 __all__ = ["drop_keys", "redis_url", "require_redis", "with_query"]
 
 TRANSPORTS = ["memory", "redis"]
+#: Contract modules that also run with every provider in a child process ("process": each
+#: ``system.spawn`` goes to ``system.processes().spawn``, over the parent's memory hub).
+PROCESS_CONTRACT = {
+    "test_bad_input",
+    "test_blocking",
+    "test_broadcast",
+    "test_calls",
+    "test_cancellation",
+    "test_dead_letters",
+    "test_deadlines",
+    "test_errors_say_where",
+    "test_events",
+    "test_mailbox",
+    "test_subclass_endpoints",
+}
 
 
 #: Each transport's base URL (its test namespace comes from tactor.testing.urls.NAMESPACES).
 BASES: dict[str, Callable[[], str]] = {"memory": lambda: "memory://", "redis": require_redis}
 
 
-@pytest.fixture(params=TRANSPORTS)
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
+def _parametrizes_url(metafunc: pytest.Metafunc) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        names = names.split(",") if isinstance(names, str) else names
+        if "url" in (name.strip() for name in names):
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that takes ``url`` on every transport (and with process providers)."""
+    if "url" in metafunc.fixturenames and not _parametrizes_url(metafunc):
+        name = metafunc.module.__name__.rpartition(".")[2]
+        in_process = metafunc.definition.get_closest_marker("in_process") is not None
+        extra = ["process"] if name in PROCESS_CONTRACT and not in_process else []
+        metafunc.parametrize("url", [*TRANSPORTS, *extra], indirect=True)
+
+
+async def _spawn_in_process(
+    self: ActorSystem, cls: type[Actor], /, *args: Any, **kwargs: Any
+) -> ActorRef[Any]:
+    return await self.processes().spawn(cls, *args, **kwargs)
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A transport URL with a namespace of this test's own."""
-    with fresh_url(BASES[request.param]()) as namespaced:
+    if request.param == "process":
+        monkeypatch.setattr(ActorSystem, "spawn", _spawn_in_process)
+    base = "memory" if request.param == "process" else request.param
+    with fresh_url(BASES[base]()) as namespaced:
         yield namespaced

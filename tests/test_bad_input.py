@@ -29,6 +29,7 @@ class Echo(Actor, name="echo"):
         return "x" * n
 
 
+@pytest.mark.in_process
 async def test_malformed_bytes_are_kept_as_dead_letters_with_a_log_line(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -46,6 +47,7 @@ async def test_malformed_bytes_are_kept_as_dead_letters_with_a_log_line(
         assert [(x.payload, x.reason) for x in letters] == [(p, "malformed") for p in bad]
 
 
+@pytest.mark.in_process
 async def test_unknown_method_is_a_typed_error(url: str, caplog: pytest.LogCaptureFixture) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Pricing, "eu")

@@ -200,6 +200,7 @@ def test_blocking_queue_is_a_drop_in_for_queue_queue(url: str) -> None:
         jobs.delete()
 
 
+@pytest.mark.in_process  # functions served by the module API are classes made at run time
 def test_module_level_queue_like_pymq(url: str) -> None:
     import tactor
 

@@ -92,6 +92,7 @@ async def stall_until_dead_lettered(
     return letter
 
 
+@pytest.mark.in_process
 @pytest.mark.parametrize("cls", [Fragile, Listening])
 async def test_a_message_stalling_every_provider_goes_to_the_dead_letters(
     url: str, cls: type[Fragile], caplog: pytest.LogCaptureFixture
@@ -115,6 +116,7 @@ async def test_a_message_stalling_every_provider_goes_to_the_dead_letters(
             assert part in line.getMessage()
 
 
+@pytest.mark.in_process
 async def test_a_call_moved_to_the_dead_letters_is_answered_at_once(url: str) -> None:
     log = Log()
     async with ActorSystem(url, stop_grace=0.05, max_deliveries=2) as system:
@@ -131,6 +133,7 @@ async def test_a_call_moved_to_the_dead_letters_is_answered_at_once(url: str) ->
         assert (letter.kind, letter.method) == ("call", "stall")
 
 
+@pytest.mark.in_process
 async def test_replay_puts_a_letter_back_to_be_handled_afresh(url: str) -> None:
     log = Log()
     async with ActorSystem(url, stop_grace=0.05, max_deliveries=1) as system:
@@ -186,6 +189,7 @@ async def test_discard_removes_a_letter(url: str) -> None:
         assert await system.dead_letters(Fragile) == [two]
 
 
+@pytest.mark.in_process
 async def test_the_oldest_letters_go_first_with_a_log_line(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -193,7 +193,7 @@ def test_the_demo_is_the_readme_quick_start() -> None:
 
 # -- the examples ----------------------------------------------------------------
 
-RUN_HERE = {"quickstart.py", "sync_module_api.py", "redis_processes.py"}
+RUN_HERE = {"quickstart.py", "sync_module_api.py", "redis_processes.py", "process_pool.py"}
 
 
 def test_every_example_is_run_here() -> None:
@@ -230,3 +230,15 @@ def test_redis_processes_example() -> None:
         "one call: 5.00",
         "after the event: [Decimal('2.00'), Decimal('2.00')]",
     ]
+
+
+@pytest.mark.slow
+def test_process_pool_example() -> None:
+    result = run_python(EXAMPLES / "process_pool.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "primes below 200,000: 17984",
+        "providers: 2 in processes of their own: True",
+        "restarted: True",
+    ]
+    assert "exited (signal SIGKILL); restarting in 0.1s" in result.stderr

@@ -99,6 +99,7 @@ async def test_events_published_at_once_by_one_node_arrive_in_the_order_issued(u
         assert [qty for qty in seen if qty >= 0] == list(range(300))  # probes come first
 
 
+@pytest.mark.in_process
 async def test_handler_errors_do_not_stop_the_actor(url: str) -> None:
     class Fragile(Actor, name="fragile"):
         def __init__(self) -> None:

@@ -49,6 +49,7 @@ class Counter(Actor, name="counter"):
         return self.value
 
 
+@pytest.mark.in_process
 async def test_one_message_at_a_time(url: str) -> None:
     async with ActorSystem(url) as system:
         ref = await system.spawn(Counter)
@@ -60,6 +61,7 @@ async def test_one_message_at_a_time(url: str) -> None:
         assert ref.id in await system.providers(Counter)
 
 
+@pytest.mark.in_process
 async def test_per_sender_order_is_kept(url: str) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Counter)
@@ -70,6 +72,7 @@ async def test_per_sender_order_is_kept(url: str) -> None:
         assert instance.log == ["start", *(f"m{i}" for i in range(30))]
 
 
+@pytest.mark.in_process
 async def test_hooks_run_and_stop_drains(url: str) -> None:
     async with ActorSystem(url) as system:
         ref = await system.spawn(Counter)
@@ -83,6 +86,7 @@ async def test_hooks_run_and_stop_drains(url: str) -> None:
         assert await system.providers(Counter) == []
 
 
+@pytest.mark.in_process
 async def test_leaving_the_block_stops_every_actor(url: str) -> None:
     system = ActorSystem(url)
     async with system:
@@ -108,6 +112,7 @@ async def test_bounded_mailbox_pushes_back_on_the_sender() -> None:
         assert Counter.instances[-1].log == ["start", *(f"m{i}" for i in range(5))]
 
 
+@pytest.mark.in_process
 async def test_on_start_failure_is_raised_by_spawn(url: str) -> None:
     class Broken(Actor, name="broken"):
         async def on_start(self) -> None:

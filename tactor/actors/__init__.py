@@ -22,6 +22,7 @@ from .events import subscribe, topic, topic_of
 from .operating import EndpointInfo, ProviderInfo
 from .queues import AsyncQueue
 from .stats import Histogram, MethodStats, SystemStats
+from .supervision import Processes
 from .system import ActorSystem, EventSubscription
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Histogram",
     "MethodStats",
     "Outcome",
+    "Processes",
     "ProviderInfo",
     "SystemStats",
     "deadline",

@@ -25,7 +25,14 @@ from ..errors import EncodeError, SchemaError
 from ..transports.topics import check_pattern
 from .events import event_types, topic_of
 
-__all__ = ["MISSING", "ActorSchema", "HandlerSchema", "MethodSchema", "build_schema"]
+__all__ = [
+    "MISSING",
+    "ActorSchema",
+    "HandlerSchema",
+    "MethodSchema",
+    "build_schema",
+    "constructor_schema",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: Lifecycle hooks every actor has; never endpoint methods.
@@ -249,7 +256,9 @@ def _hints(owner: Any, fn: Callable[..., Any], name: str) -> dict[str, Any]:
         raise _fail(owner, name, f"cannot resolve type hints ({exc})") from None
 
 
-def _method_schema(cls: type, name: str, fn: Callable[..., Any]) -> MethodSchema:
+def _method_schema(
+    cls: type, name: str, fn: Callable[..., Any], *, returns: bool = True
+) -> MethodSchema:
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())[1:]  # drop self
     hints = _hints(cls, fn, name)
@@ -264,9 +273,9 @@ def _method_schema(cls: type, name: str, fn: Callable[..., Any]) -> MethodSchema
         custom |= _check_type(cls, where, hints[p.name])
         default = MISSING if p.default is not p.empty else dataclasses.MISSING
         fields.append((p.name, hints[p.name], dataclasses.field(default=default)))
-    if "return" not in hints:
+    if "return" not in hints and returns:
         raise _fail(cls, name, "no return type hint (write '-> None' if it returns nothing)")
-    result_type = hints["return"]
+    result_type = hints.get("return")
     custom |= _check_type(cls, f"{name} -> return", result_type)
     args_type = dataclasses.make_dataclass(
         f"{cls.__name__}_{name}_args", fields, kw_only=True, slots=True
@@ -289,6 +298,22 @@ def _method_schema(cls: type, name: str, fn: Callable[..., Any]) -> MethodSchema
         ),
         fields=tuple(p.name for p in params),
     )
+
+
+def constructor_schema(cls: type) -> MethodSchema:
+    """The schema of ``cls(...)``'s arguments, to send them to another process.
+
+    Raises :class:`SchemaError` for a parameter without a type hint, or one that
+    cannot be marshalled, naming it.
+    """
+    init = cls.__dict__.get("__init__") or getattr(cls, "__init__")  # noqa: B009
+    if init is object.__init__:
+        init = _takes_nothing
+    return _method_schema(cls, "__init__", init, returns=False)
+
+
+def _takes_nothing(self: object) -> None:
+    """The constructor of a class that defines none."""
 
 
 def _handler_schema(

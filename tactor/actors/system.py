@@ -39,6 +39,7 @@ from .schema import (
 )
 from .serving import wait_for_signal
 from .stats import Stats, SystemStats
+from .supervision import Processes, RestartPolicy, Supervisor
 from .tasks import TaskSet
 from .telemetry import Telemetry, with_tracing
 
@@ -148,6 +149,7 @@ class ActorSystem(Operating):
         self._actors: dict[str, _Spawned] = {}
         self._sinks: dict[int, EventSubscription] = {}
         self._checked: set[type] = set()
+        self._supervisor = Supervisor(self.transport, self._tasks, stop_grace)
         self._state = "new"
 
     def __repr__(self) -> str:
@@ -188,6 +190,7 @@ class ActorSystem(Operating):
         self._state = "closing"
         grace = self.stop_grace if drain_timeout is None else drain_timeout
         try:
+            await self._supervisor.close()  # children drain into this node's transport
             await asyncio.gather(*(self._stop(ref, grace) for ref in list(self._actors)))
             await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
             await self._cancellations.close()
@@ -256,14 +259,39 @@ class ActorSystem(Operating):
     # -- providers -------------------------------------------------------------
 
     async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
-        """Create an actor and serve it as a provider of its endpoint; returns its ref."""
+        """Create an actor and serve it as a provider of its endpoint; returns its ref.
+
+        To serve it in a child process instead, see :meth:`processes`.
+        """
+        return await self._spawn_as(None, cls, *args, **kwargs)
+
+    def processes(
+        self,
+        *,
+        restart: RestartPolicy = "on-failure",
+        max_restarts: int = 5,
+        restart_window: float = 60.0,
+    ) -> Processes:
+        """Spawn providers in supervised child processes: ``.spawn(cls, ...)``,
+        ``.spawn_many(n, cls, ...)`` (see :class:`~tactor.actors.supervision.Processes`).
+
+        ``restart`` is when a child that exited is started again (``"on-failure"``:
+        when it crashed or exited non-zero; ``"always"``; ``"never"``), with a growing
+        back-off, at most ``max_restarts`` times within ``restart_window`` seconds.
+        """
+        return Processes(self, self._supervisor, restart, max_restarts, restart_window)
+
+    async def _spawn_as(
+        self, ident: str | None, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ActorRef[A]:
         self._check_running()
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         self._check_codecs(schema)
         await self._cancellations.listen()  # a node with providers hears callers give up
         instance = cls(*args, **kwargs)
-        ref = ActorRef(f"{schema.endpoint}@{uuid.uuid4().hex[:12]}", schema.endpoint, actor_class)
+        ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
+        ref = ActorRef(ident, schema.endpoint, actor_class)
         instance._tactor_system, instance._tactor_ref = self, ref
         transport = self.transport
         mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
@@ -298,6 +326,8 @@ class ActorSystem(Operating):
     async def stop(self, ref: ActorRef[Any]) -> None:
         """Drain a provider and remove it: it takes no new message, finishes the one in hand."""
         self._check_running()
+        if self._supervisor.supervises(ref.id):
+            return await self._supervisor.stop(ref.id)
         if ref.id not in self._actors:
             raise NoProvider(f"provider {ref.id!r} is not running on this system")
         await self._stop(ref.id)
@@ -345,8 +375,8 @@ class ActorSystem(Operating):
         return await self.transport.providers(schema_of(cls).endpoint)
 
     def refs(self) -> list[ActorRef[Any]]:
-        """The providers running on this node."""
-        return [s.ref for s in self._actors.values()]
+        """The providers running on this node (and in its child processes)."""
+        return [s.ref for s in self._actors.values()] + self._supervisor.refs()
 
     # -- dead letters ----------------------------------------------------------
 

@@ -41,9 +41,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import TransportClosed, TransportError
+from ..errors import ConfigError, TransportClosed, TransportError
+
+if TYPE_CHECKING:
+    from .channel import Channel
 
 __all__ = [
     "BufferedSubscription",
@@ -432,6 +435,19 @@ class Transport(ABC):
 
         Getters waiting on it keep waiting (for payloads put afterwards).
         """
+
+    # -- child processes -------------------------------------------------------
+
+    async def serve_child(self, channel: Channel) -> str | None:
+        """Let a child process reach this transport's namespace, as a node of its own.
+
+        Either serve this transport's verbs to the child over ``channel`` (the
+        child then uses :class:`~tactor.transports.hub_client.HubClient`) and
+        return None, or return a URL the child opens itself. What the child opened
+        must be released when ``channel`` closes (the child exited or died).
+        Raises :class:`~tactor.errors.ConfigError` where the transport cannot.
+        """
+        raise ConfigError(f"{type(self).__name__} cannot host providers in child processes")
 
     # -- conveniences ----------------------------------------------------------
 

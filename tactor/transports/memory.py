@@ -33,6 +33,7 @@ from .base import (
     no_provider_message,
     provider_mailbox,
 )
+from .channel import Channel
 from .memory_consumer import MemoryConsumer
 from .memory_hub import (
     DEFAULT_MAILBOX_SIZE,
@@ -239,6 +240,14 @@ class MemoryTransport(Transport):
         handler = self.hub.inboxes.get(inbox)
         if handler is not None:
             handler(payload)  # in-process: straight to the reader, nothing to buffer
+
+    async def serve_child(self, channel: Channel) -> str | None:
+        """Serve this hub's verbs to a child process over ``channel`` (see hub_server)."""
+        from .hub_server import HubServer  # imports this module
+
+        self._check_open()
+        await HubServer(self.hub, channel).start()
+        return None
 
     async def publish(self, topic: str, payload: bytes) -> int:
         self._check_open()

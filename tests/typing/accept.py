@@ -26,6 +26,9 @@ async def calls(system: ActorSystem) -> None:
     assert_type(ref, ActorRef[Pricing])
     assert_type(ref.id, str)
     await system.spawn(Pricing, region="us")
+    in_child = await system.processes(restart="always").spawn(Pricing, "eu")
+    assert_type(in_child, ActorRef[Pricing])
+    assert_type(await system.processes().spawn_many(2, Pricing, "eu"), list[ActorRef[Pricing]])
 
     pricing = system.proxy(Pricing, timeout=2.0)
     assert_type(pricing, Pricing)

@@ -18,6 +18,9 @@ async def misuse(system: ActorSystem) -> None:
     text: str = await pricing.quote([])  # E: assignment
     await system.spawn(Pricing)  # E: call-arg
     await system.spawn(Pricing, 1)  # E: arg-type
+    await system.processes().spawn(Pricing, 1)  # E: arg-type
+    await system.processes().spawn_many(2, Pricing)  # E: call-arg
+    system.processes(restart="sometimes")  # E: arg-type
     await system.broadcast(Pricing.quote, "x")  # E: arg-type
     await system.broadcast(Pricing.quote)  # E: arg-type
     await system.broadcast(Pricing.quote, [Item("a", 1)], None, 3)  # E: arg-type

@@ -116,7 +116,7 @@ class RedisTransport(RedisRegistry, RedisQueues, RedisDeadLetters, Transport):
             given["heartbeat"] = heartbeat
         for name, value in given.items():
             check(urlsplit(url).scheme or "redis", name, value, _OPTIONS[name])
-        self.url = url
+        self.url, self.options = url, given
         self.location = location_of(url, _OPTIONS)  # checks redis-py's options in the URL
         self.prefix = prefix
         self.mailbox_size = mailbox_size
@@ -228,6 +228,12 @@ class RedisTransport(RedisRegistry, RedisQueues, RedisDeadLetters, Transport):
                 refused,
             )
         return client
+
+    async def serve_child(self, channel: Any) -> str | None:
+        """A child process opens the same Redis with the same options: a node like any other."""
+        parts = urlsplit(self.url)
+        query = "&".join(q for q in (parts.query, urlencode(self.options)) if q)
+        return urlunsplit(parts._replace(query=query))
 
     async def close(self) -> None:
         if self._closed:

@@ -6,14 +6,15 @@
 
 lists Sentinels (port 26379 unless given) that watch the primary named
 SERVICE; ``rediss+sentinel://`` speaks TLS to the Sentinels and the servers
-alike, with the URL's ``ssl_*`` options (``ssl_ca_certs``, ``ssl_certfile``, …)
-for both, as a ``rediss://`` URL takes them. Every connection the transport opens asks them for the current
-primary when it connects — the asyncio client, the connections its readers
-and pipeliner hold, pub/sub, the heartbeat thread's client — so a connection
-that a failover broke reconnects to the new primary. As with redis-py's
-``Sentinel(sentinels, sentinel_kwargs=..., **connection_kwargs)``, the URL's
-``user:password`` and redis-py options are for the Redis servers, and
-``sentinel_username`` / ``sentinel_password`` for Sentinels that ask for them.
+alike, with the URL's ``ssl_*`` options (``ssl_ca_certs``, ``ssl_certfile``,
+…) for both, as a ``rediss://`` URL takes them. Every connection the transport
+opens asks the Sentinels for the current primary when it connects — the
+asyncio client, the connections its readers and pipeliner hold, pub/sub, the
+heartbeat thread's client — so a connection that a failover broke reconnects
+to the new primary. As with redis-py's ``Sentinel(sentinels,
+sentinel_kwargs=..., **connection_kwargs)``, the URL's ``user:password`` and
+redis-py options are for the Redis servers, and ``sentinel_username`` /
+``sentinel_password`` for Sentinels that ask for them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from redis.asyncio.connection import parse_url
 from ...errors import ConfigError
 from ..options import TEXT, split_options, unknown
 
-__all__ = ["SENTINEL_SCHEME", "TLS_SENTINEL_SCHEME", "Location", "Sentinels", "Server", "location_of"]
+__all__ = [
+    "SENTINEL_SCHEME",
+    "TLS_SENTINEL_SCHEME",
+    "Location",
+    "Sentinels",
+    "Server",
+    "location_of",
+]
 
 SENTINEL_SCHEME = "redis+sentinel"
 TLS_SENTINEL_SCHEME = "rediss+sentinel"

@@ -1,0 +1,123 @@
+"""A provider process: what a child forked by :mod:`tactor.actors.forkserver` runs.
+
+It holds one end of a socketpair with its parent. It dies with the fork
+server, which dies with the parent (``PR_SET_PDEATHSIG`` on Linux), and on
+the channel's EOF everywhere. It reads the
+``start`` frame — the actor class by import path, its constructor arguments
+in the codec's wire form, the provider's id, and the URL to open (none: the
+parent's hub, over the channel) — serves that one provider, answers
+``ready`` (or ``failed`` with the reason), and drains on ``drain``: finishes
+the message in hand, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import sys
+import types
+from typing import Any
+
+from ..transports.channel import Channel, settle
+from ..transports.hub_client import HubClient
+from .actor import Actor
+from .schema import constructor_schema
+from .system import ActorSystem
+
+log = logging.getLogger("tactor")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def import_actor(path: str, main: str | None = None) -> type[Actor]:
+    """The actor class at ``module:Qual.Name`` (in the script ``main`` when the module is
+    ``__main__``); ImportError saying why when there is none."""
+    module_name, _, qualname = path.partition(":")
+    target: Any = _run_main(main) if main is not None else importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise ImportError(f"module {module_name!r} has no {qualname!r}")
+    if not (isinstance(target, type) and issubclass(target, Actor)):
+        raise ImportError(f"{path} is not an Actor subclass")
+    return target
+
+
+def _run_main(path: str) -> types.ModuleType:
+    """Run the parent's script as ``__mp_main__`` (its ``__main__`` block does not run)."""
+    spec = importlib.util.spec_from_file_location("__mp_main__", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__mp_main__"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _first(*waits: asyncio.Future[Any]) -> None:
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for future in pending:
+        future.cancel()
+
+
+async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Event) -> None:
+    sys.path[:] = spec["path"]  # the parent's, as it is now
+    try:
+        cls = import_actor(spec["cls"], spec.get("main"))
+    except Exception as exc:
+        channel.send(["failed", f"cannot import {spec['cls']}: {type(exc).__name__}: {exc}"])
+        return
+    url = spec.pop("url")
+    transport = HubClient(channel) if url is None else url
+    system = ActorSystem(transport, **spec["options"])
+    async with system:
+        try:
+            method = constructor_schema(cls)
+            args, kwargs = method.call_args(system.codec.from_wire(spec["args"], method.args_type))
+            await system._spawn_as(spec["provider"], cls, *args, **kwargs)
+        except Exception as exc:
+            channel.send(["failed", f"{spec['cls']} did not start: {type(exc).__name__}: {exc}"])
+            return
+        channel.send(["ready"])
+        await _first(
+            asyncio.ensure_future(drain.wait()), asyncio.ensure_future(channel.closed.wait())
+        )
+        if channel.closed.is_set() and url is None:
+            os._exit(0)  # the parent, and its hub, are gone: there is nothing to drain into
+
+
+async def serve(sock: socket.socket) -> None:
+    channel = await Channel.open(sock)
+    loop = asyncio.get_running_loop()
+    start: asyncio.Future[dict[str, Any]] = loop.create_future()
+    drain = asyncio.Event()
+    channel.handlers["start"] = lambda header, _: settle(start, header[1])
+    channel.handlers["drain"] = lambda header, _: drain.set()
+    reader = loop.create_task(channel.run())
+    await _first(start, asyncio.ensure_future(channel.closed.wait()))
+    if start.done() and not start.cancelled():
+        await _serve_spec(channel, start.result(), drain)
+    await channel.drain()
+    channel.close()
+    await reader
+
+
+def run(sock: socket.socket) -> None:
+    """Serve the channel ``sock`` until drained or the parent is gone."""
+    logging.basicConfig(format="%(levelname)s %(name)s[child %(process)d]: %(message)s")
+    asyncio.run(serve(sock))

@@ -1,0 +1,305 @@
+"""Providers in child processes: start, watch, restart, drain.
+
+A child is forked by the fork server (:mod:`tactor.actors.forkserver`: a
+clean interpreter started once; the parent itself is never forked) and holds
+one end of a socketpair; the parent's transport serves it over that channel
+(``memory://``: the hub's verbs) or names a URL it opens itself (Redis).
+Nothing is pickled: the class travels by import path, its constructor
+arguments in the codec's wire form.
+
+A child that exits is noticed by its channel closing — the transport then
+releases what it held: its providers leave the registry, what it took and did
+not acknowledge goes back to its mailbox — and by its process ending, which
+the :class:`Supervisor` answers by the child's restart policy, with an
+exponential back-off and a cap of restarts within a window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+
+from ..errors import ConfigError, NoProvider, SpawnError, TransportError
+from ..transports import Transport
+from ..transports.channel import Channel, settle
+from .actor import Actor, ActorRef, schema_of
+from .forkserver import ChildProcess, fork_server
+from .schema import constructor_schema
+from .tasks import TaskSet
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+
+__all__ = ["Processes", "RestartPolicy", "Supervisor"]
+
+log = logging.getLogger("tactor")
+
+A = TypeVar("A", bound=Actor)
+P = ParamSpec("P")
+
+RestartPolicy = Literal["on-failure", "always", "never"]
+_POLICIES = ("on-failure", "always", "never")
+#: The first restart waits this long; each further one within the window twice as long.
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 10.0
+#: How long a child may take to import its class and serve before spawn gives up.
+START_TIMEOUT = 60.0
+
+
+def exit_reason(code: int) -> str:
+    """``exit code 3`` or ``signal SIGKILL``, for a process's return code."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class _Child:
+    """One supervised provider process; restarted in place, keeping its provider id."""
+
+    def __init__(
+        self, supervisor: Supervisor, ref: ActorRef[Any], spec: dict[str, Any], policy: _Policy
+    ) -> None:
+        self.supervisor, self.ref, self.spec, self.policy = supervisor, ref, spec, policy
+        self.process: ChildProcess | None = None
+        self.channel: Channel | None = None
+        self.stopping = False
+        self.restarts: list[float] = []
+
+    async def start(self) -> None:
+        """Start the process and wait until it serves; SpawnError if it cannot."""
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = await fork_server().fork(theirs.fileno())
+        self.channel = channel = await Channel.open(ours)
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        channel.handlers["ready"] = lambda _, __: settle(answer, None)
+        channel.handlers["failed"] = lambda h, _: settle(answer, h[1])
+        url = await self.supervisor.transport.serve_child(channel)
+        self.supervisor.tasks.spawn(channel.run(), f"tactor-channel-{self.ref.id}")
+        channel.send(["start", {**self.spec, "url": url}])
+        problem = await self._answer(answer)
+        if problem is None and self.stopping:  # stopped while it started: it must not stay
+            problem = "stopped while it was starting"
+        if problem is not None:
+            await self.kill()
+            raise SpawnError(f"{self.ref.id}: {problem}")
+
+    async def _answer(self, answer: asyncio.Future[str | None]) -> str | None:
+        assert self.process is not None and self.channel is not None
+        exited = asyncio.ensure_future(self.process.wait())
+        closed = asyncio.ensure_future(self.channel.closed.wait())
+        try:
+            waits: list[asyncio.Future[Any]] = [answer, exited, closed]
+            await asyncio.wait(waits, timeout=START_TIMEOUT, return_when="FIRST_COMPLETED")
+        finally:
+            exited.cancel()
+            closed.cancel()
+        if answer.done():
+            return answer.result()
+        if self.process.returncode is not None or self.channel.closed.is_set():
+            code = await self.process.wait()
+            return f"the process exited before it served ({exit_reason(code)})"
+        return f"the process did not serve within {START_TIMEOUT:.0f}s"
+
+    async def watch(self) -> None:
+        """Wait for the process to end; restart it as the policy says."""
+        while True:
+            assert self.process is not None
+            code = await self.process.wait()
+            await self.released()
+            if self.stopping:
+                return
+            delay = self.policy.restart_delay(self, code)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            try:
+                await self.start()
+            except SpawnError as exc:
+                log.error("%s: restart failed: %s", self.ref.id, exc)
+
+    async def released(self) -> None:
+        """The process ended: its channel closes, and its provider leaves the registry
+        (at once on the hub, when its channel closed; on Redis, here rather than at its TTL)."""
+        if self.channel is not None:
+            self.channel.close()
+        with contextlib.suppress(TransportError):
+            await self.supervisor.transport.unregister(self.ref.endpoint, self.ref.id)
+
+    async def stop(self, grace: float) -> None:
+        """Drain (the message in hand is finished), then SIGTERM, then SIGKILL."""
+        self.stopping = True
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        if self.channel is not None and not self.channel.closed.is_set():
+            self.channel.send(["drain"])
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+                return
+            log.warning("%s did not exit within %.1fs: sending %s", self.ref.id, grace, sig.name)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+        await process.wait()
+
+    async def kill(self) -> None:
+        self.stopping = True
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        if self.channel is not None:
+            self.channel.close()
+
+
+class _Policy:
+    """When a child that exited starts again, and after how long."""
+
+    def __init__(self, restart: str, max_restarts: int, window: float) -> None:
+        if restart not in _POLICIES:
+            raise ConfigError(f"restart={restart!r}: expected one of {', '.join(_POLICIES)}")
+        if max_restarts < 0 or not window > 0:
+            raise ConfigError("max_restarts must be >= 0 and restart_window > 0 seconds")
+        self.restart, self.max_restarts, self.window = restart, max_restarts, window
+
+    def restart_delay(self, child: _Child, code: int) -> float | None:
+        """Seconds to wait before restarting ``child``, or None: it stays down."""
+        reason, name = exit_reason(code), child.ref.id
+        if self.restart == "never" or (self.restart == "on-failure" and code == 0):
+            log.warning("%s exited (%s); not restarted (restart=%r)", name, reason, self.restart)
+            return None
+        now = time.monotonic()
+        child.restarts = [t for t in child.restarts if now - t < self.window]
+        if len(child.restarts) >= self.max_restarts:
+            log.error(
+                "%s exited (%s); it was restarted %d times within %.0fs: it stays down",
+                name, reason, len(child.restarts), self.window,
+            )  # fmt: skip
+            return None
+        delay: float = min(BACKOFF_FIRST * 2 ** len(child.restarts), BACKOFF_MAX)
+        child.restarts.append(now)
+        log.warning("%s exited (%s); restarting in %.1fs", name, reason, delay)
+        return delay
+
+
+class Supervisor:
+    """Owns a system's child processes."""
+
+    def __init__(self, transport: Transport, tasks: TaskSet, grace: float) -> None:
+        self.transport, self.tasks, self.grace = transport, tasks, grace
+        self._children: dict[str, _Child] = {}
+
+    def supervises(self, provider: str) -> bool:
+        return provider in self._children
+
+    def refs(self) -> list[ActorRef[Any]]:
+        return [child.ref for child in self._children.values()]
+
+    async def add(self, child: _Child) -> None:
+        await child.start()
+        self._children[child.ref.id] = child
+        self.tasks.spawn(child.watch(), f"tactor-watch-{child.ref.id}")
+
+    async def stop(self, provider: str) -> None:
+        child = self._children.pop(provider, None)
+        if child is None:
+            raise NoProvider(f"provider {provider!r} is not running on this system")
+        await child.stop(self.grace)
+
+    async def close(self) -> None:
+        children, self._children = list(self._children.values()), {}
+        await asyncio.gather(*(child.stop(self.grace) for child in children))
+
+
+class Processes:
+    """Spawns providers of a system in supervised child processes (``system.processes()``)."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        supervisor: Supervisor,
+        restart: RestartPolicy,
+        max_restarts: int,
+        restart_window: float,
+    ) -> None:
+        self._system, self._supervisor = system, supervisor
+        self._policy = _Policy(restart, max_restarts, restart_window)
+
+    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
+        """Start one provider of ``cls(*args, **kwargs)`` in a child process; returns its ref.
+
+        The class must be importable by its module path; the arguments are sent
+        through the system's codec, as the constructor's type hints say. Raises
+        :class:`~tactor.errors.SchemaError` for a constructor parameter without a
+        hint, :class:`~tactor.errors.SpawnError` when the child cannot import or
+        construct the class, or exits before it serves.
+        """
+        system = self._system
+        system._check_running()
+        actor_class: type[A] = cls  # type: ignore[assignment]
+        schema = schema_of(actor_class)
+        system._check_codecs(schema)
+        path = _import_path(actor_class)
+        wire = constructor_schema(actor_class).encode_args(system.codec, args, kwargs)
+        ref = ActorRef(f"{schema.endpoint}@{os.urandom(6).hex()}", schema.endpoint, actor_class)
+        spec = {**path, "args": wire, "provider": ref.id, "options": _options(system)}
+        spec["path"] = sys.path
+        await self._supervisor.add(_Child(self._supervisor, ref, spec, self._policy))
+        return ref
+
+    async def spawn_many(
+        self, n: int, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs
+    ) -> list[ActorRef[A]]:
+        """Start ``n`` providers of ``cls(*args, **kwargs)``, each in a child process of its own."""
+        if n < 1:
+            raise ConfigError(f"spawn_many(n={n!r}): expected n >= 1")
+        started = await asyncio.gather(
+            *(self.spawn(cls, *args, **kwargs) for _ in range(n)), return_exceptions=True
+        )
+        refs = [r for r in started if isinstance(r, ActorRef)]
+        failed = [r for r in started if not isinstance(r, ActorRef)]
+        if failed:
+            for ref in refs:  # all or nothing: a pool half started is not what was asked
+                await self._supervisor.stop(ref.id)
+            raise failed[0]
+        return refs
+
+
+def _import_path(cls: type) -> dict[str, str]:
+    """How a child finds ``cls``: its module and name, and the script when it is ``__main__``
+    (run there as ``__mp_main__``, as multiprocessing does: guard the script's work with
+    ``if __name__ == "__main__":``)."""
+    path = {"cls": f"{cls.__module__}:{cls.__qualname__}"}
+    main = getattr(sys.modules["__main__"], "__file__", None)
+    if cls.__module__ == "__main__" and main is not None:
+        path["main"] = os.path.abspath(main)
+    elif "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        raise SpawnError(
+            f"{cls.__qualname__} cannot be imported by a child process: define it at the "
+            "top level of a module or script (not inside a function or an interactive session)"
+        )
+    return path
+
+
+def _options(system: ActorSystem) -> dict[str, Any]:
+    return {
+        "timeout": system.timeout,
+        "max_payload": system.max_payload,
+        "stop_grace": system.stop_grace,
+        "max_deliveries": system.max_deliveries,
+        "max_dead_letters": system.max_dead_letters,
+    }

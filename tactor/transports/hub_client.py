@@ -1,0 +1,312 @@
+"""A child process's transport: every verb forwarded to the parent's hub over a channel.
+
+The parent serves the verbs (:mod:`tactor.transports.hub_server`); this side
+holds no state of the hub, only what waits for answers and the local buffers
+of consumers and subscriptions. A request is one frame and its answer one
+frame; acknowledgements and posts are one-way frames (order on the socket
+keeps them in sequence with what follows).
+
+Guarantees are the parent hub's: at-least-once mailboxes while the parent
+lives; what the child took and did not acknowledge goes back to the hub when
+the child closes or dies. Events are forwarded into a bounded buffer per
+subscription (``subscription_buffer``); when it is full, events are dropped
+rather than stall the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from .. import errors
+from ..errors import TransportClosed, TransportError
+from .base import (
+    BufferedSubscription,
+    DeadLetterEntry,
+    Delivery,
+    Inbox,
+    InboxHandler,
+    InboxLostHandler,
+    MailboxConsumer,
+    ProviderEntry,
+    Subscription,
+    Transport,
+)
+from .channel import Channel
+from .memory_hub import DEFAULT_SUBSCRIPTION_BUFFER
+
+__all__ = ["HubClient"]
+
+Answer = tuple[Any, list[bytes]]
+
+
+def _error(name: str, message: str) -> Exception:
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.TactorError):
+        return cls(message)
+    if name == "ValueError":
+        return ValueError(message)
+    return TransportError(message)
+
+
+class _ClientDelivery(Delivery):
+    __slots__ = ("_client", "_id")
+
+    def __init__(self, client: HubClient, ident: int, mailbox: str, payload: bytes, attempts: int):
+        super().__init__(mailbox, payload, attempts)
+        self._client, self._id = client, ident
+
+    async def ack(self) -> None:
+        self._client.channel.send(["a", self._id])
+
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        dropped, _ = await self._client.request(
+            "dead_letter", self._id, reason, attempts, into, keep
+        )
+        return int(dropped)
+
+
+class _ClientConsumer(MailboxConsumer):
+    """Asks the parent for one delivery at a time (an ``n`` frame); the parent pushes it.
+
+    A ``receive`` cancelled while waiting loses nothing: the delivery it asked
+    for is kept for the next one.
+    """
+
+    def __init__(self, client: HubClient, ident: int) -> None:
+        self._client, self._id = client, ident
+        self._ready: deque[_ClientDelivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._asked = False
+        self._closed = False
+
+    def delivered(self, delivery: _ClientDelivery) -> None:
+        self._ready.append(delivery)
+        self._asked = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def lost(self, error: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+
+    async def receive(self) -> Delivery:
+        while not self._ready:
+            if self._closed or self._client.channel.closed.is_set():
+                raise TransportClosed("mailbox consumer is closed")
+            if not self._asked:
+                self._client.channel.send(["n", self._id])
+                self._asked = True
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._ready.popleft()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.lost(TransportClosed("mailbox consumer is closed"))
+        self._client.consumers.pop(self._id, None)
+        if not self._client.channel.closed.is_set():
+            await self._client.request("close_consumer", self._id)
+
+
+class _ClientInbox(Inbox):
+    def __init__(self, client: HubClient, name: str) -> None:
+        self._client, self._name = client, name
+
+    async def close(self) -> None:
+        if self._client.inboxes.pop(self._name, None) is not None:
+            await self._client.request("close_inbox", self._name)
+
+
+class _ClientSubscription(BufferedSubscription):
+    def __init__(self, client: HubClient, pattern: str, ident: int, buffer: int) -> None:
+        super().__init__(pattern, buffer)
+        self._client, self._id = client, ident
+
+    def end(self) -> None:
+        """The channel closed: a waiting ``receive`` and every later one raise TransportClosed."""
+        self._closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(self._CLOSED)
+
+    async def detach(self) -> None:
+        if self._client.subscriptions.pop(self._id, None) is not None:
+            await self._client.request("unsubscribe", self._id)
+
+
+class HubClient(Transport):
+    """The transport of a provider process whose parent hosts a memory hub."""
+
+    counts_subscribers = True
+
+    def __init__(self, channel: Channel, *, subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER):
+        self.channel = channel
+        self.subscription_buffer = subscription_buffer
+        self.inboxes: dict[str, InboxHandler] = {}
+        self.subscriptions: dict[int, _ClientSubscription] = {}
+        self.consumers: dict[int, _ClientConsumer] = {}
+        self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._ids = itertools.count(1)
+        channel.handlers.update(r=self._answered, d=self._delivery, i=self._inbox, e=self._event)
+        channel.on_close.append(self._channel_closed)
+
+    # -- frames ------------------------------------------------------------------
+
+    async def request(self, verb: str, *args: Any, payload: bytes | None = None) -> Answer:
+        """Run ``verb`` at the parent and return its answer; cancelling cancels it there."""
+        rid = next(self._ids)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = future
+        try:
+            self.channel.send(["q", rid, verb, *args], *(() if payload is None else (payload,)))
+            return await future
+        except asyncio.CancelledError:
+            if not self.channel.closed.is_set():
+                self.channel.send(["c", rid])
+            raise
+        finally:
+            self._waiting.pop(rid, None)
+
+    def _answered(self, header: list[Any], payloads: list[bytes]) -> None:
+        future = self._waiting.get(header[1])
+        if future is None or future.done():
+            return
+        if header[2] is None:
+            future.set_result((header[3], payloads))
+        else:
+            future.set_exception(_error(header[2], header[3]))
+
+    def _delivery(self, header: list[Any], payloads: list[bytes]) -> None:
+        _, cid, did, mailbox, attempts = header
+        consumer = self.consumers.get(cid)
+        if consumer is not None:
+            consumer.delivered(_ClientDelivery(self, did, mailbox, payloads[0], attempts))
+
+    def _inbox(self, header: list[Any], payloads: list[bytes]) -> None:
+        handler = self.inboxes.get(header[1])
+        if handler is not None:
+            handler(payloads[0])
+
+    def _event(self, header: list[Any], payloads: list[bytes]) -> None:
+        subscription = self.subscriptions.get(header[1])
+        if subscription is not None:
+            subscription.offer(header[2], payloads[0])
+
+    def _channel_closed(self) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(TransportClosed("the parent process is gone"))
+        for subscription in self.subscriptions.values():
+            subscription.end()
+        for consumer in self.consumers.values():
+            consumer.lost(TransportClosed("the parent process is gone"))
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.channel.closed.is_set():
+            raise TransportClosed("the channel to the parent process is closed")
+
+    async def close(self) -> None:
+        """Nothing to release here: the parent releases what this child opened when the
+        channel closes (the child's exit closes it)."""
+
+    # -- verbs -------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        await self.request("deliver", mailbox, endpoint, provider, payload=payload)
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        (reached, full), _ = await self.request("deliver_to_providers", endpoint, payload=payload)
+        return reached, full
+
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
+        ident, _ = await self.request("consume", list(mailboxes), consumer, list(private))
+        result = self.consumers[ident] = _ClientConsumer(self, ident)
+        return result
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        await self.request("delete_mailbox", mailbox)
+
+    async def dead_letters(self, mailbox: str) -> list[DeadLetterEntry]:
+        meta, payloads = await self.request("dead_letters", mailbox)
+        pairs = zip(meta, payloads, strict=True)
+        return [DeadLetterEntry(i, p, n, r, at) for (i, n, r, at), p in pairs]
+
+    async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        return bool((await self.request("replay_dead_letter", mailbox, letter))[0])
+
+    async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:
+        return bool((await self.request("discard_dead_letter", mailbox, letter))[0])
+
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
+        self.inboxes[inbox] = on_payload
+        await self.request("open_inbox", inbox)
+        return _ClientInbox(self, inbox)
+
+    async def post(self, inbox: str, payload: bytes) -> None:
+        if not self.channel.closed.is_set():  # at-most-once: nobody to post to otherwise
+            self.channel.send(["p", inbox], payload)
+
+    async def publish(self, topic: str, payload: bytes) -> int:
+        return int((await self.request("publish", topic, payload=payload))[0])
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        ident, _ = await self.request("subscribe", pattern)
+        subscription = _ClientSubscription(self, pattern, ident, self.subscription_buffer)
+        self.subscriptions[ident] = subscription
+        return subscription
+
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
+        await self.request("register", endpoint, provider, payload=info)
+
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        await self.request("unregister", endpoint, provider)
+
+    async def providers(self, endpoint: str) -> list[str]:
+        return list((await self.request("providers", endpoint))[0])
+
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        names, infos = await self.request("provider_entries", endpoint)
+        return [ProviderEntry(n, i) for n, i in zip(names, infos, strict=True)]
+
+    async def endpoints(self) -> list[str]:
+        return list((await self.request("endpoints"))[0])
+
+    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
+        return bool((await self.request("queue_put", queue, maxsize, payload=payload))[0])
+
+    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
+        got, payloads = await self.request("queue_get", queue, timeout)
+        return payloads[0] if got else None
+
+    async def queue_size(self, queue: str) -> int:
+        return int((await self.request("queue_size", queue))[0])
+
+    async def queue_task_done(self, queue: str) -> int:
+        return int((await self.request("queue_task_done", queue))[0])
+
+    async def queue_unfinished(self, queue: str) -> int:
+        return int((await self.request("queue_unfinished", queue))[0])
+
+    async def queue_delete(self, queue: str) -> None:
+        await self.request("queue_delete", queue)

@@ -1,0 +1,276 @@
+"""The parent's side of a child process's transport: a memory hub's verbs, served over a channel.
+
+A child process holds no copy of the hub. Its
+:class:`~tactor.transports.hub_client.HubClient` forwards each verb as a
+request frame; a :class:`HubServer` runs it on a
+:class:`~tactor.transports.memory.MemoryTransport` of its own over the
+parent's hub, and answers. Everything the child opened — consumers,
+registrations, subscriptions, inboxes — belongs to that transport, so when
+the channel closes (the child exited, or died) closing it puts back what the
+child had taken and not acknowledged and drops its providers from the
+registry at once.
+
+Frames (``header[0]``): from the child ``q`` (a request: id, verb, args),
+``c`` (cancel request id), ``n`` (a consumer is ready for its next
+delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox); to the
+child ``r`` (the answer: id, error type or null, result), ``d`` (a delivery,
+one per ``n``: consumers take one payload at a time, as in-process ones do),
+``i`` (a payload for an open inbox), ``e`` (an event for a subscription).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import TactorError
+from .base import Delivery, Inbox, MailboxConsumer, Subscription
+from .channel import Channel
+from .memory import MemoryTransport
+from .memory_hub import MemoryHub
+
+__all__ = ["HubServer"]
+
+log = logging.getLogger("tactor")
+
+#: What a verb answers: a JSON-able result and payloads.
+Answer = tuple[Any, tuple[bytes, ...]]
+Verb = Callable[[list[Any], list[bytes]], Awaitable[Answer]]
+
+
+class HubServer:
+    """Serves one child's transport verbs on ``hub`` until the channel closes."""
+
+    def __init__(self, hub: MemoryHub, channel: Channel) -> None:
+        self.transport = MemoryTransport(hub)
+        self.channel = channel
+        self._ids = itertools.count(1)
+        self._consumers: dict[int, tuple[MailboxConsumer, asyncio.Event, asyncio.Task[None]]] = {}
+        self._deliveries: dict[int, tuple[int, Delivery]] = {}
+        self._subscriptions: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
+        self._inboxes: dict[str, Inbox] = {}
+        self._requests: dict[int, asyncio.Task[None]] = {}
+        self._verbs: dict[str, Verb] = {
+            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("_v_")
+        }
+        self.closing: asyncio.Task[None] | None = None
+        channel.handlers.update(q=self._request, c=self._cancel, a=self._ack, p=self._post)
+        channel.handlers["n"] = self._next
+        channel.on_close.append(self._channel_closed)
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    # -- frames ------------------------------------------------------------------
+
+    def _request(self, header: list[Any], payloads: list[bytes]) -> None:
+        rid, verb = header[1], self._verbs.get(header[2])
+        if verb is None:  # a child of another tactor version
+            self._send(["r", rid, "TransportError", f"the parent has no verb {header[2]!r}"])
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(rid, verb(header[3:], payloads)))
+        self._requests[rid] = task
+
+    async def _answer(self, rid: int, work: Awaitable[Answer]) -> None:
+        try:
+            result, payloads = await work
+            self._send(["r", rid, None, result], *payloads)
+        except asyncio.CancelledError:
+            pass  # the child gave up on it: nobody waits for an answer
+        except (TactorError, ValueError) as exc:
+            self._send(["r", rid, type(exc).__name__, str(exc)])
+        except Exception as exc:
+            log.exception("hub server: a child's request failed")
+            self._send(["r", rid, "TransportError", f"{type(exc).__name__}: {exc}"])
+        finally:
+            self._requests.pop(rid, None)
+
+    def _send(self, header: list[Any], *payloads: bytes) -> None:
+        if not self.channel.closed.is_set():
+            self.channel.send(header, *payloads)
+
+    def _cancel(self, header: list[Any], payloads: list[bytes]) -> None:
+        task = self._requests.get(header[1])
+        if task is not None:
+            task.cancel()
+
+    def _ack(self, header: list[Any], payloads: list[bytes]) -> None:
+        held = self._deliveries.pop(header[1], None)
+        if held is not None:
+            # A memory delivery's ack finishes without waiting: run it here, no task.
+            ack = held[1].ack()
+            try:
+                ack.send(None)
+            except StopIteration:
+                return
+            ack.close()
+            log.error("hub server: an acknowledgement did not finish at once; dropped")
+
+    def _post(self, header: list[Any], payloads: list[bytes]) -> None:
+        handler = self.transport.hub.inboxes.get(header[1])
+        if handler is not None:
+            handler(payloads[0])
+
+    def _channel_closed(self) -> None:
+        for task in self._requests.values():
+            task.cancel()
+        self.closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        for _, forward in self._subscriptions.values():
+            forward.cancel()
+        for _, _, pump in self._consumers.values():
+            pump.cancel()
+        # Consumers close here: what the child took and did not acknowledge goes back.
+        await self.transport.close()
+
+    # -- mailboxes -------------------------------------------------------------------
+
+    async def _v_deliver(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        mailbox, endpoint, provider = args
+        await self.transport.deliver(mailbox, payloads[0], endpoint=endpoint, provider=provider)
+        return None, ()
+
+    async def _v_deliver_to_providers(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return list(await self.transport.deliver_to_providers(args[0], payloads[0])), ()
+
+    async def _v_consume(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        mailboxes, name, private = args
+        cid = next(self._ids)
+        consumer = await self.transport.consume(mailboxes, name, private=private)
+        credit = asyncio.Event()
+        pump = asyncio.get_running_loop().create_task(self._pump(cid, consumer, credit))
+        self._consumers[cid] = (consumer, credit, pump)
+        return cid, ()
+
+    async def _pump(self, cid: int, consumer: MailboxConsumer, credit: asyncio.Event) -> None:
+        """Push the next delivery each time the child asks for one (an ``n`` frame)."""
+        while True:
+            await credit.wait()
+            credit.clear()
+            delivery = await consumer.receive()  # TransportClosed (closed) ends the pump
+            did = next(self._ids)
+            self._deliveries[did] = (cid, delivery)
+            header = ["d", cid, did, delivery.mailbox, delivery.attempts]
+            self._send(header, delivery.payload)
+
+    def _next(self, header: list[Any], payloads: list[bytes]) -> None:
+        held = self._consumers.get(header[1])
+        if held is not None:
+            held[1].set()
+
+    async def _v_dead_letter(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        did, reason, attempts, into, keep = args
+        held = self._deliveries.pop(did, None)
+        if held is None:
+            return 0, ()
+        return await held[1].dead_letter(reason, attempts=attempts, into=into, keep=keep), ()
+
+    async def _v_close_consumer(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        held = self._consumers.pop(args[0], None)
+        if held is not None:
+            consumer, _, pump = held
+            pump.cancel()  # a receive cancelled while waiting loses nothing
+            await asyncio.gather(pump, return_exceptions=True)
+            await consumer.close()
+            for did in [d for d, (c, _) in self._deliveries.items() if c == args[0]]:
+                del self._deliveries[did]
+        return None, ()
+
+    async def _v_delete_mailbox(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        await self.transport.delete_mailbox(args[0])
+        return None, ()
+
+    async def _v_dead_letters(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        entries = await self.transport.dead_letters(args[0])
+        meta = [[e.id, e.attempts, e.reason, e.at] for e in entries]
+        return meta, tuple(e.payload for e in entries)
+
+    async def _v_replay_dead_letter(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.replay_dead_letter(args[0], args[1]), ()
+
+    async def _v_discard_dead_letter(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.discard_dead_letter(args[0], args[1]), ()
+
+    # -- inboxes and topics ----------------------------------------------------------
+
+    async def _v_open_inbox(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        name = args[0]
+
+        def forward(payload: bytes) -> None:
+            self._send(["i", name], payload)
+
+        self._inboxes[name] = await self.transport.open_inbox(name, forward, lambda _: None)
+        return None, ()
+
+    async def _v_close_inbox(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        inbox = self._inboxes.pop(args[0], None)
+        if inbox is not None:
+            await inbox.close()
+        return None, ()
+
+    async def _v_publish(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.publish(args[0], payloads[0]), ()
+
+    async def _v_subscribe(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        subscription = await self.transport.subscribe(args[0])
+        sid = next(self._ids)
+        forward = asyncio.get_running_loop().create_task(self._forward(sid, subscription))
+        self._subscriptions[sid] = (subscription, forward)
+        return sid, ()
+
+    async def _forward(self, sid: int, subscription: Subscription) -> None:
+        while True:
+            topic, payload = await subscription.receive()  # TransportClosed ends it
+            self._send(["e", sid, topic], payload)
+            await self.channel.drain()
+
+    async def _v_unsubscribe(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        held = self._subscriptions.pop(args[0], None)
+        if held is not None:
+            held[1].cancel()
+            await held[0].close()
+        return None, ()
+
+    # -- registry and queues ---------------------------------------------------------
+
+    async def _v_register(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        await self.transport.register(args[0], args[1], payloads[0] if payloads else b"")
+        return None, ()
+
+    async def _v_unregister(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        await self.transport.unregister(args[0], args[1])
+        return None, ()
+
+    async def _v_providers(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.providers(args[0]), ()
+
+    async def _v_provider_entries(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        entries = await self.transport.provider_entries(args[0])
+        return [e.provider for e in entries], tuple(e.info for e in entries)
+
+    async def _v_endpoints(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.endpoints(), ()
+
+    async def _v_queue_put(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.queue_put(args[0], payloads[0], args[1]), ()
+
+    async def _v_queue_get(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        payload = await self.transport.queue_get(args[0], args[1])
+        return payload is not None, (() if payload is None else (payload,))
+
+    async def _v_queue_size(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.queue_size(args[0]), ()
+
+    async def _v_queue_task_done(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.queue_task_done(args[0]), ()
+
+    async def _v_queue_unfinished(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.queue_unfinished(args[0]), ()
+
+    async def _v_queue_delete(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        await self.transport.queue_delete(args[0])
+        return None, ()

@@ -1,0 +1,55 @@
+"""The parent-child channel and the hub's verbs over it, in one process (both ends real)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from tactor.errors import NoProvider, TransportClosed, TransportError
+from tactor.transports.base import endpoint_mailbox
+from tactor.transports.channel import Channel, decode_frame, encode_frame
+from tactor.transports.hub_client import HubClient
+from tactor.transports.memory import MemoryTransport
+from tests.helpers import eventually
+
+
+def test_a_frame_keeps_its_header_and_payloads_byte_for_byte() -> None:
+    payloads = (b"", b"\x00\xff" * 3, b'{"json": true}')
+    frame = encode_frame(["q", 1, "deliver", None], payloads)
+    header, got = decode_frame(frame[4:])
+    assert header == ["q", 1, "deliver", None] and tuple(got) == payloads
+
+
+async def _pair(hub_owner: MemoryTransport) -> tuple[Channel, HubClient, asyncio.Task[None]]:
+    ours, theirs = socket.socketpair()
+    parent, child = await Channel.open(ours), await Channel.open(theirs)
+    assert await hub_owner.serve_child(parent) is None
+    client = HubClient(child)
+    readers = asyncio.gather(parent.run(), child.run())
+    return parent, client, asyncio.ensure_future(readers)
+
+
+async def test_the_hub_serves_a_child_and_releases_what_it_held_when_the_channel_closes() -> None:
+    async with MemoryTransport() as parent_side:
+        parent, client, readers = await _pair(parent_side)
+        with pytest.raises(NoProvider):
+            await client.deliver(endpoint_mailbox("svc"), b"x", endpoint="svc")
+        await client.register("svc", "child-1")
+        assert await parent_side.providers("svc") == ["child-1"]
+        consumer = await client.consume([endpoint_mailbox("svc")], "child-1")
+        await parent_side.deliver(endpoint_mailbox("svc"), b"job")
+        taken = await consumer.receive()
+        assert (taken.payload, taken.attempts) == (b"job", 1)
+        with pytest.raises(TransportError, match="no verb 'nope'"):
+            await client.request("nope")
+        client.channel.close()  # as when the child dies: nothing acknowledged, nothing closed
+        await readers
+        await eventually(lambda: parent_side.providers("svc"), lambda live: live == [])
+        again = await parent_side.consume([endpoint_mailbox("svc")], "other")
+        redelivered = await asyncio.wait_for(again.receive(), 5)
+        assert (redelivered.payload, redelivered.attempts) == (b"job", 2)
+        with pytest.raises(TransportClosed):
+            await client.providers("svc")
+        assert parent.closed.is_set()
