@@ -218,3 +218,22 @@ async def test_dead_letters_listed_replayed_and_discarded(space: Prefix) -> None
         assert ran.status == Exit.NOT_FOUND
         # The replayed letter is read again (and, unreadable, set aside again).
         await eventually(lambda: system.dead_letters(Pricing), lambda ls: len(ls) == 1)
+
+
+def test_run_with_process_providers(space: Prefix) -> None:
+    args = ["run", "--url", space.url, f"{APP}:Pricing", '["eu"]', "-n", "2", "--process"]
+    served = Served(command(*args), "serving cli-pricing: ")
+    try:
+        ran = tactor("providers", "--url", space.url, "cli-pricing", "--json")
+        assert ran.status == 0, ran
+        pids = {p["pid"] for p in ran.json()["providers"]}
+        assert len(pids) == 2 and served.proc.pid not in pids  # each in a child of its own
+        ran = tactor("call", "--url", space.url, "cli-pricing.where", "--broadcast", "--json")
+        assert [o["value"] for o in ran.json()] == ["eu", "eu"]
+        served.proc.send_signal(signal.SIGTERM)
+        _, err = served.rest()
+        assert served.proc.returncode == 0, err
+        assert "SIGTERM: draining 2 provider(s)" in err
+        assert space.keys() == []
+    finally:
+        served.end()

@@ -219,7 +219,7 @@ class ActorSystem(Operating):
         received = await wait_for_signal(on_waiting=on_serving)
         grace = self.stop_grace if drain_timeout is None else drain_timeout
         log.info(
-            "%s: draining %d provider(s) (up to %.1f s)", received.name, len(self._actors), grace
+            "%s: draining %d provider(s) (up to %.1f s)", received.name, len(self.refs()), grace
         )
         await self.close(drain_timeout=grace)
         log.info("closed after %s", received.name)

@@ -54,13 +54,21 @@ async def system_of(target: Target, url: str) -> tactor.ActorSystem:
 
 
 async def spawn(
-    system: tactor.ActorSystem, target: Target, args_json: str | None, count: int
+    system: tactor.ActorSystem,
+    target: Target,
+    args_json: str | None,
+    count: int,
+    *,
+    process: bool = False,
 ) -> list[tactor.ActorRef[Any]]:
+    """``count`` providers of the target's class, here or (``process``) each in a
+    supervised child process of its own."""
     assert target.actor is not None
     data = None if args_json is None else parse_json(args_json, "ARGS_JSON")
     args, kwargs = constructor_args(target.actor, data)
+    spawner = system.processes() if process else system
     async with users_code(target.spec):
-        return [await system.spawn(target.actor, *args, **kwargs) for _ in range(count)]
+        return [await spawner.spawn(target.actor, *args, **kwargs) for _ in range(count)]
 
 
 @contextlib.asynccontextmanager
@@ -98,21 +106,19 @@ async def client(options: argparse.Namespace) -> AsyncIterator[tactor.ActorSyste
 
 
 async def run(options: argparse.Namespace) -> int:
-    if options.process:
-        raise UsageError("--process is not available yet (process actors come with issue 13)")
     if options.providers < 1:
         raise UsageError(f"-n {options.providers}: expected 1 or more providers")
     target = load(options.target)
     _log_to_stderr(options.log_level)
     if target.factory is not None:
-        if options.args is not None or options.providers != 1:
-            raise UsageError(f"{target.spec} is a factory: it takes no ARGS_JSON and no -n")
+        if options.args is not None or options.providers != 1 or options.process:
+            raise UsageError(f"{target.spec} is a factory: it takes no ARGS_JSON, -n or --process")
         system = await system_of(target, options.url)
     else:
         system = tactor.ActorSystem(options.url)
     async with system:
         if target.actor is not None:
-            await spawn(system, target, options.args, options.providers)
+            await spawn(system, target, options.args, options.providers, process=options.process)
         received = await system.serve(
             drain_timeout=options.drain_timeout, on_serving=lambda: _serving(system, options)
         )

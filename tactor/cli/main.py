@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("target", metavar="module:Class|module:factory")
     run.add_argument("args", metavar="ARGS_JSON", nargs="?", help="constructor arguments")
     run.add_argument("-n", "--providers", type=int, default=1, metavar="N")
-    run.add_argument("--process", action="store_true", help="(not available yet)")
+    run.add_argument(
+        "--process", action="store_true", help="each provider in a supervised child process"
+    )
     run.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
     run.add_argument("--log-level", default="INFO", help="of the 'tactor' logger (INFO)")
 
