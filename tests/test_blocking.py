@@ -64,6 +64,21 @@ def test_blocking_stats(url: str) -> None:
         assert stats.method("pricing", "crash").handler_failed == {"builtins.ValueError": 1}  # type: ignore[union-attr]
 
 
+def test_blocking_operating_api(url: str) -> None:
+    with BlockingSystem(url) as system:
+        eu = system.spawn(Pricing, "eu")
+        (listed,) = system.endpoints()
+        assert [p.id for p in listed.providers] == [eu.id]
+        assert system.endpoint_info("pricing").providers == listed.providers
+        items = [{"sku": "a", "qty": 2}]
+        assert system.call_json("pricing", "quote", [items]) == "3.00"
+        assert list(system.broadcast_json("pricing", "where")) == ["eu"]
+        system.tell_json("pricing", "restock", ["a", 2])
+        assert system.call_json("pricing", "stock_of", ["a"]) == 2
+        assert system.publish_json("nobody.listens", {}) in (0, None)
+        assert system.dead_letters("pricing") == []
+
+
 def test_explicit_start_and_close() -> None:
     system = BlockingSystem().start()
     try:

@@ -19,10 +19,15 @@ def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def library_modules() -> list[Path]:
+    """Every module but the command line's, whose output is what it prints."""
+    return [path for path in modules() if "cli" not in path.relative_to(PACKAGE).parts[:1]]
+
+
 def test_tactor_never_prints() -> None:
     printing = [
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
-        for path in modules()
+        for path in library_modules()
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)

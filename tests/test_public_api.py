@@ -26,6 +26,7 @@ def test_all_is_explicit_and_complete() -> None:
             "DeadLettered",
             "DecodeError",
             "EncodeError",
+            "EndpointInfo",
             "EventSubscription",
             "Histogram",
             "InvalidArguments",
@@ -37,6 +38,7 @@ def test_all_is_explicit_and_complete() -> None:
             "Outcome",
             "PayloadTooLarge",
             "Processes",
+            "ProviderInfo",
             "RemoteError",
             "SchemaError",
             "SpawnError",
@@ -89,6 +91,8 @@ def test_import_starts_nothing_and_does_not_import_redis() -> None:
         f"optional = {OPTIONAL!r}\n"
         "imported = [m for m in sys.modules if m.split('.')[0] in optional]\n"
         "assert not imported, imported\n"
+        "assert 'tactor.cli' not in sys.modules, 'the CLI imported'\n"
+        "assert 'argparse' not in sys.modules, 'argparse imported'\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
         "import asyncio\n"
         "assert asyncio.events._get_running_loop() is None\n"

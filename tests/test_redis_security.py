@@ -42,10 +42,10 @@ PASSWORD = "secret"
 SEC_PREFIX = "tactor-sec"
 
 # What the ``tactor`` ACL user may do: nothing (-@all) but the commands tactor sends.
-# The data-type categories cover mailboxes (streams), inboxes (lists) and the registry and
-# liveness sets (sorted sets); the rest is named one by one: EXISTS, DEL and PEXPIRE on its
-# keys, scripts by EVALSHA (redis-py loads a missing one with SCRIPT LOAD) or EVAL (sent
-# without a reply: CLIENT REPLY SKIP), TIME inside
+# The data-type categories cover mailboxes (streams), inboxes (lists), the registry and
+# liveness sets (sorted sets) and what providers registered with (hashes); the rest is
+# named one by one: EXISTS, DEL and PEXPIRE on its keys, scripts by EVALSHA (redis-py loads
+# a missing one with SCRIPT LOAD) or EVAL (sent without a reply: CLIENT REPLY SKIP), TIME inside
 # those scripts, pub/sub for events, PING on connect. No @keyspace or @connection category:
 # they would allow SCAN/RANDOMKEY (key names outside the prefix) and CLIENT KILL.
 ACL_COMMANDS = [
@@ -142,6 +142,9 @@ async def test_acl_user_from_the_url_is_enough_for_every_operation(
             lambda: system.dead_letters(Pricing), lambda ls: len(ls) == 1 and ls[0].id != letter.id
         )
         assert await system.discard(again)
+        # The registry as operating tools list it (no SCAN: the user has none).
+        (listed,) = await system.endpoints()
+        assert listed.name == "pricing" and listed.providers[0].node == system.node
         # Every connection tactor opened (commands, pub/sub, the heartbeat thread's) is
         # authenticated as the URL's user.
         await eventually(

@@ -102,3 +102,33 @@ async def test_hundreds_of_providers_of_one_endpoint_in_one_node(url: str) -> No
         assert after.complete and sorted(after) == list(range(MANY // 3, MANY))
         with pytest.raises(NoProvider):
             await system.call(Many.which, provider=stopped[0], timeout=2)
+
+
+async def test_registry_lists_endpoints_and_what_providers_registered_with(url: str) -> None:
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        assert await transport.endpoints() == []
+        await transport.register("svc", "b", b'{"node": "n1"}')
+        await transport.register("svc", "a")
+        await transport.register("other.name-1", "z", b"\x00bytes")
+        assert await transport.endpoints() == ["other.name-1", "svc"]
+        entries = await transport.provider_entries("svc")
+        assert [e.provider for e in entries] == await transport.providers("svc")
+        assert {e.provider: e.info for e in entries} == {"a": b"", "b": b'{"node": "n1"}'}
+        (entry,) = await transport.provider_entries("other.name-1")
+        assert (entry.provider, entry.info) == ("z", b"\x00bytes")
+        assert await transport.provider_entries("nobody") == []
+
+        await transport.unregister("other.name-1", "z")
+        assert await transport.endpoints() == ["svc"]
+        await transport.register("other.name-1", "z")  # again, with no info this time
+        assert [e.info for e in await transport.provider_entries("other.name-1")] == [b""]
+    finally:
+        await transport.close()
+    other = open_transport(url)
+    await other.start()
+    try:
+        assert await other.endpoints() == []  # closing unregistered everything
+    finally:
+        await other.close()

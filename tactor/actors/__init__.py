@@ -19,6 +19,7 @@ from .default import (
     unsubscribe,
 )
 from .events import subscribe, topic, topic_of
+from .operating import EndpointInfo, ProviderInfo
 from .queues import AsyncQueue
 from .stats import Histogram, MethodStats, SystemStats
 from .supervision import Processes
@@ -33,11 +34,13 @@ __all__ = [
     "BlockingSystem",
     "BroadcastResult",
     "DeadLetter",
+    "EndpointInfo",
     "EventSubscription",
     "Histogram",
     "MethodStats",
     "Outcome",
     "Processes",
+    "ProviderInfo",
     "SystemStats",
     "deadline",
     "expose",

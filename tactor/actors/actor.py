@@ -128,10 +128,11 @@ class ActorRef(Generic[A]):
 
 
 def json_schema(cls: type[Actor]) -> dict[str, Any]:
-    """The JSON Schema of every endpoint method of ``cls``: ``{"endpoint", "methods": {...}}``.
+    """The JSON Schema of ``cls``'s interface: ``{"endpoint", "methods": {...}, "events": {...}}``.
 
     Each method has ``"params"`` (an object schema of its arguments) and
-    ``"result"``. User types registered only on a system appear as ``{}``.
+    ``"result"``; each event handler ``"topics"`` (the patterns it listens on)
+    and ``"event"``. User types registered only on a system appear as ``{}``.
     """
     return schema_of(cls).json_schema()
 

@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
@@ -28,6 +28,7 @@ from ..transports import Transport
 from .actor import Actor, ActorRef
 from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter
+from .operating import EndpointInfo
 from .queues import AsyncQueue
 from .stats import SystemStats
 from .system import ActorSystem, EventSubscription
@@ -202,8 +203,56 @@ class BlockingSystem:
     def providers(self, cls: type[Actor]) -> list[str]:
         return self.run(self.aio.providers(cls))
 
-    def dead_letters(self, cls: type[Actor]) -> list[DeadLetter]:
-        return self.run(self.aio.dead_letters(cls))
+    def dead_letters(self, endpoint: type[Actor] | str) -> list[DeadLetter]:
+        return self.run(self.aio.dead_letters(endpoint))
+
+    def endpoints(self) -> list[EndpointInfo]:
+        return self.run(self.aio.endpoints())
+
+    def endpoint_info(self, endpoint: str | type[Actor]) -> EndpointInfo:
+        return self.run(self.aio.endpoint_info(endpoint))
+
+    def call_json(
+        self,
+        endpoint: str,
+        method: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        provider: str | None = None,
+    ) -> Any:
+        return self.run(
+            self.aio.call_json(endpoint, method, args, kwargs, timeout=timeout, provider=provider)
+        )
+
+    def tell_json(
+        self,
+        endpoint: str,
+        method: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.run(
+            self.aio.tell_json(endpoint, method, args, kwargs, timeout=timeout, provider=provider)
+        )
+
+    def broadcast_json(
+        self,
+        endpoint: str,
+        method: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> BroadcastResult[Any]:
+        return self.run(self.aio.broadcast_json(endpoint, method, args, kwargs, timeout=timeout))
+
+    def publish_json(self, topic: str, event: Any, *, type_name: str | None = None) -> int | None:
+        return self.run(self.aio.publish_json(topic, event, type_name=type_name))
 
     def stats(self) -> SystemStats:
         """This node's counters and gauges (see :meth:`ActorSystem.stats`)."""

@@ -191,13 +191,19 @@ class ActorSchema:
         return frozenset(found)
 
     def json_schema(self, codec: Codec | None = None) -> dict[str, Any]:
-        """The JSON Schema of every endpoint method: ``{method: {"params", "result"}}``."""
+        """The JSON Schema of every endpoint method (``{"methods": {name: {"params",
+        "result"}}}``) and of every event handler (``{"events": {name: {"topics",
+        "event"}}}``: the topic patterns it listens on, the schema of what it takes)."""
         codec = codec or definition_codec()
         return {
             "endpoint": self.endpoint,
             "methods": {
                 name: {"params": m.params_schema(codec), "result": m.result_schema(codec)}
                 for name, m in self.methods.items()
+            },
+            "events": {
+                h.name: {"topics": list(h.patterns), "event": codec.json_schema(h.event_type)}
+                for h in self.handlers
             },
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from .cancellation import Cancellations
 from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
 from .deadline import resolve_deadline
 from .events import encode_event, event_topic
+from .operating import Operating
 from .proxy import proxy_class
 from .queues import AsyncQueue
 from .requests import RunnerConfig
@@ -33,7 +35,9 @@ from .schema import (
     MethodSchema,
     handler_for_function,
     member_name,
+    untyped_method,
 )
+from .serving import wait_for_signal
 from .stats import Stats, SystemStats
 from .supervision import Processes, RestartPolicy, Supervisor
 from .tasks import TaskSet
@@ -74,7 +78,7 @@ class EventSubscription:
             await self._runner.stop(self._system.stop_grace)
 
 
-class ActorSystem:
+class ActorSystem(Operating):
     """A node: hosts providers, and calls, broadcasts to, tells and publishes to any node.
 
     ``ActorSystem()`` runs on the embedded ``memory://`` transport;
@@ -171,19 +175,23 @@ class ActorSystem:
         self._state = "running"
         return self
 
-    async def close(self) -> None:
-        """Stop every actor (each finishes its message in hand), then close the transport.
+    async def close(self, *, drain_timeout: float | None = None) -> None:
+        """Stop every actor, then close the transport.
 
-        The transport is closed even if a step before fails (the error is raised after):
-        a system half-closed would keep its connections, and its heartbeats on Redis.
+        Each provider takes no new message, finishes and acknowledges the one in hand
+        (cancelled after ``drain_timeout`` seconds, default ``stop_grace``: then it goes
+        back to the mailbox), and leaves the registry. The transport is closed even if
+        a step before fails (the error is raised after): a system half-closed would keep
+        its connections, and its heartbeats on Redis.
         """
         if self._state != "running":
             self._state = "closed"
             return
         self._state = "closing"
+        grace = self.stop_grace if drain_timeout is None else drain_timeout
         try:
             await self._supervisor.close()  # children drain into this node's transport
-            await asyncio.gather(*(self._stop(ref) for ref in list(self._actors)))
+            await asyncio.gather(*(self._stop(ref, grace) for ref in list(self._actors)))
             await asyncio.gather(*(sink.close() for sink in list(self._sinks.values())))
             await self._cancellations.close()
             await self._calls.close()
@@ -191,6 +199,31 @@ class ActorSystem:
             await self._tasks.cancel_all()
             await self.transport.close()
             self._state = "closed"
+
+    async def serve(
+        self,
+        *,
+        drain_timeout: float | None = None,
+        on_serving: Callable[[], object] | None = None,
+    ) -> signal.Signals:
+        """Serve until the process receives SIGINT or SIGTERM, then drain and close.
+
+        Starts the system if need be. ``on_serving`` is called once the signal
+        handlers are in place (the moment to say "ready": a signal from then on drains).
+        After the signal every provider leaves the registry, finishes and acknowledges
+        its message in hand (within ``drain_timeout`` seconds, default ``stop_grace``),
+        and the transport is closed: nothing of this node is left on it. Returns the
+        signal. Call it from the main thread (else ``ConfigError``).
+        """
+        await self.start()
+        received = await wait_for_signal(on_waiting=on_serving)
+        grace = self.stop_grace if drain_timeout is None else drain_timeout
+        log.info(
+            "%s: draining %d provider(s) (up to %.1f s)", received.name, len(self.refs()), grace
+        )
+        await self.close(drain_timeout=grace)
+        log.info("closed after %s", received.name)
+        return received
 
     async def __aenter__(self) -> ActorSystem:
         return await self.start()
@@ -284,7 +317,7 @@ class ActorSystem:
         await runner.start(consumer, subscriptions)
         self._actors[ref.id] = _Spawned(ref, instance, runner)
         try:
-            await transport.register(schema.endpoint, ref.id)
+            await transport.register(schema.endpoint, ref.id, self._registration())
         except BaseException:
             await self._stop(ref.id)  # not to serve the endpoint's mailbox unregistered
             raise
@@ -321,12 +354,12 @@ class ActorSystem:
         except Exception:  # unregistered first: what is left is clean-up
             log.exception("%s: stopping the failed provider did not finish", provider)
 
-    async def _stop(self, provider: str) -> None:
+    async def _stop(self, provider: str, grace: float | None = None) -> None:
         spawned = self._actors.pop(provider, None)
         if spawned is None:
             return  # stopped meanwhile (it failed, and the system is closing)
         await self.transport.unregister(spawned.ref.endpoint, provider)
-        await spawned.runner.stop(self.stop_grace)
+        await spawned.runner.stop(self.stop_grace if grace is None else grace)
         try:
             await spawned.instance.on_stop()
         except Exception:
@@ -347,10 +380,15 @@ class ActorSystem:
 
     # -- dead letters ----------------------------------------------------------
 
-    async def dead_letters(self, cls: type[Actor]) -> list[DeadLetter]:
-        """The dead letters of ``cls``'s endpoint, oldest first (see :class:`DeadLetter`)."""
+    async def dead_letters(self, endpoint: type[Actor] | str) -> list[DeadLetter]:
+        """The dead letters of an endpoint (its actor class, or its name), oldest first
+        (see :class:`DeadLetter`)."""
         self._check_running()
-        return await dead_letters(self.transport, schema_of(cls), self.codec)
+        if isinstance(endpoint, str):
+            schema = untyped_method(endpoint, "")[0]  # positional arguments named by index
+        else:
+            schema = schema_of(endpoint)
+        return await dead_letters(self.transport, schema, self.codec)
 
     async def replay(self, letter: DeadLetter) -> bool:
         """Put ``letter`` back into its endpoint's mailbox, to be handled afresh (its

@@ -21,7 +21,9 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
   as cheap as the transport can make it (replies travel this way).
 - **topics**: :meth:`Transport.publish` sends a payload to every subscription
   whose pattern matches the topic (see :mod:`tactor.transports.topics`).
-- **registry**: which providers serve an endpoint, with liveness.
+- **registry**: which providers serve an endpoint, with liveness, and what each
+  registered with (opaque bytes: the system above keeps its node, host, pid and
+  start time there); which endpoints have providers.
 - **queues**: named FIFO queues of payloads shared by every node of the
   transport (:meth:`Transport.queue_put`, :meth:`Transport.queue_get`, …);
   each item popped goes to exactly one getter. A queue is shared state, not a
@@ -54,6 +56,7 @@ __all__ = [
     "InboxHandler",
     "InboxLostHandler",
     "MailboxConsumer",
+    "ProviderEntry",
     "Subscription",
     "Transport",
     "endpoint_mailbox",
@@ -123,6 +126,14 @@ class DeadLetterEntry:
     attempts: int
     reason: str
     at: float  # when it was moved aside (``time.time()`` seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    """A live provider of an endpoint, as :meth:`Transport.provider_entries` lists it."""
+
+    provider: str
+    info: bytes  # what register() was given; b"" if the transport lost it (a Redis restart)
 
 
 class MailboxConsumer(ABC):
@@ -353,8 +364,11 @@ class Transport(ABC):
     # -- registry --------------------------------------------------------------
 
     @abstractmethod
-    async def register(self, endpoint: str, provider: str) -> None:
-        """Announce ``provider`` as a live provider of ``endpoint``; keep it alive."""
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
+        """Announce ``provider`` as a live provider of ``endpoint``; keep it alive.
+
+        ``info`` is kept beside the entry while it lives, for :meth:`provider_entries`.
+        """
 
     @abstractmethod
     async def unregister(self, endpoint: str, provider: str) -> None:
@@ -363,6 +377,14 @@ class Transport(ABC):
     @abstractmethod
     async def providers(self, endpoint: str) -> list[str]:
         """Return the live providers of ``endpoint``, in a stable order."""
+
+    @abstractmethod
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        """The live providers of ``endpoint`` with their ``info``, in :meth:`providers`' order."""
+
+    @abstractmethod
+    async def endpoints(self) -> list[str]:
+        """The endpoints that have at least one live provider, sorted."""
 
     # -- queues ----------------------------------------------------------------
     #

@@ -32,6 +32,7 @@ from .base import (
     InboxHandler,
     InboxLostHandler,
     MailboxConsumer,
+    ProviderEntry,
     Subscription,
     Transport,
 )
@@ -275,14 +276,21 @@ class HubClient(Transport):
         self.subscriptions[ident] = subscription
         return subscription
 
-    async def register(self, endpoint: str, provider: str) -> None:
-        await self.request("register", endpoint, provider)
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
+        await self.request("register", endpoint, provider, payload=info)
 
     async def unregister(self, endpoint: str, provider: str) -> None:
         await self.request("unregister", endpoint, provider)
 
     async def providers(self, endpoint: str) -> list[str]:
         return list((await self.request("providers", endpoint))[0])
+
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        names, infos = await self.request("provider_entries", endpoint)
+        return [ProviderEntry(n, i) for n, i in zip(names, infos, strict=True)]
+
+    async def endpoints(self) -> list[str]:
+        return list((await self.request("endpoints"))[0])
 
     async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
         return bool((await self.request("queue_put", queue, maxsize, payload=payload))[0])

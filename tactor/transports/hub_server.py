@@ -238,7 +238,7 @@ class HubServer:
     # -- registry and queues ---------------------------------------------------------
 
     async def _v_register(self, args: list[Any], payloads: list[bytes]) -> Answer:
-        await self.transport.register(args[0], args[1])
+        await self.transport.register(args[0], args[1], payloads[0] if payloads else b"")
         return None, ()
 
     async def _v_unregister(self, args: list[Any], payloads: list[bytes]) -> Answer:
@@ -247,6 +247,13 @@ class HubServer:
 
     async def _v_providers(self, args: list[Any], payloads: list[bytes]) -> Answer:
         return await self.transport.providers(args[0]), ()
+
+    async def _v_provider_entries(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        entries = await self.transport.provider_entries(args[0])
+        return [e.provider for e in entries], tuple(e.info for e in entries)
+
+    async def _v_endpoints(self, args: list[Any], payloads: list[bytes]) -> Answer:
+        return await self.transport.endpoints(), ()
 
     async def _v_queue_put(self, args: list[Any], payloads: list[bytes]) -> Answer:
         return await self.transport.queue_put(args[0], payloads[0], args[1]), ()

@@ -27,6 +27,7 @@ from .base import (
     InboxHandler,
     InboxLostHandler,
     MailboxConsumer,
+    ProviderEntry,
     Subscription,
     Transport,
     no_provider_message,
@@ -262,9 +263,9 @@ class MemoryTransport(Transport):
         self.subscriptions.add(subscription)
         return subscription
 
-    async def register(self, endpoint: str, provider: str) -> None:
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
         self._check_open()
-        self.hub.registry.setdefault(endpoint, {})[provider] = None
+        self.hub.registry.setdefault(endpoint, {})[provider] = info
         self._registered.add((endpoint, provider))
 
     async def unregister(self, endpoint: str, provider: str) -> None:
@@ -281,6 +282,15 @@ class MemoryTransport(Transport):
     async def providers(self, endpoint: str) -> list[str]:
         self._check_open()
         return list(self.hub.registry.get(endpoint, ()))
+
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        self._check_open()
+        found = self.hub.registry.get(endpoint, {})
+        return [ProviderEntry(provider, info) for provider, info in found.items()]
+
+    async def endpoints(self) -> list[str]:
+        self._check_open()
+        return sorted(endpoint for endpoint, found in self.hub.registry.items() if found)
 
     # -- queues ----------------------------------------------------------------
 

@@ -141,7 +141,8 @@ class MemoryHub:
         self.mailbox_size = mailbox_size
         self.mailboxes: dict[str, Mailbox] = {}
         self.subscriptions: list[BufferedSubscription] = []
-        self.registry: dict[str, dict[str, None]] = {}
+        #: endpoint -> provider -> the info it registered with
+        self.registry: dict[str, dict[str, bytes]] = {}
         self.inboxes: dict[str, InboxHandler] = {}
         self.queues: dict[str, HubQueue] = {}
         self.dead_letters: dict[str, DeadLetters] = {}

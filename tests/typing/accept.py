@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from decimal import Decimal
 from typing import Any, assert_type
 
@@ -13,7 +14,9 @@ from tactor import (
     BlockingSystem,
     BroadcastResult,
     DeadLetter,
+    EndpointInfo,
     Outcome,
+    ProviderInfo,
 )
 from tests.model import Item, Pricing
 
@@ -96,6 +99,7 @@ async def queues(system: ActorSystem) -> None:
 async def failures(system: ActorSystem) -> None:
     letters = await system.dead_letters(Pricing)
     assert_type(letters, list[DeadLetter])
+    assert_type(await system.dead_letters("pricing"), list[DeadLetter])
     for letter in letters:
         assert_type(letter.attempts, int)
         assert_type(letter.payload, bytes)
@@ -112,3 +116,19 @@ def module_registrations() -> None:
     assert_type(tactor.unexpose(product), None)
     assert_type(tactor.unexpose("product"), None)
     assert_type(tactor.unsubscribe(product), None)
+
+
+async def operating(system: ActorSystem) -> None:
+    for endpoint in await system.endpoints():
+        assert_type(endpoint, EndpointInfo)
+        assert_type(endpoint.depth, int | None)
+        for provider in endpoint.providers:
+            assert_type(provider, ProviderInfo)
+            assert_type(provider.age, float | None)
+            assert_type(provider.pid, int | None)
+    assert_type(await system.endpoint_info(Pricing), EndpointInfo)
+    assert_type(await system.call_json("pricing", "quote", [[]], {"coupon": None}), Any)
+    assert_type(await system.broadcast_json("pricing", "where"), BroadcastResult[Any])
+    assert_type(await system.tell_json("pricing", "restock", ["a", 1], timeout=1.0), None)
+    assert_type(await system.publish_json("PriceChanged", {}), int | None)
+    assert_type(await system.serve(drain_timeout=5.0), signal.Signals)

@@ -60,5 +60,5 @@ async def queue_misuse(system: ActorSystem) -> None:
 
 async def failures_misuse(system: ActorSystem) -> None:
     await system.replay("letter-id")  # E: arg-type
-    await system.dead_letters("pricing")  # E: arg-type
+    await system.dead_letters(42)  # E: arg-type
     tactor.unexpose(42)  # E: arg-type

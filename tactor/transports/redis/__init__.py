@@ -5,7 +5,9 @@ Keys (``P`` is the prefix): mailboxes are streams ``P:mb:NAME`` with one
 consumer group, read under the names of nodes; a node's bell is a stream
 ``P:bell:NODE``; inboxes are lists ``P:in:NAME``; the registry of an endpoint
 is a sorted set ``P:reg:ENDPOINT`` of the nodes serving it scored by their
-expiry, and a hash ``P:who:ENDPOINT`` of its providers and their nodes; live
+expiry, a hash ``P:who:ENDPOINT`` of its providers and their nodes and a hash
+``P:pi:ENDPOINT`` of what each registered with; the endpoints with providers are in
+``P:eps``; live
 nodes and inboxes are in ``P:live``; events go to channels ``P:ev:TOPIC``;
 a queue is a list ``P:q:NAME`` with its count of unfinished tasks in
 ``P:q:NAME:unfinished``; the dead letters of a mailbox are a stream ``P:dl:NAME``.
@@ -144,7 +146,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._registered: dict[str, set[str]] = {}  # endpoint -> this node's providers
         self._give_backs: set[asyncio.Task[None]] = set()
         self._redis: aioredis.Redis | None = None
-        self._heartbeat: Heartbeat | None = None
+        self._heartbeat: Heartbeat | None = None  # see registry.py
         self._events: RedisEvents | None = None
         self.scripts: dict[str, Any] = {}
         self._pipeliner: Pipeliner | None = None

@@ -102,6 +102,11 @@ class Commands(Protocol):
 
     def llen(self, name: str) -> Any: ...
 
+    # Any: redis-py 5.x hints str values; Redis takes bytes.
+    def hset(self, name: str, key: str, value: Any) -> Any: ...
+
+    def hdel(self, name: str, *keys: str) -> Any: ...
+
 
 def commands(client: aioredis.Redis) -> Commands:
     """``client`` as :class:`Commands` (mypy checks here that it is one)."""

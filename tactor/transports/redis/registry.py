@@ -5,6 +5,13 @@ serving it scored by their expiry (server time), renewed by each node's heartbea
 one entry per node, whatever its provider count; and ``P:who:ENDPOINT``, a hash
 provider -> node written once at spawn (and again by the heartbeat if Redis lost it).
 A provider is live while its node is.
+
+Beside them, for the operating verbs: what each provider registered with
+(:attr:`~tactor.transports.base.ProviderEntry.info`) is in the hash
+``P:pi:ENDPOINT``, written at spawn (lost with a Redis restart without
+persistence: the providers are then listed without it); the endpoints that have
+providers are the sorted set ``P:eps``, kept alive by the heartbeats like the
+registry (so listing them needs no ``SCAN``, which a restricted ACL user lacks).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from ...errors import TransportClosed
+from ..base import ProviderEntry
 from .connection import LOST, text, translated
 
 if TYPE_CHECKING:
@@ -45,20 +53,24 @@ class RedisRegistry:
         """The keys of an endpoint's registry: its live nodes, and its providers' nodes."""
         return self.key("reg", endpoint), self.key("who", endpoint)
 
-    async def register(self, endpoint: str, provider: str) -> None:
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
         """One entry per provider (in a hash, written once); liveness is the node's, kept
         by one heartbeat entry per endpoint the node serves, not per provider."""
         nodes, who = self._registry(endpoint)
+        infos, endpoints = self.key("pi", endpoint), self.key("eps")
         assert self._heartbeat is not None
         self._heartbeat.add(nodes, self.node)
-        self._heartbeat.own(nodes)  # if every node dies, the keys expire too
+        self._heartbeat.add(endpoints, endpoint)
+        for key in (nodes, infos, endpoints):
+            self._heartbeat.own(key)  # if every node dies, the keys expire too
         self._heartbeat.keep(who, provider, self.node)  # written again if Redis lost it
         self._heartbeat.needs(nodes, who)  # and before the node is live again
         self._registered.setdefault(endpoint, set()).add(provider)
-        args = (int(self.ttl * 1000), self.node, provider, self.private_lifetime)
+        keys = (nodes, who, infos, endpoints)
+        args = (int(self.ttl * 1000), self.node, provider, self.private_lifetime, info, endpoint)
         with translated("register", provider):  # batched: a node may spawn thousands at once
             await self.pipeliner.execute(
-                "EVALSHA", self.scripts["register"].sha, 2, nodes, who, *args
+                "EVALSHA", self.scripts["register"].sha, len(keys), *keys, *args
             )
 
     async def unregister(self, endpoint: str, provider: str) -> None:
@@ -66,18 +78,38 @@ class RedisRegistry:
         local = self._registered.get(endpoint, set())
         local.discard(provider)
         last = not local
+        endpoints = self.key("eps")
         if self._heartbeat is not None:
             self._heartbeat.unkeep(who, provider)
             if last:
                 self._heartbeat.discard(nodes, self.node)
+                self._heartbeat.discard(endpoints, endpoint)
         if last:
             self._registered.pop(endpoint, None)
         with contextlib.suppress(*LOST, RedisError, TransportClosed):
             await self.pipeliner.execute("HDEL", who, provider)
+            await self.pipeliner.execute("HDEL", self.key("pi", endpoint), provider)
             if last:
                 await self.pipeliner.execute("ZREM", nodes, self.node)
+                sha = self.scripts["drop_endpoint"].sha
+                await self.pipeliner.execute("EVALSHA", sha, 2, nodes, endpoints, endpoint)
 
     async def providers(self, endpoint: str) -> list[str]:
         with translated(f"list providers of {endpoint}"):
             found = await self.scripts["providers"](keys=list(self._registry(endpoint)))
         return sorted(text(name) for name in found)
+
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        keys = [*self._registry(endpoint), self.key("pi", endpoint)]
+        with translated(f"list providers of {endpoint}"):
+            found = await self.scripts["registry"](keys=keys)
+        pairs = zip(found[::2], found[1::2], strict=True)
+        entries = (ProviderEntry(text(p), i if isinstance(i, bytes) else b"") for p, i in pairs)
+        return sorted(entries, key=lambda entry: entry.provider)
+
+    async def endpoints(self) -> list[str]:
+        with translated("list endpoints"):
+            found = await self.scripts["endpoints"](
+                keys=[self.key("eps")], args=[self.key("reg", "")]
+            )
+        return sorted(text(endpoint) for endpoint in found)

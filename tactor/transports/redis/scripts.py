@@ -14,6 +14,8 @@ __all__ = [
     "DEAD_LETTER",
     "DELIVER",
     "DELIVER_TO_PROVIDERS",
+    "DROP_ENDPOINT",
+    "ENDPOINTS",
     "HEARTBEAT",
     "LIVE",
     "POST",
@@ -22,6 +24,7 @@ __all__ = [
     "QUEUE_TASK_DONE",
     "QUEUE_WAKE",
     "REGISTER",
+    "REGISTRY",
     "REPLAY",
     "REQUEUE",
     "TAKE",
@@ -124,13 +127,17 @@ return reached
 """
 )
 
-# KEYS: registry nodes, registry providers | ARGV: ttl_ms, node, provider, the hash's lifetime.
+# KEYS: registry nodes, registry providers, their infos, the endpoints zset | ARGV: ttl_ms, node,
+# provider, the keys' lifetime, the provider's info, its endpoint.
 REGISTER = (
     _NOW
     + """
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+local expiry = now + tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], expiry, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[5])
+redis.call('ZADD', KEYS[4], expiry, ARGV[6])
+for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return 1
 """
 )
@@ -325,6 +332,58 @@ return live
 """
 )
 
+# KEYS: registry nodes, registry providers, their infos (hashes). Returns {provider, info, ...}
+# of the live providers (those of a live node; '' for an info lost) and drops the infos of
+# providers no longer registered.
+REGISTRY = (
+    _NOW
+    + """
+local live = {}
+for _, node in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
+    live[node] = true
+end
+local found, registered = {}, {}
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+    registered[flat[i]] = true
+    if live[flat[i + 1]] then
+        table.insert(found, flat[i])
+        table.insert(found, redis.call('HGET', KEYS[3], flat[i]) or '')
+    end
+end
+for _, provider in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if not registered[provider] then redis.call('HDEL', KEYS[3], provider) end
+end
+return found
+"""
+)
+
+# KEYS: the endpoints zset | ARGV: the prefix of registry keys. The live endpoints that have a
+# live node (registry keys are named from the endpoints, within the transport's prefix).
+ENDPOINTS = (
+    _NOW
+    + """
+local found = {}
+for _, endpoint in ipairs(redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE')) do
+    if redis.call('ZCOUNT', ARGV[1] .. endpoint, now, '+inf') > 0 then
+        table.insert(found, endpoint)
+    end
+end
+return found
+"""
+)
+
+# KEYS: registry zset, the endpoints zset | ARGV: endpoint. Drop the endpoint from the list of
+# endpoints unless it has a live provider (registering adds to the registry first).
+DROP_ENDPOINT = (
+    _NOW
+    + """
+if redis.call('ZCOUNT', KEYS[1], now, '+inf') > 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+)
+
 # KEYS: inbox list, live zset | ARGV: payload, ttl_ms. Push only while the inbox's owner is alive,
 # so a reply to a node that is gone leaves nothing behind.
 POST = (
@@ -387,6 +446,9 @@ BY_NAME = {
     "replay": REPLAY,
     "heartbeat": HEARTBEAT,
     "live": LIVE,
+    "registry": REGISTRY,
+    "endpoints": ENDPOINTS,
+    "drop_endpoint": DROP_ENDPOINT,
     "post": POST,
     "queue_put": QUEUE_PUT,
     "queue_task_done": QUEUE_TASK_DONE,

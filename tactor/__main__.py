@@ -1,0 +1,5 @@
+"""``python -m tactor``: the ``tactor`` command (see :mod:`tactor.cli`)."""
+
+from tactor.cli import main
+
+raise SystemExit(main())
