@@ -146,14 +146,16 @@ class Heartbeat:
         return {text(k): text(e) for k, e in zip(refused[::2], refused[1::2], strict=True)}
 
     def _restore(self, gone: list[str]) -> bool:
-        """Write again the kept hashes Redis no longer had (a restart without persistence);
+        """Write again the fields of kept hashes Redis no longer had (a restart without
+        persistence), or had dropped as a dead node's (this node was late to beat);
         True if there were any."""
         restored = False
         for key in dict.fromkeys(gone):
             with self._lock:
-                fields = dict(self._kept.get(key, {}))
+                # Any: redis-py's hint of the mapping differs between its versions.
+                fields: Any = dict(self._kept.get(key, {}))
             if fields:
-                self._client.hset(key, mapping=fields)  # type: ignore[arg-type]
+                self._client.hset(key, mapping=fields)
                 self._client.pexpire(key, self._ttl_ms * OWNED_LIFETIME)
                 restored = True
         return restored

@@ -299,6 +299,9 @@ for i = 1, zsets do
         table.insert(gone, need)
     else
         added = redis.pcall('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 2])
+        -- Not there before: its entries may have been dropped as a dead node's (see
+        -- REGISTRY): the node writes its fields of the hash again.
+        if added == 1 and need ~= '' then table.insert(gone, need) end
     end
     if type(added) == 'table' and added.err then
         if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
@@ -333,8 +336,9 @@ return live
 )
 
 # KEYS: registry nodes, registry providers, their infos (hashes). Returns {provider, info, ...}
-# of the live providers (those of a live node; '' for an info lost) and drops the infos of
-# providers no longer registered.
+# of the live providers (those of a live node; '' for an info lost). Drops what dead nodes left:
+# their providers, their infos, the nodes themselves (a node that was only late to beat sees
+# that it was dropped at its next beat, and writes its providers again: see HEARTBEAT).
 REGISTRY = (
     _NOW
     + """
@@ -345,10 +349,14 @@ end
 local found, registered = {}, {}
 local flat = redis.call('HGETALL', KEYS[2])
 for i = 1, #flat, 2 do
-    registered[flat[i]] = true
-    if live[flat[i + 1]] then
-        table.insert(found, flat[i])
-        table.insert(found, redis.call('HGET', KEYS[3], flat[i]) or '')
+    local provider, node = flat[i], flat[i + 1]
+    if live[node] then
+        registered[provider] = true
+        table.insert(found, provider)
+        table.insert(found, redis.call('HGET', KEYS[3], provider) or '')
+    else
+        redis.call('HDEL', KEYS[2], provider)
+        redis.call('ZREM', KEYS[1], node)
     end
 end
 for _, provider in ipairs(redis.call('HKEYS', KEYS[3])) do
