@@ -4,12 +4,13 @@ and its exit status; every mistake a user can make is one line, never a tracebac
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 import tactor
 from tactor.cli import Exit
-from tests.cli import APP, environment
+from tests.cli import APP, command, environment
 from tests.cli import tactor as run_tactor
 from tests.cli_app import Pricing
 
@@ -204,3 +205,20 @@ def test_the_console_script_is_installed() -> None:
         [str(script), "--version"], capture_output=True, text=True, timeout=30, check=False
     )
     assert (done.returncode, done.stdout.strip()) == (0, f"tactor {tactor.__version__}")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
+    """``tactor schema ... | head -c0``: the pipe closes before the output is written (as
+    it does when ``head`` had enough of a longer one); no traceback, status 141."""
+    process = subprocess.Popen(
+        command("schema", f"{APP}:Pricing", "--format", "asyncapi"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+    )
+    with process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # before the command (still importing) writes anything
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=30) == Exit.BROKEN_PIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -35,6 +35,7 @@ class Exit(IntEnum):
     TIMEOUT = 5  # no answer before the deadline (or a mailbox stayed full)
     TRANSPORT = 6  # the transport cannot be reached, or failed
     INTERRUPTED = 130  # SIGINT (Ctrl-C) while a command other than run was waiting
+    BROKEN_PIPE = 141  # the output's reader went away (as 128 + SIGPIPE, like a shell's cat)
 
 
 def status_of(exc: BaseException) -> Exit:
@@ -170,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`tactor schema ... | head`): as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return Exit.BROKEN_PIPE
     except (tactor.TactorError, CliError) as exc:
         status = status_of(exc)
         if options.json:
