@@ -6,34 +6,27 @@ import asyncio
 import functools
 import logging
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
 from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import ConfigError, NoProvider, NotRunning, SchemaError, TransportError
-from ..transports import Subscription, Transport, open_transport
+from ..transports import Transport, open_transport
 from ..transports.base import endpoint_mailbox, provider_mailbox
-from .actor import Actor, ActorRef, method_of, schema_of
-from .broadcast import BroadcastResult
-from .calls import Calls, Outgoing
+from .actor import Actor, ActorRef, schema_of
+from .calls import Calls
 from .cancellation import Cancellations
 from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
-from .deadline import resolve_deadline
-from .events import encode_event, event_topic
+from .messaging import Messaging
 from .operating import Operating
-from .proxy import proxy_class
-from .queues import AsyncQueue
+from .publishing import EventSubscription, Publishing
 from .requests import RunnerConfig
 from .runner import ActorRunner
 from .schema import (
     ActorSchema,
-    HandlerSchema,
-    MethodSchema,
-    handler_for_function,
     member_name,
     untyped_method,
 )
@@ -64,21 +57,7 @@ class _Spawned:
     runner: ActorRunner
 
 
-class EventSubscription:
-    """A plain function subscribed with :meth:`ActorSystem.subscribe`; ``close()`` ends it."""
-
-    def __init__(self, system: ActorSystem, runner: ActorRunner, patterns: tuple[str, ...]) -> None:
-        self._system = system
-        self._runner = runner
-        self.patterns = patterns
-
-    async def close(self) -> None:
-        """Unsubscribe, after the event in hand (if any) is handled."""
-        if self._system._sinks.pop(id(self), None) is not None:
-            await self._runner.stop(self._system.stop_grace)
-
-
-class ActorSystem(Operating):
+class ActorSystem(Messaging, Publishing, Operating):
     """A node: hosts providers, and calls, broadcasts to, tells and publishes to any node.
 
     ``ActorSystem()`` runs on the embedded ``memory://`` transport;
@@ -403,127 +382,6 @@ class ActorSystem(Operating):
             endpoint_mailbox(letter.endpoint), letter.id
         )
 
-    # -- calling ---------------------------------------------------------------
-
-    def proxy(
-        self,
-        cls: type[A],
-        *,
-        timeout: float | None = None,
-        provider: str | ActorRef[A] | None = None,
-    ) -> A:
-        """A stub typed as ``cls`` whose methods call a provider (any live one, or ``provider``)."""
-        schema = schema_of(cls)
-        target = None if provider is None else str(provider)
-        stub: A = proxy_class(schema)(self._invoke, timeout=timeout, provider=target)  # type: ignore[assignment]
-        return stub
-
-    def _outgoing(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        timeout: float | None,
-    ) -> Outgoing:
-        """Check, encode and give a deadline to a call, tell or broadcast about to be sent."""
-        self._check_running()
-        self._check_codecs(schema)
-        wire, positional = method.encode(self.codec, args, kwargs)
-        made = time.time()
-        deadline = resolve_deadline(timeout, self.timeout, made)
-        return Outgoing(schema, method, wire, positional, deadline, made)
-
-    async def _invoke(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        timeout: float | None,
-        provider: str | None,
-    ) -> Any:
-        return await self._calls.call(
-            self._outgoing(schema, method, args, kwargs, timeout), provider
-        )
-
-    async def _broadcast(
-        self,
-        schema: ActorSchema,
-        method: MethodSchema,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        timeout: float | None,
-    ) -> BroadcastResult[Any]:
-        return await self._calls.broadcast(self._outgoing(schema, method, args, kwargs, timeout))
-
-    async def call(
-        self,
-        method: Callable[[Any, *Ts], Awaitable[R]],
-        /,
-        *args: *Ts,
-        timeout: float | None = None,
-        provider: str | ActorRef[Any] | None = None,
-    ) -> R:
-        """Call ``method`` (e.g. ``Pricing.quote``) on one provider and return its result."""
-        schema, m = method_of(method)
-        target = None if provider is None else str(provider)
-        result: R = await self._invoke(schema, m, args, {}, timeout=timeout, provider=target)
-        return result
-
-    async def broadcast(
-        self,
-        method: Callable[[Any, *Ts], Awaitable[R]],
-        /,
-        *args: *Ts,
-        timeout: float | None = None,
-    ) -> BroadcastResult[R]:
-        """Call ``method`` on every live provider; return when all answered or at the deadline."""
-        schema, m = method_of(method)
-        return await self._broadcast(schema, m, args, {}, timeout=timeout)
-
-    async def tell(
-        self,
-        method: Callable[[Any, *Ts], Awaitable[object]],
-        /,
-        *args: *Ts,
-        timeout: float | None = None,
-        provider: str | ActorRef[Any] | None = None,
-    ) -> None:
-        """Put a one-way message into the endpoint's mailbox (or ``provider``'s).
-
-        Returns once the transport accepted it; ``timeout`` bounds the wait
-        for room in a full mailbox (then :class:`~tactor.errors.MailboxFull`).
-        """
-        schema, m = method_of(method)
-        target = None if provider is None else str(provider)
-        await self._calls.tell(self._outgoing(schema, m, args, {}, timeout), target)
-
-    # -- events ----------------------------------------------------------------
-
-    async def publish(self, event: object, *, topic: str | None = None) -> int | None:
-        """Publish ``event`` on its type's topic (or ``topic``).
-
-        Returns how many subscriptions it reached where the transport can know, else None.
-        """
-        self._check_running()
-        cls = type(event)
-        if cls not in self._checked:
-            self.codec.json_schema(cls)  # raises SchemaError for a type that cannot be sent
-            self._checked.add(cls)
-        name = event_topic(event, topic)
-        token, trace = self._telemetry.publishing(name, cls.__name__)
-        try:
-            payload = encode_event(self.codec, event, name, self.max_payload, trace)
-            reached = await self.transport.publish(name, payload)
-        except BaseException as exc:
-            self._telemetry.published(token, exc)
-            raise
-        self._telemetry.published(token, None)
-        return reached if self.transport.counts_subscribers else None
-
     # -- stats -----------------------------------------------------------------
 
     async def stats(self) -> SystemStats:
@@ -538,52 +396,3 @@ class ActorSystem(Operating):
             if depth is not None:
                 depths[endpoint] = depth
         return self._stats.snapshot(self.node, depths)
-
-    # -- queues ----------------------------------------------------------------
-
-    @overload
-    def queue(self, name: str, item_type: type[T], *, maxsize: int = 0) -> AsyncQueue[T]: ...
-
-    @overload
-    def queue(self, name: str, item_type: None = None, *, maxsize: int = 0) -> AsyncQueue[Any]: ...
-
-    def queue(
-        self, name: str, item_type: type[T] | None = None, *, maxsize: int = 0
-    ) -> AsyncQueue[T] | AsyncQueue[Any]:
-        """The named FIFO queue ``name``, shared by every node of this system's transport.
-
-        Items are encoded as ``item_type`` (``get`` returns that type), or,
-        without one, by their runtime type (``get`` returns JSON data: dict,
-        list, str, …). ``maxsize`` > 0 bounds the queue. Names are letters,
-        digits, ``_ . -`` (else ``ConfigError``). Making the handle does no I/O;
-        the queue outlives this system (see :class:`AsyncQueue`).
-        """
-        return AsyncQueue(self, name, item_type, maxsize=maxsize)
-
-    async def subscribe(
-        self, handler: Callable[[Any], Awaitable[Any]], pattern: str | None = None
-    ) -> EventSubscription:
-        """Subscribe a plain ``async def handler(event: T)`` to ``T``'s topic (or ``pattern``).
-
-        Its events are handled one at a time, in order. Returns a handle to ``close()``.
-        """
-        self._check_running()
-        schema: HandlerSchema = handler_for_function(handler, pattern)
-        for tp in schema.custom_types:
-            if not self.codec.knows(tp):
-                raise SchemaError(
-                    f"{handler.__qualname__} takes {tp.__qualname__}, which has no codec"
-                )
-        subs: list[Subscription] = [await self.transport.subscribe(p) for p in schema.patterns]
-        name = f"{handler.__qualname__}@{uuid.uuid4().hex[:8]}"
-        runner = ActorRunner(
-            self._runner_config,
-            name=name,
-            instance=None,
-            schema=None,
-            handlers=[(schema, handler)] * len(subs),
-        )
-        await runner.start(None, subs)
-        sink = EventSubscription(self, runner, schema.patterns)
-        self._sinks[id(sink)] = sink
-        return sink
