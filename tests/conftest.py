@@ -3,12 +3,14 @@
 Async tests are plain ``async def test_...`` functions, run in a fresh event
 loop by the hook below (no plugin needed). Tests that take ``url`` run once
 per transport; each run gets its own namespace (a named memory hub, or a
-unique Redis key prefix), so tests never see each other's messages.
+unique Redis key prefix, or NATS stream, subject and bucket prefix), so tests
+never see each other's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import uuid
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-TRANSPORTS = ["memory", "redis"]
+TRANSPORTS = ["memory", "redis", "nats"]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -68,6 +70,63 @@ def drop_keys(url: str, prefix: str) -> None:
         client.close()
 
 
+def nats_url() -> str:
+    return os.environ.get("TACTOR_NATS_URL", "nats://127.0.0.1:4222")
+
+
+_nats_state: dict[str, str | None] = {}
+
+
+async def _nats_answers(url: str) -> None:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False)
+    try:
+        await nc.jetstream().account_info()
+    finally:
+        await nc.close()
+
+
+def require_nats() -> str:
+    """The NATS URL to test against (JetStream on); skip without one, but fail under CI=true."""
+    url = nats_url()
+    if url not in _nats_state:
+        try:
+            asyncio.run(_nats_answers(url))
+            _nats_state[url] = None
+        except Exception as exc:
+            _nats_state[url] = f"no NATS with JetStream at {url}: {type(exc).__name__}: {exc}"
+    problem = _nats_state[url]
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{problem} (NATS tests must run under CI=true)")
+        pytest.skip(problem)
+    return url
+
+
+def drop_nats(url: str, prefix: str) -> None:
+    """Delete this test's streams and buckets (never another's)."""
+    from tactor.transports.nats.names import Names
+
+    async def drop() -> None:
+        import nats
+
+        names = Names(prefix)
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            js = nc.jetstream()
+            for stream in (names.mailboxes, names.dead, names.queues):
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_stream(stream)
+            for bucket in (names.registry, names.unfinished):
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_key_value(bucket)
+        finally:
+            await nc.close()
+
+    asyncio.run(drop())
+
+
 def with_query(url: str, **params: str) -> str:
     """``url`` with extra query parameters."""
     sep = "&" if "?" in url else "?"
@@ -86,5 +145,11 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
         prefix = f"tactor-test:{ns}"
         yield with_query(base, prefix=prefix)
         drop_keys(base, prefix)
+        return
+    if request.param == "nats":
+        base = require_nats()
+        prefix = f"tactor-test-{ns}"
+        yield with_query(base, prefix=prefix)
+        drop_nats(base, prefix)
         return
     raise AssertionError(f"unknown transport {request.param}")

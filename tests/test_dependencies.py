@@ -32,9 +32,10 @@ def pins(name: str) -> dict[str, Version]:
 
 
 def runtime_requirements() -> list[Requirement]:
-    """tactor's runtime dependencies, the ``redis`` extra included."""
+    """tactor's runtime dependencies, the ``redis`` and ``nats`` extras included."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    listed = project["dependencies"] + project["optional-dependencies"]["redis"]
+    extras = project["optional-dependencies"]
+    listed = project["dependencies"] + extras["redis"] + extras["nats"]
     return [Requirement(line) for line in listed]
 
 

@@ -2,8 +2,9 @@
 
 ``memory://`` (the embedded default) and ``memory://NAME`` run in-process;
 ``redis://`` and ``rediss://`` reach a Redis server, ``redis+sentinel://`` the
-primary that Redis Sentinels name. Concrete transports are
-imported only when their URL is opened, so ``import tactor`` never imports redis.
+primary that Redis Sentinels name; ``nats://`` and ``tls://`` a NATS server or
+cluster with JetStream. Concrete transports are imported only when their URL
+is opened, so ``import tactor`` never imports redis or nats.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ SCHEMES: dict[str, str] = {
     "redis": "tactor.transports.redis:RedisTransport",
     "rediss": "tactor.transports.redis:RedisTransport",
     "redis+sentinel": "tactor.transports.redis:RedisTransport",
+    "nats": "tactor.transports.nats:NatsTransport",
+    "tls": "tactor.transports.nats:NatsTransport",  # NATS over TLS, as nats-py names it
 }
 
 
@@ -52,7 +55,8 @@ def open_transport(url: str) -> Transport:
     except ImportError as exc:
         raise ConfigError(
             f"the {scheme}:// transport needs an optional dependency ({exc}); "
-            "for redis://, rediss:// and redis+sentinel:// install 'tactor[redis]'"
+            "for redis://, rediss:// and redis+sentinel:// install 'tactor[redis]', "
+            "for nats:// and tls:// 'tactor[nats]'"
         ) from exc
     transport_class = getattr(module, class_name)
     transport: Transport = transport_class.from_url(url)
