@@ -158,8 +158,10 @@ class NatsConsumer(MailboxConsumer):
                 log.warning("%s: %s; retrying", self.name, exc)
                 self._ensure = True
                 wait, delay = delay, min(delay * 2, 2.0)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def keep_working(self) -> None:
         """Tell the server the messages in hand are still being worked on (``+WPI``)."""

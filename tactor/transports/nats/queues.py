@@ -148,7 +148,8 @@ class NatsQueues:
     async def _answer(got: asyncio.Queue[Msg], wait: float) -> Msg | None:
         """The item a pull brought, or None when it ended empty."""
         try:
-            msg = await asyncio.wait_for(got.get(), wait)
+            async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancellation
+                msg = await got.get()
         except TimeoutError:
             return None
         if (msg.headers or {}).get("Status"):
