@@ -47,7 +47,7 @@ from ..base import (
     provider_mailbox,
 )
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
-from .connection import FULL, ApiError, api, location_of, request, translated
+from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
 from .consumer import ATTEMPTED, NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .events import NatsSubscriptionBuffer
@@ -109,6 +109,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.subscriptions: set[NatsSubscriptionBuffer] = set()
         self._private: set[str] = set()
         self._queue_consumers: set[str] = set()
+        self._getters: set[asyncio.Queue[Any]] = set()
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
@@ -188,7 +189,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             await self.registry.beat()
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self.registry.beat()
@@ -202,10 +203,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         if self._closed:
             return
         self._closed = True
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(BaseException):
-                await self._beating
+        await stop_task(self._beating)
+        for getter in self._getters:
+            getter.put_nowait(None)  # wakes a waiting get: TransportClosed
         nc = self._nc
         if nc is None:
             return

@@ -9,6 +9,7 @@ moves to another when it fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from nats.errors import Error as NatsError
 
 from ...errors import ConfigError, TransportClosed, TransportError
 
-__all__ = ["ApiError", "Location", "api", "translated"]
+__all__ = ["ApiError", "Location", "api", "stop_task", "translated"]
 
 #: JetStream's error codes tactor meets on purpose.
 FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
@@ -80,6 +81,14 @@ def _tls_context(tls_options: dict[str, str]) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"nats TLS options {tls_options}: {exc}") from None
     return context
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end — again if a cancellation was swallowed
+    (nats-py awaits through ``asyncio.wait_for``, which can swallow one on Python 3.11)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
 
 
 @contextlib.contextmanager

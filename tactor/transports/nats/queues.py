@@ -43,6 +43,8 @@ class NatsQueues:
     names: Names
     _closed: bool
     _queue_consumers: set[str]
+    #: The waiting gets' queues: closing the transport wakes each with None.
+    _getters: set[asyncio.Queue[Msg | None]]
 
     if TYPE_CHECKING:
 
@@ -112,11 +114,12 @@ class NatsQueues:
         self._check_queues_open()
         pull = await self._queue_consumer(queue)
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
-        got: asyncio.Queue[Msg] = asyncio.Queue()
+        got: asyncio.Queue[Msg | None] = asyncio.Queue()
         nc = self.nc
         inbox = nc.new_inbox()
         with translated("get from queue", queue):
             sub = await nc.subscribe(inbox, cb=got.put)
+        self._getters.add(got)
         try:
             while True:
                 left = PULL_EXPIRES if deadline is None else deadline - time.monotonic()
@@ -129,29 +132,48 @@ class NatsQueues:
                     await nc.publish(pull, orjson.dumps(body), reply=inbox)
                 msg = await self._answer(got, min(max(left, 0), PULL_EXPIRES) + 2.0)
                 if msg is not None:
-                    with translated("get from queue", queue):
-                        await msg.ack_sync()
-                    return msg.data
+                    return await self._take_item(queue, msg)
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 self._check_queues_open()
         finally:
+            self._getters.discard(got)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             while not got.empty():  # arrived as we were leaving (cancelled): give it back
                 late = got.get_nowait()
-                if not (late.headers or {}).get("Status"):
+                if late is not None and not (late.headers or {}).get("Status"):
                     with contextlib.suppress(Exception):
                         await late.nak()
 
+    async def _take_item(self, queue: str, msg: Msg) -> bytes:
+        """Acknowledge (remove) the item; a get cancelled meanwhile puts it back."""
+        ack = asyncio.ensure_future(msg.ack_sync())
+        try:
+            with translated("get from queue", queue):
+                await asyncio.shield(ack)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await ack
+            if ack.done() and not ack.cancelled() and ack.exception() is None:
+                with contextlib.suppress(Exception):  # taken: it goes back, at the end
+                    await request(self.nc, msg.subject, msg.data, 5.0)
+            else:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            raise
+        return msg.data
+
     @staticmethod
-    async def _answer(got: asyncio.Queue[Msg], wait: float) -> Msg | None:
+    async def _answer(got: asyncio.Queue[Msg | None], wait: float) -> Msg | None:
         """The item a pull brought, or None when it ended empty."""
         try:
             async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancellation
                 msg = await got.get()
         except TimeoutError:
             return None
+        if msg is None:
+            raise TransportClosed("the NATS transport is closed")
         if (msg.headers or {}).get("Status"):
             return None
         return msg

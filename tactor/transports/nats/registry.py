@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from nats.js.kv import KeyValue
 
-from .connection import translated
+from .connection import stop_task, translated
 
 __all__ = ["Registry"]
 
@@ -47,6 +47,7 @@ class Registry:
         self._kv: KeyValue | None = None
         self._watcher: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self, kv: KeyValue) -> None:
         self._kv = kv
@@ -54,10 +55,11 @@ class Registry:
         self._task = asyncio.create_task(self._watch(), name=f"tactor-nats-registry-{self.node}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        self._stopping = True
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+        await stop_task(self._task)
         if self._kv is not None and self.own:
             self.own.clear()
             with contextlib.suppress(Exception):
@@ -134,9 +136,11 @@ class Registry:
 
     async def _watch(self) -> None:
         assert self._kv is not None
-        while True:
+        while not self._stopping:
             try:
-                watcher = await self._kv.watchall()
+                self._watcher = watcher = await self._kv.watchall()
+                if self._stopping:
+                    break
                 async for entry in watcher:
                     if entry is not None:
                         self._take(entry)
