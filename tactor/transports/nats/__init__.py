@@ -59,6 +59,9 @@ __all__ = ["NatsTransport"]
 
 log = logging.getLogger("tactor.nats")
 
+#: How long the first connection may take, every server tried (seconds).
+CONNECT_TIMEOUT = 10.0
+
 _TLS = {"tls_ca": TEXT, "tls_cert": TEXT, "tls_key": TEXT, "tls_hostname": TEXT}
 _OPTIONS = {
     "prefix": PREFIX,
@@ -113,6 +116,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
+        self._last_error: Exception | None = None  # nats-py's last, for a failed connect
         self._closed = False
         from .registry import Registry
 
@@ -147,18 +151,26 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             return
         if self._closed:
             raise TransportClosed("the NATS transport is closed and cannot be restarted")
-        with translated(f"connect to {self.location}"):
-            nc = await nats.connect(
-                servers=self.location.servers,
-                name=f"tactor-{self.node[:8]}",
-                connect_timeout=2,
-                reconnect_time_wait=0.25,
-                max_reconnect_attempts=-1,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-                **self.location.options,
-            )
+        try:
+            # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.
+            with translated(f"connect to {self.location}"):
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    nc = await nats.connect(
+                        servers=self.location.servers,
+                        name=f"tactor-{self.node[:8]}",
+                        connect_timeout=2,
+                        reconnect_time_wait=0.25,
+                        max_reconnect_attempts=1,  # the first connection: try each server twice
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        **self.location.options,
+                    )
+        except TransportError as exc:
+            if self._last_error is None:
+                raise
+            raise TransportError(f"{exc} ({self._last_error})") from None
+        nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
         self._nc = nc
         try:
             await self.ensure_streams()
@@ -173,6 +185,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._beating = asyncio.create_task(self._beat(), name=f"tactor-nats-beat-{self.node}")
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
         log.debug("NATS: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from nats.js.kv import KeyValue
 
+from ...errors import TransportError
 from .connection import stop_task, translated
 
 __all__ = ["Registry"]
@@ -87,12 +88,16 @@ class Registry:
         providers.pop(provider, None)
         if not providers:
             self.own.pop(endpoint, None)
-        if self.own:
-            await self.beat()
-        elif self._kv is not None:
-            self._nodes.pop(self.node, None)
-            with translated("unregister"):
-                await self._kv.delete(self.node)
+        try:
+            if self.own:
+                await self.beat()
+            elif self._kv is not None:
+                self._nodes.pop(self.node, None)
+                with translated("unregister"):
+                    await self._kv.delete(self.node)
+        except TransportError as exc:  # NATS away: the entry ages out within the TTL
+            log.warning("unregister %s of %s: %s; it expires within %.1fs", provider, endpoint,
+                        exc, self.ttl)  # fmt: skip
 
     # -- everyone's --------------------------------------------------------------
 
