@@ -74,10 +74,11 @@ async def test_a_restarted_server_is_served_again_and_calls_in_flight_end(tmp_pa
             server.start()  # the same port and store directory
             # The system reconnects and serves again; the tells accepted before are kept.
             assert await eventually(_try(pricing.where), lambda r: r == "x", timeout=30) == "x"
-            assert (
-                await eventually(_try(lambda: pricing.stock_of("a")), lambda r: r == 5, timeout=15)
-                == 5
+            # At least once: a tell whose acknowledgement died with the server runs again.
+            stock = await eventually(
+                _try(lambda: pricing.stock_of("a")), lambda r: r is not None and r >= 5, timeout=15
             )
+            assert stock >= 5
             assert provider.transport is not caller.transport
     finally:
         server.stop()
