@@ -78,6 +78,7 @@ def test_import_starts_nothing_and_does_not_import_redis() -> None:
     code = (
         "import sys, threading, tactor\n"
         "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "assert 'nats' not in sys.modules, 'nats imported'\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
         "import asyncio\n"
         "assert asyncio.events._get_running_loop() is None\n"

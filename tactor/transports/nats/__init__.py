@@ -59,6 +59,9 @@ __all__ = ["NatsTransport"]
 
 log = logging.getLogger("tactor.nats")
 
+#: How long a replayed dead letter waits for room in a full mailbox (seconds): JetStream's
+#: per-subject limit cannot be overstepped, as a replay on other transports does.
+REPLAY_PATIENCE = 5.0
 #: How long the first connection may take, every server tried (seconds).
 CONNECT_TIMEOUT = 10.0
 
@@ -106,6 +109,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
+        self.replay_patience = REPLAY_PATIENCE
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[_NatsInbox] = set()
@@ -279,20 +283,24 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             raise NoProvider(no_provider_message(endpoint, provider))
         await self._append(mailbox, payload)
 
-    async def _append(self, mailbox: str, payload: bytes) -> None:
+    async def _append(self, mailbox: str, payload: bytes, patience: float | None = None) -> None:
+        """Publish into ``mailbox``, waiting for room (up to ``patience`` seconds: then the
+        refusal, an :class:`ApiError` with code ``FULL``, is raised)."""
+        loop = asyncio.get_running_loop()
+        until = None if patience is None else loop.time() + patience
         delay = 0.005
         while True:
             try:
                 await self.publish_to_stream(self.names.mailbox(mailbox), payload)
                 return
             except ApiError as exc:
-                if exc.code != FULL:
+                if exc.code != FULL or (until is not None and loop.time() >= until):
                     raise
             await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
             delay = min(delay * 2, 0.1)
 
     async def put_back(self, mailbox: str, payload: bytes) -> None:
-        await self._append(mailbox, payload)
+        await self._append(mailbox, payload, patience=self.replay_patience)
 
     async def _is_live(self, endpoint: str, provider: str | None) -> bool:
         for fresh in (False, True):
@@ -377,9 +385,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         return None  # NATS does not count tactor's subscriptions
 
     async def subscribe(self, pattern: str) -> Subscription:
-        subscription = _Subscription(self, self.names.events(), pattern, self.subscription_buffer)
+        root, buffer = self.names.events(), self.subscription_buffer
+        subscription = NatsSubscriptionBuffer(root, pattern, buffer, self.subscriptions)
         await subscription.attach(self.nc)
-        self.subscriptions.add(subscription)
         return subscription
 
     # -- registry --------------------------------------------------------------
@@ -398,13 +406,3 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             await self.registry.refresh()
             live = self.registry.live(endpoint)
         return live
-
-
-class _Subscription(NatsSubscriptionBuffer):
-    def __init__(self, transport: NatsTransport, root: str, pattern: str, buffer: int) -> None:
-        super().__init__(root, pattern, buffer)
-        self._transport = transport
-
-    async def detach(self) -> None:
-        self._transport.subscriptions.discard(self)
-        await super().detach()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ...errors import TransportError
 from ..base import DeadLetterEntry
 from .connection import NOT_FOUND, ApiError, api
 
@@ -59,6 +60,8 @@ class NatsDeadLetters:
         """Keep ``payload`` as a dead letter of ``into``; how many old ones were dropped."""
         subject = self.names.dead_letters(into)
         await self.publish_to_stream(subject, _letter(reason, attempts, payload))
+        if keep <= 0:  # keep all
+            return 0
         purged = await api(
             self.nc, f"STREAM.PURGE.{self.names.dead}", {"filter": subject, "keep": keep}
         )
@@ -102,7 +105,14 @@ class NatsDeadLetters:
         entry = await self._take(mailbox, letter)
         if entry is None:
             return False
-        await self.put_back(mailbox, entry.payload)
+        try:
+            await self.put_back(mailbox, entry.payload)
+        except TransportError as exc:  # full (or NATS away): the letter stays, as a new one
+            await self.add_dead_letter(mailbox, entry.payload, entry.reason, entry.attempts, 0)
+            raise TransportError(
+                f"replay of dead letter {letter} into {mailbox!r} failed ({exc}); "
+                "it is kept among the dead letters under a new id"
+            ) from None
         return True
 
     async def discard_dead_letter(self, mailbox: str, letter: str) -> bool:

@@ -45,8 +45,11 @@ def subjects_of(root: str, pattern: str) -> list[str]:
 class NatsSubscriptionBuffer(BufferedSubscription):
     """A subscription fed by one or two NATS subscriptions, filtered by tactor's matcher."""
 
-    def __init__(self, root: str, pattern: str, buffer: int) -> None:
+    def __init__(
+        self, root: str, pattern: str, buffer: int, owner: set[NatsSubscriptionBuffer]
+    ) -> None:
         super().__init__(check_pattern(pattern), buffer)
+        self._owner = owner  # the transport's open subscriptions: this one until detached
         self._root = root
         self._skip = len(root) + 1
         self._subs: list[NatsSubscription] = []
@@ -57,6 +60,7 @@ class NatsSubscriptionBuffer(BufferedSubscription):
             for subject in subjects_of(self._root, self.pattern):
                 self._subs.append(await nc.subscribe(subject, cb=self._on_msg))
             await nc.flush()  # subscribed at the server before this returns
+        self._owner.add(self)
 
     async def _on_msg(self, msg: Msg) -> None:
         topic = msg.subject[self._skip :]
@@ -72,6 +76,7 @@ class NatsSubscriptionBuffer(BufferedSubscription):
             )
 
     async def detach(self) -> None:
+        self._owner.discard(self)
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
