@@ -112,28 +112,30 @@ async def test_a_cluster_losing_a_node_keeps_calls_tells_and_events() -> None:
             nodes[0].kill()
             # Tells while the cluster re-elects the leaders the dead node held: one that
             # failed (typed) may or may not have been stored, one that returned was.
-            uncertain = 0
             for _ in range(10):
-                uncertain += await _until_accepted(lambda: caller.tell(Pricing.restock, "b", 1))
+                await _until_accepted(lambda: caller.tell(Pricing.restock, "b", 1))
             stock = await eventually(
                 _try(lambda: pricing.stock_of("b")), lambda r: r is not None and r >= 20, timeout=30
             )
-            assert 20 <= stock <= 20 + uncertain  # nothing accepted was lost
+            # Nothing accepted was lost. At least once: a tell whose acknowledgement was lost
+            # in the election runs again, and a send that failed typed may have been stored.
+            assert stock >= 20
             await caller.publish(PriceChanged("b", Decimal(1)))
-            seen = await eventually(_try(pricing.events_seen), lambda s: s and "price:b" in s)
+            seen = await eventually(
+                _try(pricing.events_seen), lambda s: s and "price:b" in s, timeout=30
+            )
             assert "price:b" in seen
             assert await provider.providers(Pricing) == await caller.providers(Pricing)
 
 
-async def _until_accepted(tell) -> int:  # type: ignore[no-untyped-def]
-    """Send a tell until the transport accepts it; how many attempts failed (typed)."""
-    failed = 0
+async def _until_accepted(tell) -> None:  # type: ignore[no-untyped-def]
+    """Send a tell until the transport accepts it (a typed failure: send it again)."""
     while True:
         try:
             await tell()
-            return failed
+            return
         except TactorError:
-            failed += 1
+            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(

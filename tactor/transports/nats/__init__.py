@@ -51,6 +51,7 @@ from .connection import FULL, ApiError, api, location_of, request, stop_task, tr
 from .consumer import ATTEMPTED, NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .events import NatsSubscriptionBuffer
+from .inbox import NatsInbox
 from .names import Names
 from .queues import NatsQueues
 from .streams import Streams
@@ -79,20 +80,6 @@ _OPTIONS = {
 }
 
 
-class _NatsInbox(Inbox):
-    def __init__(self, transport: NatsTransport, on_lost: InboxLostHandler) -> None:
-        self._transport = transport
-        self.on_lost = on_lost
-        self.sub: Any = None
-
-    async def close(self) -> None:
-        self._transport.inboxes.discard(self)
-        if self.sub is not None:
-            with contextlib.suppress(Exception):
-                await self.sub.unsubscribe()
-            self.sub = None
-
-
 class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
     """Mailboxes on JetStream work queues, inboxes and events on subjects, a registry in KV."""
 
@@ -112,7 +99,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.replay_patience = REPLAY_PATIENCE
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
-        self.inboxes: set[_NatsInbox] = set()
+        self.inboxes: set[NatsInbox] = set()
         self.subscriptions: set[NatsSubscriptionBuffer] = set()
         self._private: set[str] = set()
         self._queue_consumers: set[str] = set()
@@ -202,6 +189,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
 
     async def _on_reconnected(self) -> None:
         log.warning("NATS %s: reconnected", self.location)
+        for consumer in list(self.consumers):
+            consumer.pull_again()  # a restarted server forgot the pull requests
         with contextlib.suppress(Exception):
             await self.registry.beat()
 
@@ -215,6 +204,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
                 await self.registry.sweep()
             except TransportError as exc:
                 log.warning("NATS heartbeat failed: %s", exc)
+                with contextlib.suppress(TransportError):  # a server that lost its store
+                    await self.ensure_streams()
+                    await self.key_value(self.nc.jetstream(), self.names.registry, self.ttl)
 
     async def close(self) -> None:
         if self._closed:
@@ -362,16 +354,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
     async def open_inbox(
         self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
     ) -> Inbox:
-        result = _NatsInbox(self, on_lost)
-
-        async def handle(msg: Any) -> None:
-            on_payload(msg.data)
-
-        with translated("open inbox", inbox):
-            result.sub = await self.nc.subscribe(self.names.inbox(inbox), cb=handle)
-            await self.nc.flush()
-        self.inboxes.add(result)
-        return result
+        return await NatsInbox.open(
+            self.nc, self.names.inbox(inbox), on_payload, on_lost, self.inboxes
+        )
 
     async def post(self, inbox: str, payload: bytes) -> None:
         with translated("reply to", inbox):

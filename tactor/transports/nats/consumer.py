@@ -116,6 +116,12 @@ class NatsConsumer(MailboxConsumer):
             log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
         self._wake.set()
 
+    def pull_again(self) -> None:
+        """Send the pull requests again now (the server that had them may be gone)."""
+        self._pull_until = [0.0 for _ in self._mailboxes]
+        self._ensure = True
+        self._wake.set()
+
     def _next(self) -> NatsDelivery | None:
         for index, arrived in enumerate(self._arrived):
             if arrived:
