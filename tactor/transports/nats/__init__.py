@@ -97,6 +97,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
         self.replay_patience = REPLAY_PATIENCE
+        #: Handlers quicker than this (seconds, a moving average) read one message ahead.
+        self.read_ahead_window = 0.002
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()

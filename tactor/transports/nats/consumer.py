@@ -10,6 +10,11 @@ server: when its holder dies, JetStream redelivers it once ``ack_wait`` (the
 transport's ``ttl``) passed; holders in good health tell the server they are
 still working on it (``+WPI``) on every heartbeat.
 
+Read-ahead: a consumer whose messages take less than ``read_ahead_window``
+(a moving average) asks for the next message of a mailbox as it hands one
+out, so the next travels while this one is handled; a slow handler asks only
+when it is done, so it never holds a message an idle provider could take.
+
 Attempts are JetStream's own count (``num_delivered``), plus the count a
 message put back at a close carries in the ``Tactor-Attempted`` header: the
 oldest message a closing consumer holds goes back by NAK (its attempt counts);
@@ -87,6 +92,8 @@ class NatsConsumer(MailboxConsumer):
         self._inbox = ""
         self._ensure = True  # make the stream's consumers (again) before the next pull
         self.held: dict[int, NatsDelivery] = {}  # handed out, not acknowledged, oldest first
+        self._handed_at = 0.0  # when the last delivery was handed out
+        self._handling = 0.0  # moving average of the time per message
         self._closed = False
 
     async def open(self) -> None:
@@ -146,11 +153,20 @@ class NatsConsumer(MailboxConsumer):
 
     async def receive(self) -> Delivery:
         delay = 0.05
+        now = time.monotonic()
+        if self._handed_at:  # the time since the last hand-out: how long one message takes
+            self._handling += (now - self._handed_at - self._handling) * 0.25
+            self._handed_at = 0.0
         while True:
             if self._closed:
                 raise TransportClosed("mailbox consumer is closed")
             delivery = self._next()
             if delivery is not None:
+                self._handed_at = time.monotonic()
+                if self._handling < self.transport.read_ahead_window:
+                    # Quick handlers: the next message travels while this one is handled.
+                    with contextlib.suppress(TransportError):
+                        await self._pull()
                 return delivery
             self._wake.clear()
             try:
