@@ -97,8 +97,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
         self.replay_patience = REPLAY_PATIENCE
-        #: Handlers quicker than this (seconds, a moving average) read one message ahead.
-        self.read_ahead_window = 0.002
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()
@@ -106,6 +104,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._private: set[str] = set()
         self._queue_consumers: set[str] = set()
         self._getters: set[asyncio.Queue[Any]] = set()
+        self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
@@ -224,6 +223,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         try:
             for consumer in list(self.consumers):
                 await consumer.close()
+            for drain in list(self.drains):
+                await stop_task(drain)  # unsubscribes: a late message is redelivered after ttl
             for mailbox in list(self._private):
                 with contextlib.suppress(TransportError):
                     await self.delete_mailbox(mailbox)
@@ -388,8 +389,5 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
 
     async def providers(self, endpoint: str) -> list[str]:
         self.nc  # noqa: B018 - raises TransportClosed
-        live = self.registry.live(endpoint)
-        if not live:
-            await self.registry.refresh()
-            live = self.registry.live(endpoint)
-        return live
+        await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+        return self.registry.live(endpoint)

@@ -10,10 +10,8 @@ server: when its holder dies, JetStream redelivers it once ``ack_wait`` (the
 transport's ``ttl``) passed; holders in good health tell the server they are
 still working on it (``+WPI``) on every heartbeat.
 
-Read-ahead: a consumer whose messages take less than ``read_ahead_window``
-(a moving average) asks for the next message of a mailbox as it hands one
-out, so the next travels while this one is handled; a slow handler asks only
-when it is done, so it never holds a message an idle provider could take.
+A consumer asks for a mailbox's next message only when it wants one (no
+read-ahead): a busy provider never holds a message an idle one could take.
 
 Attempts are JetStream's own count (``num_delivered``), plus the count a
 message put back at a close carries in the ``Tactor-Attempted`` header: the
@@ -92,8 +90,6 @@ class NatsConsumer(MailboxConsumer):
         self._inbox = ""
         self._ensure = True  # make the stream's consumers (again) before the next pull
         self.held: dict[int, NatsDelivery] = {}  # handed out, not acknowledged, oldest first
-        self._handed_at = 0.0  # when the last delivery was handed out
-        self._handling = 0.0  # moving average of the time per message
         self._closed = False
 
     async def open(self) -> None:
@@ -115,7 +111,11 @@ class NatsConsumer(MailboxConsumer):
             index = int(msg.subject.rsplit(".", 1)[1])
         status = (msg.headers or {}).get("Status")
         self._pull_until[index] = 0.0  # answered: the pull is over
-        if status is None:
+        if status is None and self._closed:  # a pull that outlived its consumer: put it back
+            self._arrived[index].append(msg)
+            with contextlib.suppress(Exception):
+                await self._put_back(self._arrived[index].popleft())
+        elif status is None:
             self._arrived[index].append(msg)
         elif status == "503":  # no consumer to answer (a restart without its state)
             self._ensure = True
@@ -153,20 +153,11 @@ class NatsConsumer(MailboxConsumer):
 
     async def receive(self) -> Delivery:
         delay = 0.05
-        now = time.monotonic()
-        if self._handed_at:  # the time since the last hand-out: how long one message takes
-            self._handling += (now - self._handed_at - self._handling) * 0.25
-            self._handed_at = 0.0
         while True:
             if self._closed:
                 raise TransportClosed("mailbox consumer is closed")
             delivery = self._next()
             if delivery is not None:
-                self._handed_at = time.monotonic()
-                if self._handling < self.transport.read_ahead_window:
-                    # Quick handlers: the next message travels while this one is handled.
-                    with contextlib.suppress(TransportError):
-                        await self._pull()
                 return delivery
             self._wake.clear()
             try:
@@ -197,17 +188,45 @@ class NatsConsumer(MailboxConsumer):
         self._closed = True
         self._wake.set()
         self.transport.consumers.discard(self)
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
         held = [d.msg for d in self.held.values()]
         self.held.clear()
         behind = [msg for arrived in self._arrived for msg in arrived]
+        for arrived in self._arrived:
+            arrived.clear()
         with contextlib.suppress(Exception):
             if held:
                 await held[0].nak()  # in hand: its attempt counts
             for msg in held[1:] + behind:  # not begun: back as they were
                 await self._put_back(msg)
+        # A pull request still open at the server can be answered after this (JetStream has
+        # no way to withdraw one): stay subscribed until each ends, putting back what comes.
+        left = max(self._pull_until) - time.monotonic()
+        if left > 0 and self._sub is not None:
+            task = asyncio.create_task(self._drain(left), name=f"tactor-nats-drain-{self.name}")
+            self.transport.drains.add(task)
+            task.add_done_callback(self.transport.drains.discard)
+        else:
+            await self._unsubscribe()
+
+    async def _drain(self, left: float) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    while max(self._pull_until) > 0:  # each answer zeroes its entry
+                        self._wake.clear()
+                        await self._wake.wait()
+        finally:
+            await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            for arrived in self._arrived:  # came in meanwhile: back as they were
+                while arrived:
+                    with contextlib.suppress(Exception):
+                        await self._put_back(arrived.popleft())
 
     async def _put_back(self, msg: Msg) -> None:
         before = int((msg.headers or {}).get(ATTEMPTED, 0)) + msg.metadata.num_delivered - 1

@@ -116,6 +116,7 @@ class Registry:
     async def refresh(self) -> None:
         """Read every node's key afresh (the copy may lag behind a registration)."""
         assert self._kv is not None
+        seen: set[str] = set()
         with translated("read the registry"):
             watcher = await self._kv.watchall()
             try:
@@ -123,10 +124,14 @@ class Registry:
                     entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
                     if entry is None:
                         break
+                    seen.add(entry.key)
                     self._take(entry)
             finally:
                 with contextlib.suppress(Exception):
                     await watcher.stop()  # type: ignore[no-untyped-call]
+        for node, (_, entries) in list(self._nodes.items()):
+            if node not in seen and node != self.node:  # its key aged out: no longer live
+                self._nodes[node] = (float("-inf"), entries)  # the sweep cleans up after it
 
     def _take(self, entry: Any) -> None:
         if entry.operation in ("DEL", "PURGE") or not entry.value:
