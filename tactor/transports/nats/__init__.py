@@ -389,5 +389,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
 
     async def providers(self, endpoint: str) -> list[str]:
         self.nc  # noqa: B018 - raises TransportClosed
-        await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+        try:
+            await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+        except TransportError as exc:  # JetStream busy (an election): the watched copy
+            log.warning("providers of %s from this node's copy: %s", endpoint, exc)
         return self.registry.live(endpoint)
