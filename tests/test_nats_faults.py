@@ -151,7 +151,9 @@ async def test_user_password_and_token_from_the_url(config: str, credentials: st
         url = f"nats://{credentials}127.0.0.1:{server.port}?{ns()}"
         async with serving(url), ActorSystem(url) as caller:
             assert await caller.proxy(Pricing).where() == "x"
-        with pytest.raises(TransportError, match=r"[Aa]uthoriz"):
+        # Typed, and usually saying "Authorization Violation" (the server may also just
+        # reset the connection of a client it refused).
+        with pytest.raises(TransportError, match=r"[Aa]uthoriz|reset|closed"):
             await ActorSystem(f"nats://wrong:wrong@127.0.0.1:{server.port}?{ns()}").start()
 
 
