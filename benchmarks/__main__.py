@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--only ROW ...] [--redis URL]``, or ``--soak SECONDS``.
+"""``python -m benchmarks [--quick] [--only ROW ...] [--redis URL] [--nats URL]``,
+or ``--soak SECONDS``.
 
 See benchmarks/README.md.
 """
@@ -20,13 +21,15 @@ ROWS = [
     "redis_calls",
     "broadcast",
     "events",
+    "nats_rows",
     "codec",
     "memory",
     "redis_memory",
     "processes",
     "many_providers",
 ]
-NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory"}
+NEEDS_REDIS = {"redis_calls", "broadcast", "events", "redis_memory", "nats_rows"}
+NEEDS_NATS = {"nats_rows"}
 
 
 async def run_all(settings: Settings, only: list[str]) -> list[Row]:
@@ -36,6 +39,9 @@ async def run_all(settings: Settings, only: list[str]) -> list[Row]:
             continue
         if name in NEEDS_REDIS and not settings.redis_url:
             print(f"skipping {name}: no Redis (set TACTOR_REDIS_URL or --redis)", file=sys.stderr)
+            continue
+        if name in NEEDS_NATS and not settings.nats_url:
+            print(f"skipping {name}: no NATS (set TACTOR_NATS_URL or --nats)", file=sys.stderr)
             continue
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run with few iterations")
     parser.add_argument("--only", nargs="*", default=[], choices=ROWS, help="rows to run")
     parser.add_argument("--redis", default=os.environ.get("TACTOR_REDIS_URL"))
+    parser.add_argument("--nats", default=os.environ.get("TACTOR_NATS_URL"))
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -63,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak is not None:
         return soak(args.soak, args.redis, aof=not args.no_aof)
     if args.quick:
-        settings = Settings.smoke(args.redis)
+        settings = Settings.smoke(args.redis, args.nats)
     else:
-        settings = Settings(iterations=args.iterations, repeats=args.repeats, redis_url=args.redis)
+        settings = Settings(
+            iterations=args.iterations, repeats=args.repeats, redis_url=args.redis,
+            nats_url=args.nats,
+        )  # fmt: skip
     rows = asyncio.run(run_all(settings, args.only))
     path = write_report(rows, settings)
     if not settings.quick and not args.only:  # a full run: refresh the chart and the README

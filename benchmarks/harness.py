@@ -30,10 +30,13 @@ class Settings:
     repeats: int = 3
     redis_url: str | None = None
     quick: bool = False
+    nats_url: str | None = None
 
     @classmethod
-    def smoke(cls, redis_url: str | None = None) -> Settings:
-        return cls(iterations=30, warmup=5, repeats=1, redis_url=redis_url, quick=True)
+    def smoke(cls, redis_url: str | None = None, nats_url: str | None = None) -> Settings:
+        return cls(
+            iterations=30, warmup=5, repeats=1, redis_url=redis_url, quick=True, nats_url=nats_url
+        )
 
 
 @dataclass

@@ -10,6 +10,8 @@ Each server is a separate OS process (``python -m benchmarks.servers KIND ...``)
   the same on redis-py's asyncio client.
 - ``rawsub URL CHANNEL REPORT_KEY``: plain redis-py pub/sub, reporting like
   :class:`Listener`.
+- ``natsraw URL SUBJECT``: plain nats-py, answering each request on SUBJECT
+  with its body (core NATS request/reply).
 - ``pymq URL NAMESPACE CHANNEL``: pymq 0.7's Redis event bus exposing
   ``echo(value: int) -> int`` on CHANNEL.
 - ``soak URL RECORD_URL RECORD_KEY``: one provider of the fault soak's
@@ -33,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -205,6 +207,22 @@ def serve_rawsub(url: str, channel: str, report_key: str) -> None:
             client.rpush(f"{report_key}:n", f"{run}:{n}")
 
 
+async def serve_nats_raw(url: str, subject: str) -> None:
+    """The raw nats-py echo server: core NATS request/reply, no stream."""
+    import nats
+
+    _exit_when_stdin_closes()
+    nc = await nats.connect(url)
+
+    async def echo(msg: Any) -> None:
+        await msg.respond(msg.data)
+
+    await nc.subscribe(subject, cb=echo)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 def pymq_bus(url: str, namespace: str) -> object:
     """A pymq 0.7 Redis event bus on ``url`` under its own namespace (keys ``__eventbus:NS:*``)."""
     from pymq.provider.redis import RedisEventBus
@@ -240,6 +258,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(serve_raw_async(*args))
     elif kind == "rawsub":
         serve_rawsub(*args)
+    elif kind == "natsraw":
+        asyncio.run(serve_nats_raw(*args))
     elif kind == "pymq":
         serve_pymq(*args)
     elif kind == "soak":

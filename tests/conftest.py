@@ -4,7 +4,8 @@ The suite runs on tactor's own pytest plugin (``tactor.testing.plugin``):
 async tests are plain ``async def test_...`` functions, each run in a fresh
 event loop; the Redis helpers below are the plugin's. Tests that take ``url``
 run once per transport; each run gets its own namespace (a named memory hub,
-or a unique Redis key prefix), so tests never see each other's messages.
+or a unique Redis key prefix, or NATS stream and bucket prefix), so tests never
+see each other's messages.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ import pytest
 
 from tactor import Actor, ActorRef, ActorSystem
 from tactor.actors.forkserver import stop_fork_server
-from tactor.testing.plugin import require_redis
-from tactor.testing.urls import drop_keys, fresh_url, redis_url, with_query
+from tactor.testing.plugin import require_nats, require_redis
+from tactor.testing.urls import drop_keys, drop_nats, fresh_url, nats_url, redis_url, with_query
 
-__all__ = ["drop_keys", "redis_url", "require_redis", "with_query"]
+__all__ = [
+    "drop_keys",
+    "drop_nats",
+    "nats_url",
+    "redis_url",
+    "require_nats",
+    "require_redis",
+    "with_query",
+]
 
-TRANSPORTS = ["memory", "redis"]
+TRANSPORTS = ["memory", "redis", "nats"]
 #: Contract modules that also run with every provider in a child process ("process": each
 #: ``system.spawn`` goes to ``system.processes().spawn``, over the parent's memory hub).
 PROCESS_CONTRACT = {
@@ -40,7 +49,11 @@ PROCESS_CONTRACT = {
 
 
 #: Each transport's base URL (its test namespace comes from tactor.testing.urls.NAMESPACES).
-BASES: dict[str, Callable[[], str]] = {"memory": lambda: "memory://", "redis": require_redis}
+BASES: dict[str, Callable[[], str]] = {
+    "memory": lambda: "memory://",
+    "redis": require_redis,
+    "nats": require_nats,
+}
 
 
 def _parametrizes_url(metafunc: pytest.Metafunc) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_redis
+from tests.conftest import require_nats, require_redis
 
 ROOT = Path(__file__).parent.parent
 
@@ -23,6 +23,7 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.redis
 def test_every_benchmark_row_runs(tmp_path: Path) -> None:
     env = {**os.environ, "TACTOR_REDIS_URL": require_redis(), "PYTHONPATH": str(ROOT)}
+    env["TACTOR_NATS_URL"] = require_nats()
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick"],
         cwd=ROOT,

@@ -32,10 +32,16 @@ def pins(name: str) -> dict[str, Version]:
 
 
 def runtime_requirements() -> list[Requirement]:
-    """tactor's runtime dependencies, its extras (redis, otel, prometheus) included."""
+    """tactor's runtime dependencies, its extras (redis, nats, otel, prometheus) included."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    listed = project["dependencies"] + extras["redis"] + extras["otel"] + extras["prometheus"]
+    listed = (
+        project["dependencies"]
+        + extras["redis"]
+        + extras["nats"]
+        + extras["otel"]
+        + extras["prometheus"]
+    )
     return [Requirement(line) for line in listed]
 
 

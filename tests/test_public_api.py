@@ -82,7 +82,7 @@ def test_every_error_shares_one_root() -> None:
     assert issubclass(errors.CallTimeout, TimeoutError)
 
 
-OPTIONAL = ("redis", "opentelemetry", "prometheus_client")
+OPTIONAL = ("redis", "nats", "opentelemetry", "prometheus_client")
 
 
 def test_import_starts_nothing_and_does_not_import_redis() -> None:

@@ -27,7 +27,7 @@ import pytest
 from tactor import ActorSystem
 
 from .kit import ActorTestKit
-from .urls import fresh_url, redis_problem, redis_url
+from .urls import fresh_url, nats_problem, nats_url, redis_problem, redis_url
 
 __all__ = ["require_redis", "tactor_kit", "tactor_system", "tactor_url"]
 
@@ -97,8 +97,11 @@ async def _run(
 def tactor_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A transport URL of ``--tactor-url`` with a namespace of this test's own."""
     base: str = getattr(request, "param", "memory://")
-    if urlsplit(base).scheme.startswith("redis"):
+    scheme = urlsplit(base).scheme
+    if scheme.startswith("redis"):
         require_redis(base)
+    elif scheme in ("nats", "tls"):
+        require_nats(base)
     with fresh_url(base) as url:
         yield url
 
@@ -111,6 +114,18 @@ def require_redis(url: str | None = None) -> str:
     if problem is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{problem} (Redis tests must run under CI=true)")
+        pytest.skip(problem)
+    return url
+
+
+def require_nats(url: str | None = None) -> str:
+    """``url`` (default: :func:`~tactor.testing.urls.nats_url`) if a NATS with JetStream
+    answers there; else the test is skipped, but fails under CI=true."""
+    url = url or nats_url()
+    problem = nats_problem(url.split("?")[0])
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{problem} (NATS tests must run under CI=true)")
         pytest.skip(problem)
     return url
 

@@ -1,12 +1,14 @@
-"""Transport URLs with a namespace of a test's own, and the Redis checks the tests share.
+"""Transport URLs with a namespace of a test's own, and the server checks the tests share.
 
-:func:`fresh_url` gives ``memory://`` a hub of its own and a Redis URL a key
-prefix of its own (whose keys it deletes afterwards: never a whole database).
-A transport is added by one entry in :data:`NAMESPACES`.
+:func:`fresh_url` gives ``memory://`` a hub of its own, a Redis URL a key
+prefix of its own (whose keys it deletes afterwards: never a whole database)
+and a NATS URL a prefix of its streams and buckets (deleted afterwards: never
+another's). A transport is added by one entry in :data:`NAMESPACES`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -17,7 +19,10 @@ from urllib.parse import urlsplit
 __all__ = [
     "NAMESPACES",
     "drop_keys",
+    "drop_nats",
     "fresh_url",
+    "nats_problem",
+    "nats_url",
     "redis_problem",
     "redis_url",
     "with_query",
@@ -61,6 +66,59 @@ def drop_keys(url: str, prefix: str) -> None:
         client.close()
 
 
+def nats_url() -> str:
+    """The NATS the tests use: ``$TACTOR_NATS_URL``, else the local default."""
+    return os.environ.get("TACTOR_NATS_URL", "nats://127.0.0.1:4222")
+
+
+_nats_state: dict[str, str | None] = {}
+
+
+async def _nats_answers(url: str) -> None:
+    import nats
+
+    client = await nats.connect(url, connect_timeout=1, allow_reconnect=False)
+    try:
+        await client.jetstream().account_info()
+    finally:
+        await client.close()
+
+
+def nats_problem(url: str) -> str | None:
+    """Why the NATS at ``url`` (with JetStream) cannot be tested against, or None."""
+    if url not in _nats_state:
+        try:
+            asyncio.run(_nats_answers(url))
+            _nats_state[url] = None
+        except Exception as exc:
+            _nats_state[url] = f"no NATS with JetStream at {url}: {type(exc).__name__}: {exc}"
+    return _nats_state[url]
+
+
+def drop_nats(url: str, prefix: str) -> None:
+    """Delete the streams and buckets of ``prefix`` (what a test left); never another's."""
+    from tactor.transports.nats.names import Names
+
+    async def drop() -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        names = Names(prefix)
+        client = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            js = client.jetstream()
+            for stream in (names.mailboxes, names.dead, names.queues):
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_stream(stream)
+            for bucket in (names.registry, names.unfinished):
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_key_value(bucket)
+        finally:
+            await client.close()
+
+    asyncio.run(drop())
+
+
 def with_query(url: str, **params: str) -> str:
     """``url`` with extra query parameters."""
     sep = "&" if "?" in url else "?"
@@ -79,12 +137,22 @@ def _redis(base: str, ns: str) -> Iterator[str]:
     drop_keys(base.split("?")[0], prefix)
 
 
+@contextlib.contextmanager
+def _nats(base: str, ns: str) -> Iterator[str]:
+    prefix = f"tactor-test-{ns}"
+    yield with_query(base, prefix=prefix)
+    drop_nats(base.split("?")[0], prefix)
+
+
 #: URL scheme -> a context manager giving that transport's URL with namespace ``ns``.
 NAMESPACES: dict[str, Callable[[str, str], contextlib.AbstractContextManager[str]]] = {
     "memory": _memory,
     "redis": _redis,
     "rediss": _redis,
     "redis+sentinel": _redis,
+    "rediss+sentinel": _redis,
+    "nats": _nats,
+    "tls": _nats,
 }
 
 

@@ -2,8 +2,9 @@
 
 ``memory://`` (the embedded default) and ``memory://NAME`` run in-process;
 ``redis://`` and ``rediss://`` reach a Redis server, ``redis+sentinel://`` (and
-``rediss+sentinel://``, over TLS) the primary that Redis Sentinels name. Concrete transports are
-imported only when their URL is opened, so ``import tactor`` never imports redis.
+``rediss+sentinel://``, over TLS) the primary that Redis Sentinels name; ``nats://`` and
+``tls://`` a NATS server or cluster with JetStream. Concrete transports are imported only
+when their URL is opened, so ``import tactor`` never imports redis or nats.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ SCHEMES: dict[str, str] = {
     "rediss": "tactor.transports.redis:RedisTransport",
     "redis+sentinel": "tactor.transports.redis:RedisTransport",
     "rediss+sentinel": "tactor.transports.redis:RedisTransport",
+    "nats": "tactor.transports.nats:NatsTransport",
+    "tls": "tactor.transports.nats:NatsTransport",  # NATS over TLS, as nats-py names it
 }
 
 
@@ -53,7 +56,8 @@ def open_transport(url: str) -> Transport:
     except ImportError as exc:
         raise ConfigError(
             f"the {scheme}:// transport needs an optional dependency ({exc}); "
-            "for redis://, rediss:// and redis(s)+sentinel:// install 'tactor[redis]'"
+            "for redis://, rediss:// and redis(s)+sentinel:// install 'tactor[redis]', "
+            "for nats:// and tls:// 'tactor[nats]'"
         ) from exc
     transport_class = getattr(module, class_name)
     transport: Transport = transport_class.from_url(url)

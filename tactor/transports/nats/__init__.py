@@ -1,0 +1,413 @@
+"""The NATS transport: ``nats://[user:password@]host:4222[,host:port...]?prefix=tactor``,
+``nats://TOKEN@host``, or ``tls://…`` for TLS (see :mod:`.connection`). Needs JetStream.
+
+The mapping (``P`` is the prefix, each name one token, see :mod:`.names`):
+mailboxes are subjects ``P.mb.NAME`` of the work-queue stream ``P_mb``, each
+with a durable pull consumer ``mb_NAME`` that its providers share (explicit
+acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
+subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
+:mod:`.events`); the registry is the KV bucket ``P_reg``, one key per node
+(see :mod:`.registry`); dead letters are subjects ``P.dl.NAME`` of the stream
+``P_dl``; queues are subjects ``P.q.NAME`` of the work-queue stream ``P_q``
+with unfinished counts in the KV bucket ``P_qc``.
+
+URL options: ``prefix`` (``tactor``), ``mailbox_size`` (1024 messages: the
+stream's per-subject limit, with new messages refused when full, so senders
+wait), ``ttl`` (3 s: the registry's age limit and the consumers' ``ack_wait``),
+``heartbeat`` (``ttl``/3), ``subscription_buffer`` (1024), ``block`` (5 s: how
+long a pull request waits at the server before it is sent again), ``replicas``
+(1: JetStream replicas of the streams and buckets tactor makes; 3 on a
+cluster), and ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_hostname``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import nats
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js.kv import KeyValue
+
+from ...errors import NoProvider, TransportClosed, TransportError
+from ..base import (
+    Inbox,
+    InboxHandler,
+    InboxLostHandler,
+    MailboxConsumer,
+    ProviderEntry,
+    Subscription,
+    Transport,
+    no_provider_message,
+    provider_mailbox,
+)
+from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
+from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
+from .consumer import ATTEMPTED, NatsConsumer
+from .dead_letters import NatsDeadLetters
+from .events import NatsSubscriptionBuffer
+from .inbox import NatsInbox
+from .names import Names
+from .queues import NatsQueues
+from .streams import Streams
+
+__all__ = ["NatsTransport"]
+
+log = logging.getLogger(__name__)
+
+#: How long a replayed dead letter waits for room in a full mailbox (seconds): JetStream's
+#: per-subject limit cannot be overstepped, as a replay on other transports does.
+REPLAY_PATIENCE = 5.0
+#: How long the first connection may take, every server tried (seconds).
+CONNECT_TIMEOUT = 10.0
+
+_TLS = {"tls_ca": TEXT, "tls_cert": TEXT, "tls_key": TEXT, "tls_hostname": TEXT}
+_OPTIONS = {
+    "prefix": PREFIX,
+    "mailbox_size": COUNT,
+    "ttl": SECONDS,
+    "heartbeat": SECONDS,
+    "subscription_buffer": COUNT,
+    "block": SECONDS,
+    "replicas": COUNT,
+    **_TLS,
+    **SYSTEM_OPTIONS,
+}
+
+
+class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
+    """Mailboxes on JetStream work queues, inboxes and events on subjects, a registry in KV."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        scheme = urlsplit(url).scheme or "nats"
+        for name, value in options.items():
+            check(scheme, name, value, _OPTIONS[name])
+        self.url, self.options = url, dict(options)  # what a child process opens (serve_child)
+        tls = {name: options.pop(name) for name in list(options) if name in _TLS}
+        self.location = location_of(url, tls)
+        self.names = Names(options.get("prefix", "tactor"))
+        self.mailbox_size: int = options.get("mailbox_size", 1024)
+        self.ttl: float = options.get("ttl", 3.0)
+        self.heartbeat_interval: float = options.get("heartbeat", self.ttl / 3)
+        self.subscription_buffer: int = options.get("subscription_buffer", 1024)
+        self.block: float = options.get("block", 5.0)
+        self.replicas: int = options.get("replicas", 1)
+        self.replay_patience = REPLAY_PATIENCE
+        self.node = uuid.uuid4().hex
+        self.consumers: set[NatsConsumer] = set()
+        self.inboxes: set[NatsInbox] = set()
+        self.subscriptions: set[NatsSubscriptionBuffer] = set()
+        self._private: set[str] = set()
+        self._queue_consumers: set[str] = set()
+        self._getters: set[asyncio.Queue[Any]] = set()
+        self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
+        self._nc: Client | None = None
+        self._counts: KeyValue | None = None
+        self._beating: asyncio.Task[None] | None = None
+        self._last_error: Exception | None = None  # nats-py's last, for a failed connect
+        self._closed = False
+        from .registry import Registry
+
+        self.registry = Registry(self.node, self.ttl, self._forget_dead)
+
+    @classmethod
+    def from_url(cls, url: str) -> NatsTransport:
+        ours, _ = split_options(url, _OPTIONS)
+        system = {name: ours.pop(name) for name in SYSTEM_OPTIONS if name in ours}
+        transport = cls(urlsplit(url)._replace(query="").geturl(), **ours)
+        transport.take_system_options(system)
+        return transport
+
+    def __repr__(self) -> str:
+        return f"<NatsTransport {self.location} prefix={self.names.prefix!r}>"
+
+    async def serve_child(self, channel: Any) -> str | None:
+        """A child process opens the same NATS with the same options: a node like any other."""
+        return urlsplit(self.url)._replace(query=urlencode(self.options)).geturl()
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None or self._closed:
+            raise TransportClosed("the NATS transport is closed" if self._closed else "not started")
+        return self._nc
+
+    @property
+    def counts(self) -> KeyValue:
+        assert self._counts is not None
+        return self._counts
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._nc is not None:
+            return
+        if self._closed:
+            raise TransportClosed("the NATS transport is closed and cannot be restarted")
+        try:
+            # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.
+            with translated(f"connect to {self.location}"):
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    nc = await nats.connect(
+                        servers=self.location.servers,
+                        name=f"tactor-{self.node[:8]}",
+                        connect_timeout=2,
+                        reconnect_time_wait=0.25,
+                        max_reconnect_attempts=1,  # the first connection: try each server twice
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        **self.location.options,
+                    )
+        except TransportError as exc:
+            if self._last_error is None:
+                raise
+            raise TransportError(f"{exc} ({self._last_error})") from None
+        nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
+        self._nc = nc
+        try:
+            await self.ensure_streams()
+            js = nc.jetstream()
+            self._counts = await self.key_value(js, self.names.unfinished, None)
+            await self.registry.start(await self.key_value(js, self.names.registry, self.ttl))
+        except BaseException:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._beating = asyncio.create_task(self._beat(), name=f"tactor-nats-beat-{self.node}")
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
+        log.debug("NATS: %s: %s", type(exc).__name__, exc)
+
+    async def _on_disconnected(self) -> None:
+        if self._closed:
+            return
+        log.warning("NATS %s: disconnected; reconnecting", self.location)
+        lost = TransportError(f"the connection to NATS at {self.location} was lost")
+        for inbox in list(self.inboxes):
+            inbox.on_lost(lost)
+
+    async def _on_reconnected(self) -> None:
+        log.warning("NATS %s: reconnected", self.location)
+        for consumer in list(self.consumers):
+            consumer.pull_again()  # a restarted server forgot the pull requests
+        with contextlib.suppress(Exception):
+            await self.registry.beat()
+
+    async def _beat(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self.registry.beat()
+                for consumer in list(self.consumers):
+                    await consumer.keep_working()
+                await self.registry.sweep()
+            except TransportError as exc:
+                log.warning("NATS heartbeat failed: %s", exc)
+                with contextlib.suppress(TransportError):  # a server that lost its store
+                    await self.ensure_streams()
+                    await self.key_value(self.nc.jetstream(), self.names.registry, self.ttl)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await stop_task(self._beating)
+        for getter in self._getters:
+            getter.put_nowait(None)  # wakes a waiting get: TransportClosed
+        nc = self._nc
+        if nc is None:
+            return
+        self._closed = False  # the verbs below still need the connection
+        try:
+            for consumer in list(self.consumers):
+                await consumer.close()
+            for drain in list(self.drains):
+                await stop_task(drain)  # unsubscribes: a late message is redelivered after ttl
+            for mailbox in list(self._private):
+                with contextlib.suppress(TransportError):
+                    await self.delete_mailbox(mailbox)
+            for subscription in list(self.subscriptions):
+                await subscription.close()
+            for inbox in list(self.inboxes):
+                await inbox.close()
+            await self.registry.close()
+        finally:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    # -- mailboxes -------------------------------------------------------------
+
+    def pull_subject(self, mailbox: str) -> str:
+        durable = self.names.durable("mb", mailbox)
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.mailboxes}.{durable}"
+
+    async def ensure_mailbox_consumer(self, mailbox: str, private: bool) -> None:
+        durable = self.names.durable("mb", mailbox)
+        # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
+        idle = (20 if private else 100) * max(self.ttl, self.block)
+        await self.ensure_consumer(
+            self.names.mailboxes, durable, self.names.mailbox(mailbox), inactive=idle
+        )
+
+    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
+        """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
+        headers = {ATTEMPTED: str(attempted)} if attempted else None
+        for again in (True, False):
+            try:
+                with translated("deliver to", subject):
+                    await request(self.nc, subject, payload, 5.0, headers)
+                return
+            except TransportError as exc:
+                if not again or not isinstance(exc.__context__, NoRespondersError):
+                    raise
+            await self.ensure_streams()  # no stream answered: a server that lost its state
+
+    async def deliver(
+        self,
+        mailbox: str,
+        payload: bytes,
+        *,
+        endpoint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.nc  # noqa: B018 - raises TransportClosed
+        if endpoint is not None and not await self._is_live(endpoint, provider):
+            raise NoProvider(no_provider_message(endpoint, provider))
+        await self._append(mailbox, payload)
+
+    async def _append(self, mailbox: str, payload: bytes, patience: float | None = None) -> None:
+        """Publish into ``mailbox``, waiting for room (up to ``patience`` seconds: then the
+        refusal, an :class:`ApiError` with code ``FULL``, is raised)."""
+        loop = asyncio.get_running_loop()
+        until = None if patience is None else loop.time() + patience
+        delay = 0.005
+        while True:
+            try:
+                await self.publish_to_stream(self.names.mailbox(mailbox), payload)
+                return
+            except ApiError as exc:
+                if exc.code != FULL or (until is not None and loop.time() >= until):
+                    raise
+            await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
+            delay = min(delay * 2, 0.1)
+
+    async def put_back(self, mailbox: str, payload: bytes) -> None:
+        await self._append(mailbox, payload, patience=self.replay_patience)
+
+    async def _is_live(self, endpoint: str, provider: str | None) -> bool:
+        for fresh in (False, True):
+            if fresh:
+                await self.registry.refresh()
+            live = self.registry.live(endpoint)
+            if live if provider is None else provider in live:
+                return True
+        return False
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        self.nc  # noqa: B018 - raises TransportClosed
+        providers = self.registry.live(endpoint)
+
+        async def one(provider: str) -> bool:
+            try:
+                await self.publish_to_stream(
+                    self.names.mailbox(provider_mailbox(provider)), payload
+                )
+            except ApiError as exc:
+                if exc.code != FULL:
+                    raise
+                return False
+            return True
+
+        took = await asyncio.gather(*(one(p) for p in providers))
+        reached = [p for p, ok in zip(providers, took, strict=True) if ok]
+        return reached, [p for p, ok in zip(providers, took, strict=True) if not ok]
+
+    async def consume(
+        self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
+    ) -> MailboxConsumer:
+        result = NatsConsumer(self, list(mailboxes), consumer, set(private))
+        await result.open()
+        self._private.update(private)
+        self.consumers.add(result)
+        return result
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        self._private.discard(mailbox)
+        durable = self.names.durable("mb", mailbox)
+        with contextlib.suppress(ApiError):
+            await api(self.nc, f"CONSUMER.DELETE.{self.names.mailboxes}.{durable}")
+        await api(
+            self.nc, f"STREAM.PURGE.{self.names.mailboxes}", {"filter": self.names.mailbox(mailbox)}
+        )
+
+    async def _forget_dead(self, entries: dict[str, dict[str, str]]) -> None:
+        """Drop the private mailboxes of a node that died (what it left behind)."""
+        for providers in entries.values():
+            for provider in providers:
+                with contextlib.suppress(TransportError):
+                    await self.delete_mailbox(provider_mailbox(provider))
+
+    # -- inboxes ---------------------------------------------------------------
+
+    async def open_inbox(
+        self, inbox: str, on_payload: InboxHandler, on_lost: InboxLostHandler
+    ) -> Inbox:
+        return await NatsInbox.open(
+            self.nc, self.names.inbox(inbox), on_payload, on_lost, self.inboxes
+        )
+
+    async def post(self, inbox: str, payload: bytes) -> None:
+        with translated("reply to", inbox):
+            await self.nc.publish(self.names.inbox(inbox), payload)
+
+    # -- topics ----------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes) -> int | None:
+        with translated("publish on", topic):
+            await self.nc.publish(f"{self.names.events()}.{topic}", payload)
+        return None  # NATS does not count tactor's subscriptions
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        root, buffer = self.names.events(), self.subscription_buffer
+        subscription = NatsSubscriptionBuffer(root, pattern, buffer, self.subscriptions)
+        await subscription.attach(self.nc)
+        return subscription
+
+    # -- registry --------------------------------------------------------------
+
+    async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
+        self.nc  # noqa: B018 - raises TransportClosed
+        await self.registry.register(endpoint, provider, info)
+
+    async def unregister(self, endpoint: str, provider: str) -> None:
+        await self.registry.unregister(endpoint, provider)
+
+    async def providers(self, endpoint: str) -> list[str]:
+        await self._refresh(f"providers of {endpoint}")
+        return self.registry.live(endpoint)
+
+    async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
+        await self._refresh(f"providers of {endpoint}")
+        return self.registry.provider_entries(endpoint)
+
+    async def endpoints(self) -> list[str]:
+        await self._refresh("endpoints")
+        return self.registry.endpoints()
+
+    async def _refresh(self, what: str) -> None:
+        self.nc  # noqa: B018 - raises TransportClosed
+        try:
+            await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+        except TransportError as exc:  # JetStream busy (an election): the watched copy
+            log.warning("%s from this node's copy: %s", what, exc)

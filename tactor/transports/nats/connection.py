@@ -1,0 +1,136 @@
+"""Connecting to NATS from a URL, JetStream's API by request, and nats-py's errors translated.
+
+``nats://[user:password@]host[:port][,host[:port]...]`` or ``nats://TOKEN@host``
+(as nats-py reads them), ``tls://…`` for TLS (nats-py's scheme for it), with
+``tls_ca``, ``tls_cert``, ``tls_key`` and ``tls_hostname`` for the certificates.
+Several servers, comma-separated, are one cluster: the client picks one and
+moves to another when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+
+from ...errors import ConfigError, TransportClosed, TransportError
+
+__all__ = ["ApiError", "Location", "api", "stop_task", "translated"]
+
+#: JetStream's error codes tactor meets on purpose.
+FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
+WRONG_LAST_SEQUENCE = 10071  # a put raced another (queues)
+NOT_FOUND = (10037, 10014, 10059)  # no message, consumer or stream
+
+
+class ApiError(TransportError):
+    """JetStream answered a request with an error (``code`` is its ``err_code``)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Location:
+    """Where and how to connect: the servers, credentials and TLS of a URL."""
+
+    servers: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return ",".join(s.rsplit("@", 1)[-1] for s in self.servers)
+
+
+def location_of(url: str, tls_options: dict[str, str]) -> Location:
+    """Read ``url`` (its query is tactor's, already parsed off into ``tls_options``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("nats", "tls"):
+        raise ConfigError(f"not a nats:// or tls:// URL: {url!r}")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    options: dict[str, Any] = {}
+    if credentials:
+        user, colon, password = credentials.partition(":")
+        if colon:
+            options.update(user=unquote(user), password=unquote(password))
+        else:
+            options["token"] = unquote(user)
+    servers = [f"{parts.scheme}://{host}" for host in hosts.split(",") if host] or [
+        f"{parts.scheme}://127.0.0.1:4222"
+    ]
+    if parts.scheme == "tls" or tls_options:
+        options["tls"] = _tls_context(tls_options)
+        if "tls_hostname" in tls_options:
+            options["tls_hostname"] = tls_options["tls_hostname"]
+    return Location(servers, options)
+
+
+def _tls_context(tls_options: dict[str, str]) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=tls_options.get("tls_ca"))
+        if "tls_cert" in tls_options:
+            context.load_cert_chain(tls_options["tls_cert"], tls_options.get("tls_key"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"nats TLS options {tls_options}: {exc}") from None
+    return context
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end — again if a cancellation was swallowed
+    (nats-py awaits through ``asyncio.wait_for``, which can swallow one on Python 3.11)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+
+
+@contextlib.contextmanager
+def translated(action: str, where: str = "") -> Iterator[None]:
+    """Raise nats-py's errors (and lost connections) as TransportError, saying what failed."""
+    try:
+        yield
+    except TransportError:
+        raise
+    except NatsError as exc:
+        on = f" {where}" if where else ""
+        if type(exc).__name__ == "ConnectionClosedError":
+            raise TransportClosed(f"NATS {action}{on}: the connection is closed") from None
+        raise TransportError(f"NATS {action}{on} failed: {type(exc).__name__}: {exc}") from None
+    except (TimeoutError, OSError) as exc:
+        on = f" {where}" if where else ""
+        raise TransportError(f"NATS {action}{on} failed: {type(exc).__name__}: {exc}") from None
+
+
+async def request(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A request whose answer is JetStream's JSON; its error raised as :class:`ApiError`."""
+    msg = await nc.request(subject, payload, timeout=timeout, headers=headers)
+    answer: dict[str, Any] = orjson.loads(msg.data) if msg.data else {}
+    error = answer.get("error")
+    if error is not None:
+        raise ApiError(
+            f"JetStream: {error.get('description', error)} ({subject})",
+            int(error.get("err_code", 0)),
+        )
+    return answer
+
+
+async def api(
+    nc: Client, verb: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Call JetStream's API ``$JS.API.VERB`` with a JSON body."""
+    payload = b"" if body is None else orjson.dumps(body)
+    with translated(f"JetStream {verb.split('.')[0].lower()}"):
+        return await request(nc, f"$JS.API.{verb}", payload, timeout)

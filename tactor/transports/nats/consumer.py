@@ -1,0 +1,238 @@
+"""Mailboxes on a JetStream work-queue stream: durable pull consumers, explicit acknowledgement.
+
+Each mailbox is a subject of the namespace's mailbox stream with a durable
+consumer of its own, shared by every provider that consumes it (they compete:
+JetStream hands each message to one pull request). A consumer of several
+mailboxes keeps at most one pull request (one message) outstanding per
+mailbox, on one inbox subscription, and hands out the earliest mailbox's
+message first. A message taken and not acknowledged stays pending on the
+server: when its holder dies, JetStream redelivers it once ``ack_wait`` (the
+transport's ``ttl``) passed; holders in good health tell the server they are
+still working on it (``+WPI``) on every heartbeat.
+
+A consumer asks for a mailbox's next message only when it wants one (no
+read-ahead): a busy provider never holds a message an idle one could take.
+
+Attempts are JetStream's own count (``num_delivered``), plus the count a
+message put back at a close carries in the ``Tactor-Attempted`` header: the
+oldest message a closing consumer holds goes back by NAK (its attempt counts);
+the ones behind it, not begun, are published again with their count and the
+originals acknowledged, so they go back as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import orjson
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from ...errors import TransportClosed, TransportError
+from ..base import Delivery, MailboxConsumer
+from .connection import translated
+
+if TYPE_CHECKING:
+    from . import NatsTransport
+
+__all__ = ["ATTEMPTED", "NatsConsumer", "NatsDelivery"]
+
+log = logging.getLogger(__name__)
+
+#: The header of a message put back by a closing consumer: its attempts before.
+ATTEMPTED = "Tactor-Attempted"
+
+
+class NatsDelivery(Delivery):
+    __slots__ = ("_consumer", "msg")
+
+    def __init__(self, consumer: NatsConsumer, mailbox: str, msg: Msg) -> None:
+        before = int((msg.headers or {}).get(ATTEMPTED, 0))
+        super().__init__(mailbox, msg.data, before + msg.metadata.num_delivered)
+        self._consumer = consumer
+        self.msg = msg
+
+    async def ack(self) -> None:
+        if self._consumer.held.pop(id(self), None) is not None:
+            with translated("acknowledge", self.mailbox):
+                await self.msg.ack()
+
+    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        if self._consumer.held.pop(id(self), None) is None:
+            return 0
+        transport = self._consumer.transport
+        dropped = await transport.add_dead_letter(into, self.payload, reason, attempts, keep)
+        with translated("acknowledge", self.mailbox):
+            await self.msg.ack()
+        return dropped
+
+
+class NatsConsumer(MailboxConsumer):
+    """Pulls one message at a time from each of its mailboxes' durable consumers."""
+
+    def __init__(
+        self, transport: NatsTransport, mailboxes: list[str], name: str, private: set[str]
+    ) -> None:
+        self.transport = transport
+        self.name = name
+        self._mailboxes = mailboxes
+        self._private = private
+        self._index = {transport.names.mailbox(m): i for i, m in enumerate(mailboxes)}
+        self._arrived: list[deque[Msg]] = [deque() for _ in mailboxes]
+        self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
+        self._wake = asyncio.Event()
+        self._sub: NatsSubscription | None = None
+        self._inbox = ""
+        self._ensure = True  # make the stream's consumers (again) before the next pull
+        self.held: dict[int, NatsDelivery] = {}  # handed out, not acknowledged, oldest first
+        self._closed = False
+
+    async def open(self) -> None:
+        nc = self.transport.nc
+        self._inbox = nc.new_inbox()
+        with translated("open a consumer", self.name):
+            self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+        await self._ensure_consumers()
+
+    async def _ensure_consumers(self) -> None:
+        for mailbox in self._mailboxes:
+            await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
+        self._ensure = False
+
+    async def _on_msg(self, msg: Msg) -> None:
+        # A message comes with its own subject, a pull's status with the pull's reply subject.
+        index = self._index.get(msg.subject)
+        if index is None:
+            index = int(msg.subject.rsplit(".", 1)[1])
+        status = (msg.headers or {}).get("Status")
+        self._pull_until[index] = 0.0  # answered: the pull is over
+        if status is None and self._closed:  # a pull that outlived its consumer: put it back
+            self._arrived[index].append(msg)
+            with contextlib.suppress(Exception):
+                await self._put_back(self._arrived[index].popleft())
+        elif status is None:
+            self._arrived[index].append(msg)
+        elif status == "503":  # no consumer to answer (a restart without its state)
+            self._ensure = True
+        elif status not in ("404", "408"):  # 404, 408: nothing came before it expired
+            log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
+        self._wake.set()
+
+    def pull_again(self) -> None:
+        """Send the pull requests again now (the server that had them may be gone)."""
+        self._pull_until = [0.0 for _ in self._mailboxes]
+        self._ensure = True
+        self._wake.set()
+
+    def _next(self) -> NatsDelivery | None:
+        for index, arrived in enumerate(self._arrived):
+            if arrived:
+                delivery = NatsDelivery(self, self._mailboxes[index], arrived.popleft())
+                self.held[id(delivery)] = delivery
+                return delivery
+        return None
+
+    async def _pull(self) -> float:
+        """Send a pull request for each mailbox without one; the seconds until the first ends."""
+        now = time.monotonic()
+        expires = self.transport.block
+        for index, mailbox in enumerate(self._mailboxes):
+            if self._pull_until[index] > now or self._arrived[index]:
+                continue
+            self._pull_until[index] = now + expires + 0.5  # the server answers 408 at expiry
+            subject = self.transport.pull_subject(mailbox)
+            body = orjson.dumps({"batch": 1, "expires": int(expires * 1e9)})
+            with translated("pull from", mailbox):
+                await self.transport.nc.publish(subject, body, reply=f"{self._inbox}.{index}")
+        return max(0.01, min(self._pull_until) - now)
+
+    async def receive(self) -> Delivery:
+        delay = 0.05
+        while True:
+            if self._closed:
+                raise TransportClosed("mailbox consumer is closed")
+            delivery = self._next()
+            if delivery is not None:
+                return delivery
+            self._wake.clear()
+            try:
+                if self._ensure:
+                    await self._ensure_consumers()
+                wait = await self._pull()
+                delay = 0.05
+            except TransportClosed:
+                raise
+            except TransportError as exc:  # NATS is away: try again at a growing pace
+                log.warning("%s: %s; retrying", self.name, exc)
+                self._ensure = True
+                wait, delay = delay, min(delay * 2, 2.0)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def keep_working(self) -> None:
+        """Tell the server the messages in hand are still being worked on (``+WPI``)."""
+        for delivery in list(self.held.values()):
+            with contextlib.suppress(Exception):
+                await delivery.msg.in_progress()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self.transport.consumers.discard(self)
+        held = [d.msg for d in self.held.values()]
+        self.held.clear()
+        behind = [msg for arrived in self._arrived for msg in arrived]
+        for arrived in self._arrived:
+            arrived.clear()
+        with contextlib.suppress(Exception):
+            if held:
+                await held[0].nak()  # in hand: its attempt counts
+            for msg in held[1:] + behind:  # not begun: back as they were
+                await self._put_back(msg)
+        # A pull request still open at the server can be answered after this (JetStream has
+        # no way to withdraw one): stay subscribed until each ends, putting back what comes.
+        left = max(self._pull_until) - time.monotonic()
+        if left > 0 and self._sub is not None:
+            task = asyncio.create_task(self._drain(left), name=f"tactor-nats-drain-{self.name}")
+            self.transport.drains.add(task)
+            task.add_done_callback(self.transport.drains.discard)
+        else:
+            await self._unsubscribe()
+
+    async def _drain(self, left: float) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    while max(self._pull_until) > 0:  # each answer zeroes its entry
+                        self._wake.clear()
+                        await self._wake.wait()
+        finally:
+            await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            for arrived in self._arrived:  # came in meanwhile: back as they were
+                while arrived:
+                    with contextlib.suppress(Exception):
+                        await self._put_back(arrived.popleft())
+
+    async def _put_back(self, msg: Msg) -> None:
+        before = int((msg.headers or {}).get(ATTEMPTED, 0)) + msg.metadata.num_delivered - 1
+        try:
+            await self.transport.publish_to_stream(msg.subject, msg.data, before)
+        except TransportError:
+            await msg.nak()  # no room (or NATS away): back with this attempt counted
+            return
+        await msg.ack()

@@ -1,0 +1,65 @@
+"""Where tactor's names meet NATS: subjects, stream, consumer and bucket names.
+
+Mailbox, endpoint, provider and queue names are plain strings made by the
+runtime (``ep:svc.Counter``, ``pv:9f…``). NATS gives ``.`` a meaning in subjects
+and forbids it (with ``*``, ``>``, spaces and more) in stream, consumer and
+bucket names, so every name becomes one *token*: letters, digits, ``_`` and ``-``
+stay, any other byte is written ``=XX`` (its hex). A token is valid in a
+subject, a stream or consumer name and a key of a KV bucket, and two names
+never share one.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["Names", "token"]
+
+_PLAIN = re.compile(r"[A-Za-z0-9_\-]")
+
+
+def token(name: str) -> str:
+    """``name`` as one NATS token (reversible: ``=`` itself is escaped)."""
+    return "".join(
+        ch if _PLAIN.match(ch) else "".join(f"={b:02X}" for b in ch.encode()) for ch in name
+    )
+
+
+class Names:
+    """The subjects and names of one namespace (the URL's ``prefix``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.subject_root = token(prefix)  # one token: a prefix never splits into subject levels
+        self.stream_root = token(prefix)
+        self.mailboxes = f"{self.stream_root}_mb"  # work-queue stream of every mailbox
+        self.dead = f"{self.stream_root}_dl"  # limits stream of every dead letter
+        self.queues = f"{self.stream_root}_q"  # work-queue stream of every queue
+        self.registry = f"{self.stream_root}_reg"  # KV bucket: one key per node
+        self.unfinished = f"{self.stream_root}_qc"  # KV bucket: queues' unfinished counts
+
+    def subject(self, kind: str, name: str) -> str:
+        return f"{self.subject_root}.{kind}.{token(name)}"
+
+    def all_of(self, kind: str) -> str:
+        return f"{self.subject_root}.{kind}.>"
+
+    def mailbox(self, mailbox: str) -> str:
+        return self.subject("mb", mailbox)
+
+    def dead_letters(self, mailbox: str) -> str:
+        return self.subject("dl", mailbox)
+
+    def queue(self, queue: str) -> str:
+        return self.subject("q", queue)
+
+    def inbox(self, inbox: str) -> str:
+        return self.subject("in", inbox)
+
+    def events(self) -> str:
+        """The subject under which topics go, one topic segment per subject token."""
+        return f"{self.subject_root}.ev"
+
+    @staticmethod
+    def durable(kind: str, name: str) -> str:
+        return f"{kind}_{token(name)}"

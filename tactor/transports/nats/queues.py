@@ -1,0 +1,235 @@
+"""Named queues on a JetStream work-queue stream: the queue verbs of the NATS transport.
+
+Queue ``NAME`` is the subject ``P.q.NAME`` of the stream ``P_q`` with a
+durable pull consumer of its own, shared by every getter on every node: a get
+is a pull request for one message, acknowledged (and so removed) before it is
+returned, so each item goes to exactly one getter, and JetStream serves
+waiting pull requests in the order they came. A get cancelled after its item
+arrived gives it back (NAK). ``maxsize`` is checked and the item appended in
+one step: the put says which last sequence it expects the subject to have
+(``Nats-Expected-Last-Subject-Sequence``) and is tried again if another put
+came first. Unfinished counts are keys of a KV bucket, changed by compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from nats.aio.msg import Msg
+
+from ...errors import TransportClosed
+from .connection import NOT_FOUND, WRONG_LAST_SEQUENCE, ApiError, api, request, translated
+from .names import token
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.kv import KeyValue
+
+    from .names import Names
+
+__all__ = ["NatsQueues"]
+
+#: How long a waiting get's pull request lasts before it is sent again (seconds).
+PULL_EXPIRES = 5.0
+
+
+class NatsQueues:
+    """The transport's queue verbs (a mixin: the transport provides the attributes below)."""
+
+    names: Names
+    _closed: bool
+    _queue_consumers: set[str]
+    #: The waiting gets' queues: closing the transport wakes each with None.
+    _getters: set[asyncio.Queue[Msg | None]]
+
+    if TYPE_CHECKING:
+
+        @property
+        def nc(self) -> Client: ...
+
+        @property
+        def counts(self) -> KeyValue: ...
+
+        async def ensure_consumer(
+            self, stream: str, durable: str, subject: str, *, inactive: float | None = None
+        ) -> None: ...
+
+    def _check_queues_open(self) -> None:
+        if self._closed:
+            raise TransportClosed("the NATS transport is closed")
+
+    async def _subject_state(self, subject: str) -> tuple[int, int]:
+        """How many items the subject holds, and its last sequence (0 if none)."""
+        info = await api(self.nc, f"STREAM.INFO.{self.names.queues}", {"subjects_filter": subject})
+        count = int((info.get("state", {}).get("subjects") or {}).get(subject, 0))
+        if count == 0:
+            return 0, 0
+        try:
+            last = await api(
+                self.nc, f"STREAM.MSG.GET.{self.names.queues}", {"last_by_subj": subject}
+            )
+        except ApiError as exc:
+            if exc.code in NOT_FOUND:
+                return 0, 0
+            raise
+        return count, int(last["message"]["seq"])
+
+    async def queue_put(self, queue: str, payload: bytes, maxsize: int) -> bool:
+        self._check_queues_open()
+        subject = self.names.queue(queue)
+        await self._count(queue, +1)
+        try:
+            while True:
+                headers = None
+                if maxsize > 0:
+                    count, last = await self._subject_state(subject)
+                    if count >= maxsize:
+                        await self._count(queue, -1)
+                        return False
+                    headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
+                try:
+                    with translated("put on queue", queue):
+                        await request(self.nc, subject, payload, 5.0, headers)
+                    return True
+                except ApiError as exc:
+                    if exc.code != WRONG_LAST_SEQUENCE:
+                        raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._count(queue, -1)
+            raise
+
+    async def _queue_consumer(self, queue: str) -> str:
+        durable = self.names.durable("q", queue)
+        if durable not in self._queue_consumers:
+            await self.ensure_consumer(self.names.queues, durable, self.names.queue(queue))
+            self._queue_consumers.add(durable)
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.queues}.{durable}"
+
+    async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
+        self._check_queues_open()
+        pull = await self._queue_consumer(queue)
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        got: asyncio.Queue[Msg | None] = asyncio.Queue()
+        nc = self.nc
+        inbox = nc.new_inbox()
+        with translated("get from queue", queue):
+            sub = await nc.subscribe(inbox, cb=got.put)
+        self._getters.add(got)
+        try:
+            while True:
+                left = PULL_EXPIRES if deadline is None else deadline - time.monotonic()
+                body: dict[str, Any] = {"batch": 1}
+                if left <= 0.001:
+                    body["no_wait"] = True
+                else:
+                    body["expires"] = int(min(left, PULL_EXPIRES) * 1e9)
+                with translated("get from queue", queue):
+                    await nc.publish(pull, orjson.dumps(body), reply=inbox)
+                msg = await self._answer(got, min(max(left, 0), PULL_EXPIRES) + 2.0)
+                if msg is not None:
+                    return await self._take_item(queue, msg)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                self._check_queues_open()
+        finally:
+            self._getters.discard(got)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            while not got.empty():  # arrived as we were leaving (cancelled): give it back
+                late = got.get_nowait()
+                if late is not None and not (late.headers or {}).get("Status"):
+                    with contextlib.suppress(Exception):
+                        await late.nak()
+
+    async def _take_item(self, queue: str, msg: Msg) -> bytes:
+        """Acknowledge (remove) the item; a get cancelled meanwhile puts it back."""
+        ack = asyncio.ensure_future(msg.ack_sync())
+        try:
+            with translated("get from queue", queue):
+                await asyncio.shield(ack)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await ack
+            if ack.done() and not ack.cancelled() and ack.exception() is None:
+                with contextlib.suppress(Exception):  # taken: it goes back, at the end
+                    await request(self.nc, msg.subject, msg.data, 5.0)
+            else:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            raise
+        return msg.data
+
+    @staticmethod
+    async def _answer(got: asyncio.Queue[Msg | None], wait: float) -> Msg | None:
+        """The item a pull brought, or None when it ended empty."""
+        try:
+            async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancellation
+                msg = await got.get()
+        except TimeoutError:
+            return None
+        if msg is None:
+            raise TransportClosed("the NATS transport is closed")
+        if (msg.headers or {}).get("Status"):
+            return None
+        return msg
+
+    async def queue_size(self, queue: str) -> int:
+        self._check_queues_open()
+        count, _ = await self._subject_state(self.names.queue(queue))
+        return count
+
+    async def _count(self, queue: str, change: int) -> int:
+        """Add ``change`` to the queue's unfinished count by compare-and-set; the new count.
+        ValueError (nothing changed) if it would go below zero."""
+        key = token(queue)
+        while True:
+            if change == 0:
+                with translated("count tasks of", queue):
+                    try:
+                        return int((await self.counts.get(key)).value or b"0")
+                    except Exception as exc:
+                        if "not found" not in str(exc).lower():
+                            raise
+                        return 0
+            with translated("count tasks of", queue):
+                try:
+                    entry = await self.counts.get(key)
+                    value, revision = int(entry.value or b"0"), entry.revision
+                except Exception as exc:
+                    if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
+                        raise
+                    value, revision = 0, 0
+                if value + change < 0:
+                    raise ValueError("task_done() called too many times")
+                try:
+                    if revision:
+                        await self.counts.update(key, b"%d" % (value + change), last=revision)
+                    else:
+                        await self.counts.create(key, b"%d" % (value + change))
+                    return value + change
+                except Exception as exc:
+                    if (
+                        "wrong last sequence" not in str(exc).lower()
+                        and "exists" not in str(exc).lower()
+                    ):
+                        raise
+
+    async def queue_task_done(self, queue: str) -> int:
+        self._check_queues_open()
+        return await self._count(queue, -1)
+
+    async def queue_unfinished(self, queue: str) -> int:
+        self._check_queues_open()
+        return await self._count(queue, 0)
+
+    async def queue_delete(self, queue: str) -> None:
+        self._check_queues_open()
+        subject = self.names.queue(queue)
+        await api(self.nc, f"STREAM.PURGE.{self.names.queues}", {"filter": subject})
+        with translated("delete queue", queue):
+            await self.counts.put(token(queue), b"0")
