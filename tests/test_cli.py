@@ -138,7 +138,7 @@ def test_memory_without_serve_says_how_to_serve() -> None:
         (["run", f"{APP}:make", '["eu"]'], Exit.USAGE, "error: tests.cli_app:make is a factory"),
         (["run", f"{APP}:Pricing", "-n", "0"], Exit.USAGE, "error: -n 0"),
         (["schema", f"{APP}:make"], Exit.USAGE, "error: tests.cli_app:make is function"),
-        (["ls", "--url", "nats://x"], Exit.USAGE, "ConfigError: unknown transport URL"),
+        (["ls", "--url", "amqp://x"], Exit.USAGE, "ConfigError: unknown transport URL"),
         (["ls", "--url", "redis://127.0.0.1:1/0"], Exit.TRANSPORT, "TransportError: "),
         (["dead-letters", *SERVE, "cli-pricing", "--discard", "7"], Exit.NOT_FOUND,
          "error: 'cli-pricing' has no dead letter '7'"),

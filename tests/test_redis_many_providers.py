@@ -70,7 +70,9 @@ async def test_a_nodes_connections_do_not_grow_with_its_providers() -> None:
                 bell = f"conns:bell:{node.transport.node}"  # type: ignore[attr-defined]
                 assert admin.pttl(bell) > 0 and admin.pttl("conns:who:many-idle") > 0
             assert with_many <= with_few, (with_few, with_many)
-            assert with_few <= 6  # reader, pipeliner, inbox, pub/sub, heartbeat, client
+            # The reader, pipeliner, inbox, pub/sub and heartbeat hold one each; the client's
+            # pool opens one per command running at once (one or two here): a handful.
+            assert with_few <= 8
             assert admin.keys("conns:*") == []  # a clean close leaves nothing
         finally:
             admin.close()

@@ -342,6 +342,20 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.consumers.add(result)
         return result
 
+    async def mailbox_depth(self, mailbox: str) -> int:
+        """Messages not yet delivered to a consumer: the mailbox consumer's ``num_pending``
+        (before there is one, the stream's count of the mailbox's subject)."""
+        durable = self.names.durable("mb", mailbox)
+        try:
+            info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
+            return int(info.get("num_pending", 0))
+        except ApiError:
+            subject = self.names.mailbox(mailbox)
+            info = await api(
+                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subject}
+            )
+            return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
+
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)
         durable = self.names.durable("mb", mailbox)
