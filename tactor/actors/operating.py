@@ -92,7 +92,9 @@ class Operating:
     def _registration(self) -> bytes:
         """What this node registers its providers with (see :class:`ProviderInfo`)."""
         info = {"node": self.node, "host": socket.gethostname(), "pid": os.getpid()}
-        return self.codec.dumps({**info, "since": time.time()})
+        # A copy: orjson's bytes keep the 4 KiB buffer they were written into, and a
+        # transport may keep this for the provider's life (memory:// does).
+        return bytes(memoryview(self.codec.dumps({**info, "since": time.time()})))
 
     # -- the registry ----------------------------------------------------------
 
