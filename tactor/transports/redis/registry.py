@@ -87,10 +87,11 @@ class RedisRegistry:
         if last:
             self._registered.pop(endpoint, None)
         with contextlib.suppress(*LOST, RedisError, TransportClosed):
+            if last:  # the node first: whoever no longer sees the provider sees no node either
+                await self.pipeliner.execute("ZREM", nodes, self.node)
             await self.pipeliner.execute("HDEL", who, provider)
             await self.pipeliner.execute("HDEL", self.key("pi", endpoint), provider)
             if last:
-                await self.pipeliner.execute("ZREM", nodes, self.node)
                 sha = self.scripts["drop_endpoint"].sha
                 await self.pipeliner.execute("EVALSHA", sha, 2, nodes, endpoints, endpoint)
 
