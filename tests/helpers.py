@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
+
+import redis
 
 T = TypeVar("T")
 
@@ -70,3 +73,46 @@ class ProviderProcess:
         if self.process.returncode is None:
             self.process.terminate()
             await asyncio.wait_for(self.process.wait(), 20)
+
+
+@asynccontextmanager
+async def processes(*specs: tuple[str, str, int, str]) -> AsyncIterator[list[ProviderProcess]]:
+    """Start provider processes (url, kind, count, arg); stop (or reap) them all at the end."""
+    started: list[ProviderProcess] = []
+    try:
+        for url, kind, count, arg in specs:
+            started.append(await ProviderProcess.start(url, kind, count, arg))
+        yield started
+    finally:
+        for proc in started:
+            if proc.process.returncode is None:
+                await proc.stop()
+
+
+class JobLog:
+    """Reads what worker processes (``tests/procs.py``) recorded: (job, pid) started and done."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+
+    def _pairs(self, which: str) -> set[tuple[int, int]]:
+        raw = self.client.lrange(f"{self.key}:{which}", 0, -1)
+        return {(int(job), int(pid)) for job, pid in (e.decode().split(":") for e in raw)}
+
+    async def started(self) -> set[tuple[int, int]]:
+        return self._pairs("started")
+
+    async def done(self) -> set[tuple[int, int]]:
+        return self._pairs("done")
+
+    async def cut_short(self, pid: int) -> set[int]:
+        """Jobs that process ``pid`` started and did not finish."""
+        done = {job for job, p in await self.done() if p == pid}
+        return {job for job, p in await self.started() if p == pid} - done
+
+    async def finished_jobs(self) -> set[int]:
+        return {job for job, _ in await self.done()}
+
+    def delete(self) -> None:
+        self.client.delete(f"{self.key}:started", f"{self.key}:done")

@@ -1,22 +1,16 @@
-"""The same typed actors across real OS processes over NATS, with real faults (SIGKILL)."""
+"""Provider processes over NATS: what only NATS shows (its streams, consumers and keys). The
+behaviour that every transport shares is in ``test_provider_processes.py``."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
-import redis
 
 from tactor import ActorSystem
-from tests.conftest import drop_nats, require_nats, require_redis, with_query
-from tests.helpers import ProviderProcess, eventually
-from tests.model import Item, PriceChanged, Pricing, StockChanged, UsStockChanged
-from tests.procs import Worker
-from tests.test_redis_processes import JobLog, processes
+from tests.conftest import drop_nats, require_nats, with_query
+from tests.model import Pricing
 
 pytestmark = [pytest.mark.slow]
 
@@ -30,81 +24,6 @@ def fast_url() -> Iterator[str]:
     prefix = f"tactor-test-{uuid.uuid4().hex[:12]}"
     yield with_query(base, prefix=prefix, ttl=str(TTL), block="1")
     drop_nats(base, prefix)
-
-
-async def test_calls_tells_and_events_cross_processes(fast_url: str) -> None:
-    async with processes((fast_url, "pricing", 1, "far")) as (proc,), ActorSystem(fast_url) as me:
-        pricing = me.proxy(Pricing, timeout=5)
-        assert await pricing.where() == "far"
-        assert await pricing.quote([Item("a", 2)]) == Decimal("3.00")
-        await me.tell(Pricing.restock, "a", 7)
-        assert await pricing.stock_of("a") == 7
-        await me.publish(PriceChanged("a", Decimal("10")))
-        await eventually(lambda: pricing.quote([Item("a", 1)]), lambda p: p == Decimal("10"))
-        # Wildcard patterns ("stock.#": NATS's "stock.>" and "stock") across processes too.
-        await me.publish(StockChanged("s", 1))
-        await me.publish(UsStockChanged("u", 2))
-        seen = await eventually(pricing.events_seen, lambda s: len(s) >= 3)
-        assert sorted(seen) == ["StockChanged:s", "UsStockChanged:u", "price:a"]
-        assert await me.providers(Pricing) == proc.ids
-
-
-async def test_broadcast_to_three_provider_processes(fast_url: str) -> None:
-    specs = [(fast_url, "pricing", 2, "a"), (fast_url, "pricing", 1, "b")]
-    async with processes(*specs) as procs, ActorSystem(fast_url) as me:
-        ids = sorted(i for p in procs for i in p.ids)
-        assert sorted(await me.providers(Pricing)) == ids and len(ids) == 3
-        # It returns when all three answered, long before its deadline: one that waited
-        # for the 30 s deadline would be cut short by the 10 s bound and fail.
-        async with asyncio.timeout(10):
-            result = await me.broadcast(Pricing.where, timeout=30.0)
-            slow = await me.broadcast(Pricing.sleep, 0.2, timeout=30.0)
-        assert result.complete and sorted(result) == ["a0", "a1", "b"]
-        assert slow.complete and len(list(slow)) == 3
-
-
-async def test_a_sigkilled_provider_leaves_the_registry_within_its_ttl(fast_url: str) -> None:
-    specs = [(fast_url, "pricing", 1, "doomed"), (fast_url, "pricing", 1, "alive")]
-    async with processes(*specs) as (doomed, alive), ActorSystem(fast_url) as me:
-        assert sorted(await me.providers(Pricing)) == sorted(doomed.ids + alive.ids)
-        await doomed.kill()
-        killed_at = time.monotonic()
-        await eventually(lambda: me.providers(Pricing), lambda p: p == alive.ids, timeout=10)
-        # Within the TTL of its last beat, plus the time to notice (not a fixed sleep: the
-        # condition above is polled; this bounds how late it came, generously).
-        assert time.monotonic() - killed_at < TTL + 1.0
-        after = await me.broadcast(Pricing.where, timeout=5.0)
-        assert after.complete and list(after) == ["alive"]
-
-
-async def test_unacknowledged_tells_are_redelivered_after_sigkill(fast_url: str) -> None:
-    base = require_redis()  # where the workers record what they did
-    env = {"TACTOR_REDIS_URL": base}
-    key = f"tactor-test:{uuid.uuid4().hex[:12]}:record"
-    jobs = 8
-    first = await ProviderProcess.start(fast_url, "worker", 1, key, env=env)
-    second = await ProviderProcess.start(fast_url, "worker", 1, key, env=env)
-    client = redis.Redis.from_url(base)
-    log = JobLog(client, key)
-    try:
-        async with ActorSystem(fast_url) as me:
-            for job in range(jobs):
-                await me.tell(Worker.work, job, 1.0)  # long jobs: the kill lands mid-job
-            await eventually(lambda: log.cut_short(first.pid), bool, timeout=10)
-            await first.kill()
-            cut = await log.cut_short(first.pid)
-            assert cut, "the killed worker had a job in hand"
-            # Every job is finished; the cut ones by the survivor (JetStream redelivered
-            # them once their ack_wait, the TTL, passed without an acknowledgement).
-            await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
-            done = await log.done()
-            assert all((job, second.pid) in done for job in cut)
-    finally:
-        await second.stop()
-        if first.process.returncode is None:
-            await first.kill()
-        client.delete(f"{key}:started", f"{key}:done")
-        client.close()
 
 
 async def test_a_closed_system_leaves_nothing_of_its_own(fast_url: str) -> None:
