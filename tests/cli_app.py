@@ -8,29 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
 from decimal import Decimal
 
-from tactor import Actor, ActorSystem, subscribe, topic
-
-
-@dataclass
-class Item:
-    sku: str
-    qty: int
-
-
-@dataclass
-class PriceChanged:
-    sku: str
-    price: Decimal
-
-
-@topic("stock.eu.changed")
-@dataclass
-class StockChanged:
-    sku: str
-    qty: int
+from tactor import Actor, ActorSystem, subscribe
+from tests.model import Item, PriceChanged, StockChanged
 
 
 class OutOfStock(Exception):
