@@ -11,6 +11,7 @@ from tactor import (
     ActorRef,
     ActorSystem,
     AsyncQueue,
+    BlockingProcesses,
     BlockingSystem,
     BroadcastResult,
     DeadLetter,
@@ -64,6 +65,11 @@ def blocking(system: BlockingSystem) -> None:
     assert_type(system.broadcast(Pricing.quote, [Item("a", 1)]), BroadcastResult[Decimal])
     assert_type(system.tell(Pricing.restock, "a", 1), None)
     assert_type(system.publish(Item("a", 1)), int | None)
+    pool = system.processes(restart="never", max_restarts=1, restart_window=5.0)
+    assert_type(pool, BlockingProcesses)
+    assert_type(pool.spawn(Pricing, "eu"), ActorRef[Pricing])
+    assert_type(pool.spawn(Pricing, region="us"), ActorRef[Pricing])
+    assert_type(pool.spawn_many(2, Pricing, "eu"), list[ActorRef[Pricing]])
 
 
 def module_level() -> None:
@@ -79,6 +85,9 @@ def module_level() -> None:
     assert_type(tactor.stub(aproduct, multi=True)(2, 3), list[int])
     served = tactor.remote(product)  # the decorator returns the function itself
     assert_type(served(1, 2), int)
+    assert_type(tactor.processes(restart="always"), BlockingProcesses)
+    assert_type(tactor.processes().spawn(Pricing, "eu"), ActorRef[Pricing])
+    assert_type(tactor.processes().spawn_many(3, Pricing, "eu"), list[ActorRef[Pricing]])
 
 
 async def queues(system: ActorSystem) -> None:
