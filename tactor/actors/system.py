@@ -19,17 +19,13 @@ from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, schema_of
 from .calls import Calls
 from .cancellation import Cancellations
-from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
+from .dead_letters import DeadLetterPolicy
 from .messaging import Messaging
 from .operating import Operating
 from .publishing import EventSubscription, Publishing
 from .requests import RunnerConfig
 from .runner import ActorRunner
-from .schema import (
-    ActorSchema,
-    member_name,
-    untyped_method,
-)
+from .schema import ActorSchema, member_name
 from .serving import wait_for_signal
 from .stats import Stats, SystemStats
 from .supervision import Processes, RestartPolicy, Supervisor
@@ -356,31 +352,6 @@ class ActorSystem(Messaging, Publishing, Operating):
     def refs(self) -> list[ActorRef[Any]]:
         """The providers running on this node (and in its child processes)."""
         return [s.ref for s in self._actors.values()] + self._supervisor.refs()
-
-    # -- dead letters ----------------------------------------------------------
-
-    async def dead_letters(self, endpoint: type[Actor] | str) -> list[DeadLetter]:
-        """The dead letters of an endpoint (its actor class, or its name), oldest first
-        (see :class:`DeadLetter`)."""
-        self._check_running()
-        if isinstance(endpoint, str):
-            schema = untyped_method(endpoint, "")[0]  # positional arguments named by index
-        else:
-            schema = schema_of(endpoint)
-        return await dead_letters(self.transport, schema, self.codec)
-
-    async def replay(self, letter: DeadLetter) -> bool:
-        """Put ``letter`` back into its endpoint's mailbox, to be handled afresh (its
-        attempts start again), and out of the dead letters; False if it was gone."""
-        self._check_running()
-        return await self.transport.replay_dead_letter(endpoint_mailbox(letter.endpoint), letter.id)
-
-    async def discard(self, letter: DeadLetter) -> bool:
-        """Remove ``letter`` from its endpoint's dead letters; False if it was gone."""
-        self._check_running()
-        return await self.transport.discard_dead_letter(
-            endpoint_mailbox(letter.endpoint), letter.id
-        )
 
     # -- stats -----------------------------------------------------------------
 
