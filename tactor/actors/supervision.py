@@ -24,14 +24,16 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from ..codecs import Codec, TypeCodec
 from ..errors import ConfigError, NoProvider, SpawnError, TransportError
 from ..transports import Transport
 from ..transports.channel import Channel, settle
 from .actor import Actor, ActorRef, schema_of
 from .forkserver import ChildProcess, fork_server
+from .import_paths import class_path, main_script, object_path
 from .schema import constructor_schema
 from .tasks import TaskSet
 
@@ -238,26 +240,35 @@ class Processes:
     ) -> None:
         self._system, self._supervisor = system, supervisor
         self._policy = _Policy(restart, max_restarts, restart_window)
+        self._codecs: dict[str, Any] | None = None  # their import paths, found at the first spawn
 
     async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
         """Start one provider of ``cls(*args, **kwargs)`` in a child process; returns its ref.
 
-        The class must be importable by its module path; the arguments are sent
-        through the system's codec, as the constructor's type hints say. Raises
-        :class:`~tactor.errors.SchemaError` for a constructor parameter without a
-        hint, :class:`~tactor.errors.SpawnError` when the child cannot import or
-        construct the class, or exits before it serves.
+        The class must be importable by its module path, and so must the
+        system's codecs (each ``TypeCodec``, and ``codec=``: a module-level name,
+        or an item of a module-level list or tuple): the child imports them. The
+        arguments are sent through the system's codec, as the constructor's type
+        hints say. Raises :class:`~tactor.errors.SchemaError` for a constructor
+        parameter without a hint, :class:`~tactor.errors.SpawnError` for a class
+        or codec that has no such name, or when the child cannot import or
+        construct them, or exits before it serves.
         """
         system = self._system
         system._check_running()
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         system._check_codecs(schema)
-        path = _import_path(actor_class)
+        path = _class_path(actor_class)
+        if self._codecs is None:
+            self._codecs = _codec_paths(*system._codecs_given)
         wire = constructor_schema(actor_class).encode_args(system.codec, args, kwargs)
         ref = ActorRef(f"{schema.endpoint}@{os.urandom(6).hex()}", schema.endpoint, actor_class)
-        spec = {**path, "args": wire, "provider": ref.id, "options": _options(system)}
-        spec["path"] = sys.path
+        spec = {"cls": path, **self._codecs, "args": wire, "provider": ref.id}
+        spec.update(options=_options(system), path=sys.path)
+        named = [path, self._codecs["codec"], *self._codecs["codecs"]]
+        if any(str(p).startswith("__main__:") for p in named):
+            spec["main"] = main_script()  # the child runs the script to find them
         await self._supervisor.add(_Child(self._supervisor, ref, spec, self._policy))
         return ref
 
@@ -279,20 +290,44 @@ class Processes:
         return refs
 
 
-def _import_path(cls: type) -> dict[str, str]:
-    """How a child finds ``cls``: its module and name, and the script when it is ``__main__``
-    (run there as ``__mp_main__``, as multiprocessing does: guard the script's work with
-    ``if __name__ == "__main__":``)."""
-    path = {"cls": f"{cls.__module__}:{cls.__qualname__}"}
-    main = getattr(sys.modules["__main__"], "__file__", None)
-    if cls.__module__ == "__main__" and main is not None:
-        path["main"] = os.path.abspath(main)
-    elif "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+_WHERE = (
+    "bind it to a name at the top level of a module or of the script you run "
+    "(MONEY = TypeCodec(...)), or put it in a list or tuple bound so (CODECS = [...]); "
+    "not in a function or an interactive session"
+)
+
+
+def _class_path(cls: type) -> str:
+    path = class_path(cls)
+    if path is None:
         raise SpawnError(
             f"{cls.__qualname__} cannot be imported by a child process: define it at the "
             "top level of a module or script (not inside a function or an interactive session)"
         )
     return path
+
+
+def _codec_paths(codec: Codec | None, codecs: Sequence[TypeCodec]) -> dict[str, Any]:
+    """How a child makes the system's codec: the import path of each codec it was given
+    (see :mod:`~tactor.actors.import_paths`); SpawnError naming one that has none."""
+    paths = []
+    for type_codec in codecs:
+        parts = (type_codec.type, type_codec.to_wire, type_codec.from_wire)
+        near = [m for m in (getattr(p, "__module__", None) for p in parts) if isinstance(m, str)]
+        path = object_path(type_codec, near)
+        if path is None:
+            raise SpawnError(
+                f"the TypeCodec of {type_codec.type.__qualname__} cannot be imported by a "
+                f"child process, which needs the system's codecs: {_WHERE}"
+            )
+        paths.append(path)
+    named = None if codec is None else object_path(codec, [type(codec).__module__])
+    if codec is not None and named is None:
+        raise SpawnError(
+            f"ActorSystem(codec=...), a {type(codec).__name__}, cannot be imported by a "
+            f"child process, which needs the system's codecs: {_WHERE}"
+        )
+    return {"codecs": paths, "codec": named}
 
 
 def _options(system: ActorSystem) -> dict[str, Any]:

@@ -62,12 +62,16 @@ class ActorSystem(Messaging, Publishing, Operating):
 
     Options: ``timeout`` is the default deadline of calls, tells and
     broadcasts in seconds; ``max_payload`` the largest message in bytes;
-    ``codecs`` user types' codecs (this system only); ``stop_grace`` how long
-    stopping waits for a message in hand before cancelling it. A message whose
-    handling was attempted ``max_deliveries`` times (5) without an
-    acknowledgement, or that cannot be read, goes to its endpoint's dead
-    letters, which keep the newest ``max_dead_letters`` (1000); these two may
-    also come from the transport URL (``?max_deliveries=3``), overridden here.
+    ``codecs`` user types' codecs (this system only; ``codec`` replaces the
+    JSON codec itself); child processes (:meth:`processes`) import them by
+    name, so each must be bound to a module-level name or be an item of a
+    module-level list or tuple (else ``SpawnError`` at their spawn, saying so).
+    ``stop_grace`` is how long stopping waits for a message in hand before
+    cancelling it. A message whose handling was attempted ``max_deliveries``
+    times (5) without an acknowledgement, or that cannot be read, goes to its
+    endpoint's dead letters, which keep the newest ``max_dead_letters`` (1000);
+    these two may also come from the transport URL (``?max_deliveries=3``),
+    overridden here.
     ``tracing``: OpenTelemetry spans for every message when ``opentelemetry-api``
     is installed (``tactor[otel]``; None, the default), never (False), or
     ConfigError if it is not installed (True); see docs/operating.md.
@@ -98,6 +102,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         self.max_payload = max_payload
         self.stop_grace = stop_grace
         self.codec = (codec or JsonCodec()).copy()
+        self._codecs_given = (codec, tuple(codecs))  # for child processes, to import by name
         for type_codec in codecs:
             self.codec.register(type_codec)
         self._stats = Stats()
@@ -253,6 +258,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         ``restart`` is when a child that exited is started again (``"on-failure"``:
         when it crashed or exited non-zero; ``"always"``; ``"never"``), with a growing
         back-off, at most ``max_restarts`` times within ``restart_window`` seconds.
+        The children use this system's codecs, which they import by name (see above).
         """
         return Processes(self, self._supervisor, restart, max_restarts, restart_window)
 
