@@ -143,3 +143,15 @@ class Till(Actor, name="process-till"):
 
     async def pid(self) -> int:
         return os.getpid()
+
+
+class Tally(Actor, name="tally"):
+    """Does counted work; its stats are what the tests look at."""
+
+    async def work(self, n: int) -> int:
+        if n < 0:
+            raise ValueError("negative work")
+        return n
+
+    async def pid(self) -> int:
+        return os.getpid()

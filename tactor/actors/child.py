@@ -7,8 +7,9 @@ the channel's EOF everywhere. It reads the
 (:mod:`tactor.actors.import_paths`), the constructor arguments in the codec's
 wire form, the provider's id, and the URL to open (none: the parent's hub,
 over the channel) — serves that one provider, answers
-``ready`` (or ``failed`` with the reason), and drains on ``drain``: finishes
-the message in hand, then exits.
+``ready`` (or ``failed`` with the reason), answers each ``stats?`` with
+``stats`` (:mod:`tactor.actors.child_stats`), and drains on ``drain``:
+finishes the message in hand, sends its last ``stats``, then exits.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from ..codecs import Codec, TypeCodec
 from ..transports.channel import Channel, settle
 from ..transports.hub_client import HubClient
 from .actor import Actor
+from .child_stats import answer_stats, report_stats
 from .import_paths import resolve
 from .schema import constructor_schema
+from .stats import EMPTY
 from .system import ActorSystem
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Eve
     url = spec.pop("url")
     transport = HubClient(channel) if url is None else url
     system = ActorSystem(transport, **codecs, **spec["options"])
+    answer_stats(channel, lambda: system._counted({}))
     async with system:
         try:
             method = constructor_schema(cls)
@@ -106,6 +110,7 @@ async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Eve
         )
         if channel.closed.is_set() and url is None:
             os._exit(0)  # the parent, and its hub, are gone: there is nothing to drain into
+    report_stats(channel, system._counted({}))  # drained: what it counted, to the last
 
 
 async def serve(sock: socket.socket) -> None:
@@ -115,6 +120,7 @@ async def serve(sock: socket.socket) -> None:
     drain = asyncio.Event()
     channel.handlers["start"] = lambda header, _: settle(start, header[1])
     channel.handlers["drain"] = lambda header, _: drain.set()
+    answer_stats(channel, lambda: EMPTY)  # asked before it serves: it has counted nothing
     reader = loop.create_task(channel.run())
     await _first(start, asyncio.ensure_future(channel.closed.wait()))
     if start.done() and not start.cancelled():

@@ -25,6 +25,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from ..codecs import Codec, TypeCodec
@@ -32,9 +33,11 @@ from ..errors import ConfigError, NoProvider, SpawnError, TransportError
 from ..transports import Transport
 from ..transports.channel import Channel, settle
 from .actor import Actor, ActorRef, schema_of
+from .child_stats import ChildStats
 from .forkserver import ChildProcess, fork_server
 from .import_paths import class_path, main_script, object_path
 from .schema import constructor_schema
+from .stats import Stats, SystemStats
 from .tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 #: How long a child may take to import its class and serve before spawn gives up.
 START_TIMEOUT = 60.0
+#: How long the channel of a process that ended is read for its last frames.
+EOF_WAIT = 1.0
 
 
 def exit_reason(code: int) -> str:
@@ -77,6 +82,7 @@ class _Child:
         self.channel: Channel | None = None
         self.stopping = False
         self.restarts: list[float] = []
+        self.counts = ChildStats()
 
     async def start(self) -> None:
         """Start the process and wait until it serves; SpawnError if it cannot."""
@@ -84,6 +90,7 @@ class _Child:
         with theirs:
             self.process = await fork_server().fork(theirs.fileno())
         self.channel = channel = await Channel.open(ours)
+        self.counts.attach(channel)
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         channel.handlers["ready"] = lambda _, __: settle(answer, None)
         channel.handlers["failed"] = lambda h, _: settle(answer, h[1])
@@ -136,8 +143,7 @@ class _Child:
     async def released(self) -> None:
         """The process ended: its channel closes, and its provider leaves the registry
         (at once on the hub, when its channel closed; on Redis, here rather than at its TTL)."""
-        if self.channel is not None:
-            self.channel.close()
+        await self._read_to_end()
         with contextlib.suppress(TransportError):
             await self.supervisor.transport.unregister(self.ref.endpoint, self.ref.id)
 
@@ -152,11 +158,20 @@ class _Child:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-                return
+                return await self._read_to_end()
             log.warning("%s did not exit within %.1fs: sending %s", self.ref.id, grace, sig.name)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(sig)
         await process.wait()
+        await self._read_to_end()
+
+    async def _read_to_end(self) -> None:
+        """Close the channel of a process that ended once its frames are read (its last
+        stats come just before it exits), or after ``EOF_WAIT`` seconds."""
+        if self.channel is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.channel.closed.wait(), EOF_WAIT)
+            self.channel.close()
 
     async def kill(self) -> None:
         self.stopping = True
@@ -204,6 +219,7 @@ class Supervisor:
     def __init__(self, transport: Transport, tasks: TaskSet, grace: float) -> None:
         self.transport, self.tasks, self.grace = transport, tasks, grace
         self._children: dict[str, _Child] = {}
+        self._retired = Stats()  # what children that were stopped counted
 
     def supervises(self, provider: str) -> bool:
         return provider in self._children
@@ -221,6 +237,19 @@ class Supervisor:
         if child is None:
             raise NoProvider(f"provider {provider!r} is not running on this system")
         await child.stop(self.grace)
+        child.counts.retire(self._retired)
+
+    async def ask_stats(self) -> None:
+        """Have every child report what it counted (see :mod:`~tactor.actors.child_stats`)."""
+        await asyncio.gather(*(child.counts.ask() for child in self._children.values()))
+
+    def counted(self, own: SystemStats) -> SystemStats:
+        """``own`` (this node's stats) with what its children reported counted in."""
+        children = {ident: child.counts.snapshot() for ident, child in self._children.items()}
+        total = Stats()
+        for stats in (own, self._retired.snapshot("", {}), *children.values()):
+            total.add(stats)
+        return replace(total.snapshot(own.node, own.mailbox_depth), children=children)
 
     async def close(self) -> None:
         children, self._children = list(self._children.values()), {}

@@ -364,12 +364,19 @@ class ActorSystem(Messaging, Publishing, Operating):
     async def stats(self) -> SystemStats:
         """This node's counters and gauges: messages by endpoint and method, handling
         times, calls in flight, events by topic, and the depth of the mailboxes of the
-        endpoints it serves (asked of the transport: one round trip on Redis)."""
+        endpoints it serves (asked of the transport: one round trip on Redis). Its
+        process providers' counts are in them: each child is asked for its own (see
+        :class:`SystemStats`; a child that does not answer within a second counts as
+        it last did)."""
         self._check_running()
-        endpoints = sorted({spawned.ref.endpoint for spawned in self._actors.values()})
+        await self._supervisor.ask_stats()
         depths = {}
-        for endpoint in endpoints:
+        for endpoint in sorted({ref.endpoint for ref in self.refs()}):
             depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))
             if depth is not None:
                 depths[endpoint] = depth
-        return self._stats.snapshot(self.node, depths)
+        return self._counted(depths)
+
+    def _counted(self, depths: dict[str, int]) -> SystemStats:
+        """This node's stats, with what its children last reported counted in."""
+        return self._supervisor.counted(self._stats.snapshot(self.node, depths))
