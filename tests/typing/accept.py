@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, assert_type
 
@@ -18,6 +19,7 @@ from tactor import (
     EndpointInfo,
     Outcome,
     ProviderInfo,
+    SystemStats,
 )
 from tests.model import Item, Pricing
 
@@ -30,6 +32,9 @@ async def calls(system: ActorSystem) -> None:
     in_child = await system.processes(restart="always").spawn(Pricing, "eu")
     assert_type(in_child, ActorRef[Pricing])
     assert_type(await system.processes().spawn_many(2, Pricing, "eu"), list[ActorRef[Pricing]])
+    stats = await system.stats()
+    assert_type(stats.children, Mapping[str, SystemStats])
+    assert_type(stats.children[in_child.id].node, str)
 
     pricing = system.proxy(Pricing, timeout=2.0)
     assert_type(pricing, Pricing)
