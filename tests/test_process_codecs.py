@@ -9,6 +9,7 @@ import types
 import pytest
 
 from tactor import ActorSystem, SpawnError, TypeCodec
+from tactor.actors.import_paths import object_path, resolve
 from tests.process_model import CENTS, CODEC, CODECS, Cents, Rate, Till
 from tests.test_processes import _alive
 
@@ -70,3 +71,16 @@ async def test_a_codec_of_its_own_made_in_a_function_is_refused_at_spawn() -> No
     async with ActorSystem(codec=CODEC.copy()) as system:
         with pytest.raises(SpawnError, match=r"ActorSystem\(codec=...\), a JsonCodec, cannot"):
             await system.processes().spawn(Till, Cents(1))
+
+
+def test_a_codec_is_named_by_the_module_level_name_that_holds_it() -> None:
+    here = ["tests.process_model"]
+    assert object_path(CENTS, here) == "tests.process_model:CENTS"
+    assert object_path(CODECS[0], here) == "tests.process_model:CODECS[0]"
+    assert object_path(TypeCodec(Cents, to_wire=str, from_wire=Cents), here) is None
+    assert resolve("tests.process_model:CODECS[0]") is CODECS[0]
+    assert resolve("tests.process_model:Till.add") is Till.add
+    with pytest.raises(ImportError, match="has no item 5"):
+        resolve("tests.process_model:CODECS[5]")
+    with pytest.raises(ImportError, match="has no 'NOPE'"):
+        resolve("tests.process_model:NOPE")
