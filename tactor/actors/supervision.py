@@ -4,8 +4,10 @@ A child is forked by the fork server (:mod:`tactor.actors.forkserver`: a
 clean interpreter started once; the parent itself is never forked) and holds
 one end of a socketpair; the parent's transport serves it over that channel
 (``memory://``: the hub's verbs) or names a URL it opens itself (Redis).
-Nothing is pickled: the class travels by import path, its constructor
-arguments in the codec's wire form.
+Nothing is pickled: the class and the system's codecs travel by import path
+(:mod:`tactor.actors.import_paths`), the constructor arguments in the
+codec's wire form. What a child counts reaches its parent's ``stats()``
+(:mod:`tactor.actors.child_stats`).
 
 A child that exits is noticed by its channel closing — the transport then
 releases what it held: its providers leave the registry, what it took and did
