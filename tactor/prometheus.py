@@ -15,7 +15,8 @@ seconds). It cannot be called from that loop's thread: an exposition served from
 inside the loop (aiohttp, say) runs ``generate_latest`` in a worker thread
 (``await asyncio.to_thread(generate_latest, registry)``).
 
-The metrics (labels in braces), all per node:
+The metrics (labels in braces), all per node, its process providers included
+(their counters never go back across restarts; see docs/operating.md):
 
 - ``tactor_calls_sent_total{endpoint,method}``, ``tactor_calls_timed_out_total``,
   ``tactor_calls_failed_total{endpoint,method,error}``, ``tactor_calls_in_flight``:

@@ -44,6 +44,8 @@ PROCESS_CONTRACT = {
     "test_errors_say_where",
     "test_events",
     "test_mailbox",
+    "test_prometheus",
+    "test_stats",
     "test_subclass_endpoints",
 }
 

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from tactor import Actor
+from tactor import Actor, JsonCodec, TypeCodec
 from tests.model import Item, Pricing
 
 
@@ -95,3 +95,63 @@ class Burner(Actor, name="burner"):
         for i in range(n):
             total += i * i % 7
         return total
+
+
+class Cents:
+    """A user type tactor has no rule for: its codec, CENTS, is a module-level name."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cents) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Cents({self.value})"
+
+
+class Rate:
+    """Another one, whose codec is an item of a module-level list (CODECS)."""
+
+    def __init__(self, percent: int) -> None:
+        self.percent = percent
+
+
+CENTS = TypeCodec(
+    Cents,
+    to_wire=lambda c: f"{c.value}c",
+    from_wire=lambda s: Cents(int(s.removesuffix("c"))),
+    schema={"type": "string", "pattern": "^-?[0-9]+c$"},
+)
+CODECS = [TypeCodec(Rate, to_wire=lambda r: r.percent, from_wire=Rate, schema={"type": "integer"})]
+#: A whole codec of its own, for ActorSystem(codec=...): it knows both types.
+CODEC = JsonCodec([CENTS, *CODECS])
+
+
+class Till(Actor, name="process-till"):
+    """Takes and returns user types, in a child process: the codecs must go with it."""
+
+    def __init__(self, start: Cents) -> None:
+        self.total = start
+
+    async def add(self, amount: Cents, rate: Rate) -> Cents:
+        self.total = Cents(self.total.value + amount.value * rate.percent // 100)
+        return self.total
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+
+class Tally(Actor, name="tally"):
+    """Does counted work; its stats are what the tests look at."""
+
+    async def work(self, n: int) -> int:
+        if n < 0:
+            raise ValueError("negative work")
+        return n
+
+    async def pid(self) -> int:
+        return os.getpid()

@@ -54,7 +54,6 @@ def test_blocking_calls_on_every_transport(url: str) -> None:
         system.call(Pricing.where)
 
 
-@pytest.mark.in_process  # a node counts what its own providers handle (not its children's)
 def test_blocking_stats(url: str) -> None:
     with BlockingSystem(url) as system:
         system.spawn(Pricing, "eu")

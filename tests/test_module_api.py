@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,11 +12,13 @@ from collections.abc import Iterator
 import pytest
 
 import tactor
-from tactor import NoProvider
+from tactor import NoProvider, NotRunning
 from tactor.actors import default
 from tests import pymq_style
 from tests.conftest import require_redis, with_query
+from tests.process_model import Crasher
 from tests.pymq_style import MyEvent, Remote, product
+from tests.test_processes import _alive
 
 
 @pytest.fixture
@@ -77,6 +80,20 @@ def test_the_default_system_needs_init(module_api: None) -> None:
 
 @pytest.mark.redis
 @pytest.mark.slow
+@pytest.mark.slow
+def test_module_level_process_providers(module_api: None) -> None:
+    with pytest.raises(NotRunning, match=r"tactor\.init"):
+        tactor.processes()
+    tactor.init()
+    ref = tactor.processes(restart="never").spawn(Crasher, "q")
+    refs = tactor.processes().spawn_many(2, Crasher, "q")
+    pids = {tactor.system().call(Crasher.pid, provider=r) for r in [ref, *refs]}
+    assert len(pids) == 3 and os.getpid() not in pids
+    assert sorted(tactor.system().providers(Crasher)) == sorted(r.id for r in [ref, *refs])
+    tactor.shutdown()  # drains the children
+    assert [pid for pid in pids if _alive(pid)] == []
+
+
 def test_pymq_examples_across_processes(module_api: None) -> None:
     url = with_query(require_redis(), prefix=f"tactor-test:{uuid.uuid4().hex[:12]}")
     child = subprocess.Popen(

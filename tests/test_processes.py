@@ -15,7 +15,16 @@ from decimal import Decimal
 
 import pytest
 
-from tactor import Actor, ActorSystem, ConfigError, SchemaError, SpawnError
+from tactor import (
+    Actor,
+    ActorSystem,
+    BlockingSystem,
+    ConfigError,
+    NotRunning,
+    Processes,
+    SchemaError,
+    SpawnError,
+)
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import eventually
 from tests.model import Item, Pricing
@@ -150,6 +159,34 @@ async def test_redis_children_connect_to_the_same_redis() -> None:
             await eventually(lambda: system.providers(Crasher), lambda p: p == [], timeout=5)
     finally:
         drop_keys(base, prefix)
+
+
+def test_a_blocking_system_spawns_process_providers() -> None:
+    with BlockingSystem() as system:
+        pool = system.processes(restart="never")
+        assert isinstance(pool.aio, Processes)
+        ref = pool.spawn(Crasher, "q")
+        more = pool.spawn_many(2, Crasher, queue="q")
+        refs = [ref, *more]
+        pids = {system.call(Crasher.pid, provider=r) for r in refs}
+        assert len(pids) == 3 and os.getpid() not in pids
+        assert sorted(system.providers(Crasher)) == sorted(r.id for r in refs)
+        system.stop(ref)
+        assert sorted(system.providers(Crasher)) == sorted(r.id for r in more)
+        with pytest.raises(ConfigError, match="restart='sometimes'"):
+            system.processes(restart="sometimes")  # type: ignore[arg-type]
+        with pytest.raises(SpawnError, match="top level of a module or script"):
+            pool.spawn(_local_class())
+    assert [pid for pid in pids if _alive(pid)] == []
+    with pytest.raises(NotRunning):
+        system.processes()
+
+
+def _local_class() -> type[Actor]:
+    class Local(Actor):
+        async def ping(self) -> None: ...
+
+    return Local
 
 
 def _alive(pid: int) -> bool:

@@ -1,13 +1,14 @@
 """The runtime: actors, schemas, calls, broadcasts, events and mailbox runners."""
 
 from .actor import Actor, ActorRef, json_schema
-from .blocking import BlockingQueue, BlockingSystem
+from .blocking import BlockingProcesses, BlockingQueue, BlockingSystem
 from .broadcast import BroadcastResult, Outcome
 from .dead_letters import DeadLetter
 from .deadline import deadline
 from .default import (
     expose,
     init,
+    processes,
     publish,
     queue,
     remote,
@@ -30,6 +31,7 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AsyncQueue",
+    "BlockingProcesses",
     "BlockingQueue",
     "BlockingSystem",
     "BroadcastResult",
@@ -46,6 +48,7 @@ __all__ = [
     "expose",
     "init",
     "json_schema",
+    "processes",
     "publish",
     "queue",
     "remote",

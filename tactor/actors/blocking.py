@@ -13,119 +13,32 @@ and the child starts its own.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import os
-import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
-from ..errors import NotRunning, WouldBlock
+from ..errors import NotRunning
 from ..transports import Transport
 from .actor import Actor, ActorRef
 from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter
+from .loop_thread import LoopThread
 from .operating import EndpointInfo
 from .queues import AsyncQueue
 from .stats import SystemStats
+from .supervision import Processes, RestartPolicy
 from .system import ActorSystem, EventSubscription
 
-__all__ = ["BlockingQueue", "BlockingSystem", "LoopThread"]
+__all__ = ["BlockingProcesses", "BlockingQueue", "BlockingSystem", "LoopThread"]
 
 A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
 T = TypeVar("T")
 P = ParamSpec("P")
 Ts = TypeVarTuple("Ts")
-
-_LIVE: weakref.WeakSet[LoopThread] = weakref.WeakSet()
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-class LoopThread:
-    """An event loop running in a daemon thread that this object owns."""
-
-    def __init__(self, name: str = "tactor-loop") -> None:
-        self._name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._pid == os.getpid()
-
-    def start(self) -> None:
-        if self.running:
-            return
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._loop, self._pid = loop, os.getpid()
-        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
-        self._thread.start()
-        ready.wait()
-        _LIVE.add(self)
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` in the loop thread and wait for its result (or exception)."""
-        if _in_event_loop():
-            coro.close()
-            raise WouldBlock(
-                "a blocking tactor call was made from inside a running event loop; "
-                "in async code use the async API (await system.aio.call(...))"
-            )
-        if not self.running or self._loop is None:
-            coro.close()
-            raise NotRunning("the blocking system is not started (or this is a forked child)")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the work too
-            raise
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        _LIVE.discard(self)
-        if loop is not None and thread is not None and self._pid == os.getpid():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-
-    def forget(self) -> None:
-        """In a forked child: the thread is gone; drop it without touching the loop."""
-        self._loop = self._thread = None
-
-
-def _after_fork_in_child() -> None:
-    for loop_thread in list(_LIVE):
-        loop_thread.forget()
-    _LIVE.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class BlockingSystem:
@@ -196,6 +109,19 @@ class BlockingSystem:
 
     def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
         return self.run(self.aio.spawn(cls, *args, **kwargs))
+
+    def processes(
+        self,
+        *,
+        restart: RestartPolicy = "on-failure",
+        max_restarts: int = 5,
+        restart_window: float = 60.0,
+    ) -> BlockingProcesses:
+        """Spawn providers in supervised child processes (see :meth:`ActorSystem.processes`)."""
+        processes = self.aio.processes(
+            restart=restart, max_restarts=max_restarts, restart_window=restart_window
+        )
+        return BlockingProcesses(self, processes)
 
     def stop(self, ref: ActorRef[Any]) -> None:
         self.run(self.aio.stop(ref))
@@ -315,6 +241,25 @@ class BlockingSystem:
     ) -> BlockingQueue[T] | BlockingQueue[Any]:
         """The named distributed queue, with the interface of ``queue.Queue``."""
         return BlockingQueue(self, self.aio.queue(name, item_type, maxsize=maxsize))
+
+
+class BlockingProcesses:
+    """Spawns providers of a :class:`BlockingSystem` in supervised child processes
+    (``system.processes()``); ``aio`` is the :class:`~tactor.Processes` it drives."""
+
+    def __init__(self, system: BlockingSystem, processes: Processes) -> None:
+        self._system = system
+        self.aio = processes
+
+    def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
+        """Start one provider of ``cls(*args, **kwargs)`` in a child process; returns its ref."""
+        return self._system.run(self.aio.spawn(cls, *args, **kwargs))
+
+    def spawn_many(
+        self, n: int, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs
+    ) -> list[ActorRef[A]]:
+        """Start ``n`` providers of ``cls(*args, **kwargs)``, each in a child process of its own."""
+        return self._system.run(self.aio.spawn_many(n, cls, *args, **kwargs))
 
 
 class BlockingQueue(Generic[T]):

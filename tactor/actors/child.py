@@ -3,31 +3,34 @@
 It holds one end of a socketpair with its parent. It dies with the fork
 server, which dies with the parent (``PR_SET_PDEATHSIG`` on Linux), and on
 the channel's EOF everywhere. It reads the
-``start`` frame — the actor class by import path, its constructor arguments
-in the codec's wire form, the provider's id, and the URL to open (none: the
-parent's hub, over the channel) — serves that one provider, answers
-``ready`` (or ``failed`` with the reason), and drains on ``drain``: finishes
-the message in hand, then exits.
+``start`` frame — the actor class and the system's codecs by import path
+(:mod:`tactor.actors.import_paths`), the constructor arguments in the codec's
+wire form, the provider's id, and the URL to open (none: the parent's hub,
+over the channel) — serves that one provider, answers
+``ready`` (or ``failed`` with the reason), answers each ``stats?`` with
+``stats`` (:mod:`tactor.actors.child_stats`), and drains on ``drain``:
+finishes the message in hand, sends its last ``stats``, then exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import importlib
-import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
-import types
 from typing import Any
 
+from ..codecs import Codec, TypeCodec
 from ..transports.channel import Channel, settle
 from ..transports.hub_client import HubClient
 from .actor import Actor
+from .child_stats import answer_stats, report_stats
+from .import_paths import resolve
 from .schema import constructor_schema
+from .stats import EMPTY
 from .system import ActorSystem
 
 log = logging.getLogger(__name__)
@@ -45,28 +48,29 @@ def die_with_parent(parent: int) -> None:
 
 
 def import_actor(path: str, main: str | None = None) -> type[Actor]:
-    """The actor class at ``module:Qual.Name`` (in the script ``main`` when the module is
-    ``__main__``); ImportError saying why when there is none."""
-    module_name, _, qualname = path.partition(":")
-    target: Any = _run_main(main) if main is not None else importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise ImportError(f"module {module_name!r} has no {qualname!r}")
+    """The actor class at ``module:Qual.Name``; ImportError saying why when there is none."""
+    target = resolve(path, main)
     if not (isinstance(target, type) and issubclass(target, Actor)):
         raise ImportError(f"{path} is not an Actor subclass")
     return target
 
 
-def _run_main(path: str) -> types.ModuleType:
-    """Run the parent's script as ``__mp_main__`` (its ``__main__`` block does not run)."""
-    spec = importlib.util.spec_from_file_location("__mp_main__", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the script {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["__mp_main__"] = module
-    spec.loader.exec_module(module)
-    return module
+def import_codecs(spec: dict[str, Any]) -> dict[str, Any]:
+    """The parent's codecs, as ``ActorSystem`` takes them (``codec``, ``codecs``), imported
+    by the paths the parent found for them; ImportError saying why when one is not there."""
+    codecs = [_import(path, spec.get("main"), TypeCodec) for path in spec["codecs"]]
+    codec = None if spec["codec"] is None else _import(spec["codec"], spec.get("main"), Codec)
+    return {"codec": codec, "codecs": codecs}
+
+
+def _import(path: str, main: str | None, kind: type) -> Any:
+    try:
+        found = resolve(path, main)
+    except Exception as exc:
+        raise ImportError(f"{path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(found, kind):
+        raise ImportError(f"{path} is not a {kind.__name__} here (it was in the parent)")
+    return found
 
 
 async def _first(*waits: asyncio.Future[Any]) -> None:
@@ -75,30 +79,38 @@ async def _first(*waits: asyncio.Future[Any]) -> None:
         future.cancel()
 
 
+def _failed(channel: Channel, what: str, exc: Exception) -> None:
+    channel.send(["failed", f"{what}: {type(exc).__name__}: {exc}"])
+
+
 async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Event) -> None:
     sys.path[:] = spec["path"]  # the parent's, as it is now
     try:
         cls = import_actor(spec["cls"], spec.get("main"))
     except Exception as exc:
-        channel.send(["failed", f"cannot import {spec['cls']}: {type(exc).__name__}: {exc}"])
-        return
+        return _failed(channel, f"cannot import {spec['cls']}", exc)
+    try:
+        codecs = import_codecs(spec)
+    except Exception as exc:
+        return _failed(channel, "cannot import the system's codecs", exc)
     url = spec.pop("url")
     transport = HubClient(channel) if url is None else url
-    system = ActorSystem(transport, **spec["options"])
+    system = ActorSystem(transport, **codecs, **spec["options"])
+    answer_stats(channel, lambda: system._counted({}))
     async with system:
         try:
             method = constructor_schema(cls)
             args, kwargs = method.call_args(system.codec.from_wire(spec["args"], method.args_type))
             await system._spawn_as(spec["provider"], cls, *args, **kwargs)
         except Exception as exc:
-            channel.send(["failed", f"{spec['cls']} did not start: {type(exc).__name__}: {exc}"])
-            return
+            return _failed(channel, f"{spec['cls']} did not start", exc)
         channel.send(["ready"])
         await _first(
             asyncio.ensure_future(drain.wait()), asyncio.ensure_future(channel.closed.wait())
         )
         if channel.closed.is_set() and url is None:
             os._exit(0)  # the parent, and its hub, are gone: there is nothing to drain into
+    report_stats(channel, system._counted({}))  # drained: what it counted, to the last
 
 
 async def serve(sock: socket.socket) -> None:
@@ -108,6 +120,7 @@ async def serve(sock: socket.socket) -> None:
     drain = asyncio.Event()
     channel.handlers["start"] = lambda header, _: settle(start, header[1])
     channel.handlers["drain"] = lambda header, _: drain.set()
+    answer_stats(channel, lambda: EMPTY)  # asked before it serves: it has counted nothing
     reader = loop.create_task(channel.run())
     await _first(start, asyncio.ensure_future(channel.closed.wait()))
     if start.done() and not start.cancelled():

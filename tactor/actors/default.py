@@ -32,14 +32,16 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from ..errors import NotRunning
 from .actor import Actor, ActorRef
-from .blocking import BlockingQueue, BlockingSystem
+from .blocking import BlockingProcesses, BlockingQueue, BlockingSystem
 from .functions import as_async, endpoint_name, function_actor, resolve
 from .schema import handler_for_function
+from .supervision import RestartPolicy
 from .system import EventSubscription
 
 __all__ = [
     "expose",
     "init",
+    "processes",
     "publish",
     "queue",
     "remote",
@@ -256,6 +258,19 @@ def queue(
 ) -> BlockingQueue[T] | BlockingQueue[Any]:
     """The named distributed queue (``queue.Queue``'s interface) on the default system."""
     return system().queue(name, item_type, maxsize=maxsize)
+
+
+def processes(
+    *,
+    restart: RestartPolicy = "on-failure",
+    max_restarts: int = 5,
+    restart_window: float = 60.0,
+) -> BlockingProcesses:
+    """Spawn providers of the default system in supervised child processes:
+    ``tactor.processes().spawn(cls, ...)`` (see :meth:`ActorSystem.processes`)."""
+    return system().processes(
+        restart=restart, max_restarts=max_restarts, restart_window=restart_window
+    )
 
 
 def publish(event: object, topic: str | None = None) -> int | None:

@@ -1,4 +1,5 @@
-"""What operating tools need from a system: the registry of every endpoint, and calls by name.
+"""What operating tools need from a system: the registry of every endpoint, dead letters,
+and calls by name.
 
 :meth:`ActorSystem.endpoints` lists the endpoints that have live providers,
 each with its providers (their node, host, pid and start) and the depth of its
@@ -25,6 +26,7 @@ from ..transports.base import ProviderEntry, Transport, endpoint_mailbox
 from ..transports.topics import check_topic
 from .actor import Actor, schema_of
 from .broadcast import BroadcastResult
+from .dead_letters import DeadLetter, dead_letters
 from .envelope import Event
 from .schema import ActorSchema, MethodSchema, untyped_method
 
@@ -113,6 +115,31 @@ class Operating:
         depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))
         found = tuple(_provider_info(self.codec, endpoint, entry) for entry in entries)
         return EndpointInfo(endpoint, found, depth)
+
+    # -- dead letters ----------------------------------------------------------
+
+    async def dead_letters(self, endpoint: type[Actor] | str) -> list[DeadLetter]:
+        """The dead letters of an endpoint (its actor class, or its name), oldest first
+        (see :class:`DeadLetter`)."""
+        self._check_running()
+        if isinstance(endpoint, str):
+            schema = untyped_method(endpoint, "")[0]  # positional arguments named by index
+        else:
+            schema = schema_of(endpoint)
+        return await dead_letters(self.transport, schema, self.codec)
+
+    async def replay(self, letter: DeadLetter) -> bool:
+        """Put ``letter`` back into its endpoint's mailbox, to be handled afresh (its
+        attempts start again), and out of the dead letters; False if it was gone."""
+        self._check_running()
+        return await self.transport.replay_dead_letter(endpoint_mailbox(letter.endpoint), letter.id)
+
+    async def discard(self, letter: DeadLetter) -> bool:
+        """Remove ``letter`` from its endpoint's dead letters; False if it was gone."""
+        self._check_running()
+        return await self.transport.discard_dead_letter(
+            endpoint_mailbox(letter.endpoint), letter.id
+        )
 
     # -- calls by name ---------------------------------------------------------
 

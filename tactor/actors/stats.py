@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import Any
 
@@ -91,6 +91,14 @@ class SystemStats:
     broadcasts sent by this node and not yet ended; ``handling``: requests and events
     its providers and subscribers are handling now. Events by topic: ``published``
     here, ``handled`` and ``failed`` (the handler raised) by this node's subscribers.
+
+    The node's process providers (``system.processes()``) count as part of it: what
+    they handled and sent is in the figures above, and ``children`` holds each one's
+    own, by provider id (its ``node`` is the child's, its ``mailbox_depth`` empty). A
+    child's counts reach its parent when the parent's stats are asked for, and when the
+    child drains; they start from zero when a child restarts, and the parent adds them
+    to what it had, so no counter ever goes back. A child that dies loses what it
+    counted since its parent last asked (see docs/operating.md).
     """
 
     node: str
@@ -101,6 +109,7 @@ class SystemStats:
     events_published: Mapping[str, int] = field(default_factory=dict)
     events_handled: Mapping[str, int] = field(default_factory=dict)
     events_failed: Mapping[str, int] = field(default_factory=dict)
+    children: Mapping[str, SystemStats] = field(default_factory=dict)
 
     def method(self, endpoint: str, method: str) -> MethodStats | None:
         """The stats of ``endpoint.method``, or None if this node has not seen it."""
@@ -148,6 +157,24 @@ class _Method:
 
 def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
+
+
+def _add(counts: dict[str, int], new: Mapping[str, int], old: Mapping[str, int]) -> None:
+    for key, count in new.items():
+        counts[key] = counts.get(key, 0) + count - old.get(key, 0)
+
+
+#: A snapshot of nothing: what :meth:`Stats.add` counts from.
+EMPTY = SystemStats("", (), {}, 0, 0)
+_NO_METHOD = MethodStats(
+    "", "", 0, 0, {}, 0, 0, {}, Histogram(BUCKETS, (0,) * (len(BUCKETS) + 1), 0.0)
+)
+
+
+def counters_only(stats: SystemStats) -> SystemStats:
+    """``stats`` with its gauges at zero: what a process that ended still counts."""
+    methods = tuple(replace(m, in_flight=0) for m in stats.methods)
+    return replace(stats, methods=methods, in_flight=0, handling=0)
 
 
 class Stats(Telemetry):
@@ -227,6 +254,31 @@ class Stats(Telemetry):
         _bump(self._handled_events, token)
         if error is not None:
             _bump(self._failed_events, token)
+
+    def add(self, new: SystemStats, old: SystemStats = EMPTY) -> None:
+        """Count in what another node's snapshot ``new`` holds beyond ``old``, an earlier
+        snapshot of that node (a child process's report, and the one before it)."""
+        before = {(m.endpoint, m.method): m for m in old.methods}
+        for m in new.methods:
+            was = before.get((m.endpoint, m.method), _NO_METHOD)
+            try:
+                entry = self._methods[m.endpoint][m.method]
+            except KeyError:
+                entry = self._new(m.endpoint, m.method)
+            entry.sent += m.sent - was.sent
+            entry.timed_out += m.timed_out - was.timed_out
+            entry.in_flight += m.in_flight - was.in_flight
+            entry.handled += m.handled - was.handled
+            _add(entry.failed, m.failed, was.failed)
+            _add(entry.handler_failed, m.handler_failed, was.handler_failed)
+            now, then = m.handling_time, was.handling_time
+            for i, (count, earlier) in enumerate(zip(now.counts, then.counts, strict=True)):
+                entry.counts[i] += count - earlier
+            entry.total += now.total - then.total  # one difference: the sum never goes back
+        self._busy += new.handling - old.handling
+        _add(self._published, new.events_published, old.events_published)
+        _add(self._handled_events, new.events_handled, old.events_handled)
+        _add(self._failed_events, new.events_failed, old.events_failed)
 
     def snapshot(self, node: str, mailbox_depth: Mapping[str, int]) -> SystemStats:
         entries = [entry for methods in self._methods.values() for entry in methods.values()]

@@ -4,8 +4,10 @@ A child is forked by the fork server (:mod:`tactor.actors.forkserver`: a
 clean interpreter started once; the parent itself is never forked) and holds
 one end of a socketpair; the parent's transport serves it over that channel
 (``memory://``: the hub's verbs) or names a URL it opens itself (Redis).
-Nothing is pickled: the class travels by import path, its constructor
-arguments in the codec's wire form.
+Nothing is pickled: the class and the system's codecs travel by import path
+(:mod:`tactor.actors.import_paths`), the constructor arguments in the
+codec's wire form. What a child counts reaches its parent's ``stats()``
+(:mod:`tactor.actors.child_stats`).
 
 A child that exits is noticed by its channel closing — the transport then
 releases what it held: its providers leave the registry, what it took and did
@@ -24,15 +26,20 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from ..codecs import Codec, TypeCodec
 from ..errors import ConfigError, NoProvider, SpawnError, TransportError
 from ..transports import Transport
 from ..transports.channel import Channel, settle
 from .actor import Actor, ActorRef, schema_of
+from .child_stats import ChildStats
 from .forkserver import ChildProcess, fork_server
+from .import_paths import class_path, main_script, object_path
 from .schema import constructor_schema
+from .stats import Stats, SystemStats
 from .tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -52,6 +59,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 #: How long a child may take to import its class and serve before spawn gives up.
 START_TIMEOUT = 60.0
+#: How long the channel of a process that ended is read for its last frames.
+EOF_WAIT = 1.0
 
 
 def exit_reason(code: int) -> str:
@@ -75,6 +84,7 @@ class _Child:
         self.channel: Channel | None = None
         self.stopping = False
         self.restarts: list[float] = []
+        self.counts = ChildStats()
 
     async def start(self) -> None:
         """Start the process and wait until it serves; SpawnError if it cannot."""
@@ -82,6 +92,7 @@ class _Child:
         with theirs:
             self.process = await fork_server().fork(theirs.fileno())
         self.channel = channel = await Channel.open(ours)
+        self.counts.attach(channel)
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         channel.handlers["ready"] = lambda _, __: settle(answer, None)
         channel.handlers["failed"] = lambda h, _: settle(answer, h[1])
@@ -134,8 +145,7 @@ class _Child:
     async def released(self) -> None:
         """The process ended: its channel closes, and its provider leaves the registry
         (at once on the hub, when its channel closed; on Redis, here rather than at its TTL)."""
-        if self.channel is not None:
-            self.channel.close()
+        await self._read_to_end()
         with contextlib.suppress(TransportError):
             await self.supervisor.transport.unregister(self.ref.endpoint, self.ref.id)
 
@@ -150,11 +160,20 @@ class _Child:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-                return
+                return await self._read_to_end()
             log.warning("%s did not exit within %.1fs: sending %s", self.ref.id, grace, sig.name)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(sig)
         await process.wait()
+        await self._read_to_end()
+
+    async def _read_to_end(self) -> None:
+        """Close the channel of a process that ended once its frames are read (its last
+        stats come just before it exits), or after ``EOF_WAIT`` seconds."""
+        if self.channel is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.channel.closed.wait(), EOF_WAIT)
+            self.channel.close()
 
     async def kill(self) -> None:
         self.stopping = True
@@ -202,6 +221,7 @@ class Supervisor:
     def __init__(self, transport: Transport, tasks: TaskSet, grace: float) -> None:
         self.transport, self.tasks, self.grace = transport, tasks, grace
         self._children: dict[str, _Child] = {}
+        self._retired = Stats()  # what children that were stopped counted
 
     def supervises(self, provider: str) -> bool:
         return provider in self._children
@@ -219,6 +239,19 @@ class Supervisor:
         if child is None:
             raise NoProvider(f"provider {provider!r} is not running on this system")
         await child.stop(self.grace)
+        child.counts.retire(self._retired)
+
+    async def ask_stats(self) -> None:
+        """Have every child report what it counted (see :mod:`~tactor.actors.child_stats`)."""
+        await asyncio.gather(*(child.counts.ask() for child in self._children.values()))
+
+    def counted(self, own: SystemStats) -> SystemStats:
+        """``own`` (this node's stats) with what its children reported counted in."""
+        children = {ident: child.counts.snapshot() for ident, child in self._children.items()}
+        total = Stats()
+        for stats in (own, self._retired.snapshot("", {}), *children.values()):
+            total.add(stats)
+        return replace(total.snapshot(own.node, own.mailbox_depth), children=children)
 
     async def close(self) -> None:
         children, self._children = list(self._children.values()), {}
@@ -238,26 +271,35 @@ class Processes:
     ) -> None:
         self._system, self._supervisor = system, supervisor
         self._policy = _Policy(restart, max_restarts, restart_window)
+        self._codecs: dict[str, Any] | None = None  # their import paths, found at the first spawn
 
     async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
         """Start one provider of ``cls(*args, **kwargs)`` in a child process; returns its ref.
 
-        The class must be importable by its module path; the arguments are sent
-        through the system's codec, as the constructor's type hints say. Raises
-        :class:`~tactor.errors.SchemaError` for a constructor parameter without a
-        hint, :class:`~tactor.errors.SpawnError` when the child cannot import or
-        construct the class, or exits before it serves.
+        The class must be importable by its module path, and so must the
+        system's codecs (each ``TypeCodec``, and ``codec=``: a module-level name,
+        or an item of a module-level list or tuple): the child imports them. The
+        arguments are sent through the system's codec, as the constructor's type
+        hints say. Raises :class:`~tactor.errors.SchemaError` for a constructor
+        parameter without a hint, :class:`~tactor.errors.SpawnError` for a class
+        or codec that has no such name, or when the child cannot import or
+        construct them, or exits before it serves.
         """
         system = self._system
         system._check_running()
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         system._check_codecs(schema)
-        path = _import_path(actor_class)
+        path = _class_path(actor_class)
+        if self._codecs is None:
+            self._codecs = _codec_paths(*system._codecs_given)
         wire = constructor_schema(actor_class).encode_args(system.codec, args, kwargs)
         ref = ActorRef(f"{schema.endpoint}@{os.urandom(6).hex()}", schema.endpoint, actor_class)
-        spec = {**path, "args": wire, "provider": ref.id, "options": _options(system)}
-        spec["path"] = sys.path
+        spec = {"cls": path, **self._codecs, "args": wire, "provider": ref.id}
+        spec.update(options=_options(system), path=sys.path)
+        named = [path, self._codecs["codec"], *self._codecs["codecs"]]
+        if any(str(p).startswith("__main__:") for p in named):
+            spec["main"] = main_script()  # the child runs the script to find them
         await self._supervisor.add(_Child(self._supervisor, ref, spec, self._policy))
         return ref
 
@@ -279,20 +321,44 @@ class Processes:
         return refs
 
 
-def _import_path(cls: type) -> dict[str, str]:
-    """How a child finds ``cls``: its module and name, and the script when it is ``__main__``
-    (run there as ``__mp_main__``, as multiprocessing does: guard the script's work with
-    ``if __name__ == "__main__":``)."""
-    path = {"cls": f"{cls.__module__}:{cls.__qualname__}"}
-    main = getattr(sys.modules["__main__"], "__file__", None)
-    if cls.__module__ == "__main__" and main is not None:
-        path["main"] = os.path.abspath(main)
-    elif "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+_WHERE = (
+    "bind it to a name at the top level of a module or of the script you run "
+    "(MONEY = TypeCodec(...)), or put it in a list or tuple bound so (CODECS = [...]); "
+    "not in a function or an interactive session"
+)
+
+
+def _class_path(cls: type) -> str:
+    path = class_path(cls)
+    if path is None:
         raise SpawnError(
             f"{cls.__qualname__} cannot be imported by a child process: define it at the "
             "top level of a module or script (not inside a function or an interactive session)"
         )
     return path
+
+
+def _codec_paths(codec: Codec | None, codecs: Sequence[TypeCodec]) -> dict[str, Any]:
+    """How a child makes the system's codec: the import path of each codec it was given
+    (see :mod:`~tactor.actors.import_paths`); SpawnError naming one that has none."""
+    paths = []
+    for type_codec in codecs:
+        parts = (type_codec.type, type_codec.to_wire, type_codec.from_wire)
+        near = [m for m in (getattr(p, "__module__", None) for p in parts) if isinstance(m, str)]
+        path = object_path(type_codec, near)
+        if path is None:
+            raise SpawnError(
+                f"the TypeCodec of {type_codec.type.__qualname__} cannot be imported by a "
+                f"child process, which needs the system's codecs: {_WHERE}"
+            )
+        paths.append(path)
+    named = None if codec is None else object_path(codec, [type(codec).__module__])
+    if codec is not None and named is None:
+        raise SpawnError(
+            f"ActorSystem(codec=...), a {type(codec).__name__}, cannot be imported by a "
+            f"child process, which needs the system's codecs: {_WHERE}"
+        )
+    return {"codecs": paths, "codec": named}
 
 
 def _options(system: ActorSystem) -> dict[str, Any]:

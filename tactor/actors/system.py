@@ -19,17 +19,13 @@ from ..transports.base import endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, schema_of
 from .calls import Calls
 from .cancellation import Cancellations
-from .dead_letters import DeadLetter, DeadLetterPolicy, dead_letters
+from .dead_letters import DeadLetterPolicy
 from .messaging import Messaging
 from .operating import Operating
 from .publishing import EventSubscription, Publishing
 from .requests import RunnerConfig
 from .runner import ActorRunner
-from .schema import (
-    ActorSchema,
-    member_name,
-    untyped_method,
-)
+from .schema import ActorSchema, member_name
 from .serving import wait_for_signal
 from .stats import Stats, SystemStats
 from .supervision import Processes, RestartPolicy, Supervisor
@@ -66,12 +62,16 @@ class ActorSystem(Messaging, Publishing, Operating):
 
     Options: ``timeout`` is the default deadline of calls, tells and
     broadcasts in seconds; ``max_payload`` the largest message in bytes;
-    ``codecs`` user types' codecs (this system only); ``stop_grace`` how long
-    stopping waits for a message in hand before cancelling it. A message whose
-    handling was attempted ``max_deliveries`` times (5) without an
-    acknowledgement, or that cannot be read, goes to its endpoint's dead
-    letters, which keep the newest ``max_dead_letters`` (1000); these two may
-    also come from the transport URL (``?max_deliveries=3``), overridden here.
+    ``codecs`` user types' codecs (this system only; ``codec`` replaces the
+    JSON codec itself); child processes (:meth:`processes`) import them by
+    name, so each must be bound to a module-level name or be an item of a
+    module-level list or tuple (else ``SpawnError`` at their spawn, saying so).
+    ``stop_grace`` is how long stopping waits for a message in hand before
+    cancelling it. A message whose handling was attempted ``max_deliveries``
+    times (5) without an acknowledgement, or that cannot be read, goes to its
+    endpoint's dead letters, which keep the newest ``max_dead_letters`` (1000);
+    these two may also come from the transport URL (``?max_deliveries=3``),
+    overridden here.
     ``tracing``: OpenTelemetry spans for every message when ``opentelemetry-api``
     is installed (``tactor[otel]``; None, the default), never (False), or
     ConfigError if it is not installed (True); see docs/operating.md.
@@ -102,6 +102,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         self.max_payload = max_payload
         self.stop_grace = stop_grace
         self.codec = (codec or JsonCodec()).copy()
+        self._codecs_given = (codec, tuple(codecs))  # for child processes, to import by name
         for type_codec in codecs:
             self.codec.register(type_codec)
         self._stats = Stats()
@@ -257,6 +258,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         ``restart`` is when a child that exited is started again (``"on-failure"``:
         when it crashed or exited non-zero; ``"always"``; ``"never"``), with a growing
         back-off, at most ``max_restarts`` times within ``restart_window`` seconds.
+        The children use this system's codecs, which they import by name (see above).
         """
         return Processes(self, self._supervisor, restart, max_restarts, restart_window)
 
@@ -357,42 +359,24 @@ class ActorSystem(Messaging, Publishing, Operating):
         """The providers running on this node (and in its child processes)."""
         return [s.ref for s in self._actors.values()] + self._supervisor.refs()
 
-    # -- dead letters ----------------------------------------------------------
-
-    async def dead_letters(self, endpoint: type[Actor] | str) -> list[DeadLetter]:
-        """The dead letters of an endpoint (its actor class, or its name), oldest first
-        (see :class:`DeadLetter`)."""
-        self._check_running()
-        if isinstance(endpoint, str):
-            schema = untyped_method(endpoint, "")[0]  # positional arguments named by index
-        else:
-            schema = schema_of(endpoint)
-        return await dead_letters(self.transport, schema, self.codec)
-
-    async def replay(self, letter: DeadLetter) -> bool:
-        """Put ``letter`` back into its endpoint's mailbox, to be handled afresh (its
-        attempts start again), and out of the dead letters; False if it was gone."""
-        self._check_running()
-        return await self.transport.replay_dead_letter(endpoint_mailbox(letter.endpoint), letter.id)
-
-    async def discard(self, letter: DeadLetter) -> bool:
-        """Remove ``letter`` from its endpoint's dead letters; False if it was gone."""
-        self._check_running()
-        return await self.transport.discard_dead_letter(
-            endpoint_mailbox(letter.endpoint), letter.id
-        )
-
     # -- stats -----------------------------------------------------------------
 
     async def stats(self) -> SystemStats:
         """This node's counters and gauges: messages by endpoint and method, handling
         times, calls in flight, events by topic, and the depth of the mailboxes of the
-        endpoints it serves (asked of the transport: one round trip on Redis)."""
+        endpoints it serves (asked of the transport: one round trip on Redis). Its
+        process providers' counts are in them: each child is asked for its own (see
+        :class:`SystemStats`; a child that does not answer within a second counts as
+        it last did)."""
         self._check_running()
-        endpoints = sorted({spawned.ref.endpoint for spawned in self._actors.values()})
+        await self._supervisor.ask_stats()
         depths = {}
-        for endpoint in endpoints:
+        for endpoint in sorted({ref.endpoint for ref in self.refs()}):
             depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))
             if depth is not None:
                 depths[endpoint] = depth
-        return self._stats.snapshot(self.node, depths)
+        return self._counted(depths)
+
+    def _counted(self, depths: dict[str, int]) -> SystemStats:
+        """This node's stats, with what its children last reported counted in."""
+        return self._supervisor.counted(self._stats.snapshot(self.node, depths))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, assert_type
 
@@ -11,12 +12,14 @@ from tactor import (
     ActorRef,
     ActorSystem,
     AsyncQueue,
+    BlockingProcesses,
     BlockingSystem,
     BroadcastResult,
     DeadLetter,
     EndpointInfo,
     Outcome,
     ProviderInfo,
+    SystemStats,
 )
 from tests.model import Item, Pricing
 
@@ -29,6 +32,9 @@ async def calls(system: ActorSystem) -> None:
     in_child = await system.processes(restart="always").spawn(Pricing, "eu")
     assert_type(in_child, ActorRef[Pricing])
     assert_type(await system.processes().spawn_many(2, Pricing, "eu"), list[ActorRef[Pricing]])
+    stats = await system.stats()
+    assert_type(stats.children, Mapping[str, SystemStats])
+    assert_type(stats.children[in_child.id].node, str)
 
     pricing = system.proxy(Pricing, timeout=2.0)
     assert_type(pricing, Pricing)
@@ -64,6 +70,11 @@ def blocking(system: BlockingSystem) -> None:
     assert_type(system.broadcast(Pricing.quote, [Item("a", 1)]), BroadcastResult[Decimal])
     assert_type(system.tell(Pricing.restock, "a", 1), None)
     assert_type(system.publish(Item("a", 1)), int | None)
+    pool = system.processes(restart="never", max_restarts=1, restart_window=5.0)
+    assert_type(pool, BlockingProcesses)
+    assert_type(pool.spawn(Pricing, "eu"), ActorRef[Pricing])
+    assert_type(pool.spawn(Pricing, region="us"), ActorRef[Pricing])
+    assert_type(pool.spawn_many(2, Pricing, "eu"), list[ActorRef[Pricing]])
 
 
 def module_level() -> None:
@@ -79,6 +90,9 @@ def module_level() -> None:
     assert_type(tactor.stub(aproduct, multi=True)(2, 3), list[int])
     served = tactor.remote(product)  # the decorator returns the function itself
     assert_type(served(1, 2), int)
+    assert_type(tactor.processes(restart="always"), BlockingProcesses)
+    assert_type(tactor.processes().spawn(Pricing, "eu"), ActorRef[Pricing])
+    assert_type(tactor.processes().spawn_many(3, Pricing, "eu"), list[ActorRef[Pricing]])
 
 
 async def queues(system: ActorSystem) -> None:

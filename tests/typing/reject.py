@@ -40,6 +40,14 @@ def blocking_misuse(system: BlockingSystem) -> None:
     system.spawn(Pricing)  # E: call-arg
     total: str = system.call(Pricing.quote, [Item("a", 1)])  # E: assignment
     system.tell(Pricing.restock, "a", "ten")  # E: arg-type
+    system.processes().spawn(Pricing, 1)  # E: arg-type
+    system.processes().spawn(Pricing)  # E: call-arg
+    system.processes().spawn_many(2, Pricing, region=3)  # E: arg-type
+    system.processes(restart="sometimes")  # E: arg-type
+    system.processes(max_restarts="5")  # E: arg-type
+    pids: list[str] = system.processes().spawn_many(2, Pricing, "eu")  # E: assignment
+    tactor.processes().spawn(Pricing, 1)  # E: arg-type
+    tactor.processes(restart="sometimes")  # E: arg-type
 
 
 def stub_misuse() -> None:
