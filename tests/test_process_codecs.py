@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from tactor import ActorSystem, SpawnError, TypeCodec
+from tactor import ActorSystem, JsonCodec, SpawnError, TypeCodec
 from tactor.actors.import_paths import object_path, resolve
 from tests.process_model import CENTS, CODEC, CODECS, Cents, Rate, Till
 from tests.test_processes import _alive
@@ -67,10 +67,23 @@ async def test_a_codec_the_child_cannot_import_is_a_spawn_error() -> None:
         del sys.modules[module.__name__]
 
 
-async def test_a_codec_of_its_own_made_in_a_function_is_refused_at_spawn() -> None:
+async def test_a_json_codec_made_in_place_goes_by_its_type_codecs() -> None:
+    # No name holds the codec itself; the child makes its own JSON codec, with the same
+    # user types' codecs, each found by its own name.
     async with ActorSystem(codec=CODEC.copy()) as system:
-        with pytest.raises(SpawnError, match=r"ActorSystem\(codec=...\), a JsonCodec, cannot"):
+        pid = await _till_in_a_child(system)
+    assert not _alive(pid)
+
+
+class _OtherCodec(JsonCodec):
+    """A codec class of its own: a child can only make one by the name that holds it."""
+
+
+async def test_a_codec_of_its_own_made_in_place_is_refused_at_spawn() -> None:
+    async with ActorSystem(codec=_OtherCodec([CENTS, *CODECS])) as system:
+        with pytest.raises(SpawnError, match=r"ActorSystem\(codec=...\), a _OtherCodec, cannot"):
             await system.processes().spawn(Till, Cents(1))
+        assert system.refs() == []
 
 
 def test_a_codec_is_named_by_the_module_level_name_that_holds_it() -> None:

@@ -195,6 +195,11 @@ class JsonCodec(Codec):
         self._native_encoders.clear()
         self._decoders.clear()
 
+    @property
+    def type_codecs(self) -> tuple[TypeCodec, ...]:
+        """The user types' codecs registered on this codec, oldest first."""
+        return tuple(self._user.values())
+
     def copy(self) -> JsonCodec:
         """Return an independent codec with the same registered types."""
         return JsonCodec(self._user.values())
