@@ -341,10 +341,11 @@ def _class_path(cls: type) -> str:
 def _codec_paths(codec: Codec | None, codecs: Sequence[TypeCodec]) -> dict[str, Any]:
     """How a child makes the system's codec: the import path of each codec it was given
     (see :mod:`~tactor.actors.import_paths`); SpawnError naming one that has none."""
-    if type(codec) is JsonCodec and object_path(codec, [__name__]) is None:
+    if type(codec) is JsonCodec and not object_path(codec):
         # The JSON codec itself, made in place: the child makes its own, with the
         # same user types' codecs (those it was given, then those of the system).
-        codec, codecs = None, (*codec.type_codecs, *codecs)
+        codecs = (*codec.type_codecs, *codecs)
+        codec = None
     paths = []
     for type_codec in codecs:
         parts = (type_codec.type, type_codec.to_wire, type_codec.from_wire)
