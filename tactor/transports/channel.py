@@ -50,11 +50,13 @@ _ROOM = 1 << 12
 
 def encode_frame(header: list[Any], payloads: tuple[bytes, ...]) -> bytes:
     head = orjson.dumps(header)
-    parts = [b""]
+    parts = [b"", head]
+    size = 4 + len(head)
     for payload in payloads:
         parts += (_SIZE.pack(len(payload)), payload)
-    body = b"".join(parts)
-    return _SIZES.pack(4 + len(head) + len(body), len(head)) + head + body
+        size += 4 + len(payload)
+    parts[0] = _SIZES.pack(size, len(head))
+    return b"".join(parts)  # one copy of each payload
 
 
 def decode_frame(
@@ -92,6 +94,7 @@ class Channel(asyncio.BufferedProtocol):
         self.handlers: dict[str, FrameHandler] = {}
         self.on_close: list[Callable[[], None]] = []
         self.closed = asyncio.Event()
+        self._closed = False  # closed.is_set(), read on every frame
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._inbound = bytearray(_CHUNK)
@@ -115,7 +118,7 @@ class Channel(asyncio.BufferedProtocol):
         or at once with ``flush=True`` (or :meth:`flush`): a sender that waits next,
         for an answer or for work, has nothing to add to them.
         """
-        if self.closed.is_set():
+        if self._closed:
             raise TransportClosed("the channel to the other process is closed")
         self._outbound.append(encode_frame(header, payloads))
         if flush:
@@ -158,9 +161,10 @@ class Channel(asyncio.BufferedProtocol):
     def close(self) -> None:
         """Close this end (the other sees EOF once what was sent is written) and tell the
         close handlers, once."""
-        if self.closed.is_set():
+        if self._closed:
             return
         self.flush()
+        self._closed = True
         self.closed.set()
         if self._transport is not None:
             self._transport.close()
@@ -195,7 +199,7 @@ class Channel(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         buffer, at = self._inbound, self._start
         end = self._end = self._end + nbytes
-        while end - at >= 4 and not self.closed.is_set():
+        while end - at >= 4 and not self._closed:
             size = 4 + _SIZE.unpack_from(buffer, at)[0]
             if end - at < size:
                 self._start, self._wanted = at, size  # the rest is still on its way
