@@ -34,8 +34,12 @@ class MemoryDelivery(Delivery):
         super().__init__(mailbox, payload, attempts)
         self._consumer = consumer
 
-    async def ack(self) -> None:
+    def acknowledge(self) -> None:
+        """What :meth:`ack` does, which in memory has nothing to wait for."""
         self._consumer.unacked.pop(id(self), None)
+
+    async def ack(self) -> None:
+        self.acknowledge()
 
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
         if self._consumer.unacked.pop(id(self), None) is None:
@@ -50,7 +54,9 @@ class _Handed:
 
     __slots__ = ("_consumer", "callback", "taken")
 
-    def __init__(self, consumer: MemoryConsumer, callback: Callable[[Delivery], None]) -> None:
+    def __init__(
+        self, consumer: MemoryConsumer, callback: Callable[[MemoryDelivery], None]
+    ) -> None:
         self._consumer, self.callback, self.taken = consumer, callback, False
 
     def done(self) -> bool:
@@ -77,7 +83,7 @@ class MemoryConsumer(MailboxConsumer):
         self.unacked[id(delivery)] = delivery
         return delivery
 
-    def _take(self) -> Delivery | None:
+    def _take(self) -> MemoryDelivery | None:
         if self._closed:
             raise TransportClosed("mailbox consumer is closed")
         for box in self._boxes:
@@ -86,7 +92,7 @@ class MemoryConsumer(MailboxConsumer):
                 return self._delivery(box.name, *message)
         return None
 
-    def hand_next(self, callback: Callable[[Delivery], None]) -> None:
+    def hand_next(self, callback: Callable[[MemoryDelivery], None]) -> None:
         """Call ``callback`` with the next delivery: now if one is waiting, else within the
         ``deliver`` that puts it (so ``callback`` must not block, nor raise). One at a time:
         call again, from ``callback`` or later, for the one after (a call while one waits
