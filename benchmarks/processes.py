@@ -9,7 +9,7 @@ call at a time), against the least a round trip to a child costs — a raw
 length-prefixed echo over an asyncio socketpair, built as tactor's channel is
 (an asyncio protocol reading into a buffer of its own, one task on each side
 woken per message) — and, for reference, the same echo over asyncio streams
-(the row's baseline until 0.x: each read allocates 256 KiB), and peers that
+(the row's baseline before issue 13 item 5: each read allocates 256 KiB), and peers that
 call into another process: a ``multiprocessing`` manager proxy (stdlib,
 pickles, blocking) and a Ray actor call (when Ray is installed: ``./dev
 bench`` installs it). The figures are measured in turn within each repeat.
