@@ -6,15 +6,19 @@ process, which share its GIL; the target is close to 2× on 2 cores.
 
 Row 2 is the round trip of one call to a provider in a child process (one
 call at a time), against the least a round trip to a child costs — a raw
-length-prefixed echo over an asyncio socketpair — and against peers that call
-into another process: a ``multiprocessing`` manager proxy (stdlib, pickles,
-blocking) and a Ray actor call (when Ray is installed: ``./dev bench``
-installs it).
+length-prefixed echo over an asyncio socketpair, built as tactor's channel is
+(an asyncio protocol reading into a buffer of its own, one task on each side
+woken per message) — and, for reference, the same echo over asyncio streams
+(the row's baseline before issue 13 item 5: each read allocates 256 KiB), and peers that
+call into another process: a ``multiprocessing`` manager proxy (stdlib,
+pickles, blocking) and a Ray actor call (when Ray is installed: ``./dev
+bench`` installs it). The figures are measured in turn within each repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from tactor import ActorSystem
@@ -61,26 +65,35 @@ async def _cores_row(settings: Settings) -> Row:
 
 async def _round_trip_row(settings: Settings) -> Row:
     ours = Figure("tactor call to a process provider", "us")
+    base = Figure("raw asyncio socketpair echo to a child, as the channel reads (baseline)", "us")
+    streams = Figure("the same echo over asyncio streams (the former baseline)", "us")
+    echoes = [RawEcho("protocol"), RawEcho("streams")]
     async with ActorSystem() as system:
         await system.processes().spawn(Burner)
         burner = system.proxy(Burner)
-        await repeat_latency(ours, settings, lambda: burner.echo(1))
-    raw = RawEcho()
-    await raw.start()
-    try:
-        base = await repeat_latency(
-            Figure("raw asyncio socketpair echo to a child (baseline)", "us"), settings, raw.call
-        )
-    finally:
-        await raw.stop()
-    figures = [ours, base, _blocking("multiprocessing manager proxy call (peer)", settings)]
+        for echo in echoes:
+            await echo.start()
+        try:
+            once = dataclasses.replace(settings, repeats=1)
+            for _ in range(settings.repeats):  # in turn: a change of load hits all three
+                await repeat_latency(ours, once, lambda: burner.echo(1))
+                await repeat_latency(base, once, echoes[0].call)
+                await repeat_latency(streams, once, echoes[1].call)
+        finally:
+            for echo in echoes:
+                await echo.stop()
+    manager = _blocking("multiprocessing manager proxy call (peer)", settings)
+    figures = [ours, base, streams, manager]
     ray = _blocking("Ray actor call (peer)", settings, ray=True)
     if ray is not None:
         figures.append(ray)
     row = Row("round trip of one call to another process", figures)
     ratio = ours.cost_ratio(base)
     row.target, row.met = "≤ 1.5× the raw socketpair echo", ratio <= 1.5
-    row.finding = f"{ratio:.2f}× the raw echo." + ("" if ray else " Ray: ray not installed.")
+    row.finding = (
+        f"{ratio:.2f}× the raw echo ({ours.cost_ratio(streams):.2f}× the streams echo)."
+        + ("" if ray else " Ray: ray not installed.")
+    )
     return row
 
 

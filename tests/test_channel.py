@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,44 @@ async def test_the_hub_serves_a_child_and_releases_what_it_held_when_the_channel
         with pytest.raises(TransportClosed):
             await client.providers("svc")
         assert parent.closed.is_set()
+
+
+async def _ends() -> tuple[Channel, Channel, asyncio.Future[Any]]:
+    """Two channel ends over a socketpair, and their readers."""
+    ours, theirs = socket.socketpair()
+    left, right = await Channel.open(ours), await Channel.open(theirs)
+    return left, right, asyncio.ensure_future(asyncio.gather(left.run(), right.run()))
+
+
+async def test_frames_cross_whole_in_order_across_reads_and_larger_than_the_buffer() -> None:
+    left, right, readers = await _ends()
+    got: list[tuple[int, bytes]] = []
+    done = asyncio.Event()
+
+    def arrived(header: list[Any], payloads: list[bytes]) -> None:
+        got.append((header[1], payloads[0]))
+        if header[1] == 99:
+            done.set()
+
+    right.handlers["x"] = arrived
+    big = bytes(range(256)) * 12_289  # over 3 MiB: many reads, a larger buffer, then back
+    for i in range(100):  # sent in one turn: they leave in one write
+        left.send(["x", i], big if i in (3, 50) else f"small {i}".encode())
+    await asyncio.wait_for(done.wait(), 10)
+    assert [i for i, _ in got] == list(range(100))
+    assert got[3][1] == big and got[50][1] == big and got[99][1] == b"small 99"
+    left.close()
+    await asyncio.wait_for(readers, 5)  # EOF closes the other end
+    assert right.closed.is_set()
+
+
+async def test_an_unreadable_frame_closes_the_channel(caplog: pytest.LogCaptureFixture) -> None:
+    ours, theirs = socket.socketpair()
+    channel = await Channel.open(ours)
+    reader = asyncio.ensure_future(channel.run())
+    theirs.setblocking(False)
+    theirs.send(b"\x00\x00\x00\x0a\x00\x00\x00\x06{nope}")  # a header that is not JSON
+    await asyncio.wait_for(reader, 5)
+    assert channel.closed.is_set()
+    assert "unreadable frame" in caplog.text
+    theirs.close()

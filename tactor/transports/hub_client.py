@@ -98,8 +98,9 @@ class _ClientConsumer(MailboxConsumer):
         while not self._ready:
             if self._closed or self._client.channel.closed.is_set():
                 raise TransportClosed("mailbox consumer is closed")
+            # Written at once, with what this turn sent before it (a reply, an ack).
             if not self._asked:
-                self._client.channel.send(["n", self._id])
+                self._client.channel.send(["n", self._id], flush=True)
                 self._asked = True
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
@@ -164,7 +165,8 @@ class HubClient(Transport):
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
         try:
-            self.channel.send(["q", rid, verb, *args], *(() if payload is None else (payload,)))
+            payloads = () if payload is None else (payload,)
+            self.channel.send(["q", rid, verb, *args], *payloads, flush=True)
             return await future
         except asyncio.CancelledError:
             if not self.channel.closed.is_set():

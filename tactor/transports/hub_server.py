@@ -16,20 +16,28 @@ delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox); to the
 child ``r`` (the answer: id, error type or null, result), ``d`` (a delivery,
 one per ``n``: consumers take one payload at a time, as in-process ones do),
 ``i`` (a payload for an open inbox), ``e`` (an event for a subscription).
+
+A delivery goes out within the ``deliver`` that put it into the mailbox (the
+consumer hands it over at once, :meth:`MemoryConsumer.hand_next`), and the
+frames the child waits for are written at once; acknowledgements, posts and
+the next ``n`` come back in one write, dispatched as they are read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import TactorError
-from .base import Delivery, Inbox, MailboxConsumer, Subscription
+from ..errors import TactorError, TransportClosed
+from .base import Inbox, Subscription
 from .channel import Channel
 from .memory import MemoryTransport
+from .memory_consumer import MemoryConsumer, MemoryDelivery
 from .memory_hub import MemoryHub
 
 __all__ = ["HubServer"]
@@ -48,8 +56,8 @@ class HubServer:
         self.transport = MemoryTransport(hub)
         self.channel = channel
         self._ids = itertools.count(1)
-        self._consumers: dict[int, tuple[MailboxConsumer, asyncio.Event, asyncio.Task[None]]] = {}
-        self._deliveries: dict[int, tuple[int, Delivery]] = {}
+        self._consumers: dict[int, tuple[MemoryConsumer, Callable[[MemoryDelivery], None]]] = {}
+        self._deliveries: dict[int, tuple[int, MemoryDelivery]] = {}
         self._subscriptions: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
         self._inboxes: dict[str, Inbox] = {}
         self._requests: dict[int, asyncio.Task[None]] = {}
@@ -58,7 +66,7 @@ class HubServer:
         }
         self.closing: asyncio.Task[None] | None = None
         channel.handlers.update(q=self._request, c=self._cancel, a=self._ack, p=self._post)
-        channel.handlers["n"] = self._next
+        channel.handlers.update(n=self._next)
         channel.on_close.append(self._channel_closed)
 
     async def start(self) -> None:
@@ -77,20 +85,22 @@ class HubServer:
     async def _answer(self, rid: int, work: Awaitable[Answer]) -> None:
         try:
             result, payloads = await work
-            self._send(["r", rid, None, result], *payloads)
+            self._send(["r", rid, None, result], *payloads, now=True)
         except asyncio.CancelledError:
             pass  # the child gave up on it: nobody waits for an answer
         except (TactorError, ValueError) as exc:
-            self._send(["r", rid, type(exc).__name__, str(exc)])
+            self._send(["r", rid, type(exc).__name__, str(exc)], now=True)
         except Exception as exc:
             log.exception("hub server: a child's request failed")
-            self._send(["r", rid, "TransportError", f"{type(exc).__name__}: {exc}"])
+            self._send(["r", rid, "TransportError", f"{type(exc).__name__}: {exc}"], now=True)
         finally:
             self._requests.pop(rid, None)
 
-    def _send(self, header: list[Any], *payloads: bytes) -> None:
+    def _send(self, header: list[Any], *payloads: bytes, now: bool = False) -> None:
+        """Send a frame unless the channel closed; ``now``: the child waits for it, write it
+        at once rather than at the end of this turn."""
         if not self.channel.closed.is_set():
-            self.channel.send(header, *payloads)
+            self.channel.send(header, *payloads, flush=now)
 
     def _cancel(self, header: list[Any], payloads: list[bytes]) -> None:
         task = self._requests.get(header[1])
@@ -100,14 +110,7 @@ class HubServer:
     def _ack(self, header: list[Any], payloads: list[bytes]) -> None:
         held = self._deliveries.pop(header[1], None)
         if held is not None:
-            # A memory delivery's ack finishes without waiting: run it here, no task.
-            ack = held[1].ack()
-            try:
-                ack.send(None)
-            except StopIteration:
-                return
-            ack.close()
-            log.error("hub server: an acknowledgement did not finish at once; dropped")
+            held[1].acknowledge()  # at once: no task
 
     def _post(self, header: list[Any], payloads: list[bytes]) -> None:
         handler = self.transport.hub.inboxes.get(header[1])
@@ -122,8 +125,6 @@ class HubServer:
     async def _close(self) -> None:
         for _, forward in self._subscriptions.values():
             forward.cancel()
-        for _, _, pump in self._consumers.values():
-            pump.cancel()
         # Consumers close here: what the child took and did not acknowledge goes back.
         await self.transport.close()
 
@@ -141,26 +142,23 @@ class HubServer:
         mailboxes, name, private = args
         cid = next(self._ids)
         consumer = await self.transport.consume(mailboxes, name, private=private)
-        credit = asyncio.Event()
-        pump = asyncio.get_running_loop().create_task(self._pump(cid, consumer, credit))
-        self._consumers[cid] = (consumer, credit, pump)
+        assert isinstance(consumer, MemoryConsumer)
+        self._consumers[cid] = (consumer, functools.partial(self._push, cid))
         return cid, ()
 
-    async def _pump(self, cid: int, consumer: MailboxConsumer, credit: asyncio.Event) -> None:
-        """Push the next delivery each time the child asks for one (an ``n`` frame)."""
-        while True:
-            await credit.wait()
-            credit.clear()
-            delivery = await consumer.receive()  # TransportClosed (closed) ends the pump
-            did = next(self._ids)
-            self._deliveries[did] = (cid, delivery)
-            header = ["d", cid, did, delivery.mailbox, delivery.attempts]
-            self._send(header, delivery.payload)
-
     def _next(self, header: list[Any], payloads: list[bytes]) -> None:
+        """The child's consumer ``header[1]`` is ready: hand it the next delivery, now or
+        within the ``deliver`` that puts one."""
         held = self._consumers.get(header[1])
         if held is not None:
-            held[1].set()
+            consumer, push = held
+            with contextlib.suppress(TransportClosed):  # its close_consumer comes next
+                consumer.hand_next(push)
+
+    def _push(self, cid: int, delivery: MemoryDelivery) -> None:
+        did = next(self._ids)
+        self._deliveries[did] = (cid, delivery)
+        self._send(["d", cid, did, delivery.mailbox, delivery.attempts], delivery.payload, now=True)
 
     async def _v_dead_letter(self, args: list[Any], payloads: list[bytes]) -> Answer:
         did, reason, attempts, into, keep = args
@@ -172,10 +170,7 @@ class HubServer:
     async def _v_close_consumer(self, args: list[Any], payloads: list[bytes]) -> Answer:
         held = self._consumers.pop(args[0], None)
         if held is not None:
-            consumer, _, pump = held
-            pump.cancel()  # a receive cancelled while waiting loses nothing
-            await asyncio.gather(pump, return_exceptions=True)
-            await consumer.close()
+            await held[0].close()  # what it handed and was not acknowledged goes back
             for did in [d for d, (c, _) in self._deliveries.items() if c == args[0]]:
                 del self._deliveries[did]
         return None, ()

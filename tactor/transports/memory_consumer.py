@@ -1,19 +1,23 @@
 """The consumer of ``memory://`` mailboxes and its deliveries.
 
 A consumer takes payloads from its mailboxes (earlier ones first), waiting on a
-future shared by all of them; what it took and did not acknowledge goes back to
-the front of its mailbox when it closes — only the oldest counted as attempted,
-since deliveries are handled one at a time, in order.
+future shared by all of them — or, for the hub's server of a child process,
+has the next one handed to a callback within the sender's own ``deliver``
+(:meth:`MemoryConsumer.hand_next`: no task to wake in between). What it took
+and did not acknowledge goes back to the front of its mailbox when it closes —
+only the oldest counted as attempted, since deliveries are handled one at a
+time, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import TransportClosed
 from .base import Delivery, MailboxConsumer
-from .memory_hub import Mailbox, Waiter
+from .memory_hub import Mailbox, Message
 
 if TYPE_CHECKING:
     from .memory import MemoryTransport
@@ -30,8 +34,12 @@ class MemoryDelivery(Delivery):
         super().__init__(mailbox, payload, attempts)
         self._consumer = consumer
 
-    async def ack(self) -> None:
+    def acknowledge(self) -> None:
+        """What :meth:`ack` does, which in memory has nothing to wait for."""
         self._consumer.unacked.pop(id(self), None)
+
+    async def ack(self) -> None:
+        self.acknowledge()
 
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
         if self._consumer.unacked.pop(id(self), None) is None:
@@ -41,6 +49,25 @@ class MemoryDelivery(Delivery):
         return letters.add(hub.next_letter_id(), self.payload, attempts, reason, keep)
 
 
+class _Handed:
+    """A waiter that hands its message to a callback at once, inside the sender's call."""
+
+    __slots__ = ("_consumer", "callback", "taken")
+
+    def __init__(
+        self, consumer: MemoryConsumer, callback: Callable[[MemoryDelivery], None]
+    ) -> None:
+        self._consumer, self.callback, self.taken = consumer, callback, False
+
+    def done(self) -> bool:
+        return self.taken
+
+    def set_result(self, result: tuple[str, Message], /) -> None:
+        self.taken = True
+        name, (payload, attempted) = result
+        self._consumer._hand(self, name, payload, attempted)
+
+
 class MemoryConsumer(MailboxConsumer):
     def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
         self._transport = transport
@@ -48,21 +75,54 @@ class MemoryConsumer(MailboxConsumer):
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, MemoryDelivery] = {}
-        self._waiter: Waiter | None = None
+        self._waiter: asyncio.Future[tuple[str, Message]] | None = None
+        self._handed: _Handed | None = None
 
     def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> MemoryDelivery:
         delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
         self.unacked[id(delivery)] = delivery
         return delivery
 
-    async def receive(self) -> Delivery:
+    def _take(self) -> MemoryDelivery | None:
         if self._closed:
             raise TransportClosed("mailbox consumer is closed")
         for box in self._boxes:
             message = box.take()
             if message is not None:
                 return self._delivery(box.name, *message)
-        waiter: Waiter = asyncio.get_running_loop().create_future()
+        return None
+
+    def hand_next(self, callback: Callable[[MemoryDelivery], None]) -> None:
+        """Call ``callback`` with the next delivery: now if one is waiting, else within the
+        ``deliver`` that puts it (so ``callback`` must not block, nor raise). One at a time:
+        call again, from ``callback`` or later, for the one after (a call while one waits
+        changes nothing). TransportClosed if the consumer is closed."""
+        if self._handed is not None:
+            return
+        delivery = self._take()
+        if delivery is not None:
+            callback(delivery)
+            return
+        self._handed = handed = _Handed(self, callback)
+        for box in self._boxes:
+            box.waiters.append(handed)
+
+    def _hand(self, handed: _Handed, name: str, payload: bytes, attempted: int) -> None:
+        self._forget(handed)
+        handed.callback(self._delivery(name, payload, attempted))
+
+    def _forget(self, handed: _Handed) -> None:
+        if self._handed is handed:
+            self._handed = None
+        for box in self._boxes:
+            if handed in box.waiters:
+                box.waiters.remove(handed)
+
+    async def receive(self) -> Delivery:
+        delivery = self._take()
+        if delivery is not None:
+            return delivery
+        waiter: asyncio.Future[tuple[str, Message]] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         for box in self._boxes:
             box.waiters.append(waiter)
@@ -93,6 +153,9 @@ class MemoryConsumer(MailboxConsumer):
         # Wake our own waiting receive only: other consumers share these mailboxes.
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        if self._handed is not None:
+            self._handed.taken = True  # hands nothing from now on
+            self._forget(self._handed)
         # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
         # was in hand (deliveries are handled one at a time, in order): only it counts.
         held = list(self.unacked.values())

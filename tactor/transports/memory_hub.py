@@ -12,6 +12,7 @@ import itertools
 import time
 import weakref
 from collections import deque
+from typing import Protocol
 
 from .base import BufferedSubscription, DeadLetterEntry, InboxHandler
 
@@ -32,7 +33,18 @@ DEFAULT_SUBSCRIPTION_BUFFER = 1024
 
 #: A payload in a mailbox, with how many times it was delivered and not acknowledged.
 Message = tuple[bytes, int]
-Waiter = asyncio.Future[tuple[str, Message]]
+
+
+class Waiter(Protocol):
+    """A consumer waiting for a message: a future, or anything handed the message at once.
+
+    One waiter may wait on several mailboxes: the first to hand it a message
+    makes it ``done``, and the others pass it by.
+    """
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: tuple[str, Message], /) -> None: ...
 
 
 class Mailbox:
