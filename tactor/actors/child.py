@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -101,10 +102,12 @@ async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Eve
         try:
             method = constructor_schema(cls)
             args, kwargs = method.call_args(system.codec.from_wire(spec["args"], method.args_type))
-            await system._spawn_as(spec["provider"], cls, *args, **kwargs)
+            # "ready" leaves before the provider can answer anything: the parent must not
+            # see it serve (and then die) before it knows it started.
+            ready = functools.partial(channel.send, ["ready"], flush=True)
+            await system._spawn_as(spec["provider"], ready, cls, *args, **kwargs)
         except Exception as exc:
             return _failed(channel, f"{spec['cls']} did not start", exc)
-        channel.send(["ready"])
         await _first(
             asyncio.ensure_future(drain.wait()), asyncio.ensure_future(channel.closed.wait())
         )

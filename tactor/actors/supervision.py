@@ -116,6 +116,10 @@ class _Child:
         finally:
             exited.cancel()
             closed.cancel()
+        if not answer.done() and self.process.returncode is not None:
+            # It exited: what it wrote before is still to be read (its "ready" among it).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.channel.closed.wait(), EOF_WAIT)
         if answer.done():
             return answer.result()
         if self.process.returncode is not None or self.channel.closed.is_set():

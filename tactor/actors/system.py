@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import ConfigError, NoProvider, NotRunning, SchemaError, TransportError
 from ..transports import Transport, open_transport
-from ..transports.base import endpoint_mailbox, provider_mailbox
+from ..transports.base import MailboxConsumer, Subscription, endpoint_mailbox, provider_mailbox
 from .actor import Actor, ActorRef, schema_of
 from .calls import Calls
 from .cancellation import Cancellations
@@ -243,7 +243,7 @@ class ActorSystem(Messaging, Publishing, Operating):
 
         To serve it in a child process instead, see :meth:`processes`.
         """
-        return await self._spawn_as(None, cls, *args, **kwargs)
+        return await self._spawn_as(None, None, cls, *args, **kwargs)
 
     def processes(
         self,
@@ -263,8 +263,16 @@ class ActorSystem(Messaging, Publishing, Operating):
         return Processes(self, self._supervisor, restart, max_restarts, restart_window)
 
     async def _spawn_as(
-        self, ident: str | None, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        ident: str | None,
+        serving: Callable[[], None] | None,
+        cls: Callable[P, A],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> ActorRef[A]:
+        """Spawn with the id ``ident`` (None: a new one); ``serving`` is called just before
+        the provider takes its first message (a child process tells its parent so)."""
         self._check_running()
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
@@ -291,17 +299,19 @@ class ActorSystem(Messaging, Publishing, Operating):
         try:
             await instance.on_start()
         except BaseException:
-            await consumer.close()
-            for sub in subscriptions:
-                await sub.close()
+            await _close_sources(consumer, subscriptions)
             raise
-        await runner.start(consumer, subscriptions)
-        self._actors[ref.id] = _Spawned(ref, instance, runner)
         try:
             await transport.register(schema.endpoint, ref.id, self._registration())
-        except BaseException:
-            await self._stop(ref.id)  # not to serve the endpoint's mailbox unregistered
+        except BaseException:  # not to serve the endpoint's mailbox unregistered
+            await _close_sources(consumer, subscriptions)
+            await _on_stop(instance, ref.id)
             raise
+        # Listed, and taking messages from here on (what came meanwhile waits for it).
+        if serving is not None:
+            serving()
+        await runner.start(consumer, subscriptions)
+        self._actors[ref.id] = _Spawned(ref, instance, runner)
         return ref
 
     async def stop(self, ref: ActorRef[Any]) -> None:
@@ -341,10 +351,7 @@ class ActorSystem(Messaging, Publishing, Operating):
             return  # stopped meanwhile (it failed, and the system is closing)
         await self.transport.unregister(spawned.ref.endpoint, provider)
         await spawned.runner.stop(self.stop_grace if grace is None else grace)
-        try:
-            await spawned.instance.on_stop()
-        except Exception:
-            log.exception("%s.on_stop raised", provider)
+        await _on_stop(spawned.instance, provider)
         try:
             await self.transport.delete_mailbox(provider_mailbox(provider))
         except TransportError as exc:  # stopped all the same (on Redis the mailbox expires)
@@ -380,3 +387,17 @@ class ActorSystem(Messaging, Publishing, Operating):
     def _counted(self, depths: dict[str, int]) -> SystemStats:
         """This node's stats, with what its children last reported counted in."""
         return self._supervisor.counted(self._stats.snapshot(self.node, depths))
+
+
+async def _close_sources(consumer: MailboxConsumer, subscriptions: list[Subscription]) -> None:
+    """Close the sources of a provider that did not start."""
+    await consumer.close()
+    for sub in subscriptions:
+        await sub.close()
+
+
+async def _on_stop(instance: Actor, provider: str) -> None:
+    try:
+        await instance.on_stop()
+    except Exception:
+        log.exception("%s.on_stop raised", provider)
