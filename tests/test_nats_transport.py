@@ -1,20 +1,22 @@
 """What is particular to the NATS transport: names, topic patterns onto subjects, its URL,
-and a replay that JetStream's per-subject limit refuses."""
+and deliveries to a provider that is leaving."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
-from tactor import ConfigError, TransportError
+from tactor import ConfigError, NoProvider
 from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport
 from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
 from tactor.transports.topics import topic_matches
-from tests.conftest import drop_nats, require_nats, with_query
+from tests.conftest import fresh_url, require_nats
 
 
 def test_every_name_is_one_token_and_no_two_names_share_one() -> None:
@@ -79,32 +81,60 @@ def test_the_url_carries_servers_credentials_tls_and_options() -> None:
         open_transport("tls://h1:4222?tls_ca=/no/such/ca.pem")
 
 
+T = TypeVar("T")
+
+
 @pytest.fixture
-def tiny_url() -> Iterator[str]:
-    """A NATS namespace of this test's own whose mailboxes hold one message."""
-    base = require_nats()
-    prefix = f"tactor-test-{uuid.uuid4().hex[:12]}"
-    yield with_query(base, prefix=prefix, mailbox_size="1")
-    drop_nats(base, prefix)
+def namespace() -> Iterator[str]:
+    """A NATS namespace of this test's own."""
+    with fresh_url(require_nats()) as url:
+        yield url
 
 
-async def test_a_replay_into_a_full_mailbox_keeps_the_letter(tiny_url: str) -> None:
-    transport = open_transport(tiny_url)
-    assert isinstance(transport, NatsTransport)
-    transport.replay_patience = 0.2
-    await transport.start()
+class Elsewhere:
+    """An event loop on a thread of its own: what runs there runs while the test's loop is
+    held, so the test's transports hear of it only once the test awaits something."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="elsewhere")
+        self.thread.start()
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+async def test_a_delivery_to_a_provider_that_just_left_is_refused_and_leaves_nothing(
+    namespace: str,
+) -> None:
+    """As on Redis, whose one script checks and appends: once a provider has left, a delivery
+    to it, or to its endpoint, is refused with NoProvider, even by a node whose copy of the
+    registry still lists it; nothing is left in a mailbox nobody reads."""
+    here, there = open_transport(namespace), Elsewhere()
+    other = open_transport(namespace)
+    await here.start()
     try:
-        consumer = await transport.consume(["ep:svc"], "c")
-        await transport.deliver("ep:svc", b"bad")
-        delivery = await consumer.receive()
-        await delivery.dead_letter("r", attempts=2, into="ep:svc", keep=10)
-        await transport.deliver("ep:svc", b"filler")  # the mailbox (size 1) is full now
-        (letter,) = await transport.dead_letters("ep:svc")
-        with pytest.raises(TransportError, match="kept among the dead letters"):
-            await transport.replay_dead_letter("ep:svc", letter.id)
-        (kept,) = await transport.dead_letters("ep:svc")
-        assert (kept.payload, kept.attempts, kept.reason) == (b"bad", 2, "r")
-        assert kept.id != letter.id
-        await consumer.close()
+        there.run(other.start())
+        there.run(other.register("svc", "p1"))
+        consumer = there.run(other.consume(["pv:p1", "ep:svc"], "p1", private=["pv:p1"]))
+        assert await here.providers("svc") == ["p1"]
+        # p1 leaves as a stopped provider does, while this loop is held: this node's copy
+        # of the registry lists it still when the deliveries below are checked.
+        there.run(other.unregister("svc", "p1"))
+        there.run(consumer.close())
+        there.run(other.delete_mailbox("pv:p1"))
+        with pytest.raises(NoProvider, match="p1"):
+            await here.deliver("pv:p1", b"late", endpoint="svc", provider="p1")
+        assert await here.mailbox_depth("pv:p1") == 0
+        with pytest.raises(NoProvider, match="svc"):
+            await here.deliver("ep:svc", b"late", endpoint="svc")
+        assert await here.mailbox_depth("ep:svc") == 0
     finally:
-        await transport.close()
+        there.run(other.close())
+        there.close()
+        await here.close()

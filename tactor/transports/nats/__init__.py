@@ -2,9 +2,10 @@
 ``nats://TOKEN@host``, or ``tls://…`` for TLS (see :mod:`.connection`). Needs JetStream.
 
 The mapping (``P`` is the prefix, each name one token, see :mod:`.names`):
-mailboxes are subjects ``P.mb.NAME`` of the work-queue stream ``P_mb``, each
-with a durable pull consumer ``mb_NAME`` that its providers share (explicit
-acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
+mailboxes are subjects ``P.mb.NAME.m`` of the work-queue stream ``P_mb`` (a
+replayed dead letter goes to ``P.mb.NAME.rID``, see :mod:`.names`), each with a
+durable pull consumer ``mb_NAME`` over ``P.mb.NAME.>`` that its providers share
+(explicit acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
 subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
 :mod:`.events`); the registry is the KV bucket ``P_reg``, one key per node
 (see :mod:`.registry`); dead letters are subjects ``P.dl.NAME`` of the stream
@@ -35,7 +36,7 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.js.kv import KeyValue
 
-from ...errors import NoProvider, TransportClosed, TransportError
+from ...errors import TransportClosed, TransportError
 from ..base import (
     Inbox,
     InboxHandler,
@@ -44,13 +45,13 @@ from ..base import (
     ProviderEntry,
     Subscription,
     Transport,
-    no_provider_message,
     provider_mailbox,
 )
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
 from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
 from .consumer import ATTEMPTED, NatsConsumer
 from .dead_letters import NatsDeadLetters
+from .delivering import CheckedDeliveries
 from .events import NatsSubscriptionBuffer
 from .inbox import NatsInbox
 from .names import Names
@@ -61,9 +62,6 @@ __all__ = ["NatsTransport"]
 
 log = logging.getLogger(__name__)
 
-#: How long a replayed dead letter waits for room in a full mailbox (seconds): JetStream's
-#: per-subject limit cannot be overstepped, as a replay on other transports does.
-REPLAY_PATIENCE = 5.0
 #: How long the first connection may take, every server tried (seconds).
 CONNECT_TIMEOUT = 10.0
 
@@ -81,7 +79,7 @@ _OPTIONS = {
 }
 
 
-class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
+class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Transport):
     """Mailboxes on JetStream work queues, inboxes and events on subjects, a registry in KV."""
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -98,7 +96,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
-        self.replay_patience = REPLAY_PATIENCE
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()
@@ -255,21 +252,23 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
         idle = (20 if private else 100) * max(self.ttl, self.block)
         await self.ensure_consumer(
-            self.names.mailboxes, durable, self.names.mailbox(mailbox), inactive=idle
+            self.names.mailboxes, durable, self.names.every_subject_of(mailbox), inactive=idle
         )
 
-    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
-        """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
+    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> int:
+        """Append to a stream; the message's stream sequence. :class:`ApiError` (code
+        ``FULL``) when the subject is full."""
         headers = {ATTEMPTED: str(attempted)} if attempted else None
         for again in (True, False):
             try:
                 with translated("deliver to", subject):
-                    await request(self.nc, subject, payload, 5.0, headers)
-                return
+                    answer = await request(self.nc, subject, payload, 5.0, headers)
+                break
             except TransportError as exc:
                 if not again or not isinstance(exc.__context__, NoRespondersError):
                     raise
             await self.ensure_streams()  # no stream answered: a server that lost its state
+        return int(answer.get("seq", 0))
 
     async def deliver(
         self,
@@ -280,37 +279,22 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         provider: str | None = None,
     ) -> None:
         self.nc  # noqa: B018 - raises TransportClosed
-        if endpoint is not None and not await self._is_live(endpoint, provider):
-            raise NoProvider(no_provider_message(endpoint, provider))
-        await self._append(mailbox, payload)
+        if endpoint is None:
+            await self.append(mailbox, payload)
+        else:
+            await self.deliver_checked(mailbox, payload, endpoint, provider)
 
-    async def _append(self, mailbox: str, payload: bytes, patience: float | None = None) -> None:
-        """Publish into ``mailbox``, waiting for room (up to ``patience`` seconds: then the
-        refusal, an :class:`ApiError` with code ``FULL``, is raised)."""
-        loop = asyncio.get_running_loop()
-        until = None if patience is None else loop.time() + patience
+    async def append(self, mailbox: str, payload: bytes) -> int:
+        """Publish into ``mailbox``, waiting for room; the message's stream sequence."""
         delay = 0.005
         while True:
             try:
-                await self.publish_to_stream(self.names.mailbox(mailbox), payload)
-                return
+                return await self.publish_to_stream(self.names.mailbox(mailbox), payload)
             except ApiError as exc:
-                if exc.code != FULL or (until is not None and loop.time() >= until):
+                if exc.code != FULL:
                     raise
             await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
             delay = min(delay * 2, 0.1)
-
-    async def put_back(self, mailbox: str, payload: bytes) -> None:
-        await self._append(mailbox, payload, patience=self.replay_patience)
-
-    async def _is_live(self, endpoint: str, provider: str | None) -> bool:
-        for fresh in (False, True):
-            if fresh:
-                await self.registry.refresh()
-            live = self.registry.live(endpoint)
-            if live if provider is None else provider in live:
-                return True
-        return False
 
     async def deliver_to_providers(
         self, endpoint: str, payload: bytes
@@ -350,11 +334,11 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
             return int(info.get("num_pending", 0))
         except ApiError:
-            subject = self.names.mailbox(mailbox)
+            subjects = self.names.every_subject_of(mailbox)
             info = await api(
-                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subject}
+                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subjects}
             )
-            return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
+            return sum((info.get("state", {}).get("subjects") or {}).values())
 
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)
@@ -362,7 +346,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         with contextlib.suppress(ApiError):
             await api(self.nc, f"CONSUMER.DELETE.{self.names.mailboxes}.{durable}")
         await api(
-            self.nc, f"STREAM.PURGE.{self.names.mailboxes}", {"filter": self.names.mailbox(mailbox)}
+            self.nc,
+            f"STREAM.PURGE.{self.names.mailboxes}",
+            {"filter": self.names.every_subject_of(mailbox)},
         )
 
     async def _forget_dead(self, entries: dict[str, dict[str, str]]) -> None:

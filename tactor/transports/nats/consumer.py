@@ -82,7 +82,8 @@ class NatsConsumer(MailboxConsumer):
         self.name = name
         self._mailboxes = mailboxes
         self._private = private
-        self._index = {transport.names.mailbox(m): i for i, m in enumerate(mailboxes)}
+        names = transport.names
+        self._index = {names.mailbox_of(names.mailbox(m)): i for i, m in enumerate(mailboxes)}
         self._arrived: list[deque[Msg]] = [deque() for _ in mailboxes]
         self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
         self._wake = asyncio.Event()
@@ -106,7 +107,7 @@ class NatsConsumer(MailboxConsumer):
 
     async def _on_msg(self, msg: Msg) -> None:
         # A message comes with its own subject, a pull's status with the pull's reply subject.
-        index = self._index.get(msg.subject)
+        index = self._index.get(self.transport.names.mailbox_of(msg.subject))
         if index is None:
             index = int(msg.subject.rsplit(".", 1)[1])
         status = (msg.headers or {}).get("Status")

@@ -45,7 +45,22 @@ class Names:
         return f"{self.subject_root}.{kind}.>"
 
     def mailbox(self, mailbox: str) -> str:
-        return self.subject("mb", mailbox)
+        """The subject deliveries go to: the one the mailbox's bound (a per-subject limit)
+        holds to."""
+        return f"{self.subject('mb', mailbox)}.m"
+
+    def replayed(self, mailbox: str, letter: str) -> str:
+        """The subject of one replayed dead letter: a subject of its own, so that a replay
+        is never refused for room, as on the other transports."""
+        return f"{self.subject('mb', mailbox)}.r{letter}"
+
+    def mailbox_of(self, subject: str) -> str:
+        """What :meth:`mailbox` and :meth:`replayed` share: the mailbox's part of the subject."""
+        return subject.rpartition(".")[0]
+
+    def every_subject_of(self, mailbox: str) -> str:
+        """The filter of the mailbox's subjects: its consumer's, its purge's."""
+        return f"{self.subject('mb', mailbox)}.>"
 
     def dead_letters(self, mailbox: str) -> str:
         return self.subject("dl", mailbox)

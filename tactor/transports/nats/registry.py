@@ -187,6 +187,37 @@ class Registry:
                 log.debug("registry watch ended (%s); watching again", exc)
                 await asyncio.sleep(0.5)
 
+    async def still_lists(self, endpoint: str, provider: str) -> bool:
+        """Whether the bucket lists ``provider`` of ``endpoint`` now: this node's own entries,
+        else one read of the key of the node the copy has it on (none if the copy lost it)."""
+        if provider in self.own.get(endpoint, ()):
+            return True
+        node = next(
+            (n for n, (_, e) in self._nodes.items() if provider in e.get(endpoint, ())), None
+        )
+        if node is None or node == self.node:
+            return False
+        with translated("read the registry"):
+            entry = await self._read(node)
+        if entry is None:
+            if node in self._nodes:  # its key is gone: not live (the sweep cleans up after it)
+                self._nodes[node] = (float("-inf"), self._nodes[node][1])
+            return False
+        self._take(entry)
+        return provider in self._nodes.get(node, (0.0, {}))[1].get(endpoint, {})
+
+    async def _read(self, node: str) -> Any:
+        """``node``'s key as the bucket has it now; None if there is none."""
+        assert self._kv is not None
+        try:
+            return await self._kv.get(node)
+        except KeyError:
+            return None
+        except Exception as exc:
+            if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
+                raise
+            return None
+
     async def sweep(self) -> None:
         """Forget nodes silent for ``ttl``; what they left (private mailboxes) is dropped."""
         now = time.monotonic()
@@ -194,15 +225,10 @@ class Registry:
             if node == self.node or now - heard < self.ttl:
                 continue
             # This node's copy may be stale (it was cut off): only the bucket says "dead".
-            assert self._kv is not None
             try:
-                entry = await self._kv.get(node)
-            except KeyError:
-                entry = None
-            except Exception as exc:
-                if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
-                    return  # NATS away: sweep later
-                entry = None
+                entry = await self._read(node)
+            except Exception:
+                return  # NATS away: sweep later
             if entry is not None and entry.value:
                 self._take(entry)
                 continue
