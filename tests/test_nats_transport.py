@@ -4,6 +4,7 @@ and deliveries to a provider that is leaving."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -11,12 +12,15 @@ from typing import Any, TypeVar
 import pytest
 
 from tactor import ConfigError, NoProvider
+from tactor.testing.urls import fresh_url
 from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport
+from tactor.transports.nats.connection import api
 from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
 from tactor.transports.topics import topic_matches
-from tests.conftest import fresh_url, require_nats
+from tests.conftest import require_nats
+from tests.helpers import eventually
 
 
 def test_every_name_is_one_token_and_no_two_names_share_one() -> None:
@@ -138,3 +142,31 @@ async def test_a_delivery_to_a_provider_that_just_left_is_refused_and_leaves_not
         there.run(other.close())
         there.close()
         await here.close()
+
+
+async def test_readers_whose_consumer_was_deleted_make_it_again(namespace: str) -> None:
+    """A node's close deletes the consumers nobody uses (Streams.drop_unused): a provider or
+    a queue getter whose waiting pull meets its consumer deleted (409) makes it again."""
+    transport = open_transport(namespace)
+    assert isinstance(transport, NatsTransport)
+    await transport.start()
+    try:
+        names = transport.names
+        mailbox = (names.mailboxes, names.durable("mb", "ep:svc"))
+        queue = (names.queues, names.durable("q", "jobs"))
+        consumer = await transport.consume(["ep:svc"], "c")
+        receiving = asyncio.ensure_future(consumer.receive())
+        getting = asyncio.ensure_future(transport.queue_get("jobs", None))
+        for stream, durable in (mailbox, queue):
+            info = functools.partial(api, transport.nc, f"CONSUMER.INFO.{stream}.{durable}")
+            await eventually(info, lambda answer: answer["num_waiting"] == 1)
+            await api(transport.nc, f"CONSUMER.DELETE.{stream}.{durable}")
+        await transport.deliver("ep:svc", b"call")
+        assert await transport.queue_put("jobs", b"job", 0)
+        delivery = await receiving
+        assert delivery.payload == b"call"
+        await delivery.ack()
+        assert await getting == b"job"
+        await consumer.close()
+    finally:
+        await transport.close()

@@ -101,6 +101,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self.inboxes: set[NatsInbox] = set()
         self.subscriptions: set[NatsSubscriptionBuffer] = set()
         self._private: set[str] = set()
+        self._shared: set[str] = set()  # the shared mailboxes this node consumed
         self._queue_consumers: set[str] = set()
         self._getters: set[asyncio.Queue[Any]] = set()
         self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
@@ -231,6 +232,12 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             for mailbox in list(self._private):
                 with contextlib.suppress(TransportError):
                     await self.delete_mailbox(mailbox)
+            with contextlib.suppress(TransportError):  # what nobody uses goes (see drop_unused)
+                names = self.names
+                mailboxes = [(names.mailboxes, names.durable("mb", m)) for m in self._shared]
+                await self.drop_unused(
+                    mailboxes + [(names.queues, d) for d in self._queue_consumers]
+                )
             for subscription in list(self.subscriptions):
                 await subscription.close()
             for inbox in list(self.inboxes):
@@ -323,6 +330,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         result = NatsConsumer(self, list(mailboxes), consumer, set(private))
         await result.open()
         self._private.update(private)
+        self._shared.update(m for m in mailboxes if m not in private)
         self.consumers.add(result)
         return result
 

@@ -118,7 +118,7 @@ class NatsConsumer(MailboxConsumer):
                 await self._put_back(self._arrived[index].popleft())
         elif status is None:
             self._arrived[index].append(msg)
-        elif status == "503":  # no consumer to answer (a restart without its state)
+        elif status in ("503", "409"):  # no consumer (a restart without its state, or deleted)
             self._ensure = True
         elif status not in ("404", "408"):  # 404, 408: nothing came before it expired
             log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
@@ -145,6 +145,8 @@ class NatsConsumer(MailboxConsumer):
         for index, mailbox in enumerate(self._mailboxes):
             if self._pull_until[index] > now or self._arrived[index]:
                 continue
+            if self._pull_until[index]:  # the last pull went unanswered: no consumer to answer
+                await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
             self._pull_until[index] = now + expires + 0.5  # the server answers 408 at expiry
             subject = self.transport.pull_subject(mailbox)
             body = orjson.dumps({"batch": 1, "expires": int(expires * 1e9)})
