@@ -117,27 +117,39 @@ async def test_a_delivery_to_a_provider_that_just_left_is_refused_and_leaves_not
     namespace: str,
 ) -> None:
     """As on Redis, whose one script checks and appends: once a provider has left, a delivery
-    to it, or to its endpoint, is refused with NoProvider, even by a node whose copy of the
-    registry still lists it; nothing is left in a mailbox nobody reads."""
+    to it, a broadcast to its endpoint, or a delivery to its endpoint (it was the last) is
+    refused (NoProvider; not reached), even by a node whose copy of the registry lists it
+    still; nothing is left in a mailbox nobody reads."""
     here, there = open_transport(namespace), Elsewhere()
     other = open_transport(namespace)
+
+    async def direct(endpoint: str, provider: str) -> None:
+        with pytest.raises(NoProvider, match=provider):
+            await here.deliver(f"pv:{provider}", b"late", endpoint=endpoint, provider=provider)
+
+    async def broadcast(endpoint: str, provider: str) -> None:
+        assert await here.deliver_to_providers(endpoint, b"late") == ([], [])
+
+    async def to_the_endpoint(endpoint: str, provider: str) -> None:
+        with pytest.raises(NoProvider, match=endpoint):
+            await here.deliver(f"ep:{endpoint}", b"late", endpoint=endpoint)
+
     await here.start()
     try:
         there.run(other.start())
-        there.run(other.register("svc", "p1"))
-        consumer = there.run(other.consume(["pv:p1", "ep:svc"], "p1", private=["pv:p1"]))
-        assert await here.providers("svc") == ["p1"]
-        # p1 leaves as a stopped provider does, while this loop is held: this node's copy
-        # of the registry lists it still when the deliveries below are checked.
-        there.run(other.unregister("svc", "p1"))
-        there.run(consumer.close())
-        there.run(other.delete_mailbox("pv:p1"))
-        with pytest.raises(NoProvider, match="p1"):
-            await here.deliver("pv:p1", b"late", endpoint="svc", provider="p1")
-        assert await here.mailbox_depth("pv:p1") == 0
-        with pytest.raises(NoProvider, match="svc"):
-            await here.deliver("ep:svc", b"late", endpoint="svc")
-        assert await here.mailbox_depth("ep:svc") == 0
+        for n, deliver in enumerate([direct, broadcast, to_the_endpoint]):
+            endpoint, provider = f"svc{n}", f"p{n}"
+            mailboxes = [f"pv:{provider}", f"ep:{endpoint}"]
+            there.run(other.register(endpoint, provider))
+            consumer = there.run(other.consume(mailboxes, provider, private=mailboxes[:1]))
+            assert await here.providers(endpoint) == [provider]
+            # It leaves as a stopped provider does, while this loop is held: this node's
+            # copy of the registry lists it still when the delivery is checked.
+            there.run(other.unregister(endpoint, provider))
+            there.run(consumer.close())
+            there.run(other.delete_mailbox(mailboxes[0]))
+            await deliver(endpoint, provider)
+            assert [await here.mailbox_depth(m) for m in mailboxes] == [0, 0], deliver
     finally:
         there.run(other.close())
         there.close()

@@ -303,27 +303,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
             delay = min(delay * 2, 0.1)
 
-    async def deliver_to_providers(
-        self, endpoint: str, payload: bytes
-    ) -> tuple[list[str], list[str]]:
-        self.nc  # noqa: B018 - raises TransportClosed
-        providers = self.registry.live(endpoint)
-
-        async def one(provider: str) -> bool:
-            try:
-                await self.publish_to_stream(
-                    self.names.mailbox(provider_mailbox(provider)), payload
-                )
-            except ApiError as exc:
-                if exc.code != FULL:
-                    raise
-                return False
-            return True
-
-        took = await asyncio.gather(*(one(p) for p in providers))
-        reached = [p for p, ok in zip(providers, took, strict=True) if ok]
-        return reached, [p for p, ok in zip(providers, took, strict=True) if not ok]
-
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:

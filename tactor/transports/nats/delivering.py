@@ -1,29 +1,33 @@
 """Deliveries that need a live provider: checked before the publish and again after it.
 
-On Redis one script checks the registry and appends, so a delivery to a provider that
-is leaving is either in its mailbox before it left (taken by it, or dropped with its
-private mailbox) or refused with ``NoProvider``. NATS has no such step across a KV bucket
-and a stream, so the check is made twice around the publish:
+On Redis one script checks the registry and appends (for a broadcast: to every live
+provider), so a delivery to a provider that is leaving is either in its mailbox before it
+left (taken by it, or dropped with its private mailbox) or refused with ``NoProvider``
+(left out of a broadcast). NATS has no such step across a KV bucket and a stream, so the
+check is made twice around the publish:
 
 - before, against the node's watched copy of the registry (read afresh where the copy
   finds none), as a fast refusal;
 - after, against the registry as it is now: for a provider of this node its own entries,
-  for one of another node one read of that node's key, for the endpoint alone the copy.
+  for those of other nodes one read of each node's key, for the endpoint alone the copy
+  (read afresh where it finds none).
   A provider still listed there was listed when the message was stored: the message is in
   its mailbox before it left, as on Redis.
 - Where the provider (or every provider of the endpoint) is gone by then, the message is
   withdrawn by its stream sequence unless a consumer was handed it: withdrawn, nobody
-  took it (``NoProvider``); handed out or gone (acknowledged, or purged with the private
-  mailbox), it was taken. Nothing is left in a mailbox that nobody reads.
+  took it (``NoProvider``, or left out of a broadcast); handed out or gone (acknowledged,
+  or purged with the private mailbox), it was taken. Nothing is left in a mailbox that
+  nobody reads, and a broadcast does not wait for an answer that cannot come.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from ...errors import NoProvider
-from ..base import no_provider_message
-from .connection import NOT_DELETED, NOT_FOUND, ApiError, api
+from ..base import no_provider_message, provider_mailbox
+from .connection import FULL, NOT_DELETED, NOT_FOUND, ApiError, api
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -48,6 +52,10 @@ class CheckedDeliveries:
 
         async def append(self, mailbox: str, payload: bytes) -> int: ...
 
+        async def publish_to_stream(
+            self, subject: str, payload: bytes, attempted: int = 0
+        ) -> int: ...
+
     async def deliver_checked(
         self, mailbox: str, payload: bytes, endpoint: str, provider: str | None
     ) -> None:
@@ -57,11 +65,36 @@ class CheckedDeliveries:
             raise NoProvider(no_provider_message(endpoint, provider))
         seq = await self.append(mailbox, payload)
         if provider is None:
-            still = bool(self.registry.live(endpoint))  # an endpoint's mailbox waits for one
+            still = await self._is_live(endpoint, None)
         else:
-            still = await self.registry.still_lists(endpoint, provider)
+            still = provider in await self.registry.still_listed(endpoint, [provider])
         if not still and await self._withdraw(mailbox, seq):
             raise NoProvider(no_provider_message(endpoint, provider))
+
+    async def deliver_to_providers(
+        self, endpoint: str, payload: bytes
+    ) -> tuple[list[str], list[str]]:
+        """One publish per live provider's private mailbox, concurrently; then the check
+        after (see the module's docstring): a provider gone by then is left out."""
+        self.nc  # noqa: B018 - raises TransportClosed
+        providers = self.registry.live(endpoint)
+
+        async def one(provider: str) -> int:
+            mailbox = self.names.mailbox(provider_mailbox(provider))
+            try:
+                return await self.publish_to_stream(mailbox, payload)
+            except ApiError as exc:
+                if exc.code != FULL:
+                    raise
+                return 0
+
+        seqs = dict(zip(providers, await asyncio.gather(*map(one, providers)), strict=True))
+        listed = await self.registry.still_listed(endpoint, [p for p in providers if seqs[p]])
+        for provider in [p for p in providers if seqs[p] and p not in listed]:
+            if await self._withdraw(provider_mailbox(provider), seqs[provider]):
+                del seqs[provider]  # nobody took it: as if it had not been live
+        reached = [p for p in providers if seqs.get(p)]
+        return reached, [p for p in providers if seqs.get(p) == 0]
 
     async def _is_live(self, endpoint: str, provider: str | None) -> bool:
         for fresh in (False, True):

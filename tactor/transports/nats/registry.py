@@ -187,24 +187,28 @@ class Registry:
                 log.debug("registry watch ended (%s); watching again", exc)
                 await asyncio.sleep(0.5)
 
-    async def still_lists(self, endpoint: str, provider: str) -> bool:
-        """Whether the bucket lists ``provider`` of ``endpoint`` now: this node's own entries,
-        else one read of the key of the node the copy has it on (none if the copy lost it)."""
-        if provider in self.own.get(endpoint, ()):
-            return True
-        node = next(
-            (n for n, (_, e) in self._nodes.items() if provider in e.get(endpoint, ())), None
-        )
-        if node is None or node == self.node:
-            return False
+    async def still_listed(self, endpoint: str, providers: list[str]) -> set[str]:
+        """Those of ``providers`` of ``endpoint`` that the bucket lists now: this node's own
+        entries, else one read of the key of each node the copy has them on (a provider
+        the copy no longer has is not listed)."""
+        mine = self.own.get(endpoint, {})
+        found = {p for p in providers if p in mine}
+        wanted = set(providers) - found
+        nodes = [
+            node
+            for node, (_, entries) in self._nodes.items()
+            if node != self.node and not wanted.isdisjoint(entries.get(endpoint, ()))
+        ]
         with translated("read the registry"):
-            entry = await self._read(node)
-        if entry is None:
-            if node in self._nodes:  # its key is gone: not live (the sweep cleans up after it)
+            keys = await asyncio.gather(*map(self._read, nodes))
+        for node, entry in zip(nodes, keys, strict=True):
+            if entry is not None:
+                self._take(entry)
+            elif node in self._nodes:  # its key is gone: not live (the sweep cleans up after it)
                 self._nodes[node] = (float("-inf"), self._nodes[node][1])
-            return False
-        self._take(entry)
-        return provider in self._nodes.get(node, (0.0, {}))[1].get(endpoint, {})
+                continue
+            found.update(wanted.intersection(self._nodes.get(node, (0.0, {}))[1].get(endpoint, ())))
+        return found
 
     async def _read(self, node: str) -> Any:
         """``node``'s key as the bucket has it now; None if there is none."""
