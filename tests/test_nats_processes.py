@@ -132,7 +132,7 @@ async def test_a_closed_system_leaves_nothing_of_its_own(fast_url: str) -> None:
     nc = await nats.connect(base)
     try:
         js = nc.jetstream()
-        for bucket in (names.registry, names.unfinished):
+        for bucket in (names.registry, names.registered, names.unfinished):
             assert not await _has_keys(await js.key_value(bucket)), bucket
         for stream in (names.mailboxes, names.queues):
             assert [c.name for c in await js.consumers_info(stream)] == [], stream

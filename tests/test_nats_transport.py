@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -19,7 +19,7 @@ from tactor.transports.nats.connection import api
 from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
 from tactor.transports.topics import topic_matches
-from tests.conftest import require_nats
+from tests.conftest import require_nats, with_query
 from tests.helpers import eventually
 
 
@@ -182,3 +182,74 @@ async def test_readers_whose_consumer_was_deleted_make_it_again(namespace: str) 
         await consumer.close()
     finally:
         await transport.close()
+
+
+async def test_a_beat_stays_the_same_size_however_many_providers_a_node_hosts(
+    namespace: str,
+) -> None:
+    """The beat rewrites the node's key alone; each provider's info is a key of its own,
+    written once, so infos that add up past one message's limit (1 MiB) register fine."""
+    transport = open_transport(namespace)
+    assert isinstance(transport, NatsTransport)
+    await transport.start()
+    try:
+        beats = await transport.nc.jetstream().key_value(transport.names.registry)
+        sizes = []
+        for n in range(3):
+            await transport.register("svc", f"p{n}", b"i" * 600_000)  # 1.8 MB in all
+            await transport.registry.beat()
+            sizes.append(len((await beats.get(transport.node)).value or b""))
+        assert len(set(sizes)) == 1 and sizes[0] < 100, sizes
+        other = open_transport(namespace)
+        await other.start()
+        try:
+            entries = await other.provider_entries("svc")
+            assert [(e.provider, len(e.info)) for e in entries] == [
+                (f"p{n}", 600_000) for n in range(3)
+            ]
+        finally:
+            await other.close()
+    finally:
+        await transport.close()
+
+
+async def test_a_node_dropped_as_dead_writes_its_providers_again(namespace: str) -> None:
+    """A node cut off past ``ttl`` is dropped by the others, its providers' keys with it; its
+    next beat finds its key gone and writes them again. A node that dies (no close) has
+    its providers' keys dropped by a live node once its beat aged out."""
+    url = with_query(namespace, ttl="1")
+    first, second, dying = (open_transport(url) for _ in range(3))
+    for transport in (first, second, dying):
+        assert isinstance(transport, NatsTransport)
+        await transport.start()
+    try:
+        assert isinstance(first, NatsTransport) and isinstance(second, NatsTransport)
+        providers = await first.nc.jetstream().key_value(first.names.registered)
+        await first.register("svc", "p1")
+        assert await second.providers("svc") == ["p1"]
+        beats = await second.nc.jetstream().key_value(second.names.registry)
+        await beats.delete(first.node)  # as if it aged out, and a live node swept it:
+        await second.purge_registered(first.node)
+        assert await second.providers("svc") == []
+        await first.registry.beat()
+        assert await second.providers("svc") == ["p1"]
+
+        assert isinstance(dying, NatsTransport)
+        await dying.register("svc", "p2")
+        assert await second.providers("svc") == ["p1", "p2"]
+        await dying.nc.close()  # gone without a word: its beat ages out
+        await eventually(_keys_of(providers), lambda keys: keys == [f"{first.node}.svc.p1"])
+        assert await second.providers("svc") == ["p1"]
+    finally:
+        for transport in (first, second, dying):
+            await transport.close()
+
+
+def _keys_of(bucket: Any) -> Callable[[], Awaitable[list[str]]]:
+    async def keys() -> list[str]:
+        try:
+            return sorted(await bucket.keys())
+        except Exception:  # nats-py: NoKeysError when the bucket is empty
+            return []
+
+    return keys

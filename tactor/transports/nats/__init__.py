@@ -7,10 +7,11 @@ replayed dead letter goes to ``P.mb.NAME.rID``, see :mod:`.names`), each with a
 durable pull consumer ``mb_NAME`` over ``P.mb.NAME.>`` that its providers share
 (explicit acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
 subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
-:mod:`.events`); the registry is the KV bucket ``P_reg``, one key per node
-(see :mod:`.registry`); dead letters are subjects ``P.dl.NAME`` of the stream
-``P_dl``; queues are subjects ``P.q.NAME`` of the work-queue stream ``P_q``
-with unfinished counts in the KV bucket ``P_qc``.
+:mod:`.events`); the registry is the KV buckets ``P_reg``, one key per node
+(its beat), and ``P_pv``, one key per provider (see :mod:`.registry`); dead
+letters are subjects ``P.dl.NAME`` of the stream ``P_dl``; queues are subjects
+``P.q.NAME`` of the work-queue stream ``P_q`` with unfinished counts in the KV
+bucket ``P_qc``.
 
 URL options: ``prefix`` (``tactor``), ``mailbox_size`` (1024 messages: the
 stream's per-subject limit, with new messages refused when full, so senders
@@ -56,6 +57,7 @@ from .events import NatsSubscriptionBuffer
 from .inbox import NatsInbox
 from .names import Names
 from .queues import NatsQueues
+from .registry import Entries, Registry
 from .streams import Streams
 
 __all__ = ["NatsTransport"]
@@ -110,8 +112,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._beating: asyncio.Task[None] | None = None
         self._last_error: Exception | None = None  # nats-py's last, for a failed connect
         self._closed = False
-        from .registry import Registry
-
         self.registry = Registry(self.node, self.ttl, self._forget_dead)
 
     @classmethod
@@ -172,7 +172,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             await self.ensure_streams()
             js = nc.jetstream()
             self._counts = await self.key_value(js, self.names.unfinished, None)
-            await self.registry.start(await self.key_value(js, self.names.registry, self.ttl))
+            beats, providers = await self.registry_buckets(js)
+            await self.registry.start(beats, providers, self.purge_registered)
         except BaseException:
             self._closed = True
             with contextlib.suppress(Exception):
@@ -211,7 +212,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                 log.warning("NATS heartbeat failed: %s", exc)
                 with contextlib.suppress(TransportError):  # a server that lost its store
                     await self.ensure_streams()
-                    await self.key_value(self.nc.jetstream(), self.names.registry, self.ttl)
+                    await self.registry_buckets(self.nc.jetstream())
 
     async def close(self) -> None:
         if self._closed:
@@ -338,7 +339,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             {"filter": self.names.every_subject_of(mailbox)},
         )
 
-    async def _forget_dead(self, entries: dict[str, dict[str, str]]) -> None:
+    async def _forget_dead(self, entries: Entries) -> None:
         """Drop the private mailboxes of a node that died (what it left behind)."""
         for providers in entries.values():
             for provider in providers:
@@ -381,20 +382,20 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         await self.registry.unregister(endpoint, provider)
 
     async def providers(self, endpoint: str) -> list[str]:
-        await self._refresh(f"providers of {endpoint}")
+        await self._refresh(f"providers of {endpoint}", endpoint)
         return self.registry.live(endpoint)
 
     async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
-        await self._refresh(f"providers of {endpoint}")
+        await self._refresh(f"providers of {endpoint}", endpoint)
         return self.registry.provider_entries(endpoint)
 
     async def endpoints(self) -> list[str]:
         await self._refresh("endpoints")
         return self.registry.endpoints()
 
-    async def _refresh(self, what: str) -> None:
+    async def _refresh(self, what: str, endpoint: str | None = None) -> None:
         self.nc  # noqa: B018 - raises TransportClosed
         try:
-            await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+            await self.registry.refresh(endpoint)  # read afresh: the copy may lag a moment behind
         except TransportError as exc:  # JetStream busy (an election): the watched copy
             log.warning("%s from this node's copy: %s", what, exc)

@@ -99,7 +99,7 @@ class CheckedDeliveries:
     async def _is_live(self, endpoint: str, provider: str | None) -> bool:
         for fresh in (False, True):
             if fresh:
-                await self.registry.refresh()
+                await self.registry.refresh(endpoint)
             live = self.registry.live(endpoint)
             if live if provider is None else provider in live:
                 return True

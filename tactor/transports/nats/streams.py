@@ -102,6 +102,16 @@ class Streams:
                 if exc.code not in NOT_FOUND:
                     raise
 
+    async def registry_buckets(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
+        """The registry's buckets (see :mod:`.registry`): nodes' beats, providers' keys."""
+        beats = await self.key_value(js, self.names.registry, self.ttl)
+        return beats, await self.key_value(js, self.names.registered, None)
+
+    async def purge_registered(self, node: str) -> None:
+        """Remove every key of ``node`` from the providers' bucket, markers too."""
+        bucket = self.names.registered
+        await api(self.nc, f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{node}.>"})
+
     async def key_value(self, js: JetStreamContext, bucket: str, ttl: float | None) -> KeyValue:
         from nats.js.api import KeyValueConfig
         from nats.js.errors import BucketNotFoundError
