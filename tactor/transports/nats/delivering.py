@@ -9,8 +9,8 @@ check is made twice around the publish:
 - before, against the node's watched copy of the registry (read afresh where the copy
   finds none), as a fast refusal;
 - after, against the registry as it is now: for a provider of this node its own entries,
-  for those of other nodes one read of each node's key, for the endpoint alone the copy
-  (read afresh where it finds none).
+  for those of other nodes their keys and their nodes' beats read at once, for the endpoint
+  alone the copy (read afresh where it finds none).
   A provider still listed there was listed when the message was stored: the message is in
   its mailbox before it left, as on Redis.
 - Where the provider (or every provider of the endpoint) is gone by then, the message is
