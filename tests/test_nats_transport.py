@@ -117,9 +117,10 @@ async def test_a_delivery_to_a_provider_that_just_left_is_refused_and_leaves_not
     namespace: str,
 ) -> None:
     """As on Redis, whose one script checks and appends: once a provider has left, a delivery
-    to it, a broadcast to its endpoint, or a delivery to its endpoint (it was the last) is
-    refused (NoProvider; not reached), even by a node whose copy of the registry lists it
-    still; nothing is left in a mailbox nobody reads."""
+    to it or a broadcast to its endpoint is refused (NoProvider; not reached), even by a
+    node whose copy of the registry lists it still; nothing is left in a mailbox nobody
+    reads. (A delivery to the endpoint is checked after against the copy alone, which may
+    still lag: what gets in waits in the endpoint's mailbox for its next provider.)"""
     here, there = open_transport(namespace), Elsewhere()
     other = open_transport(namespace)
 
@@ -130,14 +131,10 @@ async def test_a_delivery_to_a_provider_that_just_left_is_refused_and_leaves_not
     async def broadcast(endpoint: str, provider: str) -> None:
         assert await here.deliver_to_providers(endpoint, b"late") == ([], [])
 
-    async def to_the_endpoint(endpoint: str, provider: str) -> None:
-        with pytest.raises(NoProvider, match=endpoint):
-            await here.deliver(f"ep:{endpoint}", b"late", endpoint=endpoint)
-
     await here.start()
     try:
         there.run(other.start())
-        for n, deliver in enumerate([direct, broadcast, to_the_endpoint]):
+        for n, deliver in enumerate([direct, broadcast]):
             endpoint, provider = f"svc{n}", f"p{n}"
             mailboxes = [f"pv:{provider}", f"ep:{endpoint}"]
             there.run(other.register(endpoint, provider))
@@ -203,7 +200,11 @@ async def test_a_beat_stays_the_same_size_however_many_providers_a_node_hosts(
         other = open_transport(namespace)
         await other.start()
         try:
-            entries = await other.provider_entries("svc")
+            # Eventually: nats-py 2.9's watcher may end its first read before big values
+            # arrive (its marker of the end races them); later versions do not.
+            entries = await eventually(
+                lambda: other.provider_entries("svc"), lambda found: len(found) == 3
+            )
             assert [(e.provider, len(e.info)) for e in entries] == [
                 (f"p{n}", 600_000) for n in range(3)
             ]
@@ -228,8 +229,8 @@ async def test_a_node_dropped_as_dead_writes_its_providers_again(namespace: str)
         await first.register("svc", "p1")
         assert await second.providers("svc") == ["p1"]
         beats = await second.nc.jetstream().key_value(second.names.registry)
-        await beats.delete(first.node)  # as if it aged out, and a live node swept it:
-        await second.purge_registered(first.node)
+        await second.purge_registered(first.node)  # as a live node sweeps a dead one's
+        await beats.delete(first.node)
         assert await second.providers("svc") == []
         await first.registry.beat()
         assert await second.providers("svc") == ["p1"]
@@ -248,7 +249,7 @@ async def test_a_node_dropped_as_dead_writes_its_providers_again(namespace: str)
 def _keys_of(bucket: Any) -> Callable[[], Awaitable[list[str]]]:
     async def keys() -> list[str]:
         try:
-            return sorted(await bucket.keys())
+            return sorted(set(await bucket.keys()))  # nats-py 2.9 may list one twice
         except Exception:  # nats-py: NoKeysError when the bucket is empty
             return []
 

@@ -9,10 +9,12 @@ check is made twice around the publish:
 - before, against the node's watched copy of the registry (read afresh where the copy
   finds none), as a fast refusal;
 - after, against the registry as it is now: for a provider of this node its own entries,
-  for those of other nodes their keys and their nodes' beats read at once, for the endpoint
-  alone the copy (read afresh where it finds none).
-  A provider still listed there was listed when the message was stored: the message is in
-  its mailbox before it left, as on Redis.
+  for those of other nodes their keys and their nodes' beats read at once. A provider
+  still listed there was listed when the message was stored: the message is in its
+  mailbox before it left, as on Redis. A delivery to the endpoint alone is checked against
+  the copy (read afresh where it finds none): no round trip on the path of every call, so
+  the copy may lag, and a message that gets in as the last provider leaves waits in the
+  endpoint's mailbox for the next one (as one accepted just before does on Redis).
 - Where the provider (or every provider of the endpoint) is gone by then, the message is
   withdrawn by its stream sequence unless a consumer was handed it: withdrawn, nobody
   took it (``NoProvider``, or left out of a broadcast); handed out or gone (acknowledged,
