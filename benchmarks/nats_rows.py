@@ -92,7 +92,7 @@ async def _drop_nats(url: str, *prefixes: str) -> None:
             for stream in (names.mailboxes, names.dead, names.queues):
                 with contextlib.suppress(Exception):
                     await js.delete_stream(stream)
-            for bucket in (names.registry, names.unfinished):
+            for bucket in (names.registry, names.registered, names.unfinished):
                 with contextlib.suppress(Exception):
                     await js.delete_key_value(bucket)
     finally:

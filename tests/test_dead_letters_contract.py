@@ -120,6 +120,24 @@ async def test_replay_and_discard(url: str) -> None:
         await consumer.close()
 
 
+async def test_a_replay_into_a_full_mailbox_is_taken_at_once(url: str) -> None:
+    """Like a redelivery, a replay does not wait for room: the mailbox goes over its bound."""
+    async with opened(with_query(url, mailbox_size="1")) as transport:
+        consumer = await transport.consume([BOX], "c")
+        await transport.deliver(BOX, b"bad")
+        delivery = await consumer.receive()
+        await delivery.dead_letter("r", attempts=2, into=BOX, keep=10)
+        await transport.deliver(BOX, b"filler")  # the mailbox (size 1) is full now
+        (letter,) = await transport.dead_letters(BOX)
+        assert await transport.replay_dead_letter(BOX, letter.id)
+        assert await transport.dead_letters(BOX) == []
+        got = [await consumer.receive() for _ in range(2)]
+        assert [(d.payload, d.attempts) for d in got] == [(b"filler", 1), (b"bad", 1)]
+        for delivery in got:
+            await delivery.ack()
+        await consumer.close()
+
+
 async def test_dead_letters_outlive_the_transport_that_made_them(url: str) -> None:
     async with opened(url) as keeper:  # memory://NAME: the hub lives while a transport uses it
         async with opened(url) as transport:

@@ -27,12 +27,20 @@ def fast_url() -> Iterator[str]:
 
 
 async def test_a_closed_system_leaves_nothing_of_its_own(fast_url: str) -> None:
+    """As a clean close leaves nothing under a Redis prefix, it leaves nothing of its nodes in
+    the namespace's streams and buckets: no registry key, no consumer (an endpoint's, a
+    provider's, a queue's), no message, no unfinished count. The streams and buckets stay."""
     async with ActorSystem(fast_url) as server, ActorSystem(fast_url) as caller:
         ref = await server.spawn(Pricing, "eu")
         assert await caller.call(Pricing.where, provider=ref) == "eu"
+        await caller.tell(Pricing.restock, "a", 7)
+        assert await caller.proxy(Pricing).stock_of("a") == 7  # the tell was handled
         await caller.broadcast(Pricing.where)
+        jobs = caller.queue("jobs", int)
+        await jobs.put(1)
+        assert await jobs.get() == 1
+        await jobs.task_done()
         transport = server.transport
-    # The node's registry key is gone, and its provider's private mailbox with its consumer.
     base = require_nats()
     prefix = fast_url.split("prefix=")[1].split("&")[0]
     import nats
@@ -43,12 +51,11 @@ async def test_a_closed_system_leaves_nothing_of_its_own(fast_url: str) -> None:
     nc = await nats.connect(base)
     try:
         js = nc.jetstream()
-        kv = await js.key_value(names.registry)
-        assert not await _has_keys(kv)
-        consumers = [c.name for c in await js.consumers_info(names.mailboxes)]
-        assert not [c for c in consumers if c.startswith("mb_pv")], consumers
-        info = await js.stream_info(names.mailboxes)
-        assert info.state.messages == 0
+        for bucket in (names.registry, names.registered, names.unfinished):
+            assert not await _has_keys(await js.key_value(bucket)), bucket
+        for stream in (names.mailboxes, names.queues):
+            assert [c.name for c in await js.consumers_info(stream)] == [], stream
+            assert (await js.stream_info(stream)).state.messages == 0, stream
     finally:
         await nc.close()
     assert getattr(transport, "_closed", False)

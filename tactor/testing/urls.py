@@ -110,7 +110,7 @@ def drop_nats(url: str, prefix: str) -> None:
             for stream in (names.mailboxes, names.dead, names.queues):
                 with contextlib.suppress(NotFoundError):
                     await js.delete_stream(stream)
-            for bucket in (names.registry, names.unfinished):
+            for bucket in (names.registry, names.registered, names.unfinished):
                 with contextlib.suppress(NotFoundError):
                     await js.delete_key_value(bucket)
         finally:

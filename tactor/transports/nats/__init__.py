@@ -2,14 +2,16 @@
 ``nats://TOKEN@host``, or ``tls://…`` for TLS (see :mod:`.connection`). Needs JetStream.
 
 The mapping (``P`` is the prefix, each name one token, see :mod:`.names`):
-mailboxes are subjects ``P.mb.NAME`` of the work-queue stream ``P_mb``, each
-with a durable pull consumer ``mb_NAME`` that its providers share (explicit
-acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
+mailboxes are subjects ``P.mb.NAME.m`` of the work-queue stream ``P_mb`` (a
+replayed dead letter goes to ``P.mb.NAME.rID``, see :mod:`.names`), each with a
+durable pull consumer ``mb_NAME`` over ``P.mb.NAME.>`` that its providers share
+(explicit acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
 subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
-:mod:`.events`); the registry is the KV bucket ``P_reg``, one key per node
-(see :mod:`.registry`); dead letters are subjects ``P.dl.NAME`` of the stream
-``P_dl``; queues are subjects ``P.q.NAME`` of the work-queue stream ``P_q``
-with unfinished counts in the KV bucket ``P_qc``.
+:mod:`.events`); the registry is the KV buckets ``P_reg``, one key per node
+(its beat), and ``P_pv``, one key per provider (see :mod:`.registry`); dead
+letters are subjects ``P.dl.NAME`` of the stream ``P_dl``; queues are subjects
+``P.q.NAME`` of the work-queue stream ``P_q`` with unfinished counts in the KV
+bucket ``P_qc``.
 
 URL options: ``prefix`` (``tactor``), ``mailbox_size`` (1024 messages: the
 stream's per-subject limit, with new messages refused when full, so senders
@@ -35,7 +37,7 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.js.kv import KeyValue
 
-from ...errors import NoProvider, TransportClosed, TransportError
+from ...errors import TransportClosed, TransportError
 from ..base import (
     Inbox,
     InboxHandler,
@@ -44,26 +46,24 @@ from ..base import (
     ProviderEntry,
     Subscription,
     Transport,
-    no_provider_message,
     provider_mailbox,
 )
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
 from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
 from .consumer import ATTEMPTED, NatsConsumer
 from .dead_letters import NatsDeadLetters
+from .delivering import CheckedDeliveries
 from .events import NatsSubscriptionBuffer
 from .inbox import NatsInbox
 from .names import Names
 from .queues import NatsQueues
+from .registry import Entries, Registry
 from .streams import Streams
 
 __all__ = ["NatsTransport"]
 
 log = logging.getLogger(__name__)
 
-#: How long a replayed dead letter waits for room in a full mailbox (seconds): JetStream's
-#: per-subject limit cannot be overstepped, as a replay on other transports does.
-REPLAY_PATIENCE = 5.0
 #: How long the first connection may take, every server tried (seconds).
 CONNECT_TIMEOUT = 10.0
 
@@ -81,7 +81,7 @@ _OPTIONS = {
 }
 
 
-class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
+class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Transport):
     """Mailboxes on JetStream work queues, inboxes and events on subjects, a registry in KV."""
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -98,12 +98,12 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
-        self.replay_patience = REPLAY_PATIENCE
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()
         self.subscriptions: set[NatsSubscriptionBuffer] = set()
         self._private: set[str] = set()
+        self._shared: set[str] = set()  # the shared mailboxes this node consumed
         self._queue_consumers: set[str] = set()
         self._getters: set[asyncio.Queue[Any]] = set()
         self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
@@ -112,8 +112,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._beating: asyncio.Task[None] | None = None
         self._last_error: Exception | None = None  # nats-py's last, for a failed connect
         self._closed = False
-        from .registry import Registry
-
         self.registry = Registry(self.node, self.ttl, self._forget_dead)
 
     @classmethod
@@ -174,7 +172,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             await self.ensure_streams()
             js = nc.jetstream()
             self._counts = await self.key_value(js, self.names.unfinished, None)
-            await self.registry.start(await self.key_value(js, self.names.registry, self.ttl))
+            beats, providers = await self.registry_buckets(js)
+            await self.registry.start(beats, providers, self.purge_registered)
         except BaseException:
             self._closed = True
             with contextlib.suppress(Exception):
@@ -213,7 +212,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
                 log.warning("NATS heartbeat failed: %s", exc)
                 with contextlib.suppress(TransportError):  # a server that lost its store
                     await self.ensure_streams()
-                    await self.key_value(self.nc.jetstream(), self.names.registry, self.ttl)
+                    await self.registry_buckets(self.nc.jetstream())
 
     async def close(self) -> None:
         if self._closed:
@@ -234,6 +233,12 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             for mailbox in list(self._private):
                 with contextlib.suppress(TransportError):
                     await self.delete_mailbox(mailbox)
+            with contextlib.suppress(TransportError):  # what nobody uses goes (see drop_unused)
+                names = self.names
+                mailboxes = [(names.mailboxes, names.durable("mb", m)) for m in self._shared]
+                await self.drop_unused(
+                    mailboxes + [(names.queues, d) for d in self._queue_consumers]
+                )
             for subscription in list(self.subscriptions):
                 await subscription.close()
             for inbox in list(self.inboxes):
@@ -255,21 +260,23 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
         idle = (20 if private else 100) * max(self.ttl, self.block)
         await self.ensure_consumer(
-            self.names.mailboxes, durable, self.names.mailbox(mailbox), inactive=idle
+            self.names.mailboxes, durable, self.names.every_subject_of(mailbox), inactive=idle
         )
 
-    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
-        """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
+    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> int:
+        """Append to a stream; the message's stream sequence. :class:`ApiError` (code
+        ``FULL``) when the subject is full."""
         headers = {ATTEMPTED: str(attempted)} if attempted else None
         for again in (True, False):
             try:
                 with translated("deliver to", subject):
-                    await request(self.nc, subject, payload, 5.0, headers)
-                return
+                    answer = await request(self.nc, subject, payload, 5.0, headers)
+                break
             except TransportError as exc:
                 if not again or not isinstance(exc.__context__, NoRespondersError):
                     raise
             await self.ensure_streams()  # no stream answered: a server that lost its state
+        return int(answer.get("seq", 0))
 
     async def deliver(
         self,
@@ -280,58 +287,22 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         provider: str | None = None,
     ) -> None:
         self.nc  # noqa: B018 - raises TransportClosed
-        if endpoint is not None and not await self._is_live(endpoint, provider):
-            raise NoProvider(no_provider_message(endpoint, provider))
-        await self._append(mailbox, payload)
+        if endpoint is None:
+            await self.append(mailbox, payload)
+        else:
+            await self.deliver_checked(mailbox, payload, endpoint, provider)
 
-    async def _append(self, mailbox: str, payload: bytes, patience: float | None = None) -> None:
-        """Publish into ``mailbox``, waiting for room (up to ``patience`` seconds: then the
-        refusal, an :class:`ApiError` with code ``FULL``, is raised)."""
-        loop = asyncio.get_running_loop()
-        until = None if patience is None else loop.time() + patience
+    async def append(self, mailbox: str, payload: bytes) -> int:
+        """Publish into ``mailbox``, waiting for room; the message's stream sequence."""
         delay = 0.005
         while True:
             try:
-                await self.publish_to_stream(self.names.mailbox(mailbox), payload)
-                return
-            except ApiError as exc:
-                if exc.code != FULL or (until is not None and loop.time() >= until):
-                    raise
-            await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
-            delay = min(delay * 2, 0.1)
-
-    async def put_back(self, mailbox: str, payload: bytes) -> None:
-        await self._append(mailbox, payload, patience=self.replay_patience)
-
-    async def _is_live(self, endpoint: str, provider: str | None) -> bool:
-        for fresh in (False, True):
-            if fresh:
-                await self.registry.refresh()
-            live = self.registry.live(endpoint)
-            if live if provider is None else provider in live:
-                return True
-        return False
-
-    async def deliver_to_providers(
-        self, endpoint: str, payload: bytes
-    ) -> tuple[list[str], list[str]]:
-        self.nc  # noqa: B018 - raises TransportClosed
-        providers = self.registry.live(endpoint)
-
-        async def one(provider: str) -> bool:
-            try:
-                await self.publish_to_stream(
-                    self.names.mailbox(provider_mailbox(provider)), payload
-                )
+                return await self.publish_to_stream(self.names.mailbox(mailbox), payload)
             except ApiError as exc:
                 if exc.code != FULL:
                     raise
-                return False
-            return True
-
-        took = await asyncio.gather(*(one(p) for p in providers))
-        reached = [p for p, ok in zip(providers, took, strict=True) if ok]
-        return reached, [p for p, ok in zip(providers, took, strict=True) if not ok]
+            await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
+            delay = min(delay * 2, 0.1)
 
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
@@ -339,6 +310,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         result = NatsConsumer(self, list(mailboxes), consumer, set(private))
         await result.open()
         self._private.update(private)
+        self._shared.update(m for m in mailboxes if m not in private)
         self.consumers.add(result)
         return result
 
@@ -350,11 +322,11 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
             return int(info.get("num_pending", 0))
         except ApiError:
-            subject = self.names.mailbox(mailbox)
+            subjects = self.names.every_subject_of(mailbox)
             info = await api(
-                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subject}
+                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subjects}
             )
-            return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
+            return sum((info.get("state", {}).get("subjects") or {}).values())
 
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)
@@ -362,10 +334,12 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         with contextlib.suppress(ApiError):
             await api(self.nc, f"CONSUMER.DELETE.{self.names.mailboxes}.{durable}")
         await api(
-            self.nc, f"STREAM.PURGE.{self.names.mailboxes}", {"filter": self.names.mailbox(mailbox)}
+            self.nc,
+            f"STREAM.PURGE.{self.names.mailboxes}",
+            {"filter": self.names.every_subject_of(mailbox)},
         )
 
-    async def _forget_dead(self, entries: dict[str, dict[str, str]]) -> None:
+    async def _forget_dead(self, entries: Entries) -> None:
         """Drop the private mailboxes of a node that died (what it left behind)."""
         for providers in entries.values():
             for provider in providers:
@@ -408,20 +382,20 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         await self.registry.unregister(endpoint, provider)
 
     async def providers(self, endpoint: str) -> list[str]:
-        await self._refresh(f"providers of {endpoint}")
+        await self._refresh(f"providers of {endpoint}", endpoint)
         return self.registry.live(endpoint)
 
     async def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
-        await self._refresh(f"providers of {endpoint}")
+        await self._refresh(f"providers of {endpoint}", endpoint)
         return self.registry.provider_entries(endpoint)
 
     async def endpoints(self) -> list[str]:
         await self._refresh("endpoints")
         return self.registry.endpoints()
 
-    async def _refresh(self, what: str) -> None:
+    async def _refresh(self, what: str, endpoint: str | None = None) -> None:
         self.nc  # noqa: B018 - raises TransportClosed
         try:
-            await self.registry.refresh()  # read afresh: the copy may lag a moment behind
+            await self.registry.refresh(endpoint)  # read afresh: the copy may lag a moment behind
         except TransportError as exc:  # JetStream busy (an election): the watched copy
             log.warning("%s from this node's copy: %s", what, exc)

@@ -29,6 +29,7 @@ __all__ = ["ApiError", "Location", "api", "stop_task", "translated"]
 FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
 WRONG_LAST_SEQUENCE = 10071  # a put raced another (queues)
 NOT_FOUND = (10037, 10014, 10059)  # no message, consumer or stream
+NOT_DELETED = 10057  # a message to delete is gone (acknowledged, purged)
 
 
 class ApiError(TransportError):

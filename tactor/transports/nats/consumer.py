@@ -82,7 +82,8 @@ class NatsConsumer(MailboxConsumer):
         self.name = name
         self._mailboxes = mailboxes
         self._private = private
-        self._index = {transport.names.mailbox(m): i for i, m in enumerate(mailboxes)}
+        names = transport.names
+        self._index = {names.mailbox_of(names.mailbox(m)): i for i, m in enumerate(mailboxes)}
         self._arrived: list[deque[Msg]] = [deque() for _ in mailboxes]
         self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
         self._wake = asyncio.Event()
@@ -106,7 +107,7 @@ class NatsConsumer(MailboxConsumer):
 
     async def _on_msg(self, msg: Msg) -> None:
         # A message comes with its own subject, a pull's status with the pull's reply subject.
-        index = self._index.get(msg.subject)
+        index = self._index.get(self.transport.names.mailbox_of(msg.subject))
         if index is None:
             index = int(msg.subject.rsplit(".", 1)[1])
         status = (msg.headers or {}).get("Status")
@@ -117,7 +118,7 @@ class NatsConsumer(MailboxConsumer):
                 await self._put_back(self._arrived[index].popleft())
         elif status is None:
             self._arrived[index].append(msg)
-        elif status == "503":  # no consumer to answer (a restart without its state)
+        elif status in ("503", "409"):  # no consumer (a restart without its state, or deleted)
             self._ensure = True
         elif status not in ("404", "408"):  # 404, 408: nothing came before it expired
             log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
@@ -144,6 +145,8 @@ class NatsConsumer(MailboxConsumer):
         for index, mailbox in enumerate(self._mailboxes):
             if self._pull_until[index] > now or self._arrived[index]:
                 continue
+            if self._pull_until[index]:  # the last pull went unanswered: no consumer to answer
+                await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
             self._pull_until[index] = now + expires + 0.5  # the server answers 408 at expiry
             subject = self.transport.pull_subject(mailbox)
             body = orjson.dumps({"batch": 1, "expires": int(expires * 1e9)})

@@ -50,9 +50,7 @@ class NatsDeadLetters:
 
         async def publish_to_stream(
             self, subject: str, payload: bytes, attempted: int = 0
-        ) -> None: ...
-
-        async def put_back(self, mailbox: str, payload: bytes) -> None: ...
+        ) -> int: ...
 
     async def add_dead_letter(
         self, into: str, payload: bytes, reason: str, attempts: int, keep: int
@@ -102,12 +100,14 @@ class NatsDeadLetters:
         return _entry(message)
 
     async def replay_dead_letter(self, mailbox: str, letter: str) -> bool:
+        """Into a subject of the mailbox's own (see :meth:`Names.replayed`): never refused
+        for room, as a replay on the other transports is not."""
         entry = await self._take(mailbox, letter)
         if entry is None:
             return False
         try:
-            await self.put_back(mailbox, entry.payload)
-        except TransportError as exc:  # full (or NATS away): the letter stays, as a new one
+            await self.publish_to_stream(self.names.replayed(mailbox, letter), entry.payload)
+        except TransportError as exc:  # NATS away: the letter stays, as a new one
             await self.add_dead_letter(mailbox, entry.payload, entry.reason, entry.attempts, 0)
             raise TransportError(
                 f"replay of dead letter {letter} into {mailbox!r} failed ({exc}); "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Names", "token"]
+__all__ = ["Names", "token", "untoken"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]")
 
@@ -22,6 +22,13 @@ def token(name: str) -> str:
     """``name`` as one NATS token (reversible: ``=`` itself is escaped)."""
     return "".join(
         ch if _PLAIN.match(ch) else "".join(f"={b:02X}" for b in ch.encode()) for ch in name
+    )
+
+
+def untoken(tok: str) -> str:
+    """The name :func:`token` made ``tok`` of."""
+    return re.sub(
+        r"(?:=[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace("=", "")).decode(), tok
     )
 
 
@@ -35,7 +42,8 @@ class Names:
         self.mailboxes = f"{self.stream_root}_mb"  # work-queue stream of every mailbox
         self.dead = f"{self.stream_root}_dl"  # limits stream of every dead letter
         self.queues = f"{self.stream_root}_q"  # work-queue stream of every queue
-        self.registry = f"{self.stream_root}_reg"  # KV bucket: one key per node
+        self.registry = f"{self.stream_root}_reg"  # KV bucket: one key per node, its beat
+        self.registered = f"{self.stream_root}_pv"  # KV bucket: one key per provider
         self.unfinished = f"{self.stream_root}_qc"  # KV bucket: queues' unfinished counts
 
     def subject(self, kind: str, name: str) -> str:
@@ -45,7 +53,22 @@ class Names:
         return f"{self.subject_root}.{kind}.>"
 
     def mailbox(self, mailbox: str) -> str:
-        return self.subject("mb", mailbox)
+        """The subject deliveries go to: the one the mailbox's bound (a per-subject limit)
+        holds to."""
+        return f"{self.subject('mb', mailbox)}.m"
+
+    def replayed(self, mailbox: str, letter: str) -> str:
+        """The subject of one replayed dead letter: a subject of its own, so that a replay
+        is never refused for room, as on the other transports."""
+        return f"{self.subject('mb', mailbox)}.r{letter}"
+
+    def mailbox_of(self, subject: str) -> str:
+        """What :meth:`mailbox` and :meth:`replayed` share: the mailbox's part of the subject."""
+        return subject.rpartition(".")[0]
+
+    def every_subject_of(self, mailbox: str) -> str:
+        """The filter of the mailbox's subjects: its consumer's, its purge's."""
+        return f"{self.subject('mb', mailbox)}.>"
 
     def dead_letters(self, mailbox: str) -> str:
         return self.subject("dl", mailbox)

@@ -41,6 +41,7 @@ class NatsQueues:
     """The transport's queue verbs (a mixin: the transport provides the attributes below)."""
 
     names: Names
+    ttl: float
     _closed: bool
     _queue_consumers: set[str]
     #: The waiting gets' queues: closing the transport wakes each with None.
@@ -106,7 +107,9 @@ class NatsQueues:
     async def _queue_consumer(self, queue: str) -> str:
         durable = self.names.durable("q", queue)
         if durable not in self._queue_consumers:
-            await self.ensure_consumer(self.names.queues, durable, self.names.queue(queue))
+            idle = 100 * max(self.ttl, PULL_EXPIRES)  # dropped by the server once unused
+            subject = self.names.queue(queue)
+            await self.ensure_consumer(self.names.queues, durable, subject, inactive=idle)
             self._queue_consumers.add(durable)
         return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.queues}.{durable}"
 
@@ -130,9 +133,12 @@ class NatsQueues:
                     body["expires"] = int(min(left, PULL_EXPIRES) * 1e9)
                 with translated("get from queue", queue):
                     await nc.publish(pull, orjson.dumps(body), reply=inbox)
-                msg = await self._answer(got, min(max(left, 0), PULL_EXPIRES) + 2.0)
+                msg, gone = await self._answer(got, min(max(left, 0), PULL_EXPIRES) + 2.0)
                 if msg is not None:
                     return await self._take_item(queue, msg)
+                if gone:  # dropped by a node's close (see drop_unused): made again
+                    self._queue_consumers.discard(self.names.durable("q", queue))
+                    pull = await self._queue_consumer(queue)
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 self._check_queues_open()
@@ -165,18 +171,20 @@ class NatsQueues:
         return msg.data
 
     @staticmethod
-    async def _answer(got: asyncio.Queue[Msg | None], wait: float) -> Msg | None:
-        """The item a pull brought, or None when it ended empty."""
+    async def _answer(got: asyncio.Queue[Msg | None], wait: float) -> tuple[Msg | None, bool]:
+        """The item a pull brought, or None when it ended empty; and whether the queue's
+        consumer may be gone (deleted: 409, or no answer at all)."""
         try:
             async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancellation
                 msg = await got.get()
         except TimeoutError:
-            return None
+            return None, True
         if msg is None:
             raise TransportClosed("the NATS transport is closed")
-        if (msg.headers or {}).get("Status"):
-            return None
-        return msg
+        status = (msg.headers or {}).get("Status")
+        if status:
+            return None, status == "409"
+        return msg, False
 
     async def queue_size(self, queue: str) -> int:
         self._check_queues_open()
@@ -185,32 +193,18 @@ class NatsQueues:
 
     async def _count(self, queue: str, change: int) -> int:
         """Add ``change`` to the queue's unfinished count by compare-and-set; the new count.
-        ValueError (nothing changed) if it would go below zero."""
+        ValueError (nothing changed) if it would go below zero. A count back at 0 is deleted:
+        a queue drained and done leaves no key, as on Redis."""
         key = token(queue)
         while True:
-            if change == 0:
-                with translated("count tasks of", queue):
-                    try:
-                        return int((await self.counts.get(key)).value or b"0")
-                    except Exception as exc:
-                        if "not found" not in str(exc).lower():
-                            raise
-                        return 0
             with translated("count tasks of", queue):
-                try:
-                    entry = await self.counts.get(key)
-                    value, revision = int(entry.value or b"0"), entry.revision
-                except Exception as exc:
-                    if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
-                        raise
-                    value, revision = 0, 0
+                value, revision = await self._read_count(key)
+                if change == 0:
+                    return value
                 if value + change < 0:
                     raise ValueError("task_done() called too many times")
                 try:
-                    if revision:
-                        await self.counts.update(key, b"%d" % (value + change), last=revision)
-                    else:
-                        await self.counts.create(key, b"%d" % (value + change))
+                    await self._write_count(key, value + change, revision)
                     return value + change
                 except Exception as exc:
                     if (
@@ -218,6 +212,25 @@ class NatsQueues:
                         and "exists" not in str(exc).lower()
                     ):
                         raise
+
+    async def _read_count(self, key: str) -> tuple[int, int]:
+        """A count and its revision (0 where there is no key)."""
+        try:
+            entry = await self.counts.get(key)
+        except Exception as exc:
+            if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
+                raise
+            deleted = getattr(exc, "entry", None)  # a delete marker: its revision to write over
+            return 0, int(getattr(deleted, "revision", 0) or 0)
+        return int(entry.value or b"0"), int(entry.revision or 0)
+
+    async def _write_count(self, key: str, count: int, revision: int) -> None:
+        if count == 0 and revision:
+            await self.counts.delete(key, last=revision)
+        elif revision:
+            await self.counts.update(key, b"%d" % count, last=revision)
+        else:
+            await self.counts.create(key, b"%d" % count)
 
     async def queue_task_done(self, queue: str) -> int:
         self._check_queues_open()
@@ -232,4 +245,4 @@ class NatsQueues:
         subject = self.names.queue(queue)
         await api(self.nc, f"STREAM.PURGE.{self.names.queues}", {"filter": subject})
         with translated("delete queue", queue):
-            await self.counts.put(token(queue), b"0")
+            await self.counts.delete(token(queue))

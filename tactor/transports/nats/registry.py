@@ -1,123 +1,169 @@
-"""The registry on a KV bucket: one key per node, renewed by the node's heartbeat.
+"""The registry on two KV buckets: a beat per node, and a key per provider written once.
 
-The bucket's age limit is the transport's ``ttl``: a node's key holds every
-``endpoint -> {provider: info}`` entry of the node (the info that the provider
-registered with, base64) and is written again on every beat (``ttl``/3), so a
-node costs one write per beat however many providers it hosts, and its key ages
-out ``ttl`` after its last beat (SIGKILL, a lost machine). Registering and
-unregistering write the key at once.
+- ``P_reg`` holds one key per node that hosts providers, ``NODE``, with the bucket's
+  age limit set to the transport's ``ttl``: the node writes it again on every beat
+  (``ttl``/3), a few bytes however many providers it hosts, so its key ages out ``ttl``
+  after its last beat (SIGKILL, a lost machine).
+- ``P_pv`` (no age limit) holds one key per provider, ``NODE.ENDPOINT.PROVIDER`` (names as
+  tokens, see :mod:`.names`), whose value is the info the provider registered with:
+  written once at ``register``, purged at ``unregister``. A provider is live while its key
+  is there and its node's beat is.
 
-Each node watches the bucket and keeps the live entries in memory: a look-up
-(``deliver`` to an endpoint, a broadcast) costs no round trip. A key that
-ages out sends no notice, so an entry is live for ``ttl`` after the watcher
-last heard of it. Where the copy finds no provider, it is read afresh from
-the bucket before anyone is told there is none (another node may have
-registered a moment ago).
+Each node watches both buckets and keeps the live entries in memory: a look-up
+(``deliver`` to an endpoint, a broadcast) costs no round trip. A key that ages
+out sends no notice, so a node is live for ``ttl`` after the watcher last heard
+its beat. Where the copy finds no provider, it is read afresh from the buckets
+before anyone is told there is none (another node may have registered a moment
+ago). What a dead node left (its providers' keys, their private mailboxes) is
+dropped by the first live node that finds its beat gone; a node that closes
+drops its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import orjson
 from nats.js.kv import KeyValue
 
 from ...errors import TransportError
 from ..base import ProviderEntry
 from .connection import stop_task, translated
+from .names import token, untoken
 
 __all__ = ["Registry"]
 
 log = logging.getLogger(__name__)
 
+#: A node's entries: endpoint -> provider -> the info it registered with.
+Entries = dict[str, dict[str, bytes]]
+
+_GONE = ("DEL", "PURGE")
+
 
 class Registry:
-    """This node's entries in the bucket, and a live copy of every node's."""
+    """This node's entries in the buckets, and a live copy of every node's."""
 
     def __init__(
         self,
         node: str,
         ttl: float,
-        on_dead: Callable[[dict[str, dict[str, str]]], Awaitable[None]],
+        on_dead: Callable[[Entries], Awaitable[None]],
     ) -> None:
         self.node = node
         self.ttl = ttl
         self._on_dead = on_dead
-        self.own: dict[str, dict[str, str]] = {}  # endpoint -> this node's providers -> info
-        #: node -> (when heard, its entries: endpoint -> provider -> info, base64)
-        self._nodes: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
+        self.own: Entries = {}
+        self._beats: dict[str, float] = {}  # node -> when its beat was last heard
+        self._entries: dict[str, Entries] = {}  # node -> its providers, as the copy has them
+        self._revision = 0  # of this node's key, as its last beat wrote it
+        self._rewrite = False  # this node's providers' keys are to be written again
+        self._beating = asyncio.Lock()  # one beat at a time: each expects the last's revision
+        self._registered = False  # ever: its providers' keys (or their markers) to drop
         self._kv: KeyValue | None = None
-        self._watcher: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._pv: KeyValue | None = None
+        self._purge: Callable[[str], Awaitable[Any]] | None = None
+        self._watchers: dict[str, Any] = {}  # "beats", "providers" -> the bucket's watcher now
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
-    async def start(self, kv: KeyValue) -> None:
-        self._kv = kv
+    async def start(
+        self, beats: KeyValue, providers: KeyValue, purge: Callable[[str], Awaitable[Any]]
+    ) -> None:
+        """``purge(node)`` removes every key of ``node`` from ``providers`` (with its markers)."""
+        self._kv, self._pv, self._purge = beats, providers, purge
         await self.refresh()
-        self._task = asyncio.create_task(self._watch(), name=f"tactor-nats-registry-{self.node}")
+        self._tasks = [
+            asyncio.create_task(self._watch(what, kv, take), name=f"tactor-nats-{what}-{self.node}")
+            for what, kv, take in (
+                ("beats", beats, self._take_beat),
+                ("providers", providers, self._take_provider),
+            )
+        ]
 
     async def close(self) -> None:
         self._stopping = True
-        if self._watcher is not None:
+        for watcher in self._watchers.values():
             with contextlib.suppress(Exception):
-                await self._watcher.stop()
-        await stop_task(self._task)
-        if self._kv is not None and self.own:
-            self.own.clear()
-            with contextlib.suppress(Exception):
+                await watcher.stop()
+        for task in self._tasks:
+            await stop_task(task)
+        if self._kv is None or self._purge is None or not self._registered:
+            return
+        with contextlib.suppress(Exception):
+            if self.own:
+                self.own.clear()
                 await self._kv.delete(self.node)
+            await self._purge(self.node)  # its providers' keys, and the markers unregister left
 
     # -- this node's entries -----------------------------------------------------
 
+    def _key(self, endpoint: str, provider: str, node: str | None = None) -> str:
+        return f"{node or self.node}.{token(endpoint)}.{token(provider)}"
+
     async def beat(self) -> None:
-        """Write this node's key (again): its entries stay live for another ``ttl``."""
-        if self._kv is None:
+        """Write this node's key again: its providers stay live for another ``ttl``. A key
+        that was gone meanwhile (aged out while the node was cut off, and its providers'
+        keys dropped as a dead node's) is written again, and its providers' keys with it."""
+        if self._kv is None or not self.own:
             return
-        if not self.own:
-            return
-        entries = {endpoint: dict(providers) for endpoint, providers in self.own.items()}
-        with translated("heartbeat"):
-            await self._kv.put(self.node, orjson.dumps(entries))
-        self._heard(self.node, entries)
+        async with self._beating:
+            with translated("heartbeat"):
+                try:
+                    self._revision = await self._kv.update(self.node, b"1", last=self._revision)
+                except Exception as exc:
+                    if "wrong last sequence" not in str(exc).lower():
+                        raise
+                    self._rewrite = True  # until every key is written: a beat may fail midway
+                    self._revision = await self._kv.put(self.node, b"1")
+                if self._rewrite:
+                    for endpoint, providers in list(self.own.items()):
+                        for provider, info in list(providers.items()):
+                            await self._write(endpoint, provider, info)
+                    self._rewrite = False
+
+    async def _write(self, endpoint: str, provider: str, info: bytes) -> None:
+        assert self._pv is not None
+        await self._pv.put(self._key(endpoint, provider), info)
 
     async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
-        self.own.setdefault(endpoint, {})[provider] = base64.b64encode(info).decode()
-        await self.beat()
+        first = not self.own
+        self.own.setdefault(endpoint, {})[provider] = info
+        self._registered = True
+        if first:
+            await self.beat()  # the node's key first: a provider's key never waits without it
+        with translated("register"):
+            await self._write(endpoint, provider, info)
 
     async def unregister(self, endpoint: str, provider: str) -> None:
         providers = self.own.get(endpoint, {})
         providers.pop(provider, None)
         if not providers:
             self.own.pop(endpoint, None)
+        if self._kv is None or self._pv is None:
+            return
         try:
-            if self.own:
-                await self.beat()
-            elif self._kv is not None:
-                self._nodes.pop(self.node, None)
-                with translated("unregister"):
+            with translated("unregister"):
+                await self._pv.purge(self._key(endpoint, provider))
+                if not self.own:
+                    self._revision = 0
                     await self._kv.delete(self.node)
-        except TransportError as exc:  # NATS away: the entry ages out within the TTL
+        except TransportError as exc:  # NATS away: the node's key ages out within the TTL
             log.warning("unregister %s of %s: %s; it expires within %.1fs", provider, endpoint,
                         exc, self.ttl)  # fmt: skip
 
     # -- everyone's --------------------------------------------------------------
 
-    def _heard(self, node: str, entries: dict[str, dict[str, str]], age: float = 0.0) -> None:
-        self._nodes[node] = (time.monotonic() - age, entries)
-
-    def _live_entries(self) -> Iterable[dict[str, dict[str, str]]]:
-        """The entries of this node and of the nodes heard of within ``ttl``."""
+    def _live_entries(self) -> Iterable[Entries]:
+        """The entries of this node and of the nodes whose beat was heard within ``ttl``."""
         now = time.monotonic()
         yield self.own
-        for heard, entries in self._nodes.values():
-            if now - heard < self.ttl:
+        for node, entries in self._entries.items():
+            if node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl:
                 yield entries
 
     def live(self, endpoint: str) -> list[str]:
@@ -129,98 +175,140 @@ class Registry:
 
     def provider_entries(self, endpoint: str) -> list[ProviderEntry]:
         """:meth:`live`, with what each provider registered with."""
-        infos: dict[str, str] = {}
+        infos: dict[str, bytes] = {}
         for entries in self._live_entries():
             infos.update(entries.get(endpoint, {}))
-        return [ProviderEntry(provider, _info(infos[provider])) for provider in sorted(infos)]
+        return [ProviderEntry(provider, infos[provider]) for provider in sorted(infos)]
 
     def endpoints(self) -> list[str]:
         """The endpoints with a live provider, as this node's copy has them, sorted."""
         return sorted({e for entries in self._live_entries() for e, p in entries.items() if p})
 
-    async def refresh(self) -> None:
-        """Read every node's key afresh (the copy may lag behind a registration)."""
-        assert self._kv is not None
-        seen: set[str] = set()
+    async def refresh(self, endpoint: str | None = None) -> None:
+        """Read the buckets afresh (the copy may lag behind a registration): every node's
+        beat, and every provider's key (with ``endpoint``, that endpoint's only)."""
+        assert self._kv is not None and self._pv is not None
         with translated("read the registry"):
-            watcher = await self._kv.watchall()
-            try:
-                while True:
-                    entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                    if entry is None:
-                        break
-                    seen.add(entry.key)
-                    self._take(entry)
-            finally:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-        for node, (_, entries) in list(self._nodes.items()):
-            if node not in seen and node != self.node:  # its key aged out: no longer live
-                self._nodes[node] = (float("-inf"), entries)  # the sweep cleans up after it
+            beats = await _read_all(self._kv, ">")
+            pattern = ">" if endpoint is None else f"*.{token(endpoint)}.*"
+            providers = await _read_all(self._pv, pattern)
+        now = time.monotonic()
+        self._beats = dict.fromkeys(beats, now)
+        for entries in self._entries.values():
+            if endpoint is None:
+                entries.clear()
+            else:
+                entries.pop(endpoint, None)
+        for entry in providers.values():
+            self._take_provider(entry)
 
-    def _take(self, entry: Any) -> None:
-        if entry.operation in ("DEL", "PURGE") or not entry.value:
-            self._nodes.pop(entry.key, None)
-            return
+    def _take_beat(self, entry: Any) -> None:
+        if entry.operation not in _GONE:
+            self._beats[entry.key] = time.monotonic()
+        elif entry.key != self.node:  # it left (unregistered its last provider, or closed)
+            self._beats.pop(entry.key, None)
+            self._entries.pop(entry.key, None)
+
+    def _take_provider(self, entry: Any) -> None:
         try:
-            entries = orjson.loads(entry.value)
-        except orjson.JSONDecodeError:
-            entries = None
-        if not _is_entries(entries):
-            log.warning("registry: an entry that is not tactor's under %r", entry.key)
+            node, endpoint, provider = entry.key.split(".")
+        except ValueError:
+            log.warning("registry: a key that is not tactor's: %r", entry.key)
             return
-        self._heard(entry.key, entries)
+        endpoint, provider = untoken(endpoint), untoken(provider)
+        entries = self._entries.setdefault(node, {})
+        if entry.operation in _GONE:
+            entries.get(endpoint, {}).pop(provider, None)
+            if not entries.get(endpoint, True):
+                del entries[endpoint]
+        else:
+            entries.setdefault(endpoint, {})[provider] = bytes(entry.value or b"")
 
-    async def _watch(self) -> None:
-        assert self._kv is not None
+    async def _watch(self, what: str, kv: KeyValue, take: Callable[[Any], None]) -> None:
         while not self._stopping:
             try:
-                self._watcher = watcher = await self._kv.watchall()
+                self._watchers[what] = watcher = await kv.watchall()
                 if self._stopping:
                     break
                 async for entry in watcher:
                     if entry is not None:
-                        self._take(entry)
+                        take(entry)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS away: watch again once it is back
                 log.debug("registry watch ended (%s); watching again", exc)
                 await asyncio.sleep(0.5)
 
+    async def still_listed(self, endpoint: str, providers: list[str]) -> set[str]:
+        """Those of ``providers`` of ``endpoint`` that the buckets list now: this node's own
+        entries, else one read of each one's key and of its node's beat, concurrently (a
+        provider the copy no longer has is not listed)."""
+        mine = self.own.get(endpoint, {})
+        found = {p for p in providers if p in mine}
+        where = {
+            p: node
+            for node, entries in self._entries.items()
+            for p in entries.get(endpoint, ())
+            if node != self.node and p in providers and p not in found
+        }
+        nodes = sorted(set(where.values()))
+        assert self._kv is not None and self._pv is not None
+        keys = [self._key(endpoint, p, node) for p, node in where.items()]
+        with translated("read the registry"):
+            read = await asyncio.gather(
+                *(_read(self._kv, node) for node in nodes), *(_read(self._pv, k) for k in keys)
+            )
+        beating = {node for node, e in zip(nodes, read[: len(nodes)], strict=True) if e is not None}
+        listed = read[len(nodes) :]
+        found.update(p for p, e in zip(where, listed, strict=True) if e and where[p] in beating)
+        return found
+
     async def sweep(self) -> None:
-        """Forget nodes silent for ``ttl``; what they left (private mailboxes) is dropped."""
+        """Drop nodes whose beat is gone, and what they left (their providers' keys and
+        private mailboxes)."""
         now = time.monotonic()
-        for node, (heard, entries) in list(self._nodes.items()):
-            if node == self.node or now - heard < self.ttl:
+        for node in list(self._entries):
+            if node == self.node or now - self._beats.get(node, float("-inf")) < self.ttl:
                 continue
             # This node's copy may be stale (it was cut off): only the bucket says "dead".
-            assert self._kv is not None
+            assert self._kv is not None and self._purge is not None
             try:
-                entry = await self._kv.get(node)
-            except KeyError:
-                entry = None
-            except Exception as exc:
-                if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
-                    return  # NATS away: sweep later
-                entry = None
-            if entry is not None and entry.value:
-                self._take(entry)
-                continue
-            self._nodes.pop(node, None)
-            await self._on_dead(entries)
+                if await _read(self._kv, node) is not None:
+                    self._beats[node] = now
+                    continue
+                await self._purge(node)
+                # Then its key, even gone: were the verdict wrong (a read from a replica
+                # behind), the node's next beat finds its key changed and writes it all again.
+                await self._kv.delete(node)
+            except Exception:
+                return  # NATS away: sweep later
+            await self._on_dead(self._entries.pop(node, {}))
+            self._beats.pop(node, None)
 
 
-def _is_entries(data: Any) -> bool:
-    """A node's entries: ``{endpoint: {provider: info}}``, all strings."""
-    return isinstance(data, dict) and all(
-        isinstance(providers, dict)
-        and all(isinstance(p, str) and isinstance(i, str) for p, i in providers.items())
-        for providers in data.values()
-    )
-
-
-def _info(encoded: str) -> bytes:
+async def _read(kv: KeyValue, key: str) -> Any:
+    """``key`` as the bucket has it now; None if there is none."""
     try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        return b""
+        return await kv.get(key)
+    except KeyError:
+        return None
+    except Exception as exc:
+        if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
+            raise
+        return None
+
+
+async def _read_all(kv: KeyValue, keys: str) -> dict[str, Any]:
+    """The bucket's keys that match ``keys``, with their entries (deleted ones left out)."""
+    found: dict[str, Any] = {}
+    watcher = await kv.watch(keys)
+    try:
+        while True:
+            entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
+            if entry is None:
+                return found
+            if entry.operation not in _GONE:
+                found[entry.key] = entry
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()  # type: ignore[no-untyped-call]

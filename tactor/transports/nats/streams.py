@@ -7,9 +7,10 @@ as it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .connection import ApiError, api, translated
+from .connection import NOT_FOUND, ApiError, api, translated
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -87,6 +88,29 @@ class Streams:
         except ApiError as exc:
             if exc.code not in _EXISTS:
                 raise
+
+    async def drop_unused(self, consumers: Iterable[tuple[str, str]]) -> None:
+        """Delete each consumer ``(stream, durable)`` that nobody uses now: no pull request
+        waits on it, nothing handed out is unacknowledged and nothing is left to hand out
+        (a later node makes it again; one whose pull meets it gone makes it again at once)."""
+        for stream, durable in consumers:
+            try:
+                info = await api(self.nc, f"CONSUMER.INFO.{stream}.{durable}")
+                if not any(info.get(n) for n in ("num_waiting", "num_ack_pending", "num_pending")):
+                    await api(self.nc, f"CONSUMER.DELETE.{stream}.{durable}")
+            except ApiError as exc:
+                if exc.code not in NOT_FOUND:
+                    raise
+
+    async def registry_buckets(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
+        """The registry's buckets (see :mod:`.registry`): nodes' beats, providers' keys."""
+        beats = await self.key_value(js, self.names.registry, self.ttl)
+        return beats, await self.key_value(js, self.names.registered, None)
+
+    async def purge_registered(self, node: str) -> None:
+        """Remove every key of ``node`` from the providers' bucket, markers too."""
+        bucket = self.names.registered
+        await api(self.nc, f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{node}.>"})
 
     async def key_value(self, js: JetStreamContext, bucket: str, ttl: float | None) -> KeyValue:
         from nats.js.api import KeyValueConfig
