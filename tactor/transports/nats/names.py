@@ -11,6 +11,7 @@ never share one.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["Names", "token"]
@@ -18,6 +19,7 @@ __all__ = ["Names", "token"]
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]")
 
 
+@functools.lru_cache(maxsize=4096)  # every message names its subject: make each once
 def token(name: str) -> str:
     """``name`` as one NATS token (reversible: ``=`` itself is escaped)."""
     return "".join(
