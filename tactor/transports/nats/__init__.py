@@ -209,6 +209,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
                 for consumer in list(self.consumers):
                     await consumer.keep_working()
                 await self.registry.sweep()
+                await self.renew_keeper()
             except TransportError as exc:
                 log.warning("NATS heartbeat failed: %s", exc)
                 with contextlib.suppress(TransportError):  # a server that lost its store
@@ -239,6 +240,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             for inbox in list(self.inboxes):
                 await inbox.close()
             await self.registry.close()
+            if self.kept:
+                with contextlib.suppress(TransportError):
+                    await self.drop_keeper()
         finally:
             self._closed = True
             with contextlib.suppress(Exception):
@@ -261,6 +265,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
     async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
         """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
         headers = {ATTEMPTED: str(attempted)} if attempted else None
+        self.appended = True
         for again in (True, False):
             try:
                 with translated("deliver to", subject):

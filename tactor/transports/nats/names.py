@@ -39,6 +39,8 @@ class Names:
         self.queues = f"{self.stream_root}_q"  # work-queue stream of every queue
         self.registry = f"{self.stream_root}_reg"  # KV bucket: one key per node
         self.unfinished = f"{self.stream_root}_qc"  # KV bucket: queues' unfinished counts
+        # Two tokens after "mb": no mailbox's subject (one token) is ever it.
+        self.keeper = f"{self.subject_root}.mb.keeper.last-block"
 
     def subject(self, kind: str, name: str) -> str:
         return f"{self.subject_root}.{kind}.{token(name)}"

@@ -3,12 +3,25 @@
 Everything is made with the same configuration by every node of a namespace;
 one that exists already (made by another node, or before a restart) is used
 as it is.
+
+The mailbox stream keeps one message of its own, the *keeper*, on a subject no
+consumer reads (``Names.keeper``). A work queue is empty most of the time under
+light load (each message goes once it is acknowledged), and a JetStream file
+store closes the file of its newest block each time that block empties and opens
+it again at the next message (nats-server 2.9 deletes it and makes a new one):
+with a message left in the newest block, a call costs the server no file to
+close, make or open. A node that appended to a stream since its last heartbeat
+writes the keeper again at the beat (the store starts a new block every few
+MiB) and drops the older ones; a closing node that wrote it drops it (a running
+one writes it again).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+from ...errors import TransportError
 from .connection import ApiError, api, translated
 
 if TYPE_CHECKING:
@@ -36,10 +49,17 @@ class Streams:
     ttl: float
     replicas: int
 
+    appended = False  # to a stream since the keeper was last written (it is due again)
+    kept = False  # this node wrote the keeper (it drops it when it closes)
+
     if TYPE_CHECKING:
 
         @property
         def nc(self) -> Client: ...
+
+        async def publish_to_stream(
+            self, subject: str, payload: bytes, attempted: int = 0
+        ) -> None: ...
 
     async def _stream(self, name: str, subjects: list[str], **config: Any) -> None:
         body: dict[str, Any] = {"name": name, "subjects": subjects, "storage": "file"}
@@ -62,6 +82,24 @@ class Streams:
         )
         await self._stream(names.dead, [names.all_of("dl")], retention="limits")
         await self._stream(names.queues, [names.all_of("q")], retention="workqueue")
+
+    async def renew_keeper(self) -> None:
+        """Write the mailbox stream's keeper anew (into its newest block) and drop the older
+        ones, if this node appended to a mailbox since the last call (see above)."""
+        if not self.appended:
+            return
+        with contextlib.suppress(TransportError):  # only speed depends on it
+            await self.publish_to_stream(self.names.keeper, b"")
+            self.kept = True
+            await self.drop_keeper(keep=1)
+        self.appended = False
+
+    async def drop_keeper(self, keep: int = 0) -> None:
+        """Purge the keeper's subject but for the newest ``keep`` messages."""
+        body: dict[str, Any] = {"filter": self.names.keeper}
+        if keep:
+            body["keep"] = keep
+        await api(self.nc, f"STREAM.PURGE.{self.names.mailboxes}", body)
 
     async def ensure_consumer(
         self, stream: str, durable: str, subject: str, *, inactive: float | None = None
