@@ -48,7 +48,8 @@ from ..base import (
     provider_mailbox,
 )
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
-from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
+from .appends import Appends
+from .connection import FULL, ApiError, api, location_of, stop_task, translated
 from .consumer import ATTEMPTED, NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .events import NatsSubscriptionBuffer
@@ -107,6 +108,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._queue_consumers: set[str] = set()
         self._getters: set[asyncio.Queue[Any]] = set()
         self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
+        self.appends = Appends()
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
@@ -171,6 +173,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
         self._nc = nc
         try:
+            with translated("subscribe"):
+                await self.appends.open(nc)
             await self.ensure_streams()
             js = nc.jetstream()
             self._counts = await self.key_value(js, self.names.unfinished, None)
@@ -204,6 +208,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
     async def _beat(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.heartbeat_interval)
+            self.appends.expire()
             try:
                 await self.registry.beat()
                 for consumer in list(self.consumers):
@@ -247,6 +252,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
             self._closed = True
             with contextlib.suppress(Exception):
                 await nc.close()
+            self.appends.close()
 
     # -- mailboxes -------------------------------------------------------------
 
@@ -269,7 +275,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         for again in (True, False):
             try:
                 with translated("deliver to", subject):
-                    await request(self.nc, subject, payload, 5.0, headers)
+                    await self.appends.append(self.nc, subject, payload, headers)
                 return
             except TransportError as exc:
                 if not again or not isinstance(exc.__context__, NoRespondersError):
