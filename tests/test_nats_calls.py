@@ -1,5 +1,6 @@
 """The NATS call path: what it keeps while it takes fewer steps — a full mailbox still
-refuses with the typed error, and the mailbox stream's keeper stays out of every mailbox."""
+refuses with the typed error, an append left unanswered still fails typed, and the
+mailbox stream's keeper stays out of every mailbox."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tactor import Actor, ActorSystem, MailboxFull
+from tactor import Actor, ActorSystem, MailboxFull, TransportClosed, TransportError
 from tactor.transports import open_transport
-from tactor.transports.nats import NatsTransport
+from tactor.transports.nats import NatsTransport, appends
 from tactor.transports.nats.connection import api
 from tests.conftest import drop_nats, require_nats, with_query
 
@@ -97,3 +98,31 @@ async def test_a_full_mailbox_refuses_calls_and_tells_with_mailbox_full(namespac
         await waiting  # room came: accepted
         assert await system.call(Gated.echo, "after") == "after"
         assert gated.seen == ["in hand", "a", "waits for room"]
+
+
+async def test_an_append_left_unanswered_fails_typed(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append whose answer never comes fails as a request's timeout did (at the next
+    append or heartbeat past its patience), and one still waiting when the transport
+    closes fails with TransportClosed."""
+    transport = open_transport(namespace)
+    assert isinstance(transport, NatsTransport)
+    await transport.start()
+    silent = f"{transport.names.subject_root}.silent"
+    swallowed = await transport.nc.subscribe(silent)  # takes appends there, answers none
+    try:
+        monkeypatch.setattr(appends, "PATIENCE", 0.0)  # each append overdue at once
+        waiting = asyncio.create_task(transport.publish_to_stream(silent, b"x"))
+        await swallowed.next_msg(timeout=5)  # it was sent
+        transport.appends.expire()
+        with pytest.raises(TransportError, match="TimeoutError"):
+            await waiting
+        monkeypatch.setattr(appends, "PATIENCE", 60.0)
+        waiting = asyncio.create_task(transport.publish_to_stream(silent, b"y"))
+        await swallowed.next_msg(timeout=5)
+    finally:
+        await swallowed.unsubscribe()
+        await transport.close()
+    with pytest.raises(TransportClosed):
+        await waiting
