@@ -32,7 +32,6 @@ from urllib.parse import urlencode, urlsplit
 
 import nats
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
 from nats.js.kv import KeyValue
 
 from ...errors import NoProvider, TransportClosed, TransportError
@@ -50,7 +49,7 @@ from ..base import (
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
 from .appends import Appends
 from .connection import FULL, ApiError, api, location_of, stop_task, translated
-from .consumer import ATTEMPTED, NatsConsumer
+from .consumer import NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .events import NatsSubscriptionBuffer
 from .inbox import NatsInbox
@@ -256,32 +255,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
 
     # -- mailboxes -------------------------------------------------------------
 
-    def pull_subject(self, mailbox: str) -> str:
-        durable = self.names.durable("mb", mailbox)
-        return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.mailboxes}.{durable}"
-
-    async def ensure_mailbox_consumer(self, mailbox: str, private: bool) -> None:
-        durable = self.names.durable("mb", mailbox)
-        # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
-        idle = (20 if private else 100) * max(self.ttl, self.block)
-        await self.ensure_consumer(
-            self.names.mailboxes, durable, self.names.mailbox(mailbox), inactive=idle
-        )
-
-    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
-        """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
-        headers = {ATTEMPTED: str(attempted)} if attempted else None
-        self.appended = True
-        for again in (True, False):
-            try:
-                with translated("deliver to", subject):
-                    await self.appends.append(self.nc, subject, payload, headers)
-                return
-            except TransportError as exc:
-                if not again or not isinstance(exc.__context__, NoRespondersError):
-                    raise
-            await self.ensure_streams()  # no stream answered: a server that lost its state
-
     async def deliver(
         self,
         mailbox: str,
@@ -352,20 +325,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, Streams, Transport):
         self._private.update(private)
         self.consumers.add(result)
         return result
-
-    async def mailbox_depth(self, mailbox: str) -> int:
-        """Messages not yet delivered to a consumer: the mailbox consumer's ``num_pending``
-        (before there is one, the stream's count of the mailbox's subject)."""
-        durable = self.names.durable("mb", mailbox)
-        try:
-            info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
-            return int(info.get("num_pending", 0))
-        except ApiError:
-            subject = self.names.mailbox(mailbox)
-            info = await api(
-                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subject}
-            )
-            return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
 
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)

@@ -1,4 +1,5 @@
-"""The JetStream streams, consumers and KV buckets a namespace needs, made where missing.
+"""The JetStream streams, consumers and KV buckets a namespace needs, made where missing;
+appending to the streams, and the mailbox stream's consumers.
 
 Everything is made with the same configuration by every node of a namespace;
 one that exists already (made by another node, or before a restart) is used
@@ -21,14 +22,18 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from nats.errors import NoRespondersError
+
 from ...errors import TransportError
 from .connection import ApiError, api, translated
+from .consumer import ATTEMPTED
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js.client import JetStreamContext
     from nats.js.kv import KeyValue
 
+    from .appends import Appends
     from .names import Names
 
 __all__ = ["Streams"]
@@ -47,7 +52,9 @@ class Streams:
     names: Names
     mailbox_size: int
     ttl: float
+    block: float
     replicas: int
+    appends: Appends
 
     appended = False  # to a stream since the keeper was last written (it is due again)
     kept = False  # this node wrote the keeper (it drops it when it closes)
@@ -56,10 +63,6 @@ class Streams:
 
         @property
         def nc(self) -> Client: ...
-
-        async def publish_to_stream(
-            self, subject: str, payload: bytes, attempted: int = 0
-        ) -> None: ...
 
     async def _stream(self, name: str, subjects: list[str], **config: Any) -> None:
         body: dict[str, Any] = {"name": name, "subjects": subjects, "storage": "file"}
@@ -82,6 +85,46 @@ class Streams:
         )
         await self._stream(names.dead, [names.all_of("dl")], retention="limits")
         await self._stream(names.queues, [names.all_of("q")], retention="workqueue")
+
+    def pull_subject(self, mailbox: str) -> str:
+        durable = self.names.durable("mb", mailbox)
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.mailboxes}.{durable}"
+
+    async def ensure_mailbox_consumer(self, mailbox: str, private: bool) -> None:
+        durable = self.names.durable("mb", mailbox)
+        # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
+        idle = (20 if private else 100) * max(self.ttl, self.block)
+        await self.ensure_consumer(
+            self.names.mailboxes, durable, self.names.mailbox(mailbox), inactive=idle
+        )
+
+    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> None:
+        """Append to a stream; :class:`ApiError` (code ``FULL``) when the subject is full."""
+        headers = {ATTEMPTED: str(attempted)} if attempted else None
+        self.appended = True
+        for again in (True, False):
+            try:
+                with translated("deliver to", subject):
+                    await self.appends.append(self.nc, subject, payload, headers)
+                return
+            except TransportError as exc:
+                if not again or not isinstance(exc.__context__, NoRespondersError):
+                    raise
+            await self.ensure_streams()  # no stream answered: a server that lost its state
+
+    async def mailbox_depth(self, mailbox: str) -> int:
+        """Messages not yet delivered to a consumer: the mailbox consumer's ``num_pending``
+        (before there is one, the stream's count of the mailbox's subject)."""
+        durable = self.names.durable("mb", mailbox)
+        try:
+            info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
+            return int(info.get("num_pending", 0))
+        except ApiError:
+            subject = self.names.mailbox(mailbox)
+            info = await api(
+                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subject}
+            )
+            return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
 
     async def renew_keeper(self) -> None:
         """Write the mailbox stream's keeper anew (into its newest block) and drop the older
