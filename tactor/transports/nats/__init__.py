@@ -4,7 +4,8 @@
 The mapping (``P`` is the prefix, each name one token, see :mod:`.names`):
 mailboxes are subjects ``P.mb.NAME`` of the work-queue stream ``P_mb``, each
 with a durable pull consumer ``mb_NAME`` that its providers share (explicit
-acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
+acknowledgement; redelivered ``ttl`` after a holder died), and a keeper message
+(see :mod:`.streams`); inboxes are core
 subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
 :mod:`.events`); the registry is the KV bucket ``P_reg``, one key per node
 (see :mod:`.registry`); dead letters are subjects ``P.dl.NAME`` of the stream
