@@ -128,7 +128,7 @@ class Streams:
 
     async def renew_keeper(self) -> None:
         """Write the mailbox stream's keeper anew (into its newest block) and drop the older
-        ones, if this node appended to a mailbox since the last call (see above)."""
+        ones, if this node appended to a stream since the last call (see above)."""
         if not self.appended:
             return
         with contextlib.suppress(TransportError):  # only speed depends on it
