@@ -27,16 +27,25 @@ def namespace() -> Iterator[str]:
     drop_nats(base, prefix)
 
 
-async def _subjects(transport: NatsTransport) -> dict[str, Any]:
-    """How many messages each subject of the mailbox stream holds."""
+async def _state(transport: NatsTransport) -> dict[str, Any]:
+    """The mailbox stream's state, with how many messages each subject holds."""
     info = await api(
         transport.nc, f"STREAM.INFO.{transport.names.mailboxes}", {"subjects_filter": ">"}
     )
-    subjects: dict[str, Any] = info.get("state", {}).get("subjects") or {}
+    state: dict[str, Any] = info.get("state", {})
+    return state
+
+
+async def _subjects(transport: NatsTransport) -> dict[str, Any]:
+    subjects: dict[str, Any] = (await _state(transport)).get("subjects") or {}
     return subjects
 
 
-async def test_the_keeper_is_written_after_appends_and_never_delivered(namespace: str) -> None:
+@pytest.mark.parametrize("size", ["1024", "1"])  # the keeper's subject is bound like a mailbox
+async def test_the_keeper_is_written_after_appends_and_never_delivered(
+    namespace: str, size: str
+) -> None:
+    namespace = with_query(namespace, mailbox_size=size)
     transport = open_transport(namespace)
     assert isinstance(transport, NatsTransport)
     await transport.start()
@@ -53,8 +62,10 @@ async def test_the_keeper_is_written_after_appends_and_never_delivered(namespace
             assert delivery.payload == payload  # the mailbox's own messages only
             await delivery.ack()
             await transport.renew_keeper()
-            # The mailbox is empty; the stream holds the keeper, once (the older one dropped).
-            assert await _subjects(watcher) == {transport.names.keeper: 1}
+            # The mailbox is empty; the stream holds the keeper, once, written last.
+            state = await _state(watcher)
+            assert state["subjects"] == {transport.names.keeper: 1}
+            assert state["first_seq"] == state["last_seq"]
         await consumer.close()
     finally:
         await transport.close()

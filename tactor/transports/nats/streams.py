@@ -12,9 +12,9 @@ store closes the file of its newest block each time that block empties and opens
 it again at the next message (nats-server 2.9 deletes it and makes a new one):
 with a message left in the newest block, a call costs the server no file to
 close, make or open. A node that appended to a stream since its last heartbeat
-writes the keeper again at the beat (the store starts a new block every few
-MiB) and drops the older ones; a closing node that wrote it drops it (a running
-one writes it again).
+drops the keeper and writes it again at the beat (the store starts a new block
+every few MiB); a closing node that wrote it drops it (a running one writes it
+again).
 """
 
 from __future__ import annotations
@@ -127,22 +127,19 @@ class Streams:
             return int(info.get("state", {}).get("subjects", {}).get(subject, 0))
 
     async def renew_keeper(self) -> None:
-        """Write the mailbox stream's keeper anew (into its newest block) and drop the older
-        ones, if this node appended to a stream since the last call (see above)."""
+        """Write the mailbox stream's keeper anew (into its newest block) in place of the
+        older ones, if this node appended to a stream since the last call (see above)."""
         if not self.appended:
             return
         with contextlib.suppress(TransportError):  # only speed depends on it
+            # Drop first: the keeper's subject is bound like a mailbox (mailbox_size).
+            await self.drop_keeper()
             await self.publish_to_stream(self.names.keeper, b"")
             self.kept = True
-            await self.drop_keeper(keep=1)
         self.appended = False
 
-    async def drop_keeper(self, keep: int = 0) -> None:
-        """Purge the keeper's subject but for the newest ``keep`` messages."""
-        body: dict[str, Any] = {"filter": self.names.keeper}
-        if keep:
-            body["keep"] = keep
-        await api(self.nc, f"STREAM.PURGE.{self.names.mailboxes}", body)
+    async def drop_keeper(self) -> None:
+        await api(self.nc, f"STREAM.PURGE.{self.names.mailboxes}", {"filter": self.names.keeper})
 
     async def ensure_consumer(
         self, stream: str, durable: str, subject: str, *, inactive: float | None = None
