@@ -11,7 +11,8 @@ Each server is a separate OS process (``python -m benchmarks.servers KIND ...``)
 - ``rawsub URL CHANNEL REPORT_KEY``: plain redis-py pub/sub, reporting like
   :class:`Listener`.
 - ``natsraw URL SUBJECT``: plain nats-py, answering each request on SUBJECT
-  with its body (core NATS request/reply).
+  with its body (core NATS request/reply); ``natsjs URL TAG``: the same over a
+  JetStream work queue (see ``nats_floor.py``).
 - ``pymq URL NAMESPACE CHANNEL``: pymq 0.7's Redis event bus exposing
   ``echo(value: int) -> int`` on CHANNEL.
 - ``soak URL RECORD_URL RECORD_KEY``: one provider of the fault soak's
@@ -260,6 +261,10 @@ def main(argv: list[str]) -> None:
         serve_rawsub(*args)
     elif kind == "natsraw":
         asyncio.run(serve_nats_raw(*args))
+    elif kind == "natsjs":
+        from .nats_floor import serve_nats_floor
+
+        asyncio.run(serve_nats_floor(*args))
     elif kind == "pymq":
         serve_pymq(*args)
     elif kind == "soak":

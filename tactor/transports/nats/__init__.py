@@ -5,7 +5,8 @@ The mapping (``P`` is the prefix, each name one token, see :mod:`.names`):
 mailboxes are subjects ``P.mb.NAME.m`` of the work-queue stream ``P_mb`` (a
 replayed dead letter goes to ``P.mb.NAME.rID``, see :mod:`.names`), each with a
 durable pull consumer ``mb_NAME`` over ``P.mb.NAME.>`` that its providers share
-(explicit acknowledgement; redelivered ``ttl`` after a holder died); inboxes are core
+(explicit acknowledgement; redelivered ``ttl`` after a holder died), and a keeper
+message (see :mod:`.streams`); inboxes are core
 subjects ``P.in.NAME``; events are core subjects ``P.ev.TOPIC`` (see
 :mod:`.events`); the registry is the KV buckets ``P_reg``, one key per node
 (its beat), and ``P_pv``, one key per provider (see :mod:`.registry`); dead
@@ -34,7 +35,6 @@ from urllib.parse import urlencode, urlsplit
 
 import nats
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
 from nats.js.kv import KeyValue
 
 from ...errors import TransportClosed, TransportError
@@ -49,8 +49,9 @@ from ..base import (
     provider_mailbox,
 )
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
-from .connection import FULL, ApiError, api, location_of, request, stop_task, translated
-from .consumer import ATTEMPTED, NatsConsumer
+from .appends import Appends
+from .connection import FULL, ApiError, api, location_of, stop_task, translated
+from .consumer import NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .delivering import CheckedDeliveries
 from .events import NatsSubscriptionBuffer
@@ -107,6 +108,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._queue_consumers: set[str] = set()
         self._getters: set[asyncio.Queue[Any]] = set()
         self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
+        self.appends = Appends()
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
@@ -169,6 +171,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
         self._nc = nc
         try:
+            with translated("subscribe"):
+                await self.appends.open(nc)
             await self.ensure_streams()
             js = nc.jetstream()
             self._counts = await self.key_value(js, self.names.unfinished, None)
@@ -203,11 +207,13 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
     async def _beat(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.heartbeat_interval)
+            self.appends.expire()
             try:
                 await self.registry.beat()
                 for consumer in list(self.consumers):
                     await consumer.keep_working()
                 await self.registry.sweep()
+                await self.renew_keeper()
             except TransportError as exc:
                 log.warning("NATS heartbeat failed: %s", exc)
                 with contextlib.suppress(TransportError):  # a server that lost its store
@@ -244,39 +250,16 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             for inbox in list(self.inboxes):
                 await inbox.close()
             await self.registry.close()
+            if self.kept:
+                with contextlib.suppress(TransportError):
+                    await self.drop_keeper()
         finally:
             self._closed = True
             with contextlib.suppress(Exception):
                 await nc.close()
+            self.appends.close()
 
     # -- mailboxes -------------------------------------------------------------
-
-    def pull_subject(self, mailbox: str) -> str:
-        durable = self.names.durable("mb", mailbox)
-        return f"$JS.API.CONSUMER.MSG.NEXT.{self.names.mailboxes}.{durable}"
-
-    async def ensure_mailbox_consumer(self, mailbox: str, private: bool) -> None:
-        durable = self.names.durable("mb", mailbox)
-        # A dead node's private mailbox consumer goes by itself; an endpoint's once unused.
-        idle = (20 if private else 100) * max(self.ttl, self.block)
-        await self.ensure_consumer(
-            self.names.mailboxes, durable, self.names.every_subject_of(mailbox), inactive=idle
-        )
-
-    async def publish_to_stream(self, subject: str, payload: bytes, attempted: int = 0) -> int:
-        """Append to a stream; the message's stream sequence. :class:`ApiError` (code
-        ``FULL``) when the subject is full."""
-        headers = {ATTEMPTED: str(attempted)} if attempted else None
-        for again in (True, False):
-            try:
-                with translated("deliver to", subject):
-                    answer = await request(self.nc, subject, payload, 5.0, headers)
-                break
-            except TransportError as exc:
-                if not again or not isinstance(exc.__context__, NoRespondersError):
-                    raise
-            await self.ensure_streams()  # no stream answered: a server that lost its state
-        return int(answer.get("seq", 0))
 
     async def deliver(
         self,
@@ -313,20 +296,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._shared.update(m for m in mailboxes if m not in private)
         self.consumers.add(result)
         return result
-
-    async def mailbox_depth(self, mailbox: str) -> int:
-        """Messages not yet delivered to a consumer: the mailbox consumer's ``num_pending``
-        (before there is one, the stream's count of the mailbox's subject)."""
-        durable = self.names.durable("mb", mailbox)
-        try:
-            info = await api(self.nc, f"CONSUMER.INFO.{self.names.mailboxes}.{durable}")
-            return int(info.get("num_pending", 0))
-        except ApiError:
-            subjects = self.names.every_subject_of(mailbox)
-            info = await api(
-                self.nc, f"STREAM.INFO.{self.names.mailboxes}", {"subjects_filter": subjects}
-            )
-            return sum((info.get("state", {}).get("subjects") or {}).values())
 
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)

@@ -23,7 +23,7 @@ from nats.errors import Error as NatsError
 
 from ...errors import ConfigError, TransportClosed, TransportError
 
-__all__ = ["ApiError", "Location", "api", "stop_task", "translated"]
+__all__ = ["ApiError", "Location", "answer", "api", "stop_task", "translated"]
 
 #: JetStream's error codes tactor meets on purpose.
 FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
@@ -118,14 +118,19 @@ async def request(
 ) -> dict[str, Any]:
     """A request whose answer is JetStream's JSON; its error raised as :class:`ApiError`."""
     msg = await nc.request(subject, payload, timeout=timeout, headers=headers)
-    answer: dict[str, Any] = orjson.loads(msg.data) if msg.data else {}
-    error = answer.get("error")
+    return answer(msg.data, subject)
+
+
+def answer(data: bytes, subject: str) -> dict[str, Any]:
+    """JetStream's JSON answer to a request on ``subject``; an error raised as :class:`ApiError`."""
+    answered: dict[str, Any] = orjson.loads(data) if data else {}
+    error = answered.get("error")
     if error is not None:
         raise ApiError(
             f"JetStream: {error.get('description', error)} ({subject})",
             int(error.get("err_code", 0)),
         )
-    return answer
+    return answered
 
 
 async def api(

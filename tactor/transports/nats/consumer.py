@@ -12,6 +12,9 @@ still working on it (``+WPI``) on every heartbeat.
 
 A consumer asks for a mailbox's next message only when it wants one (no
 read-ahead): a busy provider never holds a message an idle one could take.
+While it waits, its pull request waits at the server (``block`` seconds), so a
+message is pushed to it as it arrives; the server answers an unused one when it
+expires, and the heartbeat sends again one whose answer never came.
 
 Attempts are JetStream's own count (``num_delivered``), plus the count a
 message put back at a close carries in the ``Tactor-Attempted`` header: the
@@ -86,6 +89,8 @@ class NatsConsumer(MailboxConsumer):
         self._index = {names.mailbox_of(names.mailbox(m)): i for i, m in enumerate(mailboxes)}
         self._arrived: list[deque[Msg]] = [deque() for _ in mailboxes]
         self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
+        self._pulls = [transport.pull_subject(m) for m in mailboxes]
+        self._pull_body = orjson.dumps({"batch": 1, "expires": int(transport.block * 1e9)})
         self._wake = asyncio.Event()
         self._sub: NatsSubscription | None = None
         self._inbox = ""
@@ -138,21 +143,20 @@ class NatsConsumer(MailboxConsumer):
                 return delivery
         return None
 
-    async def _pull(self) -> float:
-        """Send a pull request for each mailbox without one; the seconds until the first ends."""
+    async def _pull(self) -> None:
+        """Send a pull request for each mailbox without one."""
         now = time.monotonic()
-        expires = self.transport.block
-        for index, mailbox in enumerate(self._mailboxes):
+        for index, subject in enumerate(self._pulls):
             if self._pull_until[index] > now or self._arrived[index]:
                 continue
             if self._pull_until[index]:  # the last pull went unanswered: no consumer to answer
+                mailbox = self._mailboxes[index]
                 await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
-            self._pull_until[index] = now + expires + 0.5  # the server answers 408 at expiry
-            subject = self.transport.pull_subject(mailbox)
-            body = orjson.dumps({"batch": 1, "expires": int(expires * 1e9)})
-            with translated("pull from", mailbox):
-                await self.transport.nc.publish(subject, body, reply=f"{self._inbox}.{index}")
-        return max(0.01, min(self._pull_until) - now)
+            self._pull_until[index] = now + self.transport.block + 0.5  # answered 408 at expiry
+            with translated("pull from", self._mailboxes[index]):
+                await self.transport.nc.publish(
+                    subject, self._pull_body, reply=f"{self._inbox}.{index}"
+                )
 
     async def receive(self) -> Delivery:
         delay = 0.05
@@ -166,24 +170,34 @@ class NatsConsumer(MailboxConsumer):
             try:
                 if self._ensure:
                     await self._ensure_consumers()
-                wait = await self._pull()
-                delay = 0.05
+                await self._pull()
             except TransportClosed:
                 raise
             except TransportError as exc:  # NATS is away: try again at a growing pace
                 log.warning("%s: %s; retrying", self.name, exc)
                 self._ensure = True
-                wait, delay = delay, min(delay * 2, 2.0)
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            # No timer per message: the server answers each pull by its expiry, and the
+            # heartbeat (keep_working) sends again one whose answer never came.
+            await self._wake.wait()
 
     async def keep_working(self) -> None:
-        """Tell the server the messages in hand are still being worked on (``+WPI``)."""
+        """Tell the server the messages in hand are still being worked on (``+WPI``); send
+        again a pull request whose answer is overdue (lost with a server that failed)."""
         for delivery in list(self.held.values()):
             with contextlib.suppress(Exception):
                 await delivery.msg.in_progress()
+        now = time.monotonic()
+        if any(0 < until <= now for until in self._pull_until):
+            self._pull_until = [0.0 if until <= now else until for until in self._pull_until]
+            self._ensure = True  # unanswered: its consumer may be gone (deleted, or lost)
+            self._wake.set()
 
     async def close(self) -> None:
         if self._closed:

@@ -11,6 +11,7 @@ never share one.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["Names", "token", "untoken"]
@@ -18,6 +19,7 @@ __all__ = ["Names", "token", "untoken"]
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]")
 
 
+@functools.lru_cache(maxsize=4096)  # every message names its subject: make each once
 def token(name: str) -> str:
     """``name`` as one NATS token (reversible: ``=`` itself is escaped)."""
     return "".join(
@@ -45,6 +47,8 @@ class Names:
         self.registry = f"{self.stream_root}_reg"  # KV bucket: one key per node, its beat
         self.registered = f"{self.stream_root}_pv"  # KV bucket: one key per provider
         self.unfinished = f"{self.stream_root}_qc"  # KV bucket: queues' unfinished counts
+        # Two tokens after "mb": no mailbox's subject (one token) is ever it.
+        self.keeper = f"{self.subject_root}.mb.keeper.last-block"
 
     def subject(self, kind: str, name: str) -> str:
         return f"{self.subject_root}.{kind}.{token(name)}"

@@ -1,0 +1,97 @@
+"""Appends to JetStream streams, each answered on the node's one subscription for them.
+
+An append is a publish whose reply subject is ``PREFIX.N`` (``N`` counts up);
+the stream answers there with what stored it (the ``PubAck``) or an error.
+One subscription takes every answer and completes the waiting append's future:
+no inbox token, timer or wait of its own per append (a request through
+nats-py has all three, which a call paid on its path). Appends are answered in
+about the order they were sent, so the one waiting longest is first in line:
+:meth:`Appends.expire` (at each append, and at the transport's heartbeat)
+fails those waiting longer than :data:`PATIENCE`, as a request's timeout would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from ...errors import TransportClosed
+from .connection import answer
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+__all__ = ["PATIENCE", "Appends"]
+
+#: How long an append waits for the stream's answer (seconds), as a request did.
+PATIENCE = 5.0
+_NO_RESPONDERS = "503"  # the status the server answers with when no stream takes the subject
+
+
+class Appends:
+    """The appends of one connection that wait for their stream's answer."""
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._ids = itertools.count()
+        #: reply subject -> (when it gives up, its future), oldest first
+        self._waiting: dict[str, tuple[float, asyncio.Future[Msg]]] = {}
+        self._sub: Subscription | None = None
+
+    async def open(self, nc: Client) -> None:
+        self._prefix = nc.new_inbox()
+        self._sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_answer)
+
+    async def _on_answer(self, msg: Msg) -> None:
+        waiting = self._waiting.pop(msg.subject, None)
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_result(msg)
+
+    async def append(
+        self, nc: Client, subject: str, payload: bytes, headers: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """Publish ``payload`` on ``subject`` and return the stream's answer.
+
+        Raises :class:`ApiError` with the stream's refusal, nats-py's
+        ``NoRespondersError`` when no stream takes the subject and its
+        ``TimeoutError`` when no answer came within :data:`PATIENCE`.
+        """
+        self.expire()
+        reply = f"{self._prefix}.{next(self._ids)}"
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiting[reply] = (time.monotonic() + PATIENCE, future)
+        try:
+            await nc.publish(subject, payload, reply=reply, headers=headers)
+            msg = await future
+        finally:
+            self._waiting.pop(reply, None)
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            raise NoRespondersError
+        return answer(msg.data, subject)
+
+    def expire(self) -> None:
+        """Fail the appends that waited longer than :data:`PATIENCE` for an answer."""
+        now = time.monotonic()
+        oldest = next(iter(self._waiting.values()), None)
+        if oldest is None or oldest[0] > now:
+            return
+        for reply, (until, future) in list(self._waiting.items()):
+            if until > now:
+                return  # the rest were sent later
+            del self._waiting[reply]
+            if not future.done():
+                future.set_exception(NatsTimeoutError())
+
+    def close(self) -> None:
+        """Fail every waiting append: the connection is closing."""
+        waiting, self._waiting = self._waiting, {}
+        for _, future in waiting.values():
+            if not future.done():
+                future.set_exception(TransportClosed("the NATS transport is closed"))
