@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
@@ -50,11 +48,10 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_PAYLOAD = 1 << 20
 
 
-@dataclass(slots=True)
-class _Spawned:
-    ref: ActorRef[Any]
-    instance: Actor
-    runner: ActorRunner
+def _actor_of(runner: ActorRunner) -> Actor:
+    """The actor a provider's runner runs (the runner is all a node keeps of a provider)."""
+    assert isinstance(runner.instance, Actor)
+    return runner.instance
 
 
 class ActorSystem(Messaging, Publishing, Operating):
@@ -125,7 +122,8 @@ class ActorSystem(Messaging, Publishing, Operating):
             policy,
             self._telemetry,
         )
-        self._actors: dict[str, _Spawned] = {}
+        self._on_runner_failure = self._runner_failed  # one bound method for every runner
+        self._actors: dict[str, ActorRunner] = {}  # the providers of this node, by id
         self._sinks: dict[int, EventSubscription] = {}
         self._checked: set[type] = set()
         self._supervisor = Supervisor(self.transport, self._tasks, stop_grace)
@@ -276,15 +274,16 @@ class ActorSystem(Messaging, Publishing, Operating):
         mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
         consumer = await transport.consume(mailboxes, ref.id, private=mailboxes[:1])
         pairs = [(h, p) for h in schema.handlers for p in h.patterns]
-        subscriptions = [await transport.subscribe(p) for _, p in pairs]
-        handlers = [(h, getattr(instance, h.name)) for h, _ in pairs]
+        # Tuples: an actor without event handlers shares the empty one.
+        subscriptions = tuple([await transport.subscribe(p) for _, p in pairs])
+        handlers = tuple((h, getattr(instance, h.name)) for h, _ in pairs)
         runner = ActorRunner(
             self._runner_config,
             name=ref.id,
             instance=instance,
             schema=schema,
             handlers=handlers,
-            on_failure=functools.partial(self._runner_failed, ref.id),
+            on_failure=self._on_runner_failure,
         )
         try:
             await instance.on_start()
@@ -294,7 +293,7 @@ class ActorSystem(Messaging, Publishing, Operating):
                 await sub.close()
             raise
         await runner.start(consumer, subscriptions)
-        self._actors[ref.id] = _Spawned(ref, instance, runner)
+        self._actors[ref.id] = runner
         try:
             await transport.register(schema.endpoint, ref.id, self._registration())
         except BaseException:
@@ -334,13 +333,14 @@ class ActorSystem(Messaging, Publishing, Operating):
             log.exception("%s: stopping the failed provider did not finish", provider)
 
     async def _stop(self, provider: str, grace: float | None = None) -> None:
-        spawned = self._actors.pop(provider, None)
-        if spawned is None:
+        runner = self._actors.pop(provider, None)
+        if runner is None:
             return  # stopped meanwhile (it failed, and the system is closing)
-        await self.transport.unregister(spawned.ref.endpoint, provider)
-        await spawned.runner.stop(self.stop_grace if grace is None else grace)
+        actor = _actor_of(runner)
+        await self.transport.unregister(actor.ref.endpoint, provider)
+        await runner.stop(self.stop_grace if grace is None else grace)
         try:
-            await spawned.instance.on_stop()
+            await actor.on_stop()
         except Exception:
             log.exception("%s.on_stop raised", provider)
         try:
@@ -355,7 +355,7 @@ class ActorSystem(Messaging, Publishing, Operating):
 
     def refs(self) -> list[ActorRef[Any]]:
         """The providers running on this node (and in its child processes)."""
-        return [s.ref for s in self._actors.values()] + self._supervisor.refs()
+        return [_actor_of(r).ref for r in self._actors.values()] + self._supervisor.refs()
 
     # -- dead letters ----------------------------------------------------------
 
@@ -389,7 +389,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         times, calls in flight, events by topic, and the depth of the mailboxes of the
         endpoints it serves (asked of the transport: one round trip on Redis)."""
         self._check_running()
-        endpoints = sorted({spawned.ref.endpoint for spawned in self._actors.values()})
+        endpoints = sorted({_actor_of(r).ref.endpoint for r in self._actors.values()})
         depths = {}
         for endpoint in endpoints:
             depth = await self.transport.mailbox_depth(endpoint_mailbox(endpoint))

@@ -149,6 +149,20 @@ class MailboxConsumer(ABC):
         transport is closed. Cancelling a waiting ``receive`` loses nothing.
         """
 
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        """Push mode: :meth:`receive`, but where it would wait, return None instead —
+        parked, having arranged for ``wake`` to be called once, from the event loop,
+        when a receive may find something (a payload, the consumer closed, a failure).
+
+        The caller then needs no task of its own while nothing comes (a node holds
+        thousands of idle consumers); when woken, it calls ``receive`` or
+        ``receive_or_park`` again, which may still find nothing. Payloads handed to a
+        parked consumer are its own, as a waiting receive's: :meth:`close` gives them
+        back. This default waits as ``receive`` does (it never parks): a transport
+        without push mode still works, with a task per waiting consumer.
+        """
+        return await self.receive()
+
     @abstractmethod
     async def close(self) -> None:
         """Stop receiving. Payloads taken and not acknowledged go back to the mailbox."""

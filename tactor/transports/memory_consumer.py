@@ -9,6 +9,7 @@ since deliveries are handled one at a time, in order.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import TransportClosed
@@ -42,13 +43,16 @@ class MemoryDelivery(Delivery):
 
 
 class MemoryConsumer(MailboxConsumer):
+    __slots__ = ("_boxes", "_closed", "_transport", "_waiter", "_wake", "hub", "unacked")
+
     def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
         self._transport = transport
         self.hub = transport.hub
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, MemoryDelivery] = {}
-        self._waiter: Waiter | None = None
+        self._waiter: Waiter | None = None  # the last wait (close ends it)
+        self._wake: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
 
     def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> MemoryDelivery:
         delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
@@ -56,16 +60,40 @@ class MemoryConsumer(MailboxConsumer):
         return delivery
 
     async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> MemoryDelivery | None:
         if self._closed:
             raise TransportClosed("mailbox consumer is closed")
+        waiter = self._waiter
+        if self._wake is not None and waiter is not None:  # parked by an earlier call
+            if wake is not None and not waiter.done():
+                return None  # nothing yet: its wake is still due
+            return await self._wait(waiter)
         for box in self._boxes:
             message = box.take()
             if message is not None:
                 return self._delivery(box.name, *message)
-        waiter: Waiter = asyncio.get_running_loop().create_future()
+        waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         for box in self._boxes:
             box.waiters.append(waiter)
+        if wake is not None:  # no task waits: what ends the wait wakes the caller
+            self._wake = wake
+            waiter.add_done_callback(self._woken)
+            return None
+        return await self._wait(waiter)
+
+    def _woken(self, waiter: Waiter) -> None:
+        if waiter is self._waiter and self._wake is not None:
+            self._wake()
+
+    async def _wait(self, waiter: Waiter) -> MemoryDelivery:
         try:
             name, (payload, attempted) = await waiter
         except asyncio.CancelledError:
@@ -75,15 +103,19 @@ class MemoryConsumer(MailboxConsumer):
                 self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise
         finally:
-            for box in self._boxes:
-                # A membership test first: a failed deque.remove formats the
-                # future's repr for its error message, which costs more than a call.
-                if waiter in box.waiters:
-                    box.waiters.remove(waiter)
+            self._settle(waiter)
         if self._closed:
             self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise TransportClosed("mailbox consumer is closed")
         return self._delivery(name, payload, attempted)
+
+    def _settle(self, waiter: Waiter) -> None:
+        self._wake = None
+        for box in self._boxes:
+            # A membership test first: a failed deque.remove formats the
+            # future's repr for its error message, which costs more than a call.
+            if waiter in box.waiters:
+                box.waiters.remove(waiter)
 
     async def close(self) -> None:
         if self._closed:
@@ -91,8 +123,15 @@ class MemoryConsumer(MailboxConsumer):
         self._closed = True
         self._transport.consumers.discard(self)
         # Wake our own waiting receive only: other consumers share these mailboxes.
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        waiter, wake = self._waiter, self._wake
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        if waiter is not None and wake is not None:  # parked: nobody takes what ended it
+            self._settle(waiter)
+            if not waiter.cancelled() and waiter.exception() is None:
+                name, (payload, attempted) = waiter.result()
+                self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
+            wake()  # it finds the consumer closed
         # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
         # was in hand (deliveries are handled one at a time, in order): only it counts.
         held = list(self.unacked.values())

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -86,6 +87,8 @@ class NatsConsumer(MailboxConsumer):
         self._arrived: list[deque[Msg]] = [deque() for _ in mailboxes]
         self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
         self._wake = asyncio.Event()
+        self._parked: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
+        self._expiry: asyncio.TimerHandle | None = None  # parked: when its pulls end
         self._sub: NatsSubscription | None = None
         self._inbox = ""
         self._ensure = True  # make the stream's consumers (again) before the next pull
@@ -121,13 +124,23 @@ class NatsConsumer(MailboxConsumer):
             self._ensure = True
         elif status not in ("404", "408"):  # 404, 408: nothing came before it expired
             log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
-        self._wake.set()
+        self._ring()
 
     def pull_again(self) -> None:
         """Send the pull requests again now (the server that had them may be gone)."""
         self._pull_until = [0.0 for _ in self._mailboxes]
         self._ensure = True
+        self._ring()
+
+    def _ring(self) -> None:
+        """Something came (or a pull ended): a waiting receive looks, a parked one is woken."""
         self._wake.set()
+        wake, self._parked = self._parked, None
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if wake is not None:
+            wake()
 
     def _next(self) -> NatsDelivery | None:
         for index, arrived in enumerate(self._arrived):
@@ -152,6 +165,14 @@ class NatsConsumer(MailboxConsumer):
         return max(0.01, min(self._pull_until) - now)
 
     async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         delay = 0.05
         while True:
             if self._closed:
@@ -171,6 +192,10 @@ class NatsConsumer(MailboxConsumer):
                 log.warning("%s: %s; retrying", self.name, exc)
                 self._ensure = True
                 wait, delay = delay, min(delay * 2, 2.0)
+            if wake is not None and not self._wake.is_set():  # park until a pull ends
+                self._parked = wake
+                self._expiry = asyncio.get_running_loop().call_later(wait, self._ring)
+                return None
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -186,7 +211,7 @@ class NatsConsumer(MailboxConsumer):
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
+        self._ring()
         self.transport.consumers.discard(self)
         held = [d.msg for d in self.held.values()]
         self.held.clear()

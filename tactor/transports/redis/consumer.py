@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -87,7 +88,6 @@ class RedisConsumer(MailboxConsumer):
         "_handed_at",
         "_handling",
         "_late",
-        "_mailbox_of",
         "_parked",
         "_private",
         "_reader",
@@ -99,6 +99,7 @@ class RedisConsumer(MailboxConsumer):
         "_transport",
         "_unacked",
         "_waiting",
+        "_wake",
         "closed",
         "name",
     )  # fmt: skip
@@ -107,16 +108,14 @@ class RedisConsumer(MailboxConsumer):
         self,
         transport: RedisTransport,
         reader: NodeReader,
-        mailboxes: list[str],
         name: str,
-        private: list[str],
+        private: Sequence[str],
     ) -> None:
         self._transport = transport
         self._reader = reader
         self.name = name
-        self._mailbox_of = {transport.mailbox_key(m): m for m in mailboxes}
-        self._private = [transport.mailbox_key(m) for m in mailboxes if m in private]
-        self._feeds: list[Feed] = []
+        self._private = tuple(transport.mailbox_key(m) for m in private)
+        self._feeds: tuple[Feed, ...] = ()  # the shared mailboxes, as the reader reads them
         self._buffer: list[RedisDelivery] = []  # read ahead (≤ prefetch): a list is smaller
         self._unacked: dict[tuple[str, str], RedisDelivery] = {}
         self._to_ack: dict[str, list[str]] = {}
@@ -126,6 +125,7 @@ class RedisConsumer(MailboxConsumer):
         self._regroup = False
         self._refused: str | None = None
         self._waiting: asyncio.Future[Any] | None = None
+        self._wake: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
         self._late: asyncio.Future[Any] | None = None  # a read whose receive was cancelled
         self._eager = False  # counted in its feeds' ``eager`` (see Feed)
         self._parked = False  # waiting for the reader, no read of its own in flight
@@ -133,13 +133,15 @@ class RedisConsumer(MailboxConsumer):
         self._handling = transport.prefetch_window  # moving average of the time per message
         self.closed = False
 
-    async def open(self) -> None:
+    async def open(self, shared: Sequence[str]) -> None:
+        """Start reading: the private mailboxes through the node's bell, the ``shared`` ones
+        through the node's feeds."""
         for key in self._private:
             self._reader.private[key] = self
         try:
-            for key, mailbox in self._mailbox_of.items():
-                if key not in self._private:
-                    self._feeds.append(await self._reader.join(key, mailbox))
+            for mailbox in shared:
+                key = self._transport.mailbox_key(mailbox)
+                self._feeds += (await self._reader.join(key, mailbox),)
         except BaseException:
             await self.close()
             raise
@@ -189,10 +191,25 @@ class RedisConsumer(MailboxConsumer):
     # -- receiving -------------------------------------------------------------
 
     async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> RedisDelivery | None:
         backoff: Backoff | None = None  # made at the first error: an idle consumer holds less
         while True:
             if self.closed:
                 raise TransportClosed("mailbox consumer is closed")
+            waiting = self._waiting
+            if waiting is not None:  # parked by an earlier receive_or_park
+                if wake is not None and not waiting.done():
+                    return None  # nothing yet: its wake is still due
+                if (delivery := await self._wait(waiting)) is not None:
+                    return delivery
+                continue
             self._be_eager(False)
             if self._reader.failure is not None:
                 raise self._reader.failure
@@ -214,7 +231,7 @@ class RedisConsumer(MailboxConsumer):
                     for feed in self._feeds:
                         await self._reader.ensure_group(feed)
                     self._regroup = False
-                delivery = await self._take_or_wait()
+                delivery = await self._take_or_wait(wake)
                 check_cancelled()
                 backoff = None
                 if self._refused is not None:
@@ -235,8 +252,8 @@ class RedisConsumer(MailboxConsumer):
                 backoff = backoff or Backoff()
                 await backoff.wait()
                 continue
-            if delivery is not None:
-                return delivery
+            if delivery is not None or self._wake is not None:
+                return delivery  # (None: parked)
 
     def _hand_out(self, delivery: RedisDelivery) -> RedisDelivery:
         self._handed_at = time.monotonic()
@@ -258,8 +275,9 @@ class RedisConsumer(MailboxConsumer):
         delivery = RedisDelivery(self, feed.mailbox, feed.key, entry_id, payload, attempts)
         return self._hand_out(delivery)
 
-    async def _take_or_wait(self) -> RedisDelivery | None:
-        """Read for itself; if nothing was there, wait for the reader. None: look again."""
+    async def _take_or_wait(self, wake: Callable[[], None] | None) -> RedisDelivery | None:
+        """Read for itself; if nothing was there, wait for the reader — or, with ``wake``,
+        park (see ``receive_or_park``). None: look again, or parked."""
         waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting = waiting
         for feed in self._feeds:  # before the read: the reader may read for us meanwhile
@@ -269,30 +287,36 @@ class RedisConsumer(MailboxConsumer):
                 took = self._ack_quietly()  # the reader reads for us: no read of our own
             else:
                 took = await self._take()
-            if not waiting.done():
-                if took:
-                    return None  # buffered
-                for feed in self._feeds:  # kept there while the private ones were read
-                    if feed.buffer:
-                        return self._adopt(feed, feed.buffer.popleft())
-                if self._private:  # nothing in hand from them: they need not outlive the ttl
-                    self._transport.disown_all(self._private)
-                self._parked = True
-                try:
-                    item = await waiting
-                finally:
-                    self._parked = False
-            else:
-                item = waiting.result()
+        except BaseException:
+            self._give_back(waiting)
+            self._settle(waiting)
+            raise
+        if not waiting.done():
+            if took:
+                self._settle(waiting)
+                return None  # buffered
+            for feed in self._feeds:  # kept there while the private ones were read
+                if feed.buffer:
+                    self._settle(waiting)
+                    return self._adopt(feed, feed.buffer.popleft())
+            if self._private:  # nothing in hand from them: they need not outlive the ttl
+                self._transport.disown_all(self._private)
+            if wake is not None:  # no task waits: what ends the wait wakes the caller
+                self._parked, self._wake = True, wake
+                waiting.add_done_callback(self._woken)
+                return None
+        return await self._wait(waiting)
+
+    async def _wait(self, waiting: asyncio.Future[Any]) -> RedisDelivery | None:
+        """What ended the wait (at once if it ended, parked); None: look again."""
+        self._parked = True
+        try:
+            item = await waiting
         except BaseException:
             self._give_back(waiting)
             raise
         finally:
-            self._waiting = None
-            if not waiting.done():
-                waiting.cancel()
-            for feed in self._feeds:
-                feed.waiters.pop(self, None)
+            self._settle(waiting)
         if item is _CLOSED:
             raise TransportClosed("mailbox consumer is closed")
         if item is _RUNG:
@@ -302,6 +326,19 @@ class RedisConsumer(MailboxConsumer):
             return None
         feed, entry = item
         return self._adopt(feed, entry)
+
+    def _woken(self, waiting: asyncio.Future[Any]) -> None:
+        if waiting is self._waiting and self._wake is not None:
+            self._wake()
+
+    def _settle(self, waiting: asyncio.Future[Any]) -> None:
+        """The wait is over: the reader no longer hands this consumer anything."""
+        self._waiting = self._wake = None
+        self._parked = False
+        if not waiting.done():
+            waiting.cancel()
+        for feed in self._feeds:
+            feed.waiters.pop(self, None)
 
     def _ack_quietly(self) -> bool:
         """Send the acknowledgements due without an answer (nothing wakes for it), and give
@@ -400,7 +437,7 @@ class RedisConsumer(MailboxConsumer):
         skip.update(d.entry_id for d in self._buffer if d.key == key)  # a read from '0' again
         found, foreign = entries_of(reply[1], 1, skip)
         feed = self._reader.feeds.get(key)
-        mailbox = self._mailbox_of.get(key, key)
+        mailbox = feed.mailbox if feed is not None else self._transport.mailbox_of(key)
         for entry_id, payload, attempts in found:
             if feed is not None:
                 feed.held.add(entry_id)
@@ -472,9 +509,13 @@ class RedisConsumer(MailboxConsumer):
         self.closed = True
         self._be_eager(False)
         self._transport.consumers.discard(self)
-        waiting = self._waiting
+        waiting, wake = self._waiting, self._wake
         if waiting is not None and not waiting.done():
             waiting.set_result(_CLOSED)
+        if waiting is not None and wake is not None:  # parked: nobody takes what ended it
+            self._give_back(waiting)
+            self._settle(waiting)
+            wake()  # it finds the consumer closed
         for key in self._private:
             if self._reader.private.get(key) is self:
                 del self._reader.private[key]

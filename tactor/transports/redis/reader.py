@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -155,7 +156,7 @@ class NodeReader:
         # must still count, or a leaving one would drop the stream under it.
         await redis.xgroup_createconsumer(key, GROUP, self.node)
 
-    def covers(self, feeds: list[Feed]) -> bool:
+    def covers(self, feeds: Iterable[Feed]) -> bool:
         """Whether the reader will read ``feeds`` for consumers waiting on them without a ring:
         it is blocked on them, or not blocked (it looks at the waiters before it blocks)."""
         blocked = self._blocked_on
