@@ -138,7 +138,7 @@ class ActorRunner:
         if self._stopping or self._failed:
             return
         if self._loop_task is None or self._loop_task.done():
-            self._serve()
+            self._serve()  # (else its task, about to end, looks once more: see _run_direct)
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         """A task of this runner ended while it was serving: the runner has failed —
@@ -239,15 +239,23 @@ class ActorRunner:
     async def _run_direct(self, consumer: MailboxConsumer) -> object:
         """Handle what is ready; ``_PARKED`` once nothing is (the consumer wakes the runner
         when something may be), None when the source closed."""
+        looked_again = False
         while not self._stopping:
             self._idle = True
             try:
                 delivery = await self._receive(consumer, park=True)
             finally:
                 self._idle = False
+            if delivery is _PARKED and not looked_again:
+                # Look once more a loop turn later: what came meanwhile (the next call of a
+                # caller in this process) is served by this task, not by a new one.
+                looked_again = True
+                await asyncio.sleep(0)
+                continue
             if delivery is _PARKED:
                 self._requests = None  # made again at the next message
                 return _PARKED
+            looked_again = False
             if not isinstance(delivery, Delivery):
                 return None
             try:

@@ -103,7 +103,7 @@ class _ClientConsumer(MailboxConsumer):
     def _woken(self) -> None:
         wake, self._wake = self._wake, None
         if wake is not None:
-            asyncio.get_running_loop().call_soon(wake)  # from the loop, as promised
+            wake()
 
     async def receive(self) -> Delivery:
         delivery = await self._receive(None)

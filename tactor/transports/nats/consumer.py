@@ -173,6 +173,8 @@ class NatsConsumer(MailboxConsumer):
         return await self._receive(wake)
 
     async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
+        if wake is not None and self._parked is not None and not self._wake.is_set():
+            return None  # parked already, and nothing came: its wake is still due
         delay = 0.05
         while True:
             if self._closed:

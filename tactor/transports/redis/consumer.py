@@ -154,7 +154,14 @@ class RedisConsumer(MailboxConsumer):
         self._rings += 1
         waiting = self._waiting
         if waiting is not None and not waiting.done():
-            waiting.set_result(_RUNG)
+            self._end_wait(waiting, _RUNG)
+
+    def recover(self) -> None:
+        """Entries read for the node may have been lost on their way: read the private
+        mailboxes from the start (what this consumer holds is skipped)."""
+        if self._private:
+            self._recover = True
+        self.ring()
 
     def parked(self) -> bool:
         """Whether the reader may read the private mailboxes for it (see ``served``)."""
@@ -162,20 +169,28 @@ class RedisConsumer(MailboxConsumer):
         return self._parked and not self._recover and waiting is not None and not waiting.done()
 
     def served(self, key: str, entries: Any, count: int) -> None:
-        """The reader read ``entries`` (asking for ``count``) from private mailbox ``key``."""
+        """The reader read ``entries`` (asking for ``count``) from private mailbox ``key``,
+        or a delivery did for the node (carried by a ring): kept in order, after what the
+        consumer was handed before."""
         waiting = self._waiting
-        if waiting is None or waiting.done():  # cannot happen while parked: keep them
+        if waiting is not None and waiting.done():  # not taken yet: after what it holds
+            item = None if waiting.cancelled() or waiting.exception() else waiting.result()
+            if isinstance(item, tuple) and len(item) == 3 and item[0] == key:
+                item[1].extend(entries)
+                return
+        if waiting is None or waiting.done():  # busy: buffer them
             self._took([key, entries])
             return
         self._rings += 1
         self._dirty = len(entries) >= count or len(self._private) > 1  # maybe more to read
-        waiting.set_result((key, entries, count))
+        self._end_wait(waiting, (key, entries, count))
 
     def fail(self, exc: Exception) -> None:
         """The reader failed (not Redis): a waiting receive raises ``exc``."""
         waiting = self._waiting
         if waiting is not None and not waiting.done():
             waiting.set_exception(exc)
+            self._woken()
 
     def offer(self, feed: Feed, entry: Entry) -> bool:
         """Take ``entry`` if waiting (and stop waiting on every feed); False if not."""
@@ -183,10 +198,21 @@ class RedisConsumer(MailboxConsumer):
         if waiting is None or waiting.done():
             feed.waiters.pop(self, None)
             return False
-        waiting.set_result((feed, entry))
         for mine in self._feeds:
             mine.waiters.pop(self, None)
+        self._end_wait(waiting, (feed, entry))
         return True
+
+    def _end_wait(self, waiting: asyncio.Future[Any], item: object) -> None:
+        waiting.set_result(item)
+        self._woken()
+
+    def _woken(self) -> None:
+        """A parked consumer's wait ended: wake its caller now (not a loop turn later: the
+        reader lets the consumers it served run before it reads again, see NodeReader._step)."""
+        wake = self._wake
+        if wake is not None:
+            wake()
 
     # -- receiving -------------------------------------------------------------
 
@@ -303,7 +329,6 @@ class RedisConsumer(MailboxConsumer):
                 self._transport.disown_all(self._private)
             if wake is not None:  # no task waits: what ends the wait wakes the caller
                 self._parked, self._wake = True, wake
-                waiting.add_done_callback(self._woken)
                 return None
         return await self._wait(waiting)
 
@@ -326,10 +351,6 @@ class RedisConsumer(MailboxConsumer):
             return None
         feed, entry = item
         return self._adopt(feed, entry)
-
-    def _woken(self, waiting: asyncio.Future[Any]) -> None:
-        if waiting is self._waiting and self._wake is not None:
-            self._wake()
 
     def _settle(self, waiting: asyncio.Future[Any]) -> None:
         """The wait is over: the reader no longer hands this consumer anything."""
@@ -483,7 +504,7 @@ class RedisConsumer(MailboxConsumer):
         waiting = self._waiting
         if waiting is not None and not waiting.done():
             # Read ahead already (a runner with a pump): it reads again, the ack riding along.
-            waiting.set_result(_RUNG)
+            self._end_wait(waiting, _RUNG)
 
     def _finished(self, delivery: RedisDelivery) -> None:
         feed = self._reader.feeds.get(delivery.key)

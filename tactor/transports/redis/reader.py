@@ -38,6 +38,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import LOST, Backoff, check_cancelled, text
 from .feeds import GROUP, Feed, entries_of, expected, pairs_of
+from .scripts import CARRIED
 from .wire import HeldConnection, quietly
 
 if TYPE_CHECKING:
@@ -186,9 +187,10 @@ class NodeReader:
         self._recover = True
 
     def _wake_private(self) -> None:
-        """Rings may have been lost (a lost connection, a restart): every consumer looks."""
+        """Rings may have been lost (a lost connection, a restart), and the entries they
+        carried, read for this node: every consumer reads its own again, from the start."""
         for consumer in list(self.private.values()):
-            consumer.ring()
+            consumer.recover()
 
     # -- the loop --------------------------------------------------------------
 
@@ -294,21 +296,28 @@ class NodeReader:
 
     async def _rang(self, entries: Any) -> None:
         """Serve the consumers whose private mailboxes were delivered to (reading the rest
-        of the rings at once: the blocking read takes only as many as consumers wait)."""
+        of the rings at once: the blocking read takes only as many as consumers wait).
+
+        A ring carries the entries the delivery read for this node (see ``_RING`` in
+        :mod:`.scripts`): each consumer is handed its own, in order, once, with no read;
+        the mailboxes of rings that carry none are read for the consumers that wait.
+        """
         rung: dict[str, RedisConsumer] = {}
+        carried: dict[str, list[Any]] = {}
         while entries:
             for entry_id, fields in entries:
                 self._to_ack.setdefault(self.bell, []).append(text(entry_id))
-                if not isinstance(fields, list):
-                    continue
-                for i in range(0, len(fields) - 1, 2):
-                    if fields[i] == b"k" and (consumer := self.private.get(text(fields[i + 1]))):
-                        rung[text(fields[i + 1])] = consumer
+                if isinstance(fields, list):
+                    _rings_in(fields, rung, carried, self.private)
             if len(entries) < BELL_BATCH:
                 break
             read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", BELL_BATCH)
             more = await self._connection.execute(*read, "STREAMS", self.bell, ">")
             entries = more[0][1] if more else None
+        for key, held in carried.items():
+            rung.pop(key, None)
+            if consumer := self.private.get(key):
+                consumer.served(key, held, CARRIED)
         keys = list(rung)
         for first in range(0, len(keys), BELL_BATCH):
             await self._read_for({key: rung[key] for key in keys[first : first + BELL_BATCH]})
@@ -432,3 +441,26 @@ class NodeReader:
             raise replies[-1]
         self.acked({key: ids for key, ids in to_ack.items() if key not in self._to_ack})
         return replies[-1]
+
+
+def _rings_in(
+    fields: list[Any],
+    rung: dict[str, RedisConsumer],
+    carried: dict[str, list[Any]],
+    private: dict[str, RedisConsumer],
+) -> None:
+    """Read one bell entry: 'k' KEY rings KEY's consumer; each 'r' ID after it, with the
+    fields that follow, is an entry of KEY read for this node (kept as XREADGROUP gives it)."""
+    key: str | None = None
+    entry: list[Any] | None = None
+    for i in range(0, len(fields) - 1, 2):
+        name, value = fields[i], fields[i + 1]
+        if name == b"k":
+            key, entry = text(value), None
+            if consumer := private.get(key):
+                rung[key] = consumer
+        elif name == b"r" and key is not None:
+            entry = [value, []]
+            carried.setdefault(key, []).append(entry)
+        elif entry is not None:
+            entry[1] += (name, value)
