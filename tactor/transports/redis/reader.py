@@ -10,13 +10,14 @@ node's last consumer of it closes). A consumer that finished a message first rea
 for itself, its acknowledgements riding along (see :meth:`RedisConsumer.receive`);
 it waits on the reader only when there was nothing to read.
 
-The private mailboxes of a node's providers are read by their consumers, not by
-the reader: a delivery to one rings the node's *bell* (a stream of its own, see
-``DELIVER`` in :mod:`.scripts`) with the mailbox's name, and the reader — blocked
-on the bell and on the feeds somebody waits on — wakes that consumer. So an idle
-provider costs no connection and no command; a node blocks on one stream, not one
-per provider. A consumer that starts waiting on a feed the reader is not blocked
-on rings the bell itself, in the same script as its read.
+The private mailboxes of a node's providers are not read by the reader: a delivery
+to one reads the new entry for the node and rings the node's *bell* (a stream of its
+own, see ``_RING`` in :mod:`.scripts`) with the mailbox's name and the entry, and the
+reader — blocked on the bell and on the feeds somebody waits on — hands it to that
+consumer, in order, with no read of its own. So an idle provider costs no connection
+and no command; a node blocks on one stream, not one per provider. A consumer that
+starts waiting on a feed the reader is not blocked on rings the bell itself, in the
+same script as its read.
 
 Redelivery: the node's name is kept alive by the heartbeat thread. While some
 consumer waits (and at least every ``reclaim_every`` seconds) the reader looks for
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import LOST, Backoff, check_cancelled, text
-from .feeds import GROUP, Feed, entries_of, expected, pairs_of
+from .feeds import GROUP, Feed, entries_of, expected, pairs_of, rings_in
 from .scripts import CARRIED
 from .wire import HeldConnection, quietly
 
@@ -308,7 +309,7 @@ class NodeReader:
             for entry_id, fields in entries:
                 self._to_ack.setdefault(self.bell, []).append(text(entry_id))
                 if isinstance(fields, list):
-                    _rings_in(fields, rung, carried, self.private)
+                    rings_in(fields, rung, carried, self.private)
             if len(entries) < BELL_BATCH:
                 break
             read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", BELL_BATCH)
@@ -441,26 +442,3 @@ class NodeReader:
             raise replies[-1]
         self.acked({key: ids for key, ids in to_ack.items() if key not in self._to_ack})
         return replies[-1]
-
-
-def _rings_in(
-    fields: list[Any],
-    rung: dict[str, RedisConsumer],
-    carried: dict[str, list[Any]],
-    private: dict[str, RedisConsumer],
-) -> None:
-    """Read one bell entry: 'k' KEY rings KEY's consumer; each 'r' ID after it, with the
-    fields that follow, is an entry of KEY read for this node (kept as XREADGROUP gives it)."""
-    key: str | None = None
-    entry: list[Any] | None = None
-    for i in range(0, len(fields) - 1, 2):
-        name, value = fields[i], fields[i + 1]
-        if name == b"k":
-            key, entry = text(value), None
-            if consumer := private.get(key):
-                rung[key] = consumer
-        elif name == b"r" and key is not None:
-            entry = [value, []]
-            carried.setdefault(key, []).append(entry)
-        elif entry is not None:
-            entry[1] += (name, value)
