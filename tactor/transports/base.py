@@ -9,7 +9,9 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
   a consumer over one or more mailboxes that receives one payload at a time
   and acknowledges each when done. Several consumers of one mailbox compete:
   each payload goes to one of them. A payload taken but not acknowledged when
-  its consumer goes away is handed to another consumer.
+  its consumer goes away is handed to another consumer. A consumer may also be
+  read in push mode (:meth:`MailboxConsumer.receive_or_park`): parked while
+  nothing comes, it needs no task of its caller (a node holds thousands).
 - **dead letters**: a delivery knows how often it was attempted
   (:attr:`Delivery.attempts`); :meth:`Delivery.dead_letter` moves it aside,
   acknowledged, into a mailbox's dead letters, kept where the transport keeps
