@@ -125,12 +125,19 @@ class _BreakingConsumer(MailboxConsumer):
         self._transport = transport
         self._name = name
 
-    async def receive(self) -> Delivery:
+    def _meet_fault(self) -> None:
         error, times = self._transport.breaks.get(self._name, (None, 0))
         if error is not None and times != 0:
             self._transport.breaks[self._name] = (error, times - 1)
             raise error
+
+    async def receive(self) -> Delivery:
+        self._meet_fault()
         return await self._inner.receive()
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        self._meet_fault()
+        return await self._inner.receive_or_park(wake)
 
     async def close(self) -> None:
         await self._inner.close()
@@ -146,9 +153,11 @@ class BreakableMemoryTransport(MemoryTransport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.breaks: dict[str, tuple[BaseException | None, int]] = {}
+        self.opened: dict[str, MailboxConsumer] = {}  # the consumers by name, unwrapped
 
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()
     ) -> MailboxConsumer:
         inner = await super().consume(mailboxes, consumer, private=private)
+        self.opened[consumer] = inner
         return _BreakingConsumer(inner, self, consumer)

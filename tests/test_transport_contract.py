@@ -132,3 +132,38 @@ async def test_registry_lists_endpoints_and_what_providers_registered_with(url: 
         assert await other.endpoints() == []  # closing unregistered everything
     finally:
         await other.close()
+
+
+async def test_a_parked_consumer_is_woken_and_gives_back_what_it_was_handed(url: str) -> None:
+    """Push mode: ``receive_or_park`` parks where ``receive`` would wait; a delivery wakes
+    it once and is received next; what a parked consumer was handed goes back at close."""
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        await transport.register("svc", "p")
+        box = provider_mailbox("p")
+        consumer = await transport.consume([box], "p", private=[box])
+        woken = asyncio.Event()
+        assert await consumer.receive_or_park(woken.set) is None  # parked: nothing there
+        await transport.deliver(box, b"first", endpoint="svc", provider="p")
+        async with asyncio.timeout(10):
+            await woken.wait()
+            delivery = await consumer.receive_or_park(woken.set)
+            while delivery is None:  # a wake may come before what woke it can be taken
+                woken.clear()
+                await woken.wait()
+                delivery = await consumer.receive_or_park(woken.set)
+        assert delivery.payload == b"first"
+        await delivery.ack()
+        woken.clear()
+        assert await consumer.receive_or_park(woken.set) is None
+        await transport.deliver(box, b"second", endpoint="svc", provider="p")
+        async with asyncio.timeout(10):
+            await woken.wait()  # handed to the parked consumer (or waiting for it)...
+        await consumer.close()  # ...and given back: the next consumer receives it
+        again = await transport.consume([box], "p2", private=[box])
+        async with asyncio.timeout(10):
+            assert (await again.receive()).payload == b"second"
+        await again.close()
+    finally:
+        await transport.close()

@@ -3,7 +3,10 @@
 A runner merges its sources — the transport consumer of its mailboxes and one
 subscription per event pattern — through a rendezvous :class:`Handoff`, so a
 busy actor holds at most one waiting message per source and leaves the rest in
-the shared mailbox for idle providers. Each request is handled (see
+the shared mailbox for idle providers. A runner with one source (a mailbox, no
+events) reads it directly and in push mode: it has a task only while something
+is ready — an idle provider costs a parked consumer, no task (see
+:meth:`~tactor.transports.base.MailboxConsumer.receive_or_park`). Each request is handled (see
 :mod:`~tactor.actors.requests`) and only then acknowledged — or, for a
 message attempted too often or that cannot be read, moved to the endpoint's
 dead letters (see :mod:`~tactor.actors.dead_letters`).
@@ -40,11 +43,38 @@ class _EventItem:
 #: Unexpected errors in a row from a consumer's ``receive`` before the runner gives up.
 _RECEIVE_RETRIES = 3
 _STOP = object()
+_PARKED = object()  # direct mode: nothing ready, the consumer parked (see _run_direct)
 _Item = Delivery | _EventItem | object
+#: Called with the runner's name and why it failed (see ``_ended``).
+OnFailure = Callable[[str, BaseException], None]
+Handlers = Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]]
 
 
 class ActorRunner:
-    """Runs one actor instance (or one plain event function) over its sources."""
+    """Runs one actor instance (or one plain event function) over its sources.
+
+    A node may hold thousands, idle: what an idle one holds is kept small (slots, the
+    config and handlers shared, no task, its :class:`Requests` made when it is needed).
+    """
+
+    __slots__ = (
+        "_consumer",
+        "_direct",
+        "_failed",
+        "_idle",
+        "_inbox",
+        "_loop_task",
+        "_on_failure",
+        "_pumps",
+        "_requests",
+        "_stopping",
+        "_subscriptions",
+        "config",
+        "handlers",
+        "instance",
+        "name",
+        "schema",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -53,20 +83,20 @@ class ActorRunner:
         name: str,
         instance: object | None,
         schema: ActorSchema | None,
-        handlers: Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]],
-        on_failure: Callable[[BaseException], None] | None = None,
+        handlers: Handlers = (),
+        on_failure: OnFailure | None = None,
     ) -> None:
         self.config = config
         self.name = name
         self.instance = instance
         self.schema = schema
-        self._requests = Requests(config, name, instance, schema)
-        self.handlers = list(handlers)
+        self._requests: Requests | None = None  # while it serves (see _serving)
+        self.handlers = handlers
         self._inbox: Handoff[_Item]  # made by start() unless the runner reads its one source
         self._consumer: MailboxConsumer | None = None
-        self._subscriptions: list[Subscription] = []
-        self._pumps: list[asyncio.Task[Any]] = []
-        self._loop_task: asyncio.Task[Any] | None = None
+        self._subscriptions: Sequence[Subscription] = ()
+        self._pumps: tuple[asyncio.Task[Any], ...] = ()
+        self._loop_task: asyncio.Task[Any] | None = None  # direct mode: None while parked
         self._direct = False  # one source, read by the runner itself (no pump, no hand-off)
         self._idle = False  # direct mode: waiting for a message, not handling one
         self._stopping = False
@@ -74,7 +104,7 @@ class ActorRunner:
         self._failed = False
 
     async def start(
-        self, consumer: MailboxConsumer | None, subscriptions: list[Subscription]
+        self, consumer: MailboxConsumer | None, subscriptions: Sequence[Subscription]
     ) -> None:
         tasks = self.config.tasks
         self._consumer = consumer
@@ -82,39 +112,66 @@ class ActorRunner:
         if consumer is not None and not subscriptions:
             # One source: read it directly, without a pump and a hand-off in between.
             self._direct = True
-            self._loop_task = tasks.spawn(self._run_direct(consumer), f"tactor-runner-{self.name}")
-        else:
-            self._inbox = Handoff()
-            self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
-            if consumer is not None:
-                self._pumps.append(
-                    tasks.spawn(self._pump_mailbox(consumer), f"tactor-pump-{self.name}")
-                )
-            for index, sub in enumerate(subscriptions):
-                self._pumps.append(
-                    tasks.spawn(self._pump_topic(index, sub), f"tactor-sub-{self.name}")
-                )
+            self._serve()
+            return
+        self._inbox = Handoff()
+        self._loop_task = tasks.spawn(self._run(), f"tactor-runner-{self.name}")
+        pumps = [tasks.spawn(self._pump_topic(i, sub), f"tactor-sub-{self.name}")
+                 for i, sub in enumerate(subscriptions)]  # fmt: skip
+        if consumer is not None:
+            pumps.append(tasks.spawn(self._pump_mailbox(consumer), f"tactor-pump-{self.name}"))
+        self._pumps = tuple(pumps)
         for task in (self._loop_task, *self._pumps):
             task.add_done_callback(self._ended)
 
+    def _serve(self) -> None:
+        """Direct mode: a task that handles what is ready, and ends when nothing is."""
+        assert self._consumer is not None
+        task = self.config.tasks.spawn(
+            self._run_direct(self._consumer), f"tactor-runner-{self.name}"
+        )
+        self._loop_task = task
+        task.add_done_callback(self._ended)
+
+    def _wake(self) -> None:
+        """The parked consumer may have something (or was closed, or failed): serve it."""
+        if self._stopping or self._failed:
+            return
+        if self._loop_task is None or self._loop_task.done():
+            self._serve()  # (else its task, about to end, looks once more: see _run_direct)
+
     def _ended(self, task: asyncio.Task[Any]) -> None:
-        """A task of this runner ended while it was serving: the runner has failed.
+        """A task of this runner ended while it was serving: the runner has failed —
+        unless it parked (direct mode, nothing ready).
 
         It no longer reads a source (or handles what is read), so its owner must not
         keep it registered: ``on_failure`` is told, once.
         """
         if self._stopping or self._failed or task.cancelled():
             return
+        error = task.exception()
+        if error is None and task.result() is _PARKED:
+            if self._loop_task is task:
+                self._loop_task = None  # a finished task holds memory: let it go
+            return
         self._failed = True
-        error = task.exception() or TransportClosed(f"{task.get_name()} ended: its source closed")
+        error = error or TransportClosed(f"{task.get_name()} ended: its source closed")
         if self._on_failure is not None:
-            self._on_failure(error)
+            self._on_failure(self.name, error)
+
+    def _serving(self) -> Requests:
+        """The handling of requests, made when a message comes (an idle runner has none)."""
+        requests = self._requests
+        if requests is None:
+            requests = Requests(self.config, self.name, self.instance, self.schema)
+            self._requests = requests
+        return requests
 
     async def stop(self, grace: float) -> None:
         """Stop taking messages, finish the one in hand (up to ``grace`` seconds), close sources."""
         tasks = self.config.tasks
         await tasks.cancel(*self._pumps)
-        self._stopping = True
+        self._stopping = True  # a parked runner is not woken again
         loop_task = self._loop_task
         if loop_task is not None and self._idle:
             await tasks.cancel(loop_task)  # waiting for a message: receiving is cancel-safe
@@ -129,7 +186,7 @@ class ActorRunner:
             except TimeoutError:
                 log.warning(
                     "%s did not finish %s within %.1fs; cancelled",
-                    self.name, self._requests.current or "its message", grace,
+                    self.name, self._last(), grace,
                 )  # fmt: skip
                 await tasks.cancel(loop_task)
         if self._consumer is not None:
@@ -139,8 +196,11 @@ class ActorRunner:
 
     # -- sources ---------------------------------------------------------------
 
-    async def _receive(self, consumer: MailboxConsumer) -> Delivery | None:
-        """The next delivery, riding out transport errors; None once the consumer is closed.
+    async def _receive(
+        self, consumer: MailboxConsumer, park: bool = False
+    ) -> Delivery | object | None:
+        """The next delivery, riding out transport errors; None once the consumer is closed;
+        with ``park``, ``_PARKED`` where it would wait (the consumer wakes the runner).
 
         Any other error is a fault in the transport: logged and retried, at a growing
         pace, a few times; raised when it persists (the runner has then failed).
@@ -148,7 +208,10 @@ class ActorRunner:
         unexpected = 0
         while True:
             try:
-                return await consumer.receive()
+                if not park:
+                    return await consumer.receive()
+                delivery = await consumer.receive_or_park(self._wake)
+                return _PARKED if delivery is None else delivery
             except TransportClosed:
                 return None
             except TransportError as exc:
@@ -173,19 +236,33 @@ class ActorRunner:
                 return
             await self._inbox.put(_EventItem(index, topic, payload))
 
-    async def _run_direct(self, consumer: MailboxConsumer) -> None:
+    async def _run_direct(self, consumer: MailboxConsumer) -> object:
+        """Handle what is ready; ``_PARKED`` once nothing is (the consumer wakes the runner
+        when something may be), None when the source closed."""
+        looked_again = False
         while not self._stopping:
             self._idle = True
             try:
-                delivery = await self._receive(consumer)
+                delivery = await self._receive(consumer, park=True)
             finally:
                 self._idle = False
-            if delivery is None:
-                return
+            if delivery is _PARKED and not looked_again:
+                # Look once more a loop turn later: what came meanwhile (the next call of a
+                # caller in this process) is served by this task, not by a new one.
+                looked_again = True
+                await asyncio.sleep(0)
+                continue
+            if delivery is _PARKED:
+                self._requests = None  # made again at the next message
+                return _PARKED
+            looked_again = False
+            if not isinstance(delivery, Delivery):
+                return None
             try:
                 await self._handle_delivery(delivery)
             except Exception:  # a bug in tactor itself: never let it kill the actor
                 log.exception("%s: unexpected error handling %s", self.name, self._last())
+        return None
 
     async def _run(self) -> None:
         while (item := await self._inbox.get()) is not _STOP:
@@ -235,7 +312,7 @@ class ActorRunner:
             return
         try:
             assert self._loop_task is not None  # the task that runs every handler
-            unreadable = await self._requests.handle(delivery.payload, self._loop_task)
+            unreadable = await self._serving().handle(delivery.payload, self._loop_task)
         except asyncio.CancelledError:
             raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
         except BaseException:
@@ -257,7 +334,8 @@ class ActorRunner:
 
     def _last(self) -> object:
         """The message handled last, for logs (a request names endpoint, method and id)."""
-        return self._requests.current or "a message"
+        requests = self._requests
+        return (requests.current if requests else None) or "a message"
 
     async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
         assert self.schema is not None  # only actors have mailboxes
@@ -265,4 +343,4 @@ class ActorRunner:
         detail = await policy.set_aside(delivery, endpoint, codec, self.name, unreadable)
         if detail is not None and unreadable is None:  # (an unreadable one was answered)
             message = f"moved to the dead letters of {endpoint!r}: {detail}"
-            await self._requests.answer_unhandled(delivery.payload, "dead_letter", message)
+            await self._serving().answer_unhandled(delivery.payload, "dead_letter", message)

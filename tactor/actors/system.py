@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
@@ -46,11 +44,10 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_PAYLOAD = 1 << 20
 
 
-@dataclass(slots=True)
-class _Spawned:
-    ref: ActorRef[Any]
-    instance: Actor
-    runner: ActorRunner
+def _actor_of(runner: ActorRunner) -> Actor:
+    """The actor a provider's runner runs (the runner is all a node keeps of a provider)."""
+    assert isinstance(runner.instance, Actor)
+    return runner.instance
 
 
 class ActorSystem(Messaging, Publishing, Operating):
@@ -126,7 +123,8 @@ class ActorSystem(Messaging, Publishing, Operating):
             policy,
             self._telemetry,
         )
-        self._actors: dict[str, _Spawned] = {}
+        self._on_runner_failure = self._runner_failed  # one bound method for every runner
+        self._actors: dict[str, ActorRunner] = {}  # the providers of this node, by id
         self._sinks: dict[int, EventSubscription] = {}
         self._checked: set[type] = set()
         self._supervisor = Supervisor(self.transport, self._tasks, stop_grace)
@@ -286,15 +284,16 @@ class ActorSystem(Messaging, Publishing, Operating):
         mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
         consumer = await transport.consume(mailboxes, ref.id, private=mailboxes[:1])
         pairs = [(h, p) for h in schema.handlers for p in h.patterns]
-        subscriptions = [await transport.subscribe(p) for _, p in pairs]
-        handlers = [(h, getattr(instance, h.name)) for h, _ in pairs]
+        # Tuples: an actor without event handlers shares the empty one.
+        subscriptions = tuple([await transport.subscribe(p) for _, p in pairs])
+        handlers = tuple((h, getattr(instance, h.name)) for h, _ in pairs)
         runner = ActorRunner(
             self._runner_config,
             name=ref.id,
             instance=instance,
             schema=schema,
             handlers=handlers,
-            on_failure=functools.partial(self._runner_failed, ref.id),
+            on_failure=self._on_runner_failure,
         )
         try:
             await instance.on_start()
@@ -311,7 +310,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         if serving is not None:
             serving()
         await runner.start(consumer, subscriptions)
-        self._actors[ref.id] = _Spawned(ref, instance, runner)
+        self._actors[ref.id] = runner
         return ref
 
     async def stop(self, ref: ActorRef[Any]) -> None:
@@ -346,12 +345,13 @@ class ActorSystem(Messaging, Publishing, Operating):
             log.exception("%s: stopping the failed provider did not finish", provider)
 
     async def _stop(self, provider: str, grace: float | None = None) -> None:
-        spawned = self._actors.pop(provider, None)
-        if spawned is None:
+        runner = self._actors.pop(provider, None)
+        if runner is None:
             return  # stopped meanwhile (it failed, and the system is closing)
-        await self.transport.unregister(spawned.ref.endpoint, provider)
-        await spawned.runner.stop(self.stop_grace if grace is None else grace)
-        await _on_stop(spawned.instance, provider)
+        actor = _actor_of(runner)
+        await self.transport.unregister(actor.ref.endpoint, provider)
+        await runner.stop(self.stop_grace if grace is None else grace)
+        await _on_stop(actor, provider)
         try:
             await self.transport.delete_mailbox(provider_mailbox(provider))
         except TransportError as exc:  # stopped all the same (on Redis the mailbox expires)
@@ -364,7 +364,7 @@ class ActorSystem(Messaging, Publishing, Operating):
 
     def refs(self) -> list[ActorRef[Any]]:
         """The providers running on this node (and in its child processes)."""
-        return [s.ref for s in self._actors.values()] + self._supervisor.refs()
+        return [_actor_of(r).ref for r in self._actors.values()] + self._supervisor.refs()
 
     # -- stats -----------------------------------------------------------------
 
@@ -389,7 +389,7 @@ class ActorSystem(Messaging, Publishing, Operating):
         return self._supervisor.counted(self._stats.snapshot(self.node, depths))
 
 
-async def _close_sources(consumer: MailboxConsumer, subscriptions: list[Subscription]) -> None:
+async def _close_sources(consumer: MailboxConsumer, subscriptions: Sequence[Subscription]) -> None:
     """Close the sources of a provider that did not start."""
     await consumer.close()
     for sub in subscriptions:

@@ -9,7 +9,9 @@ gathering, event dispatch) lives once in :mod:`tactor.actors`:
   a consumer over one or more mailboxes that receives one payload at a time
   and acknowledges each when done. Several consumers of one mailbox compete:
   each payload goes to one of them. A payload taken but not acknowledged when
-  its consumer goes away is handed to another consumer.
+  its consumer goes away is handed to another consumer. A consumer may also be
+  read in push mode (:meth:`MailboxConsumer.receive_or_park`): parked while
+  nothing comes, it needs no task of its caller (a node holds thousands).
 - **dead letters**: a delivery knows how often it was attempted
   (:attr:`Delivery.attempts`); :meth:`Delivery.dead_letter` moves it aside,
   acknowledged, into a mailbox's dead letters, kept where the transport keeps
@@ -148,6 +150,20 @@ class MailboxConsumer(ABC):
         Raises :class:`tactor.errors.TransportClosed` once the consumer or the
         transport is closed. Cancelling a waiting ``receive`` loses nothing.
         """
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        """Push mode: :meth:`receive`, but where it would wait, return None instead —
+        parked, having arranged for ``wake`` to be called once, from the event loop,
+        when a receive may find something (a payload, the consumer closed, a failure).
+
+        The caller then needs no task of its own while nothing comes (a node holds
+        thousands of idle consumers); when woken, it calls ``receive`` or
+        ``receive_or_park`` again, which may still find nothing. Payloads handed to a
+        parked consumer are its own, as a waiting receive's: :meth:`close` gives them
+        back. This default waits as ``receive`` does (it never parks): a transport
+        without push mode still works, with a task per waiting consumer.
+        """
+        return await self.receive()
 
     @abstractmethod
     async def close(self) -> None:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import errors
@@ -74,13 +74,17 @@ class _ClientConsumer(MailboxConsumer):
     """Asks the parent for one delivery at a time (an ``n`` frame); the parent pushes it.
 
     A ``receive`` cancelled while waiting loses nothing: the delivery it asked
-    for is kept for the next one.
+    for is kept for the next one. Parked (``receive_or_park``), it waits with no
+    future at all: what the parent pushes, or the channel's end, wakes the caller.
     """
+
+    __slots__ = ("_asked", "_client", "_closed", "_id", "_ready", "_waiter", "_wake")
 
     def __init__(self, client: HubClient, ident: int) -> None:
         self._client, self._id = client, ident
         self._ready: deque[_ClientDelivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._wake: Callable[[], None] | None = None  # parked: whom to wake
         self._asked = False
         self._closed = False
 
@@ -89,12 +93,27 @@ class _ClientConsumer(MailboxConsumer):
         self._asked = False
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        self._woken()
 
     def lost(self, error: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
+        self._woken()  # its next receive finds the consumer or the channel closed
+
+    def _woken(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake()
 
     async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         while not self._ready:
             if self._closed or self._client.channel.closed.is_set():
                 raise TransportClosed("mailbox consumer is closed")
@@ -102,6 +121,9 @@ class _ClientConsumer(MailboxConsumer):
             if not self._asked:
                 self._client.channel.send(["n", self._id], flush=True)
                 self._asked = True
+            if wake is not None:
+                self._wake = wake
+                return None
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         return self._ready.popleft()

@@ -1,12 +1,13 @@
 """The consumer of ``memory://`` mailboxes and its deliveries.
 
 A consumer takes payloads from its mailboxes (earlier ones first), waiting on a
-future shared by all of them — or, for the hub's server of a child process,
-has the next one handed to a callback within the sender's own ``deliver``
-(:meth:`MemoryConsumer.hand_next`: no task to wake in between). What it took
-and did not acknowledge goes back to the front of its mailbox when it closes —
-only the oldest counted as attempted, since deliveries are handled one at a
-time, in order.
+future shared by all of them — or, parked (``receive_or_park``), with no task
+waiting, woken when one may be there; or, for the hub's server of a child
+process, has the next one handed to a callback within the sender's own
+``deliver`` (:meth:`MemoryConsumer.hand_next`: no task to wake in between).
+What it took and did not acknowledge goes back to the front of its mailbox when
+it closes — only the oldest counted as attempted, since deliveries are handled
+one at a time, in order.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class MemoryDelivery(Delivery):
         return letters.add(hub.next_letter_id(), self.payload, attempts, reason, keep)
 
 
+#: What a consumer waits on: handed ``(mailbox, message)`` by the mailbox.
+_Wait = asyncio.Future[tuple[str, Message]]
+
+
 class _Handed:
     """A waiter that hands its message to a callback at once, inside the sender's call."""
 
@@ -69,19 +74,53 @@ class _Handed:
 
 
 class MemoryConsumer(MailboxConsumer):
+    __slots__ = (
+        "_boxes", "_closed", "_handed", "_transport", "_waiter", "_wake", "hub", "unacked",
+    )  # fmt: skip
+
     def __init__(self, transport: MemoryTransport, boxes: list[Mailbox]) -> None:
         self._transport = transport
         self.hub = transport.hub
         self._boxes = boxes
         self._closed = False
         self.unacked: dict[int, MemoryDelivery] = {}
-        self._waiter: asyncio.Future[tuple[str, Message]] | None = None
-        self._handed: _Handed | None = None
+        self._waiter: _Wait | None = None  # the last wait (close ends it)
+        self._wake: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
+        self._handed: _Handed | None = None  # hand_next's callback, waiting
 
     def _delivery(self, mailbox: str, payload: bytes, attempted: int) -> MemoryDelivery:
         delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
         self.unacked[id(delivery)] = delivery
         return delivery
+
+    async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> MemoryDelivery | None:
+        if self._closed:
+            raise TransportClosed("mailbox consumer is closed")
+        parked = self._waiter
+        if self._wake is not None and parked is not None:  # parked by an earlier call
+            if wake is not None and not parked.done():
+                return None  # nothing yet: its wake is still due
+            return await self._wait(parked)
+        delivery = self._take()
+        if delivery is not None:
+            return delivery
+        waiter: _Wait = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        for box in self._boxes:
+            box.waiters.append(waiter)
+        if wake is not None:  # no task waits: what ends the wait wakes the caller
+            self._wake = wake
+            waiter.add_done_callback(self._woken)
+            return None
+        return await self._wait(waiter)
 
     def _take(self) -> MemoryDelivery | None:
         if self._closed:
@@ -118,14 +157,11 @@ class MemoryConsumer(MailboxConsumer):
             if handed in box.waiters:
                 box.waiters.remove(handed)
 
-    async def receive(self) -> Delivery:
-        delivery = self._take()
-        if delivery is not None:
-            return delivery
-        waiter: asyncio.Future[tuple[str, Message]] = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        for box in self._boxes:
-            box.waiters.append(waiter)
+    def _woken(self, waiter: _Wait) -> None:
+        if waiter is self._waiter and self._wake is not None:
+            self._wake()
+
+    async def _wait(self, waiter: _Wait) -> MemoryDelivery:
         try:
             name, (payload, attempted) = await waiter
         except asyncio.CancelledError:
@@ -135,15 +171,19 @@ class MemoryConsumer(MailboxConsumer):
                 self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise
         finally:
-            for box in self._boxes:
-                # A membership test first: a failed deque.remove formats the
-                # future's repr for its error message, which costs more than a call.
-                if waiter in box.waiters:
-                    box.waiters.remove(waiter)
+            self._settle(waiter)
         if self._closed:
             self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
             raise TransportClosed("mailbox consumer is closed")
         return self._delivery(name, payload, attempted)
+
+    def _settle(self, waiter: _Wait) -> None:
+        self._wake = None
+        for box in self._boxes:
+            # A membership test first: a failed deque.remove formats the
+            # future's repr for its error message, which costs more than a call.
+            if waiter in box.waiters:
+                box.waiters.remove(waiter)
 
     async def close(self) -> None:
         if self._closed:
@@ -151,8 +191,15 @@ class MemoryConsumer(MailboxConsumer):
         self._closed = True
         self._transport.consumers.discard(self)
         # Wake our own waiting receive only: other consumers share these mailboxes.
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        waiter, wake = self._waiter, self._wake
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TransportClosed("mailbox consumer is closed"))
+        if waiter is not None and wake is not None:  # parked: nobody takes what ended it
+            self._settle(waiter)
+            if not waiter.cancelled() and waiter.exception() is None:
+                name, (payload, attempted) = waiter.result()
+                self.hub.mailbox(name).hand_over(payload, front=True, attempted=attempted)
+            wake()  # it finds the consumer closed
         if self._handed is not None:
             self._handed.taken = True  # hands nothing from now on
             self._forget(self._handed)

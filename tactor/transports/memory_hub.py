@@ -56,15 +56,17 @@ class Mailbox:
         self.name = name
         self.maxsize = maxsize
         self.items: deque[Message] = deque()
-        self.waiters: deque[Waiter] = deque()
-        self.putters: deque[asyncio.Future[None]] = deque()
+        # Lists, not deques: an empty deque takes 760 bytes, and every provider has a
+        # mailbox of its own; they hold a waiter or two (the shared ones, their consumers).
+        self.waiters: list[Waiter] = []
+        self.putters: list[asyncio.Future[None]] = []
 
     def hand_over(self, payload: bytes, *, front: bool = False, attempted: int = 0) -> bool:
         """Give ``payload`` (delivered ``attempted`` times before) to a waiting consumer,
         else queue it; True if handed over."""
         message = (payload, attempted)
         while self.waiters:
-            waiter = self.waiters.popleft()
+            waiter = self.waiters.pop(0)
             if not waiter.done():
                 waiter.set_result((self.name, message))
                 return True
@@ -83,14 +85,14 @@ class Mailbox:
 
     def wake_putter(self) -> None:
         while self.putters:
-            putter = self.putters.popleft()
+            putter = self.putters.pop(0)
             if not putter.done():
                 putter.set_result(None)
                 return
 
     def has_waiter(self) -> bool:
         while self.waiters and self.waiters[0].done():
-            self.waiters.popleft()
+            self.waiters.pop(0)
         return bool(self.waiters)
 
     def full(self) -> bool:

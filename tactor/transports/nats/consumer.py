@@ -30,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -92,6 +93,8 @@ class NatsConsumer(MailboxConsumer):
         self._pulls = [transport.pull_subject(m) for m in mailboxes]
         self._pull_body = orjson.dumps({"batch": 1, "expires": int(transport.block * 1e9)})
         self._wake = asyncio.Event()
+        self._parked: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
+        self._expiry: asyncio.TimerHandle | None = None  # parked: when its pulls end
         self._sub: NatsSubscription | None = None
         self._inbox = ""
         self._ensure = True  # make the stream's consumers (again) before the next pull
@@ -127,13 +130,23 @@ class NatsConsumer(MailboxConsumer):
             self._ensure = True
         elif status not in ("404", "408"):  # 404, 408: nothing came before it expired
             log.debug("%s: pull answered %s %s", self.name, status, msg.headers)
-        self._wake.set()
+        self._ring()
 
     def pull_again(self) -> None:
         """Send the pull requests again now (the server that had them may be gone)."""
         self._pull_until = [0.0 for _ in self._mailboxes]
         self._ensure = True
+        self._ring()
+
+    def _ring(self) -> None:
+        """Something came (or a pull ended): a waiting receive looks, a parked one is woken."""
         self._wake.set()
+        wake, self._parked = self._parked, None
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if wake is not None:
+            wake()
 
     def _next(self) -> NatsDelivery | None:
         for index, arrived in enumerate(self._arrived):
@@ -159,6 +172,16 @@ class NatsConsumer(MailboxConsumer):
                 )
 
     async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
+        if wake is not None and self._parked is not None and not self._wake.is_set():
+            return None  # parked already, and nothing came: its wake is still due
         delay = 0.05
         while True:
             if self._closed:
@@ -176,16 +199,22 @@ class NatsConsumer(MailboxConsumer):
             except TransportError as exc:  # NATS is away: try again at a growing pace
                 log.warning("%s: %s; retrying", self.name, exc)
                 self._ensure = True
-                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+                retry: float | None = delay
                 delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.05
+            else:
+                delay, retry = 0.05, None
             # No timer per message: the server answers each pull by its expiry, and the
-            # heartbeat (keep_working) sends again one whose answer never came.
-            await self._wake.wait()
+            # heartbeat (keep_working) sends again one whose answer never came; a timer
+            # only to try again after a failure.
+            if wake is not None and not self._wake.is_set():  # park until a pull ends
+                self._parked = wake
+                if retry is not None:
+                    self._expiry = asyncio.get_running_loop().call_later(retry, self._ring)
+                return None
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(retry):
+                    await self._wake.wait()
 
     async def keep_working(self) -> None:
         """Tell the server the messages in hand are still being worked on (``+WPI``); send
@@ -197,13 +226,13 @@ class NatsConsumer(MailboxConsumer):
         if any(0 < until <= now for until in self._pull_until):
             self._pull_until = [0.0 if until <= now else until for until in self._pull_until]
             self._ensure = True  # unanswered: its consumer may be gone (deleted, or lost)
-            self._wake.set()
+            self._ring()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
+        self._ring()
         self.transport.consumers.discard(self)
         held = [d.msg for d in self.held.values()]
         self.held.clear()

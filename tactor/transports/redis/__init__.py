@@ -176,6 +176,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
     def mailbox_key(self, mailbox: str) -> str:
         return self.key("mb", mailbox)
 
+    def mailbox_of(self, key: str) -> str:
+        """The mailbox whose key is ``key`` (see :meth:`mailbox_key`)."""
+        return key[len(self.prefix) + 4 :]
+
     @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
@@ -368,10 +372,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
             self._reader = NodeReader(self)
         # A private mailbox is made by the first delivery to it (which rings this node's
         # bell) and expires some time after the last one, or after the node died.
-        result = RedisConsumer(self, self._reader, list(mailboxes), consumer, list(private))
+        result = RedisConsumer(self, self._reader, consumer, private)
         with translated("open a consumer"):
             await self._reader.start()
-            await result.open()
+            await result.open([mailbox for mailbox in mailboxes if mailbox not in private])
         self.consumers.add(result)
         return result
 

@@ -17,7 +17,7 @@ from .connection import text
 if TYPE_CHECKING:
     from .consumer import RedisConsumer
 
-__all__ = ["GROUP", "Entry", "Feed", "entries_of", "expected", "pairs_of"]
+__all__ = ["GROUP", "Entry", "Feed", "entries_of", "expected", "pairs_of", "rings_in"]
 
 GROUP = "tactor"
 
@@ -98,3 +98,26 @@ class Feed:
             self.buffer.appendleft(entry)
         else:
             self.buffer.append(entry)
+
+
+def rings_in(
+    fields: list[Any],
+    rung: dict[str, RedisConsumer],
+    carried: dict[str, list[Any]],
+    private: dict[str, RedisConsumer],
+) -> None:
+    """Read one bell entry: 'k' KEY rings KEY's consumer; each 'r' ID after it, with the
+    fields that follow, is an entry of KEY read for this node (kept as XREADGROUP gives it)."""
+    key: str | None = None
+    entry: list[Any] | None = None
+    for i in range(0, len(fields) - 1, 2):
+        name, value = fields[i], fields[i + 1]
+        if name == b"k":
+            key, entry = text(value), None
+            if consumer := private.get(key):
+                rung[key] = consumer
+        elif name == b"r" and key is not None:
+            entry = [value, []]
+            carried.setdefault(key, []).append(entry)
+        elif entry is not None:
+            entry[1] += (name, value)

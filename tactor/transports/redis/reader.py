@@ -10,13 +10,14 @@ node's last consumer of it closes). A consumer that finished a message first rea
 for itself, its acknowledgements riding along (see :meth:`RedisConsumer.receive`);
 it waits on the reader only when there was nothing to read.
 
-The private mailboxes of a node's providers are read by their consumers, not by
-the reader: a delivery to one rings the node's *bell* (a stream of its own, see
-``DELIVER`` in :mod:`.scripts`) with the mailbox's name, and the reader — blocked
-on the bell and on the feeds somebody waits on — wakes that consumer. So an idle
-provider costs no connection and no command; a node blocks on one stream, not one
-per provider. A consumer that starts waiting on a feed the reader is not blocked
-on rings the bell itself, in the same script as its read.
+The private mailboxes of a node's providers are not read by the reader: a delivery
+to one reads the new entry for the node and rings the node's *bell* (a stream of its
+own, see ``_RING`` in :mod:`.scripts`) with the mailbox's name and the entry, and the
+reader — blocked on the bell and on the feeds somebody waits on — hands it to that
+consumer, in order, with no read of its own. So an idle provider costs no connection
+and no command; a node blocks on one stream, not one per provider. A consumer that
+starts waiting on a feed the reader is not blocked on rings the bell itself, in the
+same script as its read.
 
 Redelivery: the node's name is kept alive by the heartbeat thread. While some
 consumer waits (and at least every ``reclaim_every`` seconds) the reader looks for
@@ -31,12 +32,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import LOST, Backoff, check_cancelled, text
-from .feeds import GROUP, Feed, entries_of, expected, pairs_of
+from .feeds import GROUP, Feed, entries_of, expected, pairs_of, rings_in
+from .scripts import CARRIED
 from .wire import HeldConnection, quietly
 
 if TYPE_CHECKING:
@@ -155,7 +158,7 @@ class NodeReader:
         # must still count, or a leaving one would drop the stream under it.
         await redis.xgroup_createconsumer(key, GROUP, self.node)
 
-    def covers(self, feeds: list[Feed]) -> bool:
+    def covers(self, feeds: Iterable[Feed]) -> bool:
         """Whether the reader will read ``feeds`` for consumers waiting on them without a ring:
         it is blocked on them, or not blocked (it looks at the waiters before it blocks)."""
         blocked = self._blocked_on
@@ -185,9 +188,10 @@ class NodeReader:
         self._recover = True
 
     def _wake_private(self) -> None:
-        """Rings may have been lost (a lost connection, a restart): every consumer looks."""
+        """Rings may have been lost (a lost connection, a restart), and the entries they
+        carried, read for this node: every consumer reads its own again, from the start."""
         for consumer in list(self.private.values()):
-            consumer.ring()
+            consumer.recover()
 
     # -- the loop --------------------------------------------------------------
 
@@ -293,21 +297,28 @@ class NodeReader:
 
     async def _rang(self, entries: Any) -> None:
         """Serve the consumers whose private mailboxes were delivered to (reading the rest
-        of the rings at once: the blocking read takes only as many as consumers wait)."""
+        of the rings at once: the blocking read takes only as many as consumers wait).
+
+        A ring carries the entries the delivery read for this node (see ``_RING`` in
+        :mod:`.scripts`): each consumer is handed its own, in order, once, with no read;
+        the mailboxes of rings that carry none are read for the consumers that wait.
+        """
         rung: dict[str, RedisConsumer] = {}
+        carried: dict[str, list[Any]] = {}
         while entries:
             for entry_id, fields in entries:
                 self._to_ack.setdefault(self.bell, []).append(text(entry_id))
-                if not isinstance(fields, list):
-                    continue
-                for i in range(0, len(fields) - 1, 2):
-                    if fields[i] == b"k" and (consumer := self.private.get(text(fields[i + 1]))):
-                        rung[text(fields[i + 1])] = consumer
+                if isinstance(fields, list):
+                    rings_in(fields, rung, carried, self.private)
             if len(entries) < BELL_BATCH:
                 break
             read = ("XREADGROUP", "GROUP", GROUP, self.node, "COUNT", BELL_BATCH)
             more = await self._connection.execute(*read, "STREAMS", self.bell, ">")
             entries = more[0][1] if more else None
+        for key, held in carried.items():
+            rung.pop(key, None)
+            if consumer := self.private.get(key):
+                consumer.served(key, held, CARRIED)
         keys = list(rung)
         for first in range(0, len(keys), BELL_BATCH):
             await self._read_for({key: rung[key] for key in keys[first : first + BELL_BATCH]})

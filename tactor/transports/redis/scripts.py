@@ -36,15 +36,45 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+#: The most entries of one private mailbox a ring carries (see ``_RING``); a consumer handed
+#: as many reads its mailbox again for more.
+CARRIED = 100
+
 # The registry of an endpoint is two keys: a sorted set of the nodes serving it, scored by
 # their expiry (kept by each node's heartbeat: one entry per node, not per provider), and a
 # hash provider -> node. A provider is live while its node is. A delivery to a provider also
 # rings its node's bell (a stream ``bell prefix .. node``): the node reads the private
-# mailboxes of all its providers over one connection, blocking on its bell alone.
-_RING = """
-local function ring(node, ...)
+# mailboxes of all its providers over one connection, blocking on its bell alone. The ring
+# carries the entries: the delivery reads them for the node (what the mailbox holds not yet
+# read, in order, at most CARRIED) and the ring holds 'k' KEY, then per entry 'r' ID and its
+# fields — the node hands them to the provider without a read of its own. Without a bell (the
+# node is gone, or Redis lost it) nothing is read nor rung.
+_RING = (
+    """
+local function ring(node, streams)
     local bell = ARGV[5] .. node
-    if redis.call('EXISTS', bell) == 1 then redis.call('XADD', bell, '*', ...) end
+    if redis.call('EXISTS', bell) == 0 then return end
+    local fields = {}
+    for _, stream in ipairs(streams) do
+        table.insert(fields, 'k')
+        table.insert(fields, stream)
+        local got = redis.pcall(  -- (no group: a plain ring, the consumer reads for itself)
+            'XREADGROUP', 'GROUP', ARGV[4], node, 'COUNT', """
+    + str(CARRIED)
+    + """, 'STREAMS', stream, '>')
+        if type(got) == 'table' and not got.err and got[1] then
+            for _, entry in ipairs(got[1][2]) do
+                table.insert(fields, 'r')
+                table.insert(fields, entry[1])
+                for _, value in ipairs(entry[2]) do table.insert(fields, value) end
+            end
+        end
+        if #fields >= 1000 then  -- unpack has a limit
+            redis.call('XADD', bell, '*', unpack(fields))
+            fields = {}
+        end
+    end
+    if #fields > 0 then redis.call('XADD', bell, '*', unpack(fields)) end
 end
 local function private(stream)
     if redis.call('EXISTS', stream) == 0 then
@@ -52,6 +82,7 @@ local function private(stream)
     end
 end
 """
+)
 
 # KEYS: stream, registry nodes, registry providers | ARGV: maxlen, payload, check ("", "any" or a
 # provider id), group, bell prefix, private lifetime (ms). Returns 1 delivered, 0 mailbox full,
@@ -76,7 +107,7 @@ if node then private(KEYS[1]) end
 redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
 if node then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
-    ring(node, 'k', KEYS[1])
+    ring(node, {KEYS[1]})
 end
 return 1
 """
@@ -109,17 +140,12 @@ for i = 1, #flat, 2 do
             redis.call('XADD', stream, '*', 'p', ARGV[2])
             redis.call('PEXPIRE', stream, ARGV[6])
             table.insert(reached, provider)
-            table.insert(rung, 'k')
             table.insert(rung, stream)
-            if #rung >= 1000 then  -- an entry per 500 providers: unpack has a limit
-                ring(node, unpack(rung))
-                live[node] = {}
-            end
         end
     end
 end
 for node, rung in pairs(live) do
-    if #rung > 0 then ring(node, unpack(rung)) end
+    if #rung > 0 then ring(node, rung) end
 end
 table.insert(reached, '')
 for _, provider in ipairs(full) do table.insert(reached, provider) end
