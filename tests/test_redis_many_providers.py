@@ -117,3 +117,32 @@ async def test_idle_providers_cost_redis_the_same_commands_whatever_their_number
             assert with_many <= with_few * 1.5, (with_few, with_many)
         finally:
             admin.close()
+
+
+async def test_a_fast_provider_reads_many_entries_per_round_trip_through_its_node() -> None:
+    # One provider, many calls in flight: its node's reader reads for it as many entries
+    # as it expects to handle within the prefetch window, not one read per message.
+    with redis_server() as server:
+        admin = server.client()
+        try:
+            url = with_query(server.url, prefix="prefetch", ttl="0.6", block="0.2")
+            async with ActorSystem(url) as provider_node, ActorSystem(url) as caller:
+                await provider_node.spawn(Idle, 7)
+                proxy = caller.proxy(Idle, timeout=10)
+                for _ in range(50):  # its handling time settles (a moving average)
+                    await proxy.which()
+                admin.config_resetstat()
+                calls = 2000
+                gate = asyncio.Semaphore(64)
+
+                async def one() -> int:
+                    async with gate:
+                        return await proxy.which()
+
+                assert set(await asyncio.gather(*(one() for _ in range(calls)))) == {7}
+                reads = admin.info("commandstats").get("cmdstat_xreadgroup", {}).get("calls", 0)
+            # One read per message was the fault (the reader read one entry for the one
+            # consumer waiting); at least two per read on average, loaded machines included.
+            assert reads < calls / 2, f"{reads} XREADGROUP for {calls} calls"
+        finally:
+            admin.close()

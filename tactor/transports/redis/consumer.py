@@ -217,8 +217,9 @@ class RedisConsumer(Taking):
         park (see ``receive_or_park``). None: look again, or parked."""
         waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting = waiting
+        count = self._count()
         for feed in self._feeds:  # before the read: the reader may read for us meanwhile
-            feed.waiters[self] = None
+            feed.waiters[self] = count
         try:
             if not self._dirty and self._feeds and self._reader.covers(self._feeds):
                 took = self._ack_quietly()  # the reader reads for us: no read of our own

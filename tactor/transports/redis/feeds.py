@@ -73,7 +73,9 @@ class Feed:
     def __init__(self, key: str, mailbox: str) -> None:
         self.key = key
         self.mailbox = mailbox
-        self.waiters: dict[RedisConsumer, None] = {}  # in the order they started waiting
+        #: Consumers waiting, in the order they started, with how many entries each would
+        #: take per read (its prefetch: the reader reads as many for them).
+        self.waiters: dict[RedisConsumer, int] = {}
         self.buffer: deque[Entry] = deque()
         #: Ids the node holds: buffered, handed out, or acknowledged and not yet sent.
         self.held: set[str] = set()

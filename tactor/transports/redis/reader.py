@@ -263,7 +263,7 @@ class NodeReader:
             # Again, from every feed: consumers that started waiting during the awaits above
             # were told the reader would look (``covers``), and rang no bell.
             waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
-        wanted = (max(len(f.waiters), f.want, 1) for f in waiting)
+        wanted = (max(sum(f.waiters.values()), f.want, 1) for f in waiting)
         count = min(transport.prefetch, min(wanted, default=1))
         keys = [self.bell, *(feed.key for feed in waiting)]
         check_cancelled()
