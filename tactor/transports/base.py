@@ -170,6 +170,26 @@ class MailboxConsumer(ABC):
         """Stop receiving. Payloads taken and not acknowledged go back to the mailbox."""
 
 
+class ParkingConsumer(MailboxConsumer):
+    """A consumer with push mode: :meth:`receive` and :meth:`receive_or_park` are one
+    ``_receive(wake)``, which parks where ``wake`` is given and returns a delivery where
+    it is not."""
+
+    __slots__ = ()
+
+    async def receive(self) -> Delivery:
+        delivery = await self._receive(None)
+        assert delivery is not None  # (it parks only when told whom to wake)
+        return delivery
+
+    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
+        return await self._receive(wake)
+
+    @abstractmethod
+    async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
+        """The next delivery; with ``wake``, None where it would wait (parked)."""
+
+
 #: Called with each payload posted to an inbox. It must not block.
 InboxHandler = Callable[[bytes], None]
 #: Called when the transport lost its connection and posted payloads may be lost.

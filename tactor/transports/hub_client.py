@@ -32,6 +32,7 @@ from .base import (
     InboxHandler,
     InboxLostHandler,
     MailboxConsumer,
+    ParkingConsumer,
     ProviderEntry,
     Subscription,
     Transport,
@@ -70,7 +71,7 @@ class _ClientDelivery(Delivery):
         return int(dropped)
 
 
-class _ClientConsumer(MailboxConsumer):
+class _ClientConsumer(ParkingConsumer):
     """Asks the parent for one delivery at a time (an ``n`` frame); the parent pushes it.
 
     A ``receive`` cancelled while waiting loses nothing: the delivery it asked
@@ -104,14 +105,6 @@ class _ClientConsumer(MailboxConsumer):
         wake, self._wake = self._wake, None
         if wake is not None:
             wake()
-
-    async def receive(self) -> Delivery:
-        delivery = await self._receive(None)
-        assert delivery is not None  # (it parks only when told whom to wake)
-        return delivery
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        return await self._receive(wake)
 
     async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         while not self._ready:

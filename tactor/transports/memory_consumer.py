@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import TransportClosed
-from .base import Delivery, MailboxConsumer
+from .base import Delivery, ParkingConsumer
 from .memory_hub import Mailbox, Message
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class _Handed:
         self._consumer._hand(self, name, payload, attempted)
 
 
-class MemoryConsumer(MailboxConsumer):
+class MemoryConsumer(ParkingConsumer):
     __slots__ = (
         "_boxes", "_closed", "_handed", "_transport", "_waiter", "_wake", "hub", "unacked",
     )  # fmt: skip
@@ -92,14 +92,6 @@ class MemoryConsumer(MailboxConsumer):
         delivery = MemoryDelivery(self, mailbox, payload, attempted + 1)
         self.unacked[id(delivery)] = delivery
         return delivery
-
-    async def receive(self) -> Delivery:
-        delivery = await self._receive(None)
-        assert delivery is not None  # (it parks only when told whom to wake)
-        return delivery
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        return await self._receive(wake)
 
     async def _receive(self, wake: Callable[[], None] | None) -> MemoryDelivery | None:
         if self._closed:

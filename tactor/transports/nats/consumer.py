@@ -38,7 +38,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
 from ...errors import TransportClosed, TransportError
-from ..base import Delivery, MailboxConsumer
+from ..base import Delivery, ParkingConsumer
 from .connection import translated
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class NatsDelivery(Delivery):
         return dropped
 
 
-class NatsConsumer(MailboxConsumer):
+class NatsConsumer(ParkingConsumer):
     """Pulls one message at a time from each of its mailboxes' durable consumers."""
 
     def __init__(
@@ -170,14 +170,6 @@ class NatsConsumer(MailboxConsumer):
                 await self.transport.nc.publish(
                     subject, self._pull_body, reply=f"{self._inbox}.{index}"
                 )
-
-    async def receive(self) -> Delivery:
-        delivery = await self._receive(None)
-        assert delivery is not None  # (it parks only when told whom to wake)
-        return delivery
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        return await self._receive(wake)
 
     async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         if wake is not None and self._parked is not None and not self._wake.is_set():

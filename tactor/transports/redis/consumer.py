@@ -40,7 +40,6 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from ...errors import TransportClosed, TransportError
-from ..base import Delivery
 from .connection import LOST, Backoff, check_cancelled
 from .feeds import GROUP, Entry, Feed, expected
 from .taking import CLOSED, RUNG, RedisDelivery, Taking
@@ -126,14 +125,6 @@ class RedisConsumer(Taking):
         return True
 
     # -- receiving -------------------------------------------------------------
-
-    async def receive(self) -> Delivery:
-        delivery = await self._receive(None)
-        assert delivery is not None  # (it parks only when told whom to wake)
-        return delivery
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        return await self._receive(wake)
 
     async def _receive(self, wake: Callable[[], None] | None) -> RedisDelivery | None:
         backoff: Backoff | None = None  # made at the first error: an idle consumer holds less

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..base import Delivery, MailboxConsumer
+from ..base import Delivery, ParkingConsumer
 from .connection import LOST, text
 from .feeds import GROUP, Feed, entries_of
 from .reader import NodeReader
@@ -53,7 +53,7 @@ class RedisDelivery(Delivery):
         return await self._consumer.dead_letter(self, reason, attempts, into, keep)
 
 
-class Taking(MailboxConsumer):
+class Taking(ParkingConsumer):
     """What a consumer holds, and its reads and acknowledgements (see :class:`RedisConsumer`)."""
 
     __slots__ = (
