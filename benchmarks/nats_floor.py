@@ -31,20 +31,24 @@ def _names(tag: str) -> tuple[str, str, str]:
 
 async def prepare(nc: Any, tag: str) -> None:
     """Make the stream (with its keeper) and the consumer the floor's server reads."""
-    from nats.js.api import ConsumerConfig, StreamConfig
+    from nats.js.api import ConsumerConfig
 
     stream, subject, durable = _names(tag)
     js = nc.jetstream()
-    config = StreamConfig(
-        name=stream,
-        subjects=[f"{tag}.floor.>"],
-        retention="workqueue",
-        storage="file",
-        max_msgs_per_subject=1024,
-        discard="new",
-        discard_new_per_subject=True,
-    )
-    await js.add_stream(config)
+    # By the JetStream API itself: nats-py 2.9's StreamConfig has no discard_new_per_subject.
+    config = {
+        "name": stream,
+        "subjects": [f"{tag}.floor.>"],
+        "retention": "workqueue",
+        "storage": "file",
+        "max_msgs_per_subject": 1024,
+        "discard": "new",
+        "discard_new_per_subject": True,
+    }
+    answer = await nc.request(f"$JS.API.STREAM.CREATE.{stream}", orjson.dumps(config), 5.0)
+    error = orjson.loads(answer.data).get("error")
+    if error is not None:
+        raise RuntimeError(f"the floor's stream was not made: {error}")
     await js.publish(f"{tag}.floor.keeper.last-block", b"")
     await js.add_consumer(
         stream,

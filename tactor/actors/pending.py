@@ -36,6 +36,8 @@ class Pending:
         self.expired = False
 
     def add(self, reply: Reply) -> None:
+        if self.expected is None and self.replies:
+            return  # a call answered twice (handled again after a fault): the first counts
         if self.settled and self.expected is not None and reply.provider not in self.expected:
             return
         self.replies.setdefault(reply.provider, reply)
