@@ -177,7 +177,10 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             js = nc.jetstream()
             self._counts = await self.key_value(js, self.names.unfinished, None)
             beats, providers = await self.registry_buckets(js)
-            await self.registry.start(beats, providers, self.purge_registered)
+            names = self.names
+            await self.registry.start(
+                nc, (names.registry, beats), (names.registered, providers), self.purge_registered
+            )
         except BaseException:
             self._closed = True
             with contextlib.suppress(Exception):

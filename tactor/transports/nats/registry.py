@@ -28,10 +28,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from ...errors import TransportError
 from ..base import ProviderEntry
+from .bucket_reads import read_keys
 from .connection import stop_task, translated
 from .names import token, untoken
 
@@ -64,24 +66,32 @@ class Registry:
         self._rewrite = False  # this node's providers' keys are to be written again
         self._beating = asyncio.Lock()  # one beat at a time: each expects the last's revision
         self._registered = False  # ever: its providers' keys (or their markers) to drop
+        self._nc: Client | None = None
         self._kv: KeyValue | None = None
         self._pv: KeyValue | None = None
+        self._kv_name = self._pv_name = ""
         self._purge: Callable[[str], Awaitable[Any]] | None = None
         self._watchers: dict[str, Any] = {}  # "beats", "providers" -> the bucket's watcher now
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def start(
-        self, beats: KeyValue, providers: KeyValue, purge: Callable[[str], Awaitable[Any]]
+        self,
+        nc: Client,
+        beats: tuple[str, KeyValue],
+        providers: tuple[str, KeyValue],
+        purge: Callable[[str], Awaitable[Any]],
     ) -> None:
-        """``purge(node)`` removes every key of ``node`` from ``providers`` (with its markers)."""
-        self._kv, self._pv, self._purge = beats, providers, purge
+        """``beats`` and ``providers`` are the buckets, each with its name; ``purge(node)``
+        removes every key of ``node`` from ``providers`` (with its markers)."""
+        self._nc, self._purge = nc, purge
+        (self._kv_name, self._kv), (self._pv_name, self._pv) = beats, providers
         await self.refresh()
         self._tasks = [
             asyncio.create_task(self._watch(what, kv, take), name=f"tactor-nats-{what}-{self.node}")
             for what, kv, take in (
-                ("beats", beats, self._take_beat),
-                ("providers", providers, self._take_provider),
+                ("beats", self._kv, self._take_beat),
+                ("providers", self._pv, self._take_provider),
             )
         ]
 
@@ -187,11 +197,15 @@ class Registry:
     async def refresh(self, endpoint: str | None = None) -> None:
         """Read the buckets afresh (the copy may lag behind a registration): every node's
         beat, and every provider's key (with ``endpoint``, that endpoint's only)."""
-        assert self._kv is not None and self._pv is not None
+        assert self._nc is not None
         with translated("read the registry"):
-            beats = await _read_all(self._kv, ">")
             pattern = ">" if endpoint is None else f"*.{token(endpoint)}.*"
-            providers = await _read_all(self._pv, pattern)
+            beats, providers = map(
+                _present,
+                await asyncio.gather(
+                    read_keys(self._nc, self._kv_name), read_keys(self._nc, self._pv_name, pattern)
+                ),
+            )
         now = time.monotonic()
         self._beats = dict.fromkeys(beats, now)
         for entries in self._entries.values():
@@ -298,17 +312,6 @@ async def _read(kv: KeyValue, key: str) -> Any:
         return None
 
 
-async def _read_all(kv: KeyValue, keys: str) -> dict[str, Any]:
-    """The bucket's keys that match ``keys``, with their entries (deleted ones left out)."""
-    found: dict[str, Any] = {}
-    watcher = await kv.watch(keys)
-    try:
-        while True:
-            entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-            if entry is None:
-                return found
-            if entry.operation not in _GONE:
-                found[entry.key] = entry
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()  # type: ignore[no-untyped-call]
+def _present(entries: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` without the deleted keys."""
+    return {key: entry for key, entry in entries.items() if entry.operation not in _GONE}
