@@ -241,3 +241,48 @@ async def test_commands_without_a_reply_leave_the_replies_in_step() -> None:
     finally:
         await transport.redis.delete(key)
         await transport.close()
+
+
+@pytest.mark.parametrize("peer", [False, True], ids=["alone", "beside a waiting peer"])
+async def test_an_acknowledgement_applies_at_once_whatever_the_reader_does(peer: bool) -> None:
+    """An acknowledgement goes with the node reader's next read when that read is on its
+    way, and at once when the reader is blocked (beside a peer waiting on the same
+    mailbox): never ``block`` seconds later."""
+    import redis.asyncio as aioredis
+
+    from tactor.transports.base import endpoint_mailbox
+
+    transport = RedisTransport.from_url(_url(block="30"))
+    await transport.start()
+    admin = aioredis.from_url(require_redis())
+    mailbox = endpoint_mailbox("acked")
+    key = transport.mailbox_key(mailbox)
+    consumers = [await transport.consume([mailbox], f"p{i}") for i in range(1 + peer)]
+    waits: list[asyncio.Task[object]] = []
+    try:
+
+        async def pending() -> int:
+            return int((await admin.xpending(key, "tactor"))["pending"])
+
+        async def blocked_on_the_mailbox() -> bool:
+            await asyncio.sleep(0.01)
+            return key in (transport._reader._blocked_on or ())
+
+        for _ in range(1 if peer else 5):  # beside a peer, the next message would be its
+            await transport.deliver(mailbox, b"x")
+            delivery = await consumers[0].receive()
+            if peer:
+                waits.append(asyncio.create_task(consumers[1].receive()))
+                await eventually(blocked_on_the_mailbox, bool)  # the peer waits on it
+            await delivery.ack()
+            waits.append(asyncio.create_task(consumers[0].receive()))  # waits: sends the ack
+            await eventually(pending, lambda n: n == 0, timeout=2.0)  # not block=30 s later
+            waits.pop().cancel()
+    finally:
+        for wait in waits:
+            wait.cancel()
+        for consumer in consumers:
+            await consumer.close()
+        await admin.delete(key)
+        await admin.aclose()
+        await transport.close()

@@ -70,6 +70,7 @@ class NodeReader:
         self._starting: asyncio.Lock = asyncio.Lock()
         self._regroup = False
         self._recover = False
+        self._resting = False  # waiting after a failure before it reads again
         self._refused: str | None = None
         #: A fault that is not Redis's (a bug): receives raise it until a step succeeds, so
         #: runners give up and their providers leave the registry rather than serve nothing.
@@ -164,6 +165,14 @@ class NodeReader:
         blocked = self._blocked_on
         return blocked is None or all(feed.key in blocked for feed in feeds)
 
+    def reads_soon(self) -> bool:
+        """Whether the reader's next read is on its way: it is running, not blocked in a
+        read, and not resting after a failure (acknowledgements given now go with it)."""
+        task = self._task
+        return (
+            task is not None and not task.done() and self._blocked_on is None and not self._resting
+        )
+
     def add_acks(self, acks: dict[str, list[str]]) -> None:
         """Acknowledgements of a consumer that took from a feed without a read of its own:
         they go with the reader's next read, or with the next read of any consumer."""
@@ -226,13 +235,13 @@ class NodeReader:
                 if str(exc) != self._refused:
                     log.warning("%s: Redis refused a mailbox read (%s); retrying", self.node, exc)
                     self._refused = str(exc)
-                await backoff.wait()
+                await self._rest(backoff)
             except LOST as exc:
                 what = "Redis connection lost while reading"
                 log.warning("%s: %s (%s); retrying", self.node, what, exc)
                 self._recover = True
                 self._wake_private()
-                await backoff.wait()
+                await self._rest(backoff)
             except Exception as exc:
                 log.exception("%s: unexpected error reading the mailboxes; retrying", self.node)
                 self.failure = exc
@@ -240,7 +249,14 @@ class NodeReader:
                     consumer.fail(exc)
                 for consumer in list(self.private.values()):
                     consumer.fail(exc)
-                await backoff.wait()
+                await self._rest(backoff)
+
+    async def _rest(self, backoff: Backoff) -> None:
+        self._resting = True
+        try:
+            await backoff.wait()
+        finally:
+            self._resting = False
 
     async def _step(self) -> None:
         transport = self._transport

@@ -121,11 +121,15 @@ class Taking(ParkingConsumer):
             wake()
 
     def _ack_quietly(self) -> bool:
-        """Send the acknowledgements due without an answer (nothing wakes for it), and give
-        them to the reader too: its next read sends them again, answered — acknowledging
-        twice is harmless, and one not applied (a lost connection) is not left behind."""
+        """Give the acknowledgements due to the reader: its next read sends them, in the same
+        write. If it is blocked (its next read may be ``block`` seconds away), send them
+        now too, without an answer (nothing wakes for it) — acknowledging twice is
+        harmless, and one not applied (a lost connection) is not left behind."""
         transport, acks = self._transport, self._to_ack
-        if acks:
+        if acks and self._reader.reads_soon():
+            self._reader.add_acks(acks)
+            self._to_ack = {}
+        elif acks:
             script = transport.unanswered_script("ack")
             for key, ids in acks.items():
                 transport.pipeliner.send(
