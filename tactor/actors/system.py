@@ -13,7 +13,9 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import ConfigError, NoProvider, NotRunning, SchemaError, TransportError
 from ..transports import Transport, open_transport
-from ..transports.base import MailboxConsumer, Subscription, endpoint_mailbox, provider_mailbox
+from ..transports.consumer import MailboxConsumer
+from ..transports.endpoints import endpoint_mailbox, provider_mailbox
+from ..transports.subscription import Subscription
 from .actor import Actor, ActorRef, schema_of
 from .calls import Calls
 from .cancellation import Cancellations

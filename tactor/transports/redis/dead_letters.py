@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from ..base import DeadLetterEntry
+from ..consumer import DeadLetterEntry
 from .connection import text, translated
 from .consumer import GROUP
 
