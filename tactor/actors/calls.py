@@ -27,13 +27,9 @@ from ..errors import (
     TransportClosed,
     TransportError,
 )
-from ..transports.base import (
-    Inbox,
-    Transport,
-    endpoint_mailbox,
-    no_provider_message,
-    provider_mailbox,
-)
+from ..transports.base import Transport
+from ..transports.endpoints import endpoint_mailbox, no_provider_message, provider_mailbox
+from ..transports.inbox import Inbox
 from .broadcast import BroadcastResult, Outcome
 from .cancellation import Cancellations
 from .deadline import DeadlineTimer

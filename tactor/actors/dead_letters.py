@@ -5,7 +5,7 @@ without an acknowledgement — its provider died, was killed or was stopped
 mid-way each time — is moved, at its next delivery, into the endpoint's dead
 letters instead of being handled again; so is a message that cannot be read at
 all. Each transport keeps them where it keeps its mailboxes (a transport verb,
-:meth:`~tactor.transports.base.Delivery.dead_letter`); the decision, the bound
+:meth:`~tactor.transports.consumer.Delivery.dead_letter`); the decision, the bound
 on how many are kept and the log lines live here, once, for every transport.
 """
 
@@ -18,7 +18,9 @@ from typing import Any
 
 from ..codecs import Codec
 from ..errors import ConfigError, DecodeError, TransportError
-from ..transports.base import DeadLetterEntry, Delivery, Transport, endpoint_mailbox
+from ..transports.base import Transport
+from ..transports.consumer import DeadLetterEntry, Delivery
+from ..transports.endpoints import endpoint_mailbox
 from .envelope import Request, parse_request
 from .schema import ActorSchema
 

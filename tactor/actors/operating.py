@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..codecs import Codec
 from ..errors import DecodeError, PayloadTooLarge
-from ..transports.base import ProviderEntry, Transport, endpoint_mailbox
+from ..transports.base import Transport
+from ..transports.endpoints import ProviderEntry, endpoint_mailbox
 from ..transports.topics import check_topic
 from .actor import Actor, schema_of
 from .broadcast import BroadcastResult

@@ -6,7 +6,7 @@ busy actor holds at most one waiting message per source and leaves the rest in
 the shared mailbox for idle providers. A runner with one source (a mailbox, no
 events) reads it directly and in push mode: it has a task only while something
 is ready — an idle provider costs a parked consumer, no task (see
-:meth:`~tactor.transports.base.MailboxConsumer.receive_or_park`). Each request is handled (see
+:meth:`~tactor.transports.consumer.MailboxConsumer.receive_or_park`). Each request is handled (see
 :mod:`~tactor.actors.requests`) and only then acknowledged — or, for a
 message attempted too often or that cannot be read, moved to the endpoint's
 dead letters (see :mod:`~tactor.actors.dead_letters`).
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import DecodeError, TransportClosed, TransportError
-from ..transports.base import Delivery, MailboxConsumer, Subscription
+from ..transports.consumer import Delivery, MailboxConsumer
+from ..transports.subscription import Subscription
 from .envelope import parse_event
 from .handoff import Handoff
 from .requests import Requests, RunnerConfig

@@ -8,13 +8,13 @@ import signal
 import uuid
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, TypeVarTuple
+from typing import TypeVar, TypeVarTuple
 
 from ..codecs import Codec, JsonCodec, TypeCodec
-from ..errors import ConfigError, NoProvider, NotRunning, SchemaError, TransportError
+from ..errors import ConfigError, NotRunning, SchemaError, TransportError
 from ..transports import Transport, open_transport
-from ..transports.base import MailboxConsumer, Subscription, endpoint_mailbox, provider_mailbox
-from .actor import Actor, ActorRef, schema_of
+from ..transports.endpoints import endpoint_mailbox, provider_mailbox
+from .actor import Actor
 from .calls import Calls
 from .cancellation import Cancellations
 from .dead_letters import DeadLetterPolicy
@@ -25,8 +25,9 @@ from .requests import RunnerConfig
 from .runner import ActorRunner
 from .schema import ActorSchema, member_name
 from .serving import wait_for_signal
+from .spawning import Spawning, _actor_of
 from .stats import Stats, SystemStats
-from .supervision import Processes, RestartPolicy, Supervisor
+from .supervision import Supervisor
 from .tasks import TaskSet
 from .telemetry import Telemetry, with_tracing
 
@@ -34,23 +35,15 @@ __all__ = ["ActorSystem", "EventSubscription"]
 
 log = logging.getLogger(__name__)
 
-A = TypeVar("A", bound=Actor)
 R = TypeVar("R")
 T = TypeVar("T")
-P = ParamSpec("P")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_PAYLOAD = 1 << 20
 
 
-def _actor_of(runner: ActorRunner) -> Actor:
-    """The actor a provider's runner runs (the runner is all a node keeps of a provider)."""
-    assert isinstance(runner.instance, Actor)
-    return runner.instance
-
-
-class ActorSystem(Messaging, Publishing, Operating):
+class ActorSystem(Spawning, Messaging, Publishing, Operating):
     """A node: hosts providers, and calls, broadcasts to, tells and publishes to any node.
 
     ``ActorSystem()`` runs on the embedded ``memory://`` transport;
@@ -234,93 +227,8 @@ class ActorSystem(Messaging, Publishing, Operating):
                     )
         self._checked.add(schema.cls)
 
-    # -- providers -------------------------------------------------------------
-
-    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
-        """Create an actor and serve it as a provider of its endpoint; returns its ref.
-
-        To serve it in a child process instead, see :meth:`processes`.
-        """
-        return await self._spawn_as(None, None, cls, *args, **kwargs)
-
-    def processes(
-        self,
-        *,
-        restart: RestartPolicy = "on-failure",
-        max_restarts: int = 5,
-        restart_window: float = 60.0,
-    ) -> Processes:
-        """Spawn providers in supervised child processes: ``.spawn(cls, ...)``,
-        ``.spawn_many(n, cls, ...)`` (see :class:`~tactor.actors.supervision.Processes`).
-
-        ``restart`` is when a child that exited is started again (``"on-failure"``:
-        when it crashed or exited non-zero; ``"always"``; ``"never"``), with a growing
-        back-off, at most ``max_restarts`` times within ``restart_window`` seconds.
-        The children use this system's codecs, which they import by name (see above).
-        """
-        return Processes(self, self._supervisor, restart, max_restarts, restart_window)
-
-    async def _spawn_as(
-        self,
-        ident: str | None,
-        serving: Callable[[], None] | None,
-        cls: Callable[P, A],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> ActorRef[A]:
-        """Spawn with the id ``ident`` (None: a new one); ``serving`` is called just before
-        the provider takes its first message (a child process tells its parent so)."""
-        self._check_running()
-        actor_class: type[A] = cls  # type: ignore[assignment]
-        schema = schema_of(actor_class)
-        self._check_codecs(schema)
-        await self._cancellations.listen()  # a node with providers hears callers give up
-        instance = cls(*args, **kwargs)
-        ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
-        ref = ActorRef(ident, schema.endpoint, actor_class)
-        instance._tactor_system, instance._tactor_ref = self, ref
-        transport = self.transport
-        mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
-        consumer = await transport.consume(mailboxes, ref.id, private=mailboxes[:1])
-        pairs = [(h, p) for h in schema.handlers for p in h.patterns]
-        # Tuples: an actor without event handlers shares the empty one.
-        subscriptions = tuple([await transport.subscribe(p) for _, p in pairs])
-        handlers = tuple((h, getattr(instance, h.name)) for h, _ in pairs)
-        runner = ActorRunner(
-            self._runner_config,
-            name=ref.id,
-            instance=instance,
-            schema=schema,
-            handlers=handlers,
-            on_failure=self._on_runner_failure,
-        )
-        try:
-            await instance.on_start()
-        except BaseException:
-            await _close_sources(consumer, subscriptions)
-            raise
-        try:
-            await transport.register(schema.endpoint, ref.id, self._registration())
-        except BaseException:  # not to serve the endpoint's mailbox unregistered
-            await _close_sources(consumer, subscriptions)
-            await _on_stop(instance, ref.id)
-            raise
-        # Listed, and taking messages from here on (what came meanwhile waits for it).
-        if serving is not None:
-            serving()
-        await runner.start(consumer, subscriptions)
-        self._actors[ref.id] = runner
-        return ref
-
-    async def stop(self, ref: ActorRef[Any]) -> None:
-        """Drain a provider and remove it: it takes no new message, finishes the one in hand."""
-        self._check_running()
-        if self._supervisor.supervises(ref.id):
-            return await self._supervisor.stop(ref.id)
-        if ref.id not in self._actors:
-            raise NoProvider(f"provider {ref.id!r} is not running on this system")
-        await self._stop(ref.id)
+    # -- stopping providers ----------------------------------------------------
+    # (here, not in spawning.py: what they log is logged as tactor.actors.system)
 
     def _runner_failed(self, provider: str, error: BaseException) -> None:
         """A provider's runner failed: it serves nothing, so it must not stay registered.
@@ -351,20 +259,17 @@ class ActorSystem(Messaging, Publishing, Operating):
         actor = _actor_of(runner)
         await self.transport.unregister(actor.ref.endpoint, provider)
         await runner.stop(self.stop_grace if grace is None else grace)
-        await _on_stop(actor, provider)
+        await self._on_stop(actor, provider)
         try:
             await self.transport.delete_mailbox(provider_mailbox(provider))
         except TransportError as exc:  # stopped all the same (on Redis the mailbox expires)
             log.warning("%s: stopped; its private mailbox was not deleted: %s", provider, exc)
 
-    async def providers(self, cls: type[Actor]) -> list[str]:
-        """The ids of the live providers of ``cls``'s endpoint, on every node."""
-        self._check_running()
-        return await self.transport.providers(schema_of(cls).endpoint)
-
-    def refs(self) -> list[ActorRef[Any]]:
-        """The providers running on this node (and in its child processes)."""
-        return [_actor_of(r).ref for r in self._actors.values()] + self._supervisor.refs()
+    async def _on_stop(self, instance: Actor, provider: str) -> None:
+        try:
+            await instance.on_stop()
+        except Exception:
+            log.exception("%s.on_stop raised", provider)
 
     # -- stats -----------------------------------------------------------------
 
@@ -387,17 +292,3 @@ class ActorSystem(Messaging, Publishing, Operating):
     def _counted(self, depths: dict[str, int]) -> SystemStats:
         """This node's stats, with what its children last reported counted in."""
         return self._supervisor.counted(self._stats.snapshot(self.node, depths))
-
-
-async def _close_sources(consumer: MailboxConsumer, subscriptions: Sequence[Subscription]) -> None:
-    """Close the sources of a provider that did not start."""
-    await consumer.close()
-    for sub in subscriptions:
-        await sub.close()
-
-
-async def _on_stop(instance: Actor, provider: str) -> None:
-    try:
-        await instance.on_stop()
-    except Exception:
-        log.exception("%s.on_stop raised", provider)

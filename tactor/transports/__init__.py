@@ -13,7 +13,9 @@ from importlib import import_module
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import Delivery, MailboxConsumer, Subscription, Transport
+from .base import Transport
+from .consumer import Delivery, MailboxConsumer
+from .subscription import Subscription
 from .topics import check_pattern, check_topic, topic_matches
 
 __all__ = [

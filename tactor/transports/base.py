@@ -38,14 +38,17 @@ the runtime; a transport may map them onto its own namespace.
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, TransportClosed, TransportError
+from ..errors import ConfigError
+from .consumer import DeadLetterEntry, Delivery, MailboxConsumer
+from .consumer import ParkingConsumer as ParkingConsumer
+from .endpoints import ProviderEntry, endpoint_mailbox, no_provider_message, provider_mailbox
+from .inbox import Inbox, InboxHandler, InboxLostHandler
+from .subscription import BufferedSubscription, Subscription
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -65,205 +68,6 @@ __all__ = [
     "no_provider_message",
     "provider_mailbox",
 ]
-
-
-def endpoint_mailbox(endpoint: str) -> str:
-    """The mailbox every provider of ``endpoint`` competes on."""
-    return f"ep:{endpoint}"
-
-
-def provider_mailbox(provider: str) -> str:
-    """The mailbox only ``provider`` consumes (direct calls and broadcasts)."""
-    return f"pv:{provider}"
-
-
-def no_provider_message(endpoint: str, provider: str | None) -> str:
-    """The one wording of NoProvider, for every transport."""
-    if provider is None:
-        return f"no live provider serves the endpoint {endpoint!r}"
-    return f"provider {provider!r} of {endpoint!r} is not live"
-
-
-class Delivery(ABC):
-    """One payload taken from a mailbox. Call :meth:`ack` once it is handled.
-
-    ``attempts`` counts the deliveries of this payload, this one included: 1
-    the first time; one more each time it comes back because a consumer that
-    had taken it went away without acknowledging it (closed, or died). A
-    consumer handles its deliveries one at a time, in order: when it closes,
-    only the oldest of its unacknowledged deliveries counts as attempted, the
-    others go back as they were. A transport that cannot tell (a consumer that
-    died) may count every payload the dead consumer held.
-    """
-
-    __slots__ = ("attempts", "mailbox", "payload")
-
-    def __init__(self, mailbox: str, payload: bytes, attempts: int = 1) -> None:
-        self.mailbox = mailbox
-        self.payload = payload
-        self.attempts = attempts
-
-    @abstractmethod
-    async def ack(self) -> None:
-        """Mark the payload handled; it will not be delivered again."""
-
-    @abstractmethod
-    async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
-        """Move the payload into the dead letters of mailbox ``into``, acknowledged.
-
-        The move and the acknowledgement are one step where the transport
-        allows. The letter records ``reason`` and ``attempts`` (how often its
-        handling was attempted, as the caller counts). At most ``keep`` letters
-        stay in ``into``'s dead letters: the oldest beyond are dropped; returns
-        how many were. Does nothing (returns 0) if the delivery was acknowledged.
-        """
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterEntry:
-    """A payload moved aside by :meth:`Delivery.dead_letter`."""
-
-    id: str  # unique among the mailbox's dead letters, in the order they were added
-    payload: bytes
-    attempts: int
-    reason: str
-    at: float  # when it was moved aside (``time.time()`` seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEntry:
-    """A live provider of an endpoint, as :meth:`Transport.provider_entries` lists it."""
-
-    provider: str
-    info: bytes  # what register() was given; b"" if the transport lost it (a Redis restart)
-
-
-class MailboxConsumer(ABC):
-    """Receives payloads from one or more mailboxes, one at a time."""
-
-    __slots__ = ()  # a node may hold thousands: subclasses may do without a __dict__
-
-    @abstractmethod
-    async def receive(self) -> Delivery:
-        """Wait for the next payload from any of the consumer's mailboxes.
-
-        Raises :class:`tactor.errors.TransportClosed` once the consumer or the
-        transport is closed. Cancelling a waiting ``receive`` loses nothing.
-        """
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        """Push mode: :meth:`receive`, but where it would wait, return None instead —
-        parked, having arranged for ``wake`` to be called once, from the event loop,
-        when a receive may find something (a payload, the consumer closed, a failure).
-
-        The caller then needs no task of its own while nothing comes (a node holds
-        thousands of idle consumers); when woken, it calls ``receive`` or
-        ``receive_or_park`` again, which may still find nothing. Payloads handed to a
-        parked consumer are its own, as a waiting receive's: :meth:`close` gives them
-        back. This default waits as ``receive`` does (it never parks): a transport
-        without push mode still works, with a task per waiting consumer.
-        """
-        return await self.receive()
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Stop receiving. Payloads taken and not acknowledged go back to the mailbox."""
-
-
-class ParkingConsumer(MailboxConsumer):
-    """A consumer with push mode: :meth:`receive` and :meth:`receive_or_park` are one
-    ``_receive(wake)``, which parks where ``wake`` is given and returns a delivery where
-    it is not."""
-
-    __slots__ = ()
-
-    async def receive(self) -> Delivery:
-        delivery = await self._receive(None)
-        assert delivery is not None  # (it parks only when told whom to wake)
-        return delivery
-
-    async def receive_or_park(self, wake: Callable[[], None]) -> Delivery | None:
-        return await self._receive(wake)
-
-    @abstractmethod
-    async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
-        """The next delivery; with ``wake``, None where it would wait (parked)."""
-
-
-#: Called with each payload posted to an inbox. It must not block.
-InboxHandler = Callable[[bytes], None]
-#: Called when the transport lost its connection and posted payloads may be lost.
-InboxLostHandler = Callable[[TransportError], None]
-
-
-class Inbox(ABC):
-    """An open private inbox: its payloads go to the handler given to ``open_inbox``."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Stop receiving and drop the inbox with anything left in it."""
-
-
-class Subscription(ABC):
-    """Receives ``(topic, payload)`` pairs published on matching topics."""
-
-    pattern: str
-
-    @abstractmethod
-    async def receive(self) -> tuple[str, bytes]:
-        """Wait for the next published payload; raises ``TransportClosed`` once closed."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Unsubscribe."""
-
-
-class BufferedSubscription(Subscription):
-    """A subscription backed by a bounded local buffer; transports feed it.
-
-    ``put`` waits for room (push-back on the publisher); ``offer`` drops the
-    event when the buffer is full (for transports that cannot push back).
-    Subclasses implement :meth:`detach` to stop being fed.
-    """
-
-    _CLOSED = ("", b"")
-
-    def __init__(self, pattern: str, buffer: int) -> None:
-        self.pattern = pattern
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(buffer)
-        self._closed = False
-
-    async def put(self, topic: str, payload: bytes) -> None:
-        await self._queue.put((topic, payload))
-
-    def offer(self, topic: str, payload: bytes) -> bool:
-        """Buffer an event if there is room; False when it had to be dropped."""
-        try:
-            self._queue.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            return False
-        return True
-
-    async def receive(self) -> tuple[str, bytes]:
-        if not self._closed:
-            item = await self._queue.get()
-            if item is not self._CLOSED:
-                return item
-        raise TransportClosed(f"subscription to {self.pattern!r} is closed")
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Wake a waiting receiver; drop what was buffered (events are at-most-once).
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(self._CLOSED)
-        await self.detach()
-
-    @abstractmethod
-    async def detach(self) -> None:
-        """Stop feeding this subscription."""
 
 
 class Transport(ABC):

@@ -24,21 +24,13 @@ from typing import Any
 
 from .. import errors
 from ..errors import TransportClosed, TransportError
-from .base import (
-    BufferedSubscription,
-    DeadLetterEntry,
-    Delivery,
-    Inbox,
-    InboxHandler,
-    InboxLostHandler,
-    MailboxConsumer,
-    ParkingConsumer,
-    ProviderEntry,
-    Subscription,
-    Transport,
-)
+from .base import Transport
 from .channel import Channel
+from .consumer import DeadLetterEntry, Delivery, MailboxConsumer, ParkingConsumer
+from .endpoints import ProviderEntry
+from .inbox import Inbox, InboxHandler, InboxLostHandler
 from .memory_hub import DEFAULT_SUBSCRIPTION_BUFFER
+from .subscription import BufferedSubscription, Subscription
 
 __all__ = ["HubClient"]
 

@@ -34,11 +34,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import TactorError, TransportClosed
-from .base import Inbox, Subscription
 from .channel import Channel
+from .inbox import Inbox
 from .memory import MemoryTransport
 from .memory_consumer import MemoryConsumer, MemoryDelivery
 from .memory_hub import MemoryHub
+from .subscription import Subscription
 
 __all__ = ["HubServer"]
 

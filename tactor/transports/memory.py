@@ -20,20 +20,11 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, NoProvider, TransportClosed
-from .base import (
-    BufferedSubscription,
-    DeadLetterEntry,
-    Inbox,
-    InboxHandler,
-    InboxLostHandler,
-    MailboxConsumer,
-    ProviderEntry,
-    Subscription,
-    Transport,
-    no_provider_message,
-    provider_mailbox,
-)
+from .base import Transport
 from .channel import Channel
+from .consumer import DeadLetterEntry, MailboxConsumer
+from .endpoints import ProviderEntry, no_provider_message, provider_mailbox
+from .inbox import Inbox, InboxHandler, InboxLostHandler
 from .memory_consumer import MemoryConsumer
 from .memory_hub import (
     DEFAULT_MAILBOX_SIZE,
@@ -43,6 +34,7 @@ from .memory_hub import (
     MemoryHub,
 )
 from .options import COUNT, SYSTEM_OPTIONS, check, split_options
+from .subscription import BufferedSubscription, Subscription
 from .topics import check_pattern, topic_matches
 
 __all__ = ["MemoryHub", "MemoryTransport"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import TransportClosed
-from .base import Delivery, ParkingConsumer
+from .consumer import Delivery, ParkingConsumer
 from .memory_hub import Mailbox, Message
 
 if TYPE_CHECKING:

@@ -14,7 +14,9 @@ import weakref
 from collections import deque
 from typing import Protocol
 
-from .base import BufferedSubscription, DeadLetterEntry, InboxHandler
+from .consumer import DeadLetterEntry
+from .inbox import InboxHandler
+from .subscription import BufferedSubscription
 
 __all__ = [
     "DEFAULT_MAILBOX_SIZE",

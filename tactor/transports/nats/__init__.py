@@ -38,17 +38,12 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from ...errors import TransportClosed, TransportError
-from ..base import (
-    Inbox,
-    InboxHandler,
-    InboxLostHandler,
-    MailboxConsumer,
-    ProviderEntry,
-    Subscription,
-    Transport,
-    provider_mailbox,
-)
+from ..base import Transport
+from ..consumer import MailboxConsumer
+from ..endpoints import ProviderEntry, provider_mailbox
+from ..inbox import Inbox, InboxHandler, InboxLostHandler
 from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
+from ..subscription import Subscription
 from .appends import Appends
 from .connection import FULL, ApiError, api, location_of, stop_task, translated
 from .consumer import NatsConsumer

@@ -38,7 +38,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
 from ...errors import TransportClosed, TransportError
-from ..base import Delivery, ParkingConsumer
+from ..consumer import Delivery, ParkingConsumer
 from .connection import translated
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ...errors import TransportError
-from ..base import DeadLetterEntry
+from ..consumer import DeadLetterEntry
 from .connection import NOT_FOUND, ApiError, api
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ...errors import NoProvider
-from ..base import no_provider_message, provider_mailbox
+from ..endpoints import no_provider_message, provider_mailbox
 from .connection import FULL, NOT_DELETED, NOT_FOUND, ApiError, api
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from ..base import BufferedSubscription
+from ..subscription import BufferedSubscription
 from ..topics import check_pattern, topic_matches
 from .connection import translated
 

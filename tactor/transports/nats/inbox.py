@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from ..base import Inbox, InboxHandler, InboxLostHandler
+from ..inbox import Inbox, InboxHandler, InboxLostHandler
 from .connection import translated
 
 if TYPE_CHECKING:

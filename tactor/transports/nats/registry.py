@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from ...errors import TransportError
-from ..base import ProviderEntry
+from ..endpoints import ProviderEntry
 from .bucket_reads import read_keys
 from .connection import stop_task, translated
 from .names import token, untoken

@@ -46,16 +46,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ...errors import NoProvider, TransportClosed, TransportError
-from ..base import (
-    Inbox,
-    InboxHandler,
-    InboxLostHandler,
-    MailboxConsumer,
-    Subscription,
-    Transport,
-    no_provider_message,
-    provider_mailbox,
-)
+from ..base import Transport
+from ..consumer import MailboxConsumer
+from ..endpoints import no_provider_message, provider_mailbox
+from ..inbox import Inbox, InboxHandler, InboxLostHandler
 from ..options import (
     COUNT,
     PREFIX,
@@ -65,6 +59,7 @@ from ..options import (
     check,
     split_options,
 )
+from ..subscription import Subscription
 from . import scripts
 from .connection import LOST, Backoff, commands, text, translated
 from .consumer import GROUP, RedisConsumer

@@ -4,7 +4,7 @@ The dead letters of mailbox ``NAME`` are a stream ``P:dl:NAME`` beside its
 mailbox ``P:mb:NAME``; each letter is an entry with the payload ``p``, the
 attempts ``a`` and the reason ``r``; its id (Redis's, from the server's clock)
 says when it was added. Moving a delivery there acknowledges it in the same
-script (:data:`~tactor.transports.redis.scripts.DEAD_LETTER`), and a replay is
+script (:data:`~tactor.transports.redis.scripts.acks.DEAD_LETTER`), and a replay is
 one script too. Only replay and discard remove letters: they outlive every tactor
 process, and a Redis restart only with persistence. The key stays once used, even
 empty: a new stream would give out the ids of letters already gone again.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from ..base import DeadLetterEntry
+from ..consumer import DeadLetterEntry
 from .connection import text, translated
 from .consumer import GROUP
 

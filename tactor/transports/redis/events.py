@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from ..base import BufferedSubscription, Subscription
+from ..subscription import BufferedSubscription, Subscription
 from ..topics import check_pattern, topic_matches
 from .connection import LOST, Backoff, check_cancelled, text
 

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from .connection import text
-from .scripts import HEARTBEAT
+from .scripts.registry import HEARTBEAT
 
 __all__ = ["OWNED_LIFETIME", "Heartbeat"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError, ResponseError
 
 from ...errors import TransportError
-from ..base import Inbox, InboxHandler, InboxLostHandler
+from ..inbox import Inbox, InboxHandler, InboxLostHandler
 from .connection import LOST, Backoff, check_cancelled
 from .wire import HeldConnection
 

@@ -7,7 +7,7 @@ provider -> node written once at spawn (and again by the heartbeat if Redis lost
 A provider is live while its node is.
 
 Beside them, for the operating verbs: what each provider registered with
-(:attr:`~tactor.transports.base.ProviderEntry.info`) is in the hash
+(:attr:`~tactor.transports.endpoints.ProviderEntry.info`) is in the hash
 ``P:pi:ENDPOINT``, written at spawn (lost with a Redis restart without
 persistence: the providers are then listed without it); the endpoints that have
 providers are the sorted set ``P:eps``, kept alive by the heartbeats like the
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from ...errors import TransportClosed
-from ..base import ProviderEntry
+from ..endpoints import ProviderEntry
 from .connection import LOST, text, translated
 
 if TYPE_CHECKING:

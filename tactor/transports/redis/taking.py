@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..base import Delivery, ParkingConsumer
+from ..consumer import Delivery, ParkingConsumer
 from .connection import LOST, text
 from .feeds import GROUP, Feed, entries_of
 from .reader import NodeReader

@@ -1,0 +1,163 @@
+"""Providers of :class:`~tactor.actors.system.ActorSystem`: ``spawn`` (in this process, or in
+supervised child processes with ``processes``), ``stop``, and which providers are live
+(``providers``) or run on this node (``refs``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from ..errors import NoProvider
+from ..transports.base import Transport
+from ..transports.consumer import MailboxConsumer
+from ..transports.endpoints import endpoint_mailbox, provider_mailbox
+from ..transports.subscription import Subscription
+from .actor import Actor, ActorRef, schema_of
+from .cancellation import Cancellations
+from .requests import RunnerConfig
+from .runner import ActorRunner, OnFailure
+from .schema import ActorSchema
+from .supervision import Processes, RestartPolicy, Supervisor
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+
+__all__ = ["Spawning"]
+
+A = TypeVar("A", bound=Actor)
+P = ParamSpec("P")
+
+
+def _actor_of(runner: ActorRunner) -> Actor:
+    """The actor a provider's runner runs (the runner is all a node keeps of a provider)."""
+    assert isinstance(runner.instance, Actor)
+    return runner.instance
+
+
+class Spawning:
+    """The provider verbs of :class:`ActorSystem` (a mixin: the system provides the attributes
+    below, and stops providers: what that logs is the system's)."""
+
+    transport: Transport
+    _cancellations: Cancellations
+    _runner_config: RunnerConfig
+    _on_runner_failure: OnFailure
+    _actors: dict[str, ActorRunner]
+    _supervisor: Supervisor
+
+    if TYPE_CHECKING:
+
+        def _check_running(self) -> None: ...
+
+        def _check_codecs(self, schema: ActorSchema) -> None: ...
+
+        def _registration(self) -> bytes: ...
+
+        async def _stop(self, provider: str, grace: float | None = None) -> None: ...
+
+        async def _on_stop(self, instance: Actor, provider: str) -> None: ...
+
+    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> ActorRef[A]:
+        """Create an actor and serve it as a provider of its endpoint; returns its ref.
+
+        To serve it in a child process instead, see :meth:`processes`.
+        """
+        return await self._spawn_as(None, None, cls, *args, **kwargs)
+
+    def processes(
+        self,
+        *,
+        restart: RestartPolicy = "on-failure",
+        max_restarts: int = 5,
+        restart_window: float = 60.0,
+    ) -> Processes:
+        """Spawn providers in supervised child processes: ``.spawn(cls, ...)``,
+        ``.spawn_many(n, cls, ...)`` (see :class:`~tactor.actors.supervision.Processes`).
+
+        ``restart`` is when a child that exited is started again (``"on-failure"``:
+        when it crashed or exited non-zero; ``"always"``; ``"never"``), with a growing
+        back-off, at most ``max_restarts`` times within ``restart_window`` seconds.
+        The children use this system's codecs, which they import by name (see :class:`ActorSystem`).
+        """
+        return Processes(
+            cast("ActorSystem", self), self._supervisor, restart, max_restarts, restart_window
+        )
+
+    async def _spawn_as(
+        self,
+        ident: str | None,
+        serving: Callable[[], None] | None,
+        cls: Callable[P, A],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> ActorRef[A]:
+        """Spawn with the id ``ident`` (None: a new one); ``serving`` is called just before
+        the provider takes its first message (a child process tells its parent so)."""
+        self._check_running()
+        actor_class: type[A] = cls  # type: ignore[assignment]
+        schema = schema_of(actor_class)
+        self._check_codecs(schema)
+        await self._cancellations.listen()  # a node with providers hears callers give up
+        instance = cls(*args, **kwargs)
+        ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
+        ref = ActorRef(ident, schema.endpoint, actor_class)
+        instance._tactor_system, instance._tactor_ref = cast("ActorSystem", self), ref
+        transport = self.transport
+        mailboxes = [provider_mailbox(ref.id), endpoint_mailbox(schema.endpoint)]
+        consumer = await transport.consume(mailboxes, ref.id, private=mailboxes[:1])
+        pairs = [(h, p) for h in schema.handlers for p in h.patterns]
+        # Tuples: an actor without event handlers shares the empty one.
+        subscriptions = tuple([await transport.subscribe(p) for _, p in pairs])
+        handlers = tuple((h, getattr(instance, h.name)) for h, _ in pairs)
+        runner = ActorRunner(
+            self._runner_config,
+            name=ref.id,
+            instance=instance,
+            schema=schema,
+            handlers=handlers,
+            on_failure=self._on_runner_failure,
+        )
+        try:
+            await instance.on_start()
+        except BaseException:
+            await _close_sources(consumer, subscriptions)
+            raise
+        try:
+            await transport.register(schema.endpoint, ref.id, self._registration())
+        except BaseException:  # not to serve the endpoint's mailbox unregistered
+            await _close_sources(consumer, subscriptions)
+            await self._on_stop(instance, ref.id)
+            raise
+        # Listed, and taking messages from here on (what came meanwhile waits for it).
+        if serving is not None:
+            serving()
+        await runner.start(consumer, subscriptions)
+        self._actors[ref.id] = runner
+        return ref
+
+    async def stop(self, ref: ActorRef[Any]) -> None:
+        """Drain a provider and remove it: it takes no new message, finishes the one in hand."""
+        self._check_running()
+        if self._supervisor.supervises(ref.id):
+            return await self._supervisor.stop(ref.id)
+        if ref.id not in self._actors:
+            raise NoProvider(f"provider {ref.id!r} is not running on this system")
+        await self._stop(ref.id)
+
+    async def providers(self, cls: type[Actor]) -> list[str]:
+        """The ids of the live providers of ``cls``'s endpoint, on every node."""
+        self._check_running()
+        return await self.transport.providers(schema_of(cls).endpoint)
+
+    def refs(self) -> list[ActorRef[Any]]:
+        """The providers running on this node (and in its child processes)."""
+        return [_actor_of(r).ref for r in self._actors.values()] + self._supervisor.refs()
+
+
+async def _close_sources(consumer: MailboxConsumer, subscriptions: Sequence[Subscription]) -> None:
+    """Close the sources of a provider that did not start."""
+    await consumer.close()
+    for sub in subscriptions:
+        await sub.close()
