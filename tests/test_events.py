@@ -25,6 +25,22 @@ async def test_subscribed_actors_receive_events_through_their_mailbox(url: str) 
             assert await proxy.quote([Item("a", 1)]) == Decimal("9.99")
 
 
+async def test_a_busy_provider_with_event_handlers_holds_no_message_an_idle_one_could_take(
+    url: str,
+) -> None:
+    """An actor with event handlers reads its mailbox beside its subscriptions; while it
+    handles a message it takes no other: the calls made meanwhile go to the idle one."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        await system.spawn(Pricing, "us")
+        pricing = system.proxy(Pricing, timeout=10)
+        slow = asyncio.ensure_future(pricing.sleep(1.5))
+        await asyncio.sleep(0.3)  # taken by one of them by now
+        quick = [await pricing.sleep(0) for _ in range(6)]
+        busy = await slow
+        assert busy not in quick, (busy, quick)  # none waited behind the slow one
+
+
 async def test_wildcard_patterns_and_union_annotations(url: str) -> None:
     async with ActorSystem(url) as system:
         await system.spawn(Pricing, "eu")

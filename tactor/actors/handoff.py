@@ -17,6 +17,18 @@ class Handoff(Generic[T]):
     def __init__(self) -> None:
         self._putters: deque[tuple[T, asyncio.Future[None]]] = deque()
         self._getter: asyncio.Future[T] | None = None
+        self._wanted: list[asyncio.Future[None]] = []  # waiting in wanted()
+
+    async def wanted(self) -> None:
+        """Return once a ``get`` waits with nothing to take (at once if one does)."""
+        while self._getter is None or self._getter.done():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._wanted.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._wanted:
+                    self._wanted.remove(waiter)
 
     async def put(self, item: T) -> None:
         getter = self._getter
@@ -41,4 +53,8 @@ class Handoff(Generic[T]):
                 return item
         getter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._getter = getter
+        wanted, self._wanted = self._wanted, []
+        for waiter in wanted:
+            if not waiter.done():
+                waiter.set_result(None)
         return await getter

@@ -226,7 +226,13 @@ class ActorRunner:
                 unexpected += 1
 
     async def _pump_mailbox(self, consumer: MailboxConsumer) -> None:
-        while (delivery := await self._receive(consumer)) is not None:
+        # A message is taken only for a runner that waits for one: a provider busy with a
+        # message (or an event) holds no other that an idle provider could take. (One
+        # taken as an event comes in waits for that event's handling.)
+        while True:
+            await self._inbox.wanted()
+            if (delivery := await self._receive(consumer)) is None:
+                return
             await self._inbox.put(delivery)
 
     async def _pump_topic(self, index: int, sub: Subscription) -> None:
