@@ -19,11 +19,7 @@ and no command; a node blocks on one stream, not one per provider. A consumer th
 starts waiting on a feed the reader is not blocked on rings the bell itself, in the
 same script as its read.
 
-Redelivery: the node's name is kept alive by the heartbeat thread. While some
-consumer waits (and at least every ``reclaim_every`` seconds) the reader looks for
-entries pending with consumers (nodes) no longer alive and claims them, one at a
-time (see :mod:`.consumer` for how attempts are counted); it also sweeps dead
-nodes' consumers out of the groups.
+Redelivery from nodes that died is in :mod:`.reclaiming`.
 """
 
 from __future__ import annotations
@@ -39,6 +35,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import LOST, Backoff, check_cancelled, text
 from .feeds import GROUP, Feed, entries_of, expected, pairs_of, rings_in
+from .reclaiming import Reclaiming
 from .scripts import CARRIED
 from .wire import HeldConnection, quietly
 
@@ -53,7 +50,7 @@ log = logging.getLogger(__name__)
 BELL_BATCH = 1000  # rings read per round trip once the bell rang
 
 
-class NodeReader:
+class NodeReader(Reclaiming):
     """Reads the feeds and the bell of one node; one task, one held connection."""
 
     def __init__(self, transport: RedisTransport) -> None:
@@ -360,74 +357,6 @@ class NodeReader:
         got = {text(stream): entries for stream, entries in pairs_of(reply)}
         for key, consumer in parked.items():
             consumer.served(key, got.get(key) or [], count)
-
-    async def _recover_own(self) -> None:
-        """Read back what is pending with the node and not held here (a read cut short)."""
-        redis = self._transport.redis
-        for feed in list(self.feeds.values()):
-            own = await redis.xreadgroup(GROUP, self.node, {feed.key: "0"})
-            for _, entries in pairs_of(own):
-                found, _ = entries_of(entries, 1, feed.held)
-                feed.give(found)
-        self._recover = False
-
-    async def _reclaim(self, feed: Feed) -> None:
-        """Claim the oldest entry pending with a node that is no longer alive.
-
-        One at a time, and again at the next step (until none is left); not while a
-        redelivered message is in hand here: what a claimer handles before it dies is
-        not counted again, so only the message it died on gains an attempt.
-        """
-        if feed.redelivered:
-            self._next_reclaim = 0.0  # claim after it
-            return
-        transport = self._transport
-        min_idle = int(transport.claim_idle * 1000)
-        pending = await transport.redis.xpending_range(
-            feed.key, GROUP, "-", "+", 100, idle=min_idle
-        )
-        owners = {text(p["consumer"]) for p in pending} - {self.node}
-        if not owners:
-            return
-        live = set(await transport.live_members(transport.live_key, owners))
-        dead = [p for p in pending if text(p["consumer"]) in owners - live]
-        if dead:
-            await self._flush_waiting_acks(feed)
-            oldest = dead[0]
-            claimed = await transport.redis.xclaim(
-                feed.key, GROUP, self.node, min_idle, [oldest["message_id"]]
-            )
-            if claimed:
-                log.warning("%s: took over a message of a dead consumer", self.node)
-            self._next_reclaim = 0.0  # the next step looks for more
-            await self._took(feed.key, claimed, int(oldest["times_delivered"]) + 1)
-
-    async def _flush_waiting_acks(self, feed: Feed) -> None:
-        """Send the acknowledgements the feed's waiting consumers still hold, before a claim."""
-        for consumer in list(feed.waiters):
-            await consumer.flush_acks()
-
-    async def _forget_dead_consumers(self, feed: Feed) -> None:
-        """Take the consumers of nodes that died (killed, never closed) out of the group.
-
-        A clean close removes the node's consumer; a killed one's stays, one name per
-        kill. Only those with nothing pending (claimed already), not live and quiet for
-        ``forget_dead_after`` are removed — a live reader reads at least every ``block``.
-        """
-        transport = self._transport
-        quiet_ms = transport.forget_dead_after * 1000
-        consumers = await transport.redis.xinfo_consumers(feed.key, GROUP)
-        quiet = {
-            text(c["name"])
-            for c in consumers
-            if int(c["pending"]) == 0 and int(c["idle"]) > quiet_ms
-        } - {self.node}
-        if not quiet:
-            return
-        live = set(await transport.live_members(transport.live_key, quiet))
-        for name in sorted(quiet - live):
-            await transport.redis.xgroup_delconsumer(feed.key, GROUP, name)
-            log.info("%s: removed the dead consumer %s from %s", self.node, name, feed.key)
 
     async def _read_and_ack(self, keys: list[str], count: int, block: int) -> Any:
         """Read blocking; the bell's acknowledgements due go first, in the same write,
