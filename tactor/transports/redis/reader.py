@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -276,8 +277,11 @@ class NodeReader(Reclaiming):
             # Again, from every feed: consumers that started waiting during the awaits above
             # were told the reader would look (``covers``), and rang no bell.
             waiting = [f for f in self.feeds.values() if (f.waiters or f.eager) and not f.buffer]
-        wanted = (max(sum(f.waiters.values()), f.want, 1) for f in waiting)
-        count = min(transport.prefetch, min(wanted, default=1))
+        # Each waiter wants one entry or more: its first ``prefetch`` say all that can be read
+        # (a node of thousands of waiting providers does not sum them all on every read).
+        most = transport.prefetch
+        wanted = (max(sum(islice(f.waiters.values(), most)), f.want, 1) for f in waiting)
+        count = min(most, min(wanted, default=1))
         keys = [self.bell, *(feed.key for feed in waiting)]
         check_cancelled()
         self._blocked_on = frozenset(keys)
