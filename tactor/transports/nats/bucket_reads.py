@@ -27,6 +27,15 @@ __all__ = ["read_keys"]
 _BATCH = 4096
 #: The server drops a read's consumer this long after it was last used.
 _LINGER_NS = 5 * 10**9
+#: How long a pull may wait at the server when nothing is left to deliver. A pull with
+#: ``no_wait`` is answered at once once it has delivered what there is, but a NATS 2.9
+#: server that still counts as pending entries that aged out meanwhile (a bucket with an
+#: age limit) may hold it, unanswered, for ever: with an expiry it answers by then.
+_PULL_EXPIRES_NS = 250 * 10**6
+
+
+def _pull_body(batch: int) -> bytes:
+    return orjson.dumps({"batch": batch, "no_wait": True, "expires": _PULL_EXPIRES_NS})
 
 
 async def read_keys(
@@ -72,7 +81,7 @@ async def _pull_all(
     skip = len(f"$KV.{bucket}.")
     while pending > 0:
         batch = min(pending, _BATCH)
-        await nc.publish(pull, orjson.dumps({"batch": batch, "no_wait": True}), reply=inbox)
+        await nc.publish(pull, _pull_body(batch), reply=inbox)
         for _ in range(batch):
             msg = await got.get()
             if (msg.headers or {}).get("Status"):  # nothing left: the rest went meanwhile
