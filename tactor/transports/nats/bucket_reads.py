@@ -84,18 +84,19 @@ async def _pull_all(
         await nc.publish(pull, _pull_body(batch), reply=inbox)
         for _ in range(batch):
             msg = await got.get()
-            if (msg.headers or {}).get("Status"):  # nothing left: the rest went meanwhile
+            headers = msg.headers or {}
+            if headers.get("Status"):  # nothing left: the rest went meanwhile
                 return found
-            meta = msg.metadata
+            meta, key = msg.metadata, msg.subject[skip:]
             pending = meta.num_pending
-            found[msg.subject[skip:]] = KeyValue.Entry(
+            found[key] = KeyValue.Entry(
                 bucket=bucket,
-                key=msg.subject[skip:],
+                key=key,
                 value=msg.data,
                 revision=meta.sequence.stream,
                 delta=pending,
                 created=None,
-                operation=_operation(msg.headers or {}),
+                operation=_operation(headers),
             )
             if pending == 0:
                 break

@@ -126,17 +126,16 @@ class Taking(ParkingConsumer):
         now too, without an answer (nothing wakes for it) — acknowledging twice is
         harmless, and one not applied (a lost connection) is not left behind."""
         transport, acks = self._transport, self._to_ack
-        if acks and self._reader.reads_soon():
-            self._reader.add_acks(acks)
-            self._to_ack = {}
-        elif acks:
+        if not acks:
+            return False
+        if not self._reader.reads_soon():
             script = transport.unanswered_script("ack")
             for key, ids in acks.items():
                 transport.pipeliner.send(
                     "acknowledge", *script, 1, key, GROUP, *ids, quiet=transport.quiet
                 )
-            self._reader.add_acks(acks)
-            self._to_ack = {}
+        self._reader.add_acks(acks)
+        self._to_ack = {}
         return False
 
     async def _take(self) -> bool:
