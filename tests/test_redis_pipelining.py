@@ -199,8 +199,8 @@ class Flusher(Actor, name="pipelining-flusher"):
 @pytest.mark.parametrize("quiet", [True, False], ids=["without answers", "answered"])
 async def test_a_reply_and_an_acknowledgement_after_lost_scripts_still_count(quiet: bool) -> None:
     """The reply and the acknowledgement of a message handled while Redis lost its scripts
-    still count: without an answer they go by EVAL (nothing would tell that a script was
-    missing); answered (where Redis refuses CLIENT REPLY) NOSCRIPT makes them go again."""
+    still count, with or without answers: they are plain commands (no script to lose, which
+    nothing would tell without an answer), and the next delivery's NOSCRIPT loads them again."""
     with redis_server() as server:
         url = with_query(server.url, prefix="reply-noscript")
         async with ActorSystem(url) as node, ActorSystem(url) as caller:
@@ -234,12 +234,36 @@ async def test_commands_without_a_reply_leave_the_replies_in_step() -> None:
         pipeliner = transport.pipeliner
         answers = []
         for _ in range(50):
-            pipeliner.send("count", "INCR", key)
+            pipeliner.send("count", ("INCR", key))
             answers.append(pipeliner.execute("INCR", key))
         got = await asyncio.gather(*answers)
         assert got == list(range(5, 105, 2))  # each answer is its own command's, in order
+        # Several commands in one send go in order, in one write, with no reply either.
+        pipeliner.send("count twice", ("INCR", key), ("INCRBY", key, 10))
+        assert await pipeliner.execute("GET", key) == b"114"
     finally:
         await transport.redis.delete(key)
+        await transport.close()
+
+
+async def test_a_reply_to_an_inbox_nobody_reads_expires_after_ttl() -> None:
+    """A reply is appended to its inbox without a reply from Redis, and the inbox expires
+    ``ttl`` after the last one: a dead node's inbox does not stay."""
+    import redis.asyncio as aioredis
+
+    transport = RedisTransport.from_url(_url(ttl="3"))
+    await transport.start()
+    admin = aioredis.from_url(require_redis())
+    key = transport.key("in", "nobody")
+    try:
+        await transport.post("nobody", b"first")
+        await transport.post("nobody", b"second")
+        await eventually(lambda: admin.llen(key), lambda n: n == 2)
+        assert await admin.lrange(key, 0, -1) == [b"first", b"second"]
+        assert 2000 < await admin.pttl(key) <= 3000
+    finally:
+        await admin.delete(key)
+        await admin.aclose()
         await transport.close()
 
 
@@ -277,6 +301,7 @@ async def test_an_acknowledgement_applies_at_once_whatever_the_reader_does(peer:
             await delivery.ack()
             waits.append(asyncio.create_task(consumers[0].receive()))  # waits: sends the ack
             await eventually(pending, lambda n: n == 0, timeout=2.0)  # not block=30 s later
+            assert await admin.xlen(key) == 0  # deleted too: the stream holds unfinished work
             waits.pop().cancel()
     finally:
         for wait in waits:

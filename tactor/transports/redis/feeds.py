@@ -17,12 +17,31 @@ from .connection import text
 if TYPE_CHECKING:
     from .consumer import RedisConsumer
 
-__all__ = ["GROUP", "Entry", "Feed", "entries_of", "expected", "pairs_of", "rings_in"]
+__all__ = [
+    "GROUP",
+    "Entry",
+    "Feed",
+    "acknowledging",
+    "entries_of",
+    "expected",
+    "pairs_of",
+    "rings_in",
+]
 
 GROUP = "tactor"
 
 #: An entry taken from a stream: its id, its payload, and its attempts so far (this one included).
 Entry = tuple[str, bytes, int]
+
+
+def acknowledging(key: str, ids: list[str]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The commands that acknowledge entries sent without a reply: plain commands, not a
+    script (on Redis 7 a script that writes costs several times the commands it runs, and a
+    provider acknowledges every message). Deleted first (a stream holds only unfinished work,
+    so XLEN is the mailbox's true depth), then acknowledged: a write cut between the two
+    leaves an id pending whose entry is gone, which the next claim drops, rather than an
+    entry acknowledged and kept. On a stream or group that is gone, both change nothing."""
+    return ("XDEL", key, *ids), ("XACK", key, GROUP, *ids)
 
 
 def expected(exc: ResponseError) -> bool:

@@ -1,9 +1,9 @@
 """A node's reply inbox on Redis: a list, read by a task of its own with BLMPOP.
 
-Posting is a script (``post`` in :mod:`.scripts`) that appends only while the
-inbox is alive, so a dead node's inbox is not refilled; the list expires with
-its last reply. Replies are at-most-once: when the connection drops, the
-inbox says so once (``on_lost``) and the runtime fails the calls waiting on it.
+A reply is appended with RPUSH, and the list expires ``ttl`` after its last
+reply (a dead node's inbox so holds its last replies that long). Replies are
+at-most-once: when the connection drops, the inbox says so once (``on_lost``)
+and the runtime fails the calls waiting on it.
 """
 
 from __future__ import annotations

@@ -93,25 +93,28 @@ class Pipeliner:
         self._wake()
         return future
 
-    def send(self, what: str, *args: Any, quiet: bool = True) -> None:
-        """Send a command nobody waits for: at most once.
+    def send(self, what: str, *commands: tuple[Any, ...], quiet: bool = True) -> None:
+        """Send commands nobody waits for, in order and in one write: at most once.
 
-        ``quiet``: without a reply, so its errors are unseen (a batch that fails
-        to go out is logged); script commands sent so should be EVAL, not
+        ``quiet``: without a reply, so their errors are unseen (a batch that
+        fails to go out is logged); a script sent so should go by EVAL, not
         EVALSHA, or a lost script would go unnoticed. Otherwise answered, and a
         failure is logged (``what`` says what it was).
         """
         if not quiet:
-            self.execute(*args).add_done_callback(lambda f: _log_failure(f, what))
+            for args in commands:
+                self.execute(*args).add_done_callback(lambda f: _log_failure(f, what))
             return
         if self._closed or self._task is None:
             log.warning("Redis transport closed: a command sent without a reply was dropped")
             return
         # No reply to wait for: written at once even while replies are due (not while a
         # batch is being written, and never ahead of commands queued before it).
-        if self._idle and not self._queue and self._connection.write_now(quietly(args)):
-            return
-        self._queue.append((args, None))
+        if self._idle and not self._queue:
+            packed = [part for args in commands for part in quietly(args)]
+            if self._connection.write_now(packed):
+                return
+        self._queue.extend((args, None) for args in commands)
         self._wake()
 
     def _wake(self) -> None:

@@ -32,10 +32,10 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from .connection import LOST, Backoff, check_cancelled, text
-from .feeds import GROUP, Feed, entries_of, expected, pairs_of, rings_in
+from .feeds import GROUP, Feed, acknowledging, entries_of, expected, pairs_of, rings_in
 from .reclaiming import Reclaiming
 from .scripts import CARRIED
 from .wire import HeldConnection, quietly
@@ -364,15 +364,14 @@ class NodeReader(Reclaiming):
 
     async def _read_and_ack(self, keys: list[str], count: int, block: int) -> Any:
         """Read blocking; the bell's acknowledgements due go first, in the same write,
-        without an answer where Redis allows it (EVAL: a lost script cannot fail them unseen)."""
+        without an answer where Redis allows it."""
         read = (
             "XREADGROUP", "GROUP", GROUP, self.node, "COUNT", count, "BLOCK", block,
             "STREAMS", *keys, *(">" for _ in keys),
         )  # fmt: skip
         to_ack, self._to_ack = self._to_ack, {}
+        acks = [command for key, ids in to_ack.items() for command in acknowledging(key, ids)]
         quiet = self._transport.quiet
-        script = self._transport.unanswered_script("ack")
-        acks = [(*script, 1, key, GROUP, *ids) for key, ids in to_ack.items()]
         try:
             replies = await self._connection.execute_many(
                 [*(c for ack in acks for c in quietly(ack)), read] if quiet else [*acks, read]
@@ -381,13 +380,9 @@ class NodeReader(Reclaiming):
             for key, ids in to_ack.items():  # maybe not applied: acknowledging twice is harmless
                 self._to_ack.setdefault(key, []).extend(ids)
             raise
-        if not quiet:  # answered acknowledgements: take back the failed ones
-            for (key, ids), reply in zip(to_ack.items(), replies, strict=False):
-                if isinstance(reply, Exception):  # e.g. NOSCRIPT after a Redis restart
-                    self._to_ack.setdefault(key, []).extend(ids)
-                    if isinstance(reply, NoScriptError):
-                        await self._transport.load_scripts()
+        # (An acknowledgement Redis refused, answered: the stream or its group is gone, and
+        # with them what there was to acknowledge.)
         if isinstance(replies[-1], ResponseError):
             raise replies[-1]
-        self.acked({key: ids for key, ids in to_ack.items() if key not in self._to_ack})
+        self.acked(to_ack)
         return replies[-1]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..consumer import Delivery, ParkingConsumer
 from .connection import LOST, text
-from .feeds import GROUP, Feed, entries_of
+from .feeds import GROUP, Feed, acknowledging, entries_of
 from .reader import NodeReader
 
 if TYPE_CHECKING:
@@ -129,11 +129,9 @@ class Taking(ParkingConsumer):
         if not acks:
             return False
         if not self._reader.reads_soon():
-            script = transport.unanswered_script("ack")
+            quiet = transport.quiet
             for key, ids in acks.items():
-                transport.pipeliner.send(
-                    "acknowledge", *script, 1, key, GROUP, *ids, quiet=transport.quiet
-                )
+                transport.pipeliner.send("acknowledge", *acknowledging(key, ids), quiet=quiet)
         self._reader.add_acks(acks)
         self._to_ack = {}
         return False

@@ -1,6 +1,6 @@
 """Lua scripts of the Redis transport: each check-and-act is one atomic round trip.
 
-Grouped by what they serve: :mod:`.delivery` (mailboxes and inboxes), :mod:`.acks` (what becomes
+Grouped by what they serve: :mod:`.delivery` (mailboxes), :mod:`.acks` (what becomes
 of a taken entry), :mod:`.registry` (providers, endpoints, liveness) and :mod:`.queues`;
 :mod:`.clock` gives them the server's time. Here: every script by name, which the transport
 loads (``BY_NAME``).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .acks import ACK, CLEANUP, DEAD_LETTER, REPLAY, REQUEUE
 from .delivery import CARRIED as CARRIED
-from .delivery import DELIVER, DELIVER_TO_PROVIDERS, POST, TAKE
+from .delivery import DELIVER, DELIVER_TO_PROVIDERS, TAKE
 from .queues import QUEUE_PUT, QUEUE_TASK_DONE, QUEUE_WAKE
 from .registry import DROP_ENDPOINT, ENDPOINTS, HEARTBEAT, LIVE, PROVIDERS, REGISTER, REGISTRY
 
@@ -25,7 +25,6 @@ __all__ = [
     "ENDPOINTS",
     "HEARTBEAT",
     "LIVE",
-    "POST",
     "PROVIDERS",
     "QUEUE_PUT",
     "QUEUE_TASK_DONE",
@@ -54,7 +53,6 @@ BY_NAME = {
     "registry": REGISTRY,
     "endpoints": ENDPOINTS,
     "drop_endpoint": DROP_ENDPOINT,
-    "post": POST,
     "queue_put": QUEUE_PUT,
     "queue_task_done": QUEUE_TASK_DONE,
     "queue_wake": QUEUE_WAKE,

@@ -1,12 +1,13 @@
 """Lua scripts that move payloads to their readers: into a mailbox (``DELIVER``) or the private
 mailboxes of every live provider of an endpoint (``DELIVER_TO_PROVIDERS``), ringing the
-providers' nodes; out of mailboxes (``TAKE``); into a node's inbox (``POST``)."""
+providers' nodes; and out of mailboxes (``TAKE``). (A reply goes into its caller's inbox by
+plain commands: see ``RedisTransport.post``.)"""
 
 from __future__ import annotations
 
 from .clock import _NOW
 
-__all__ = ["CARRIED", "DELIVER", "DELIVER_TO_PROVIDERS", "POST", "TAKE"]
+__all__ = ["CARRIED", "DELIVER", "DELIVER_TO_PROVIDERS", "TAKE"]
 
 #: The most entries of one private mailbox a ring carries (see ``_RING``); a consumer handed
 #: as many reads its mailbox again for more.
@@ -154,16 +155,3 @@ end
 if ARGV[at] ~= '' then redis.call('XADD', ARGV[at], '*', 'w', ARGV[at + 1]) end
 return {}
 """
-
-# KEYS: inbox list, live zset | ARGV: payload, ttl_ms. Push only while the inbox's owner is alive,
-# so a reply to a node that is gone leaves nothing behind.
-POST = (
-    _NOW
-    + """
-local expiry = redis.call('ZSCORE', KEYS[2], KEYS[1])
-if not expiry or tonumber(expiry) < now then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-)
