@@ -45,3 +45,53 @@ async def test_a_killed_provider_leaves_the_listing_and_its_info(
     finally:
         if proc.process.returncode is None:
             await proc.kill()
+
+
+async def test_an_endpoint_is_up_while_any_of_its_nodes_is(
+    prefixed: tuple[str, str, str],
+) -> None:
+    """A delivery to any provider needs a live node of the endpoint (its up key): one node
+    leaving cleanly leaves the endpoint up while another is live; the last one leaving takes
+    it down at once; a node that stops beating takes it down when its entry expires."""
+    from tactor.errors import NoProvider
+    from tactor.transports.base import endpoint_mailbox
+    from tactor.transports.redis import RedisTransport
+
+    base, prefix, url = prefixed
+    first, second = RedisTransport.from_url(url), RedisTransport.from_url(url)
+    await first.start()
+    await second.start()
+    mailbox = endpoint_mailbox("upness")
+    client = redis.Redis.from_url(base)
+    try:
+        await first.register("upness", "p1")
+        await second.register("upness", "p2")
+        await first.deliver(mailbox, b"1", endpoint="upness")
+        await first.unregister("upness", "p1")
+        await first.deliver(mailbox, b"2", endpoint="upness")  # the second node is live
+        await second.unregister("upness", "p2")
+        with pytest.raises(NoProvider):  # at once, not at the second node's expiry
+            await first.deliver(mailbox, b"3", endpoint="upness")
+        assert not client.exists(f"{prefix}:up:upness")
+
+        await second.register("upness", "p2")
+        await first.deliver(mailbox, b"4", endpoint="upness")
+        assert second._heartbeat is not None
+        second._heartbeat.stop()  # the node hangs: no more beats (ttl 0.5 s)
+        pttl = client.pttl(f"{prefix}:up:upness")
+        assert 0 < pttl <= 500
+        await eventually(lambda: _refused(first, mailbox), lambda refused: refused, timeout=3)
+    finally:
+        client.close()
+        await first.close()
+        await second.close()
+
+
+async def _refused(transport: object, mailbox: str) -> bool:
+    from tactor.errors import NoProvider
+
+    try:
+        await transport.deliver(mailbox, b"x", endpoint="upness")  # type: ignore[attr-defined]
+    except NoProvider:
+        return True
+    return False

@@ -284,7 +284,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._heartbeat.own(key)  # if every node dies, the sorted set itself expires too
         with translated("heartbeat"):
             refused, _ = await self.scripts["heartbeat"](
-                keys=[key], args=[int(self.ttl * 1000), 1, member, 0, ""]
+                keys=[key], args=[int(self.ttl * 1000), 1, member, 0, "", ""]
             )
         if refused:  # another type of key under the name (WRONGTYPE)
             raise TransportError(f"Redis heartbeat failed: {text(refused[1])} (on {key})")
@@ -324,13 +324,17 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
     ) -> None:
         check = "" if endpoint is None else (provider or "any")
         sha = self.scripts["deliver"].sha
-        keys = (self.mailbox_key(mailbox), *self._registry(endpoint or "-"))
+        keys = (
+            self.mailbox_key(mailbox),
+            *self._registry(endpoint or "-"),
+            self._up(endpoint or "-"),
+        )
         args = (self.mailbox_size, payload, check, GROUP, self.key("bell", ""))
         backoff = Backoff(first=0.005, cap=0.1)
         while True:
             with translated("deliver to", mailbox):  # batched (see pipeliner.py)
                 result = await self.pipeliner.execute(
-                    "EVALSHA", sha, 3, *keys, *args, self.private_lifetime
+                    "EVALSHA", sha, 4, *keys, *args, self.private_lifetime
                 )
             if result == 1:
                 return

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from .connection import text
-from .scripts.registry import HEARTBEAT
+from .scripts.registry import HEARTBEAT, LEAVE
 
 __all__ = ["OWNED_LIFETIME", "Heartbeat"]
 
@@ -44,6 +44,7 @@ class Heartbeat:
         self._owned: set[str] = set()  # keys that expire when their owner stops beating
         self._kept: dict[str, dict[str, str]] = {}  # hashes (owned) whose fields it restores
         self._needs: dict[str, str] = {}  # zset -> the kept hash its entries go with
+        self._ups: dict[str, str] = {}  # zset -> its up key (see _UP in scripts/registry.py)
         self._beating = False
         self._removed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -51,6 +52,7 @@ class Heartbeat:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._script: Any = client.register_script(HEARTBEAT)
+        self._leave: Any = client.register_script(LEAVE)
         self._failing = False
         self._beats = 0
         self._refused: dict[str, str] = {}  # the sorted sets refused at the last beat
@@ -102,6 +104,11 @@ class Heartbeat:
         with self._lock:
             self._needs[zset] = key
 
+    def up(self, zset: str, key: str) -> None:
+        """``key`` lives until the latest expiry in ``zset`` (each beat sets it again)."""
+        with self._lock:
+            self._ups[zset] = key
+
     def unkeep(self, key: str, field: str) -> None:
         with self._lock:
             fields = self._kept.get(key)
@@ -121,7 +128,8 @@ class Heartbeat:
         lifetime = self._ttl_ms * OWNED_LIFETIME if full else 0
         with self._lock:
             needs = [self._needs.get(key, "") for key, _ in entries]
-        return keys, [self._ttl_ms, len(entries), *members, lifetime, *needs]
+            ups = [self._ups.get(key, "") for key, _ in entries]
+        return keys, [self._ttl_ms, len(entries), *members, lifetime, *needs, *ups]
 
     def beat(self) -> dict[str, str]:
         """Extend every entry now (called by the thread); return the sorted sets Redis
@@ -142,7 +150,12 @@ class Heartbeat:
                 self._beating = False
                 removed, self._removed = self._removed, set()
             for key, member in removed:  # discarded while the beat was in flight
-                self._client.zrem(key, member)
+                with self._lock:
+                    up = self._ups.get(key)
+                if up is None:
+                    self._client.zrem(key, member)
+                else:
+                    self._leave(keys=[key, up], args=[member])
         return {text(k): text(e) for k, e in zip(refused[::2], refused[1::2], strict=True)}
 
     def _restore(self, gone: list[str]) -> bool:

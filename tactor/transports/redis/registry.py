@@ -53,6 +53,10 @@ class RedisRegistry:
         """The keys of an endpoint's registry: its live nodes, and its providers' nodes."""
         return self.key("reg", endpoint), self.key("who", endpoint)
 
+    def _up(self, endpoint: str) -> str:
+        """The key that exists while the endpoint has a live node (see ``_UP`` in scripts)."""
+        return self.key("up", endpoint)
+
     async def register(self, endpoint: str, provider: str, info: bytes = b"") -> None:
         """One entry per provider (in a hash, written once); liveness is the node's, kept
         by one heartbeat entry per endpoint the node serves, not per provider."""
@@ -65,8 +69,9 @@ class RedisRegistry:
             self._heartbeat.own(key)  # if every node dies, the keys expire too
         self._heartbeat.keep(who, provider, self.node)  # written again if Redis lost it
         self._heartbeat.needs(nodes, who)  # and before the node is live again
+        self._heartbeat.up(nodes, self._up(endpoint))
         self._registered.setdefault(endpoint, set()).add(provider)
-        keys = (nodes, who, infos, endpoints)
+        keys = (nodes, who, infos, endpoints, self._up(endpoint))
         args = (int(self.ttl * 1000), self.node, provider, self.private_lifetime, info, endpoint)
         with translated("register", provider):  # batched: a node may spawn thousands at once
             await self.pipeliner.execute(
@@ -88,7 +93,10 @@ class RedisRegistry:
             self._registered.pop(endpoint, None)
         with contextlib.suppress(*LOST, RedisError, TransportClosed):
             if last:  # the node first: whoever no longer sees the provider sees no node either
-                await self.pipeliner.execute("ZREM", nodes, self.node)
+                sha = self.scripts["leave"].sha
+                await self.pipeliner.execute(
+                    "EVALSHA", sha, 2, nodes, self._up(endpoint), self.node
+                )
             await self.pipeliner.execute("HDEL", who, provider)
             await self.pipeliner.execute("HDEL", self.key("pi", endpoint), provider)
             if last:

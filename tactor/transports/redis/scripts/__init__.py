@@ -12,7 +12,16 @@ from .acks import ACK, CLEANUP, DEAD_LETTER, REPLAY, REQUEUE
 from .delivery import CARRIED as CARRIED
 from .delivery import DELIVER, DELIVER_TO_PROVIDERS, TAKE
 from .queues import QUEUE_PUT, QUEUE_TASK_DONE, QUEUE_WAKE
-from .registry import DROP_ENDPOINT, ENDPOINTS, HEARTBEAT, LIVE, PROVIDERS, REGISTER, REGISTRY
+from .registry import (
+    DROP_ENDPOINT,
+    ENDPOINTS,
+    HEARTBEAT,
+    LEAVE,
+    LIVE,
+    PROVIDERS,
+    REGISTER,
+    REGISTRY,
+)
 
 __all__ = [
     "ACK",
@@ -24,6 +33,7 @@ __all__ = [
     "DROP_ENDPOINT",
     "ENDPOINTS",
     "HEARTBEAT",
+    "LEAVE",
     "LIVE",
     "PROVIDERS",
     "QUEUE_PUT",
@@ -49,6 +59,7 @@ BY_NAME = {
     "dead_letter": DEAD_LETTER,
     "replay": REPLAY,
     "heartbeat": HEARTBEAT,
+    "leave": LEAVE,
     "live": LIVE,
     "registry": REGISTRY,
     "endpoints": ENDPOINTS,

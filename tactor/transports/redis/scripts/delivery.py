@@ -5,7 +5,7 @@ plain commands: see ``RedisTransport.post``.)"""
 
 from __future__ import annotations
 
-from .clock import _NOW
+from .clock import _CLOCK, _NOW
 
 __all__ = ["CARRIED", "DELIVER", "DELIVER_TO_PROVIDERS", "TAKE"]
 
@@ -54,23 +54,24 @@ end
 """
 )
 
-# KEYS: stream, registry nodes, registry providers | ARGV: maxlen, payload, check ("", "any" or a
-# provider id), group, bell prefix, private lifetime (ms). Returns 1 delivered, 0 mailbox full,
-# -1 no live provider. A delivery to a provider makes its mailbox (and group) if it expired while
-# idle, extends its life and rings the provider's node.
+# KEYS: stream, registry nodes, registry providers, the endpoint's up key (see ``_UP`` in
+# registry.py) | ARGV: maxlen, payload, check ("", "any" or a provider id), group, bell prefix,
+# private lifetime (ms). Returns 1 delivered, 0 mailbox full, -1 no live provider. A delivery to
+# a provider makes its mailbox (and group) if it expired while idle, extends its life and rings
+# the provider's node.
 DELIVER = (
-    _NOW
+    _CLOCK
     + _RING
     + """
 local check = ARGV[3]
 local node = nil
 if check == 'any' then
-    if redis.call('ZCOUNT', KEYS[2], now, '+inf') == 0 then return -1 end
+    if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
 elseif check ~= '' then
     node = redis.call('HGET', KEYS[3], check)
     if not node then return -1 end
     local expiry = redis.call('ZSCORE', KEYS[2], node)
-    if not expiry or tonumber(expiry) < now then return -1 end
+    if not expiry or tonumber(expiry) < server_now() then return -1 end
 end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 if node then private(KEYS[1]) end

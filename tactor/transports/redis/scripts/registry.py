@@ -7,19 +7,51 @@ from __future__ import annotations
 
 from .clock import _NOW
 
-__all__ = ["DROP_ENDPOINT", "ENDPOINTS", "HEARTBEAT", "LIVE", "PROVIDERS", "REGISTER", "REGISTRY"]
+__all__ = [
+    "DROP_ENDPOINT",
+    "ENDPOINTS",
+    "HEARTBEAT",
+    "LEAVE",
+    "LIVE",
+    "PROVIDERS",
+    "REGISTER",
+    "REGISTRY",
+]
 
 # The registry of an endpoint is two keys: a sorted set of the nodes serving it, scored by
 # their expiry (kept by each node's heartbeat: one entry per node, not per provider), and a
 # hash provider -> node. A provider is live while its node is.
+#
+# Each registry sorted set has an *up key* beside it, which lives until the latest expiry in
+# the set: a delivery to any provider of the endpoint tests that the key exists instead of
+# reading the server's clock and counting the live nodes (on Redis 7 that costs a script more
+# than all the rest of a delivery). A node that registers or beats extends it to its own
+# expiry (``extend_up``), one that leaves cuts it back to the others' (``up``); so it expires
+# when the last entry does.
+_UP = """
+local function extend_up(key, ttl)  -- a node is live for ttl ms more: so is the endpoint
+    if redis.call('ZADD', key, 0, 'up') == 1 then  -- (a sorted set, and PEXPIRE: what a
+        redis.call('PEXPIRE', key, ttl)             -- restricted ACL user may write)
+    else
+        redis.call('PEXPIRE', key, ttl, 'GT')
+    end
+end
+local function up(zset, key, now)  -- a node left: until the latest expiry of the others
+    local top = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
+    local left = top[2] and tonumber(top[2]) - now or 0
+    if left > 0 then redis.call('PEXPIRE', key, left) else redis.call('DEL', key) end
+end
+"""
 
-# KEYS: registry nodes, registry providers, their infos, the endpoints zset | ARGV: ttl_ms, node,
-# provider, the keys' lifetime, the provider's info, its endpoint.
+# KEYS: registry nodes, registry providers, their infos, the endpoints zset, the up key | ARGV:
+# ttl_ms, node, provider, the keys' lifetime, the provider's info, its endpoint.
 REGISTER = (
     _NOW
+    + _UP
     + """
 local expiry = now + tonumber(ARGV[1])
 redis.call('ZADD', KEYS[1], expiry, ARGV[2])
+extend_up(KEYS[5], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[5])
 redis.call('ZADD', KEYS[4], expiry, ARGV[6])
@@ -47,15 +79,16 @@ return found
 
 # KEYS: zset..., then keys that live only while their owner does
 # ARGV: ttl_ms, how many zsets, one member per zset, the keys' lifetime in ms (0: a light beat),
-# then per zset entry a key it needs ('' for none).
+# then per zset entry a key it needs ('' for none), then per zset entry its up key ('' for none).
 # Extends (or re-creates) each zset entry — not one whose needed key is gone (a registry's hash
-# of providers, lost with a restart: the entry would make the node live with no providers);
-# unless light, drops expired ones and extends each owned key.
+# of providers, lost with a restart: the entry would make the node live with no providers) —
+# and sets its up key again; unless light, drops expired ones and extends each owned key.
 # A zset of another type is skipped, not fatal: the others are kept alive. Returns
 # {{key, error, key, error, ...} for the skipped ones, {owned keys that were gone}}.
 # Any other error (READONLY) fails it.
 HEARTBEAT = (
     _NOW
+    + _UP
     + """
 local zsets = tonumber(ARGV[2])
 local lifetime = ARGV[zsets + 3]
@@ -76,15 +109,30 @@ for i = 1, zsets do
         if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
         table.insert(refused, KEYS[i])
         table.insert(refused, added.err)
-    elseif lifetime ~= '0' and not swept[KEYS[i]] then
-        swept[KEYS[i]] = true
-        redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    else
+        local key = ARGV[2 * zsets + 3 + i]
+        if key ~= '' then extend_up(key, ARGV[1]) end
+        if lifetime ~= '0' and not swept[KEYS[i]] then
+            swept[KEYS[i]] = true
+            redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+        end
     end
 end
 for i = zsets + 1, #KEYS do
     if redis.call('PEXPIRE', KEYS[i], lifetime) == 0 then table.insert(gone, KEYS[i]) end
 end
 return {refused, gone}
+"""
+)
+
+# KEYS: zset, its up key | ARGV: member. Remove the member, and set the up key again.
+LEAVE = (
+    _NOW
+    + _UP
+    + """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+up(KEYS[1], KEYS[2], now)
+return removed
 """
 )
 
