@@ -96,7 +96,7 @@ local refused, swept = {}, {}
 local gone = {}
 for i = 1, zsets do
     local need = ARGV[zsets + 3 + i]
-    local added = 0
+    local added = nil  -- (not extended: its needed key is gone)
     if need ~= '' and redis.call('EXISTS', need) == 0 then
         table.insert(gone, need)
     else
@@ -111,7 +111,7 @@ for i = 1, zsets do
         table.insert(refused, added.err)
     else
         local key = ARGV[2 * zsets + 3 + i]
-        if key ~= '' then extend_up(key, ARGV[1]) end
+        if added and key ~= '' then extend_up(key, ARGV[1]) end
         if lifetime ~= '0' and not swept[KEYS[i]] then
             swept[KEYS[i]] = true
             redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
