@@ -9,8 +9,7 @@ loads (``BY_NAME``).
 from __future__ import annotations
 
 from .acks import ACK, CLEANUP, DEAD_LETTER, REPLAY, REQUEUE
-from .delivery import CARRIED as CARRIED
-from .delivery import DELIVER, DELIVER_TO_PROVIDERS, TAKE
+from .delivery import CARRIED, DELIVER, DELIVER_TO_PROVIDERS, TAKE
 from .queues import QUEUE_PUT, QUEUE_TASK_DONE, QUEUE_WAKE
 from .registry import (
     DROP_ENDPOINT,
@@ -23,28 +22,7 @@ from .registry import (
     REGISTRY,
 )
 
-__all__ = [
-    "ACK",
-    "BY_NAME",
-    "CLEANUP",
-    "DEAD_LETTER",
-    "DELIVER",
-    "DELIVER_TO_PROVIDERS",
-    "DROP_ENDPOINT",
-    "ENDPOINTS",
-    "HEARTBEAT",
-    "LEAVE",
-    "LIVE",
-    "PROVIDERS",
-    "QUEUE_PUT",
-    "QUEUE_TASK_DONE",
-    "QUEUE_WAKE",
-    "REGISTER",
-    "REGISTRY",
-    "REPLAY",
-    "REQUEUE",
-    "TAKE",
-]
+__all__ = ["BY_NAME", "CARRIED"]  # the scripts themselves: by name, below
 
 #: Every script, by the name the transport calls it (``transport.scripts[name]``).
 BY_NAME = {
