@@ -233,7 +233,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
             log.warning(
                 "Redis refused a command without a reply (%s): replies to callers and "
                 "acknowledgements will be sent with one, which costs each provider CPU per "
-                "message; allow +eval and +client|reply to send them without",
+                "message; allow +client|reply to send them without",
                 refused,
             )
         return client

@@ -170,14 +170,14 @@ def _closed_by_server(connection: AbstractConnection | None) -> bool:
 async def quiet_allowed(client: aioredis.Redis) -> str | None:
     """Why this client may not send commands without a reply, or None if it may.
 
-    Those commands are EVALs after ``CLIENT REPLY SKIP``. An ACL (or a proxy)
-    that refuses ``CLIENT REPLY`` answers it with an error, and then answers
-    the command meant to go without a reply: every later reply would be off by
-    two. One that refuses ``EVAL`` would fail replies to callers unseen.
+    Those commands (a reply's RPUSH and PEXPIRE, an acknowledgement's XDEL and
+    XACK) go after ``CLIENT REPLY SKIP``. An ACL (or a proxy) that refuses
+    ``CLIENT REPLY`` answers it with an error, and then answers the command
+    meant to go without a reply: every later reply would be off by two.
     """
     held = HeldConnection(client)
     try:
-        replies = await held.execute_many([*quietly(("PING",)), ("EVAL", "return 1", 0)])
+        replies = await held.execute_many([*quietly(("PING",)), ("PING",)])
     finally:
         await held.close()  # refused, two more replies are due: the connection is dropped
     return str(replies[0]) if isinstance(replies[0], Exception) else None
