@@ -4,15 +4,14 @@
 of a delivery).
 
 Times are the server's (``TIME``), so liveness does not depend on the clocks
-of the nodes. ``redis.replicate_commands()`` lets scripts that read ``TIME``
-write on Redis before 7 (a no-op since then).
+of the nodes. A script may write after reading ``TIME``: Redis 7 (tactor's
+least) replicates a script's effects, never the script.
 """
 
 from __future__ import annotations
 
 _CLOCK = """
 local function server_now()
-    if redis.replicate_commands then redis.replicate_commands() end
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
