@@ -200,7 +200,8 @@ class Flusher(Actor, name="pipelining-flusher"):
 async def test_a_reply_and_an_acknowledgement_after_lost_scripts_still_count(quiet: bool) -> None:
     """The reply and the acknowledgement of a message handled while Redis lost its scripts
     still count, with or without answers: they are plain commands (no script to lose, which
-    nothing would tell without an answer), and the next delivery's NOSCRIPT loads them again."""
+    nothing would tell without an answer); the next delivery meets NOSCRIPT and loads the
+    scripts again."""
     with redis_server() as server:
         url = with_query(server.url, prefix="reply-noscript")
         async with ActorSystem(url) as node, ActorSystem(url) as caller:

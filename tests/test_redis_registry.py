@@ -1,5 +1,6 @@
-"""The registry's listing on Redis after a provider process is SIGKILLed: it drops out of
-the endpoints and providers at its TTL, and what it registered with is dropped too."""
+"""The registry on Redis: the listing after a provider process is SIGKILLed (it drops out
+of the endpoints and providers at its TTL, and what it registered with is dropped too), and
+the endpoint's up key that deliveries test."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 import redis
 
 from tactor import ActorSystem
+from tactor.errors import NoProvider
+from tactor.transports.base import endpoint_mailbox
+from tactor.transports.redis import RedisTransport
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import ProviderProcess, eventually
 
@@ -53,10 +57,6 @@ async def test_an_endpoint_is_up_while_any_of_its_nodes_is(
     """A delivery to any provider needs a live node of the endpoint (its up key): one node
     leaving cleanly leaves the endpoint up while another is live; the last one leaving takes
     it down at once; a node that stops beating takes it down when its entry expires."""
-    from tactor.errors import NoProvider
-    from tactor.transports.base import endpoint_mailbox
-    from tactor.transports.redis import RedisTransport
-
     base, prefix, url = prefixed
     first, second = RedisTransport.from_url(url), RedisTransport.from_url(url)
     await first.start()
@@ -87,11 +87,10 @@ async def test_an_endpoint_is_up_while_any_of_its_nodes_is(
         await second.close()
 
 
-async def _refused(transport: object, mailbox: str) -> bool:
-    from tactor.errors import NoProvider
-
+async def _refused(transport: RedisTransport, mailbox: str) -> bool:
+    """Whether a delivery to any provider of the endpoint is refused (no live node)."""
     try:
-        await transport.deliver(mailbox, b"x", endpoint="upness")  # type: ignore[attr-defined]
+        await transport.deliver(mailbox, b"x", endpoint="upness")
     except NoProvider:
         return True
     return False
