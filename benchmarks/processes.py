@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable
 
 from tactor import ActorSystem
 
 from .harness import Figure, Row, Settings, repeat_latency
 from .process_peers import Burner, RawEcho, manager_echo, ray_echo, sync_samples
+from .servers import cpu_medians, main_thread_cpu
 
 WORK = 50_000  # loop iterations per CPU-bound call: a few milliseconds
 IN_FLIGHT = 8
@@ -63,21 +65,40 @@ async def _cores_row(settings: Settings) -> Row:
     return row
 
 
+async def _cpu_of(
+    cpu: dict[str, list[float]], name: str, child: int, ops: int, run: Awaitable[object]
+) -> None:
+    """Await ``run`` (``ops`` calls) and add the CPU µs per call of this process and of the
+    child ``child`` (its one thread) to ``cpu`` (nothing for the child without /proc)."""
+    mine, theirs = time.process_time(), main_thread_cpu(child)
+    await run
+    cpu.setdefault(f"{name}: parent", []).append((time.process_time() - mine) / ops * 1e6)
+    after = main_thread_cpu(child)
+    if theirs is not None and after is not None:
+        cpu.setdefault(f"{name}: child", []).append((after - theirs) / ops * 1e6)
+
+
 async def _round_trip_row(settings: Settings) -> Row:
     ours = Figure("tactor call to a process provider", "us")
     base = Figure("raw asyncio socketpair echo to a child, as the channel reads (baseline)", "us")
     streams = Figure("the same echo over asyncio streams (the former baseline)", "us")
     echoes = [RawEcho("protocol"), RawEcho("streams")]
+    cpu: dict[str, list[float]] = {}
     async with ActorSystem() as system:
         await system.processes().spawn(Burner)
         burner = system.proxy(Burner)
+        child = (await system.endpoint_info(Burner)).providers[0].pid
         for echo in echoes:
             await echo.start()
         try:
             once = dataclasses.replace(settings, repeats=1)
+            ops = settings.warmup + settings.iterations
             for _ in range(settings.repeats):  # in turn: a change of load hits all three
-                await repeat_latency(ours, once, lambda: burner.echo(1))
-                await repeat_latency(base, once, echoes[0].call)
+                run = repeat_latency(ours, once, lambda: burner.echo(1))
+                await _cpu_of(cpu, "tactor", child, ops, run)
+                assert echoes[0].process is not None
+                run = repeat_latency(base, once, echoes[0].call)
+                await _cpu_of(cpu, "echo", echoes[0].process.pid, ops, run)
                 await repeat_latency(streams, once, echoes[1].call)
         finally:
             for echo in echoes:
@@ -91,7 +112,8 @@ async def _round_trip_row(settings: Settings) -> Row:
     ratio = ours.cost_ratio(base)
     row.target, row.met = "≤ 1.5× the raw socketpair echo", ratio <= 1.5
     row.finding = (
-        f"{ratio:.2f}× the raw echo ({ours.cost_ratio(streams):.2f}× the streams echo)."
+        f"{ratio:.2f}× the raw echo ({ours.cost_ratio(streams):.2f}× the streams echo). "
+        f"CPU time per call (median): {cpu_medians(cpu)}."
         + ("" if ray else " Ray: ray not installed.")
     )
     return row
