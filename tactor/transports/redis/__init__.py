@@ -145,6 +145,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._events: RedisEvents | None = None
         self.scripts: dict[str, Any] = {}
         self._pipeliner: Pipeliner | None = None
+        self._watcher: asyncio.Task[None] | None = None  # follows the primary (Sentinel)
         #: Replies to callers and acknowledgements go without an answer from Redis
         #: (``CLIENT REPLY SKIP``); False where Redis refuses that (checked at start).
         self.quiet = True
@@ -207,6 +208,19 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._events = RedisEvents(self)
         self._pipeliner = Pipeliner(client, self.load_scripts)
         self._pipeliner.start()
+        self._watcher = asyncio.get_running_loop().create_task(
+            self.location.watch(self._primary_moved), name="tactor-redis-primary"
+        )
+
+    async def _primary_moved(self, where: str) -> None:
+        """The primary moved (a failover): drop every connection, in use or not, so that
+        each connects again to the new one. The old primary may take writes for a while
+        yet (until it is demoted): nothing of this node is to go there."""
+        log.warning("Redis primary moved (%s): connecting again", where)
+        if self._heartbeat is not None:
+            self._heartbeat.reconnect()
+        if self._redis is not None:
+            await self._redis.connection_pool.disconnect(inuse_connections=True)
 
     async def _connect(self) -> aioredis.Redis:
         """The asyncio client, once Redis answered, the scripts are loaded and it is known
@@ -250,6 +264,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._closed = True
         if self._redis is None:
             return
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         for consumer in list(self.consumers):
             await consumer.close()
         if self._reader is not None:

@@ -54,6 +54,7 @@ class Heartbeat:
         self._script: Any = client.register_script(HEARTBEAT)
         self._leave: Any = client.register_script(LEAVE)
         self._failing = False
+        self._reconnect = False  # drop the connection before the next beat (a failover)
         self._beats = 0
         self._refused: dict[str, str] = {}  # the sorted sets refused at the last beat
 
@@ -69,6 +70,11 @@ class Heartbeat:
             self._thread.join(timeout=5)
             self._thread = None
         self._client.close()
+
+    def reconnect(self) -> None:
+        """Connect again (to where the primary is now) and beat at once; from any thread."""
+        self._reconnect = True
+        self._wake.set()
 
     def add(self, key: str, member: str) -> None:
         with self._lock:
@@ -176,6 +182,9 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stopped.is_set():
             try:
+                if self._reconnect:
+                    self._reconnect = False
+                    self._client.connection_pool.disconnect()
                 refused = self.beat()
                 if self._failing:
                     log.warning("tactor heartbeat: Redis is reachable again")

@@ -20,10 +20,12 @@ redis-py options are for the Redis servers, and ``sentinel_username`` /
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -44,6 +46,8 @@ __all__ = [
     "Server",
     "location_of",
 ]
+
+log = logging.getLogger(__name__)
 
 SENTINEL_SCHEME = "redis+sentinel"
 TLS_SENTINEL_SCHEME = "rediss+sentinel"
@@ -84,6 +88,11 @@ class Location(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Close what the clients made share (their own ``close`` does not)."""
+
+    async def watch(self, moved: Callable[[str], Awaitable[None]]) -> None:
+        """Await ``moved`` (with a line saying where to) whenever the primary moves; return
+        at once where it cannot (one server)."""
+        return None
 
 
 def location_of(url: str, ours: Iterable[str]) -> Location:
@@ -180,6 +189,56 @@ class Sentinels(Location):
         self._made += manager.sentinels  # its list is reordered as it is used
         return manager.master_for(self.service)
 
+    async def watch(self, moved: Callable[[str], Awaitable[None]]) -> None:
+        """Follow the Sentinels' ``+switch-master`` announcements of the service.
+
+        A connection asks the Sentinels for the primary only when it connects, and
+        after a switchover the old primary goes on taking writes until the Sentinels
+        demote it (~10 s later, measured): connections made before the switch would
+        write there meanwhile, and what they wrote is lost with its demotion. So each
+        switch is announced to ``moved``, which drops them. Listens on one Sentinel at
+        a time (the next one when it fails), and on each (re)subscription compares the
+        primary with the last one known, which catches a switch missed in between.
+        """
+        known: tuple[str, int] | None = None
+        failures = 0
+        while True:
+            for host, port in list(self.hosts):
+                # No socket timeout: it waits for announcements (keepalive finds a dead one).
+                options = {**self._sentinel_kwargs, "socket_timeout": None}
+                client = aioredis.Redis(host=host, port=port, **options)
+                pubsub = client.pubsub()
+                try:
+                    await pubsub.subscribe("+switch-master")
+                    # Untyped in some redis-py versions, typed in others: called as what it is.
+                    execute: Callable[..., Awaitable[Any]] = client.execute_command
+                    answer = await execute("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+                    now = _address(answer)
+                    if known is not None and now is not None and now != known:
+                        await moved(f"{self.service} is now at {now[0]}:{now[1]}")
+                    known = now or known
+                    failures = 0
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=None
+                        )
+                        fields = _text(message["data"]).split() if message else []
+                        if len(fields) == 5 and fields[0] == self.service:
+                            known = (fields[3], int(fields[4]))
+                            await moved(f"{self.service} moved to {fields[3]}:{fields[4]}")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # that Sentinel is away: the next one
+                    failures += 1
+                    if failures == len(self.hosts):
+                        log.debug("no Sentinel of %s answers (%s)", self, exc)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+                await asyncio.sleep(min(5.0, 0.2 * max(1, failures)))
+
     async def aclose(self) -> None:
         made, self._made = self._made, []
         for client in made:
@@ -206,6 +265,17 @@ class _AskedInTurn(aiosentinel.Sentinel):
             self._turn = asyncio.Lock()
         async with self._turn:
             return await super().discover_master(service_name)
+
+
+def _address(answer: Any) -> tuple[str, int] | None:
+    """The host and port in a ``SENTINEL GET-MASTER-ADDR-BY-NAME`` answer, if any."""
+    if not isinstance(answer, list | tuple) or len(answer) != 2:
+        return None
+    return _text(answer[0]), int(answer[1])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _host(part: str, scheme: str) -> tuple[str, int]:
