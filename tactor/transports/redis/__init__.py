@@ -220,7 +220,10 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         if self._heartbeat is not None:
             self._heartbeat.reconnect()
         if self._redis is not None:
-            await self._redis.connection_pool.disconnect(inuse_connections=True)
+            try:
+                await self._redis.connection_pool.disconnect(inuse_connections=True)
+            except Exception:  # (each connection that stays connects again at its next error)
+                log.exception("dropping the connections to the old Redis primary failed")
 
     async def _connect(self) -> aioredis.Redis:
         """The asyncio client, once Redis answered, the scripts are loaded and it is known
