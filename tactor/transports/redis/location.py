@@ -233,8 +233,9 @@ class Sentinels(Location):
                     if failures == len(self.hosts):
                         log.debug("no Sentinel of %s answers (%s)", self, exc)
                 finally:
+                    closing: Callable[[], Awaitable[None]] = pubsub.aclose  # (untyped in 5.3)
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+                        await closing()
                     with contextlib.suppress(Exception):
                         await client.aclose()
                 await asyncio.sleep(min(5.0, 0.2 * max(1, failures)))
