@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -145,6 +147,40 @@ async def test_a_failover_is_followed_without_user_action(fault: str, tmp_path: 
             await eventually(publish_and_count, lambda n: n > 0, timeout=10)
             assert await node.call(Pricing.where, timeout=2) == "eu"  # its replies, too
             assert time.monotonic() - killed < 30
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_switch_announced_where_nobody_listens_is_found_by_asking() -> None:
+    """The Sentinel a node listens to hangs (SIGSTOP) and a switchover happens through
+    another: no announcement reaches the node, yet it finds the new primary by asking
+    (its question to the hung one times out, the next one answers) and leaves the old
+    primary, which takes writes until its demotion, within seconds."""
+    with sentinel_cluster() as cluster:
+        url = with_query(cluster.url, prefix="asking", ttl="1", block="0.2")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            await node.spawn(Pricing, "eu")
+            assert await caller.proxy(Pricing).where() == "eu"
+            hung = cluster.sentinels[0]  # the first of the URL: the one each node listens to
+            assert hung.process is not None
+            os.kill(hung.process.pid, signal.SIGSTOP)
+            try:
+                with contextlib.closing(cluster.sentinels[1].client()) as sentinel:
+                    sentinel.execute_command("SENTINEL", "FAILOVER", cluster.service)
+                    await eventually(
+                        lambda: asyncio.to_thread(
+                            sentinel.sentinel_get_master_addr_by_name, cluster.service
+                        ),
+                        lambda address: int(address[1]) == cluster.replica.port,
+                        10,
+                    )
+                switched = time.monotonic()
+                await eventually(lambda: ours_on(cluster.primary), lambda n: n == 0, 6)
+                assert time.monotonic() - switched < 8  # the demotion comes ~10 s after
+                await eventually(lambda: answer(caller), lambda r: r == "eu", timeout=30)
+            finally:
+                os.kill(hung.process.pid, signal.SIGCONT)
 
 
 async def ours_on(server: RedisServer) -> int:

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 SENTINEL_SCHEME = "redis+sentinel"
 TLS_SENTINEL_SCHEME = "rediss+sentinel"
 SENTINEL_PORT = 26379
+#: A node asks the Sentinel it listens to for the primary this often (seconds) without news.
+CHECK_EVERY = 1.0
 _SHAPE = f"{SENTINEL_SCHEME}://[user:password@]host[:port][,host[:port]...]/SERVICE[/DB]"
 _SENTINEL_OPTIONS = {"sentinel_username": TEXT, "sentinel_password": TEXT}
 _HOST = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
@@ -197,38 +199,47 @@ class Sentinels(Location):
         demote it (~10 s later, measured): connections made before the switch would
         write there meanwhile, and what they wrote is lost with its demotion. So each
         switch is announced to ``moved``, which drops them. Listens on one Sentinel at
-        a time (the next one when it fails), and on each (re)subscription compares the
-        primary with the last one known, which catches a switch missed in between.
+        a time, and asks it for the primary on subscribing and every ``CHECK_EVERY``
+        seconds without news: that catches a switch announced while it listened
+        elsewhere, and a Sentinel that hangs (no answer within its socket timeout)
+        sends it to the next one.
         """
         known: tuple[str, int] | None = None
         failures = 0
+        answer_within = self._sentinel_kwargs["socket_timeout"]
         while True:
             for host, port in list(self.hosts):
-                # No socket timeout: it waits for announcements (keepalive finds a dead one).
+                # No socket timeout: it waits for announcements; each ask has its own.
                 options = {**self._sentinel_kwargs, "socket_timeout": None}
                 client = aioredis.Redis(host=host, port=port, **options)
                 pubsub = client.pubsub()
+                # Untyped in some redis-py versions, typed in others: called as what it is.
+                execute: Callable[..., Awaitable[Any]] = client.execute_command
                 try:
-                    await pubsub.subscribe("+switch-master")
-                    # Untyped in some redis-py versions, typed in others: called as what it is.
-                    execute: Callable[..., Awaitable[Any]] = client.execute_command
-                    answer = await execute("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
-                    now = _address(answer)
-                    if known is not None and now is not None and now != known:
-                        await moved(f"{self.service} is now at {now[0]}:{now[1]}")
-                    known = now or known
+                    async with asyncio.timeout(answer_within):
+                        await pubsub.subscribe("+switch-master")
                     failures = 0
                     while True:
+                        async with asyncio.timeout(answer_within):
+                            answer = await execute(
+                                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+                            )
+                        now = _address(answer)
+                        if known is not None and now is not None and now != known:
+                            await moved(f"{self.service} is now at {now[0]}:{now[1]}")
+                        known = now or known
                         message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=None
+                            ignore_subscribe_messages=True, timeout=CHECK_EVERY
                         )
                         fields = _text(message["data"]).split() if message else []
                         if len(fields) == 5 and fields[0] == self.service:
-                            known = (fields[3], int(fields[4]))
-                            await moved(f"{self.service} moved to {fields[3]}:{fields[4]}")
+                            told = (fields[3], int(fields[4]))
+                            if told != known:  # (not found by asking already)
+                                known = told
+                                await moved(f"{self.service} moved to {told[0]}:{told[1]}")
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # that Sentinel is away: the next one
+                except Exception as exc:  # that Sentinel is away (or hangs): the next one
                     failures += 1
                     if failures == len(self.hosts):
                         log.debug("no Sentinel of %s answers (%s)", self, exc)
