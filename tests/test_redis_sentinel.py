@@ -15,6 +15,7 @@ import pytest
 
 from tactor import ActorSystem, CallTimeout, ConfigError, NoProvider, TransportError
 from tactor.transports import open_transport
+from tactor.transports.redis.location import Sentinels
 from tests.conftest import with_query
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
@@ -181,6 +182,36 @@ async def test_a_switch_announced_where_nobody_listens_is_found_by_asking() -> N
                 await eventually(lambda: answer(caller), lambda r: r == "eu", timeout=30)
             finally:
                 os.kill(hung.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_a_primary_other_than_the_first_one_known_is_a_move() -> None:
+    """The watcher compares the primary the Sentinels name with the one the clients
+    connected to first: a switch between the two (at start) is acted on, and the same
+    primary is not taken for a move."""
+    with sentinel_cluster() as cluster:
+        location = Sentinels(cluster.url, ())
+        try:
+            for first, moves in (
+                (("127.0.0.1", cluster.primary.port), 0),
+                (("127.0.0.1", cluster.replica.port), 1),
+            ):
+                told: list[str] = []
+
+                async def moved(where: str, told: list[str] = told) -> None:
+                    told.append(where)
+
+                watching = asyncio.ensure_future(location.watch(moved, first))
+                await asyncio.sleep(2.5)  # the first question, and two more
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+                assert len(told) == moves, told
+                if moves:
+                    assert told[0].endswith(f"127.0.0.1:{cluster.primary.port}")
+        finally:
+            await location.aclose()
 
 
 async def ours_on(server: RedisServer) -> int:

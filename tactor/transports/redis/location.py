@@ -91,9 +91,12 @@ class Location(ABC):
     async def aclose(self) -> None:
         """Close what the clients made share (their own ``close`` does not)."""
 
-    async def watch(self, moved: Callable[[str], Awaitable[None]]) -> None:
-        """Await ``moved`` (with a line saying where to) whenever the primary moves; return
-        at once where it cannot (one server)."""
+    async def watch(
+        self, moved: Callable[[str], Awaitable[None]], first: tuple[str, int] | None = None
+    ) -> None:
+        """Await ``moved`` (with a line saying where to) whenever the primary moves from
+        ``first`` (where the clients connected first, if known) and on; return at once
+        where it cannot move (one server)."""
         return None
 
 
@@ -191,7 +194,9 @@ class Sentinels(Location):
         self._made += manager.sentinels  # its list is reordered as it is used
         return manager.master_for(self.service)
 
-    async def watch(self, moved: Callable[[str], Awaitable[None]]) -> None:
+    async def watch(
+        self, moved: Callable[[str], Awaitable[None]], first: tuple[str, int] | None = None
+    ) -> None:
         """Follow the Sentinels' ``+switch-master`` announcements of the service.
 
         A connection asks the Sentinels for the primary only when it connects, and
@@ -204,7 +209,7 @@ class Sentinels(Location):
         elsewhere, and a Sentinel that hangs (no answer within its socket timeout)
         sends it to the next one.
         """
-        known: tuple[str, int] | None = None
+        known = first  # a switch before the first question counts too
         failures = 0
         answer_within = self._sentinel_kwargs["socket_timeout"]
         while True:
