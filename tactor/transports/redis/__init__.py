@@ -209,8 +209,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         self._pipeliner = Pipeliner(client, self.load_scripts)
         self._pipeliner.start()
         # Where the client connected (a Sentinel-managed pool knows; a server's has no such).
-        connected = getattr(client.connection_pool, "master_address", None)
-        first = (str(connected[0]), int(connected[1])) if connected else None
+        first = getattr(client.connection_pool, "master_address", None)
         self._watcher = asyncio.get_running_loop().create_task(
             self.location.watch(self._primary_moved, first), name="tactor-redis-primary"
         )

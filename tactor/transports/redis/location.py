@@ -37,6 +37,7 @@ from redis.asyncio.connection import parse_url
 
 from ...errors import ConfigError
 from ..options import TEXT, split_options, unknown
+from .connection import text
 
 __all__ = [
     "SENTINEL_SCHEME",
@@ -91,12 +92,10 @@ class Location(ABC):
     async def aclose(self) -> None:
         """Close what the clients made share (their own ``close`` does not)."""
 
-    async def watch(
-        self, moved: Callable[[str], Awaitable[None]], first: tuple[str, int] | None = None
-    ) -> None:
+    async def watch(self, moved: Callable[[str], Awaitable[None]], first: object = None) -> None:
         """Await ``moved`` (with a line saying where to) whenever the primary moves from
-        ``first`` (where the clients connected first, if known) and on; return at once
-        where it cannot move (one server)."""
+        ``first`` (the host and port the clients connected to first, if known) and on;
+        return at once where it cannot move (one server)."""
         return None
 
 
@@ -194,9 +193,7 @@ class Sentinels(Location):
         self._made += manager.sentinels  # its list is reordered as it is used
         return manager.master_for(self.service)
 
-    async def watch(
-        self, moved: Callable[[str], Awaitable[None]], first: tuple[str, int] | None = None
-    ) -> None:
+    async def watch(self, moved: Callable[[str], Awaitable[None]], first: object = None) -> None:
         """Follow the Sentinels' ``+switch-master`` announcements of the service.
 
         A connection asks the Sentinels for the primary only when it connects, and
@@ -209,7 +206,7 @@ class Sentinels(Location):
         elsewhere, and a Sentinel that hangs (no answer within its socket timeout)
         sends it to the next one.
         """
-        known = first  # a switch before the first question counts too
+        known = _address(first)  # a switch before the first question counts too
         failures = 0
         answer_within = self._sentinel_kwargs["socket_timeout"]
         while True:
@@ -236,7 +233,7 @@ class Sentinels(Location):
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=CHECK_EVERY
                         )
-                        fields = _text(message["data"]).split() if message else []
+                        fields = text(message["data"]).split() if message else []
                         if len(fields) == 5 and fields[0] == self.service:
                             told = (fields[3], int(fields[4]))
                             if told != known:  # (not found by asking already)
@@ -285,14 +282,11 @@ class _AskedInTurn(aiosentinel.Sentinel):
 
 
 def _address(answer: Any) -> tuple[str, int] | None:
-    """The host and port in a ``SENTINEL GET-MASTER-ADDR-BY-NAME`` answer, if any."""
+    """The host and port in a ``SENTINEL GET-MASTER-ADDR-BY-NAME`` answer (or a pool's
+    ``master_address``), if any."""
     if not isinstance(answer, list | tuple) or len(answer) != 2:
         return None
-    return _text(answer[0]), int(answer[1])
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return text(answer[0]), int(answer[1])
 
 
 def _host(part: str, scheme: str) -> tuple[str, int]:
