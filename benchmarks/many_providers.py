@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .harness import Figure, Row, Settings
+from .many_raw import floor
 from .soak_redis import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +112,18 @@ def calls(tree: Path, processes: int, each: int, iterations: int) -> dict[str, A
         server.remove()
 
 
+def raw(processes: int, iterations: int) -> dict[str, Any]:
+    """The same spread without tactor (``many_raw.py``), on a redis-server of its own."""
+    server = RedisProcess(aof=False)
+    server.start()
+    try:
+        return dict(floor(server.url, processes, iterations))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        server.remove()
+
+
 def _ready(process: subprocess.Popen[str], timeout: float) -> bool:
     assert process.stdout is not None
     import selectors
@@ -155,13 +168,14 @@ async def run(settings: Settings) -> list[Row]:
         ours_big = idle(ROOT, big, deadline=120)
         ours_small = idle(ROOT, small, deadline=60)
         ours_calls = calls(ROOT, processes, each, iterations)
+        floor_calls = raw(processes, iterations)
         theirs_small = idle(base, small, deadline=60) if base else {"error": "no baseline"}
         theirs_big = idle(base, big, deadline=60) if base else {"error": "no baseline"}
         theirs_many = calls(base, processes, each, 20) if base else {"error": "no baseline"}
         theirs_few = calls(base, processes, few, iterations) if base else {"error": "no baseline"}
     return [
         _idle_row(big, small, ours_big, ours_small, theirs_big, theirs_small),
-        *_call_rows(processes, each, few, ours_calls, theirs_many, theirs_few),
+        *_call_rows(processes, each, few, ours_calls, theirs_many, theirs_few, floor_calls),
     ]
 
 
@@ -221,6 +235,7 @@ def _call_rows(
     ours: dict[str, Any],
     many: dict[str, Any],
     theirs: dict[str, Any],
+    raw: dict[str, Any],
 ) -> list[Row]:
     total = processes * each
     one = ours.get("one_us")
@@ -257,8 +272,21 @@ def _call_rows(
                 "us",
                 theirs.get("any_us"),
             ),
+            _figure(
+                f"raw redis-py: to a stream read by {processes} processes", "us", raw.get("many_us")
+            ),
+            _figure("raw redis-py: to a stream read by one process", "us", raw.get("one_us")),
         ],
     )
+    any_us, raw_many, raw_one = ours.get("any_us"), raw.get("many_us"), raw.get("one_us")
+    if one and any_us and raw_many and raw_one:
+        call.finding = (
+            f"to the endpoint of {total:,}: {any_us / one:.2f}× a single-provider call; "
+            f"raw redis-py pays {raw_many / raw_one:.2f}× for the same spread over "
+            f"{processes} processes (each call wakes the process that slept longest)."
+        )
+    else:
+        call.finding = f"raw redis-py: {_said(raw)}"
     worst = max(ours.get("any_us") or 1e12, ours.get("addressed_us") or 1e12)
     call.judge(("within 1.3× a single-provider call", one is not None and worst <= 1.3 * one))
     return [broadcast, call]

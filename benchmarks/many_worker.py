@@ -9,8 +9,8 @@ same file runs on this tree and on a baseline's (see ``many_providers.py``):
 - ``serve URL ENDPOINT N``: serve N providers of ENDPOINT; prints ``ready``; closes when
   stdin closes.
 - ``call URL ITERATIONS``: a broadcast to every provider of ``bench-many``, calls to one
-  of them (any, and one by ``provider=``), and calls to ``bench-one`` (one provider);
-  prints one JSON line of medians (µs).
+  of them (any, and one by ``provider=``), and calls to ``bench-one`` (one provider),
+  the three in turn call by call; prints one JSON line of medians (µs).
 """
 
 from __future__ import annotations
@@ -137,12 +137,16 @@ async def call(url: str, iterations: int) -> dict[str, object]:
         for proxy in (many, one, addressed):  # warm
             for _ in range(50):
                 await proxy.which()
-        for _ in range(3):  # interleaved, so that drift hits each the same
-            for name, proxy in (("any_us", many), ("one_us", one), ("addressed_us", addressed)):
-                samples = result.setdefault(name + "_runs", [])
-                samples.append(await timed(proxy.which, iterations))  # type: ignore[union-attr]
-        for name in ("any_us", "one_us", "addressed_us"):
-            result[name] = statistics.median(result.pop(name + "_runs"))  # type: ignore[arg-type]
+        names = ("any_us", "one_us", "addressed_us")
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        # In turn, call by call: a burst of noise (this is a shared VM) hits each the same.
+        for _ in range(3 * iterations):
+            for name, proxy in zip(names, (many, one, addressed), strict=True):
+                started = time.perf_counter()
+                await proxy.which()  # type: ignore[union-attr]
+                samples[name].append((time.perf_counter() - started) * 1e6)
+        for name in names:
+            result[name] = statistics.median(samples[name])
         return result
 
 
