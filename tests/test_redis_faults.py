@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from decimal import Decimal
 
@@ -145,3 +146,29 @@ async def answer_count(caller: ActorSystem, ref: ActorRef[Counter]) -> int | Bas
         return await caller.call(Counter.count, provider=ref, timeout=1.0)
     except (TransportError, CallTimeout, NoProvider) as exc:
         return exc
+
+
+async def test_an_outage_is_logged_once_per_reader_not_once_per_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Readers retry every 50 ms to 2 s while Redis is down; each says so once, and once
+    more when Redis serves it again (an operator's log is not a line per retry)."""
+    caplog.set_level(logging.WARNING, logger="tactor")
+    with redis_server() as server:
+        url = with_query(server.url, prefix="outage", ttl="1", block="0.2", claim_idle="0.2")
+        async with ActorSystem(url) as node:
+            await node.spawn(Pricing, "eu")
+            assert await answer(node) == "eu"
+            server.kill()
+            await asyncio.sleep(4)  # some ten retries of each reader
+            server.start()
+            await eventually(lambda: answer(node), lambda r: r == "eu", timeout=15)
+            await asyncio.sleep(0.5)
+
+    def lines(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    lost = lines("Redis connection lost while")
+    readers = {line.split(":")[0] for line in lost}  # the node's reader, its consumers
+    assert lost and len(lost) == len(readers), lost
+    assert lines("Redis serves the mailbox"), caplog.text

@@ -67,10 +67,33 @@ def test_sentinel_url_mistakes_are_config_errors_before_connecting(url: str, mes
         open_transport(url)
 
 
-async def test_no_sentinel_answering_is_a_transport_error() -> None:
-    url = f"redis+sentinel://127.0.0.1:{free_port()}/nobody?prefix=unreachable"
-    with pytest.raises(TransportError, match="No master found for 'nobody'"):
+async def test_no_sentinel_answering_is_a_transport_error_that_names_them_briefly() -> None:
+    first, second = free_port(), free_port()
+    url = f"redis+sentinel://127.0.0.1:{first},127.0.0.1:{second}/nobody?prefix=unreachable"
+    with pytest.raises(TransportError, match="No master found for 'nobody'") as raised:
         await ActorSystem(url).start()
+    message = str(raised.value)
+    # Each Sentinel by its address, with why it failed; not by redis-py's repr of its client
+    # (every connection option: some 1,500 characters each on redis-py 8).
+    assert f"127.0.0.1:{first} - " in message and f"127.0.0.1:{second} - " in message
+    assert "Connect" in message and "ConnectionPool" not in message and "<redis." not in message
+    assert len(message) < 600, message
+
+
+def test_a_sentinel_client_in_an_error_is_cut_to_its_address() -> None:
+    from redis.sentinel import MasterNotFoundError, Sentinel
+
+    from tactor.transports.redis.connection import described
+
+    port = free_port()
+    sentinels = Sentinel([("127.0.0.1", port)], socket_connect_timeout=0.5)
+    with pytest.raises(MasterNotFoundError) as raised:  # the synchronous client's, as in the
+        sentinels.discover_master("nobody")  # heartbeat thread
+    assert "<redis." in str(raised.value)
+    said = described(raised.value)
+    assert said.startswith(f"No master found for 'nobody' : 127.0.0.1:{port} - "), said
+    assert "<redis." not in said and len(said) < 400
+    assert described(ValueError("<redis. but no client")) == "<redis. but no client"
 
 
 async def answer(caller: ActorSystem) -> object:

@@ -9,6 +9,7 @@ the typed view of the client's commands whose redis-py hints differ by version.
 from __future__ import annotations
 
 import asyncio
+import re
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,10 +22,23 @@ from ...errors import TransportError
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["LOST", "Backoff", "Commands", "check_cancelled", "commands", "text", "translated"]
+__all__ = [
+    "CONNECTION_LOST",
+    "LOST",
+    "Backoff",
+    "Commands",
+    "check_cancelled",
+    "commands",
+    "described",
+    "text",
+    "translated",
+]
 
 #: Errors that mean the connection was lost: retry after reconnecting.
 LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+#: Why a reader that retries is not served, beside a refusal's text: it logs the loss once,
+#: and once more when Redis serves it again, however many retries an outage takes.
+CONNECTION_LOST = "the connection was lost"
 
 
 def check_cancelled() -> None:
@@ -53,6 +67,31 @@ class Backoff:
         self.delay = self.first
 
 
+#: A redis-py client as its repr shows it: ``<redis....Redis(<...ConnectionPool(<...Connection(
+#: host=H,port=P,...)>)>)>``, every connection option included.
+_CLIENT = re.compile(r"<redis\.[\w.]*Redis\((?P<options>.*?)\)>\)>\)>", re.DOTALL)
+_HOST = re.compile(r"[(,]host=([^,)>]+)")
+_PORT = re.compile(r"[(,]port=(\d+)")
+
+
+def described(exc: BaseException) -> str:
+    """``exc``'s message, each redis-py client it names cut to its address.
+
+    A Sentinel client names the Sentinels that failed by their whole repr
+    (``MasterNotFoundError``: "No master found for 'svc' : <redis...Redis(<...>)> -
+    ..."), some 1,500 characters each on redis-py 8; this keeps ``host:port``.
+    """
+    message = str(exc)
+    if "<redis." not in message:
+        return message
+
+    def address(client: re.Match[str]) -> str:
+        host, port = _HOST.search(client["options"]), _PORT.search(client["options"])
+        return f"{host[1]}:{port[1]}" if host and port else "a Redis client"
+
+    return _CLIENT.sub(address, message)
+
+
 class translated:  # lower case: used like a function, ``with translated("publish"): ...``
     """Redis errors never reach users untranslated: they leave as ``TransportError``.
 
@@ -74,7 +113,7 @@ class translated:  # lower case: used like a function, ``with translated("publis
     ) -> None:
         if isinstance(exc, RedisError | OSError):
             what = f"{self.what} {self.subject}" if self.subject else self.what
-            raise TransportError(f"Redis {what} failed: {exc}") from exc
+            raise TransportError(f"Redis {what} failed: {described(exc)}") from exc
 
 
 def text(value: Any) -> str:

@@ -40,7 +40,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from ...errors import TransportClosed, TransportError
-from .connection import LOST, Backoff, check_cancelled
+from .connection import CONNECTION_LOST, LOST, Backoff, check_cancelled, described
 from .feeds import GROUP, Entry, Feed, expected
 from .taking import CLOSED, RUNG, RedisDelivery, Taking
 
@@ -175,8 +175,10 @@ class RedisConsumer(Taking):
                     await backoff.wait()
                 continue
             except LOST as exc:
-                what = "Redis connection lost while receiving"
-                log.warning("%s: %s (%s); retrying", self.name, what, exc)
+                if self._refused != CONNECTION_LOST:
+                    what = "Redis connection lost while receiving"
+                    log.warning("%s: %s (%s); retrying", self.name, what, described(exc))
+                    self._refused = CONNECTION_LOST
                 backoff = backoff or Backoff()
                 await backoff.wait()
                 continue

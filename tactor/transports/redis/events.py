@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from ..subscription import BufferedSubscription, Subscription
 from ..topics import check_pattern, topic_matches
-from .connection import LOST, Backoff, check_cancelled, text
+from .connection import LOST, Backoff, check_cancelled, described, text
 
 if TYPE_CHECKING:
     from . import RedisTransport
@@ -136,7 +136,9 @@ class RedisEvents:
                 backoff.reset()
             except LOST as exc:
                 if not lost:
-                    log.warning("tactor events: Redis connection lost (%s); reconnecting", exc)
+                    log.warning(
+                        "tactor events: Redis connection lost (%s); reconnecting", described(exc)
+                    )
                 lost = True
                 await backoff.wait()
                 continue

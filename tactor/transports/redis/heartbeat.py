@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from .connection import text
+from .connection import described, text
 from .scripts.registry import HEARTBEAT, LEAVE
 
 __all__ = ["OWNED_LIFETIME", "Heartbeat"]
@@ -192,7 +192,7 @@ class Heartbeat:
                 self._log_refused(refused)
             except redis.RedisError as exc:
                 if not self._failing:
-                    log.warning("tactor heartbeat failed, retrying: %s", exc)
+                    log.warning("tactor heartbeat failed, retrying: %s", described(exc))
                 self._failing = True
             self._wake.wait(self._interval)
             self._wake.clear()

@@ -37,7 +37,7 @@ from redis.asyncio.connection import parse_url
 
 from ...errors import ConfigError
 from ..options import TEXT, split_options, unknown
-from .connection import text
+from .connection import described, text
 
 __all__ = [
     "SENTINEL_SCHEME",
@@ -244,7 +244,7 @@ class Sentinels(Location):
                 except Exception as exc:  # that Sentinel is away (or hangs): the next one
                     failures += 1
                     if failures == len(self.hosts):
-                        log.debug("no Sentinel of %s answers (%s)", self, exc)
+                        log.debug("no Sentinel of %s answers (%s)", self, described(exc))
                 finally:
                     closing: Callable[[], Awaitable[None]] = pubsub.aclose  # (untyped in 5.3)
                     with contextlib.suppress(Exception):

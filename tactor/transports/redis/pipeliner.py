@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from ...errors import TransportClosed
+from .connection import described
 from .wire import HeldConnection, quietly
 
 __all__ = ["Pipeliner"]
@@ -159,7 +160,11 @@ class Pipeliner:
                 if not future.done():
                     future.set_exception(exc)
             if len(waiting) < len(written) + len(batch):
-                log.warning("commands sent without a reply (replies to callers) lost: %r", exc)
+                log.warning(
+                    "commands sent without a reply (replies to callers) lost: %s: %s",
+                    type(exc).__name__,
+                    described(exc),
+                )
             return
         missing: list[_Waiting] = []
         for (args, future), reply in zip(waiting, replies, strict=True):
@@ -183,4 +188,4 @@ class Pipeliner:
 
 def _log_failure(future: asyncio.Future[Any], what: str) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
-        log.warning("%s failed: %r", what, exc)
+        log.warning("%s failed: %s: %s", what, type(exc).__name__, described(exc))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from .connection import LOST, Backoff, check_cancelled, text
+from .connection import CONNECTION_LOST, LOST, Backoff, check_cancelled, described, text
 from .feeds import GROUP, Feed, acknowledging, entries_of, expected, pairs_of, rings_in
 from .reclaiming import Reclaiming
 from .scripts import CARRIED
@@ -69,7 +69,7 @@ class NodeReader(Reclaiming):
         self._regroup = False
         self._recover = False
         self._resting = False  # waiting after a failure before it reads again
-        self._refused: str | None = None
+        self._refused: str | None = None  # why Redis does not serve it: said once (CONNECTION_LOST)
         #: A fault that is not Redis's (a bug): receives raise it until a step succeeds, so
         #: runners give up and their providers leave the registry rather than serve nothing.
         self.failure: Exception | None = None
@@ -235,8 +235,10 @@ class NodeReader(Reclaiming):
                     self._refused = str(exc)
                 await self._rest(backoff)
             except LOST as exc:
-                what = "Redis connection lost while reading"
-                log.warning("%s: %s (%s); retrying", self.node, what, exc)
+                if self._refused != CONNECTION_LOST:
+                    what = "Redis connection lost while reading"
+                    log.warning("%s: %s (%s); retrying", self.node, what, described(exc))
+                    self._refused = CONNECTION_LOST
                 self._recover = True
                 self._wake_private()
                 await self._rest(backoff)

@@ -99,7 +99,7 @@ class Taking(ParkingConsumer):
         self._rings = 0
         self._recover = False  # read the private mailboxes from '0': a read was cut short
         self._regroup = False
-        self._refused: str | None = None
+        self._refused: str | None = None  # why Redis does not serve it: said once (CONNECTION_LOST)
         self._waiting: asyncio.Future[Any] | None = None
         self._wake: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
         self._late: asyncio.Future[Any] | None = None  # a read whose receive was cancelled
