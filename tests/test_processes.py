@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import types
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +82,35 @@ async def test_a_class_the_child_cannot_import_is_a_spawn_error_not_a_hang() -> 
             assert await system.providers(module.Ghost) == []
     finally:
         del sys.modules[module.__name__]
+
+
+UNGUARDED = """
+import asyncio
+from tactor import Actor, ActorSystem
+
+class Echo(Actor, name="unguarded-echo"):
+    async def echo(self, x: int) -> int:
+        return x
+
+async def main() -> None:
+    async with ActorSystem() as system:
+        await system.processes().spawn(Echo)
+
+asyncio.run(main())  # not under `if __name__ == "__main__":`: the child runs it too
+"""
+
+
+def test_a_script_without_its_main_guard_is_told_where_its_work_belongs(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("tactor.errors.SpawnError: unguarded-echo@"), run.stderr
+    assert "asyncio.run() cannot be called from a running event loop" in last
+    assert 'without its `if __name__ == "__main__":` block' in last
 
 
 async def test_a_class_defined_in_a_function_is_refused_at_once() -> None:

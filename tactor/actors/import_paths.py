@@ -109,5 +109,13 @@ def _run_main(path: str) -> types.ModuleType:
         raise ImportError(f"cannot load the script {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["__mp_main__"] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        del sys.modules["__mp_main__"]
+        raise ImportError(
+            f"running the script {path} to find it raised {type(exc).__name__}: {exc} (a "
+            'child runs the script without its `if __name__ == "__main__":` block: what '
+            "starts the program, asyncio.run(...) or a system, belongs under it)"
+        ) from exc
     return module
