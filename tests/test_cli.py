@@ -3,6 +3,7 @@ and its exit status; every mistake a user can make is one line, never a tracebac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 
@@ -188,6 +189,37 @@ def test_run_on_memory_serves_until_sigint() -> None:
     assert proc.returncode == 0, err
     assert json.loads(out) == {"event": "stopped", "signal": "SIGINT"}
     assert "memory:// lives in this process" in err and "Traceback" not in err
+
+
+def test_ctrl_c_drains_process_providers_without_a_traceback() -> None:
+    """A terminal's Ctrl-C is a SIGINT to the whole process group: the command, its fork
+    server and every child. The parent drains the children; none dies of it on its own."""
+    import os
+    import signal
+
+    from tests.cli import command
+
+    with subprocess.Popen(
+        command("run", f"{APP}:Pricing", '["eu"]', "-n", "2", "--process", "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            serving = json.loads(proc.stdout.readline())
+            assert len(serving["providers"]["cli-pricing"]) == 2
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # every process it started
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"event": "stopped", "signal": "SIGINT"}
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
 
 def test_python_dash_m_and_version() -> None:

@@ -147,6 +147,11 @@ def _serve(parent: int, control: socket.socket) -> None:
     from . import child  # imported here, before any fork: every child starts with it
 
     child.die_with_parent(parent)
+    # A terminal's Ctrl-C reaches the whole process group. The server and its children (who
+    # inherit this) leave stopping to the parent: it drains them, then SIGTERM, then
+    # SIGKILL, and they die with it. Without this, each of them died of the SIGINT at once,
+    # printing a KeyboardInterrupt traceback, while the parent was draining them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
