@@ -159,10 +159,11 @@ async def test_user_password_and_token_from_the_url(config: str, credentials: st
         url = f"nats://{credentials}127.0.0.1:{server.port}?{ns()}"
         async with serving(url), ActorSystem(url) as caller:
             assert await caller.proxy(Pricing).where() == "x"
-        # Typed, and usually saying "Authorization Violation" (the server may also just
-        # reset the connection of a client it refused).
-        with pytest.raises(TransportError, match=r"[Aa]uthoriz|reset|closed"):
-            await ActorSystem(f"nats://wrong:wrong@127.0.0.1:{server.port}?{ns()}").start()
+        # Typed, and saying why: the server's refusal, though nats-py's retry of the
+        # connection may then be reset (it said only that reset, once).
+        for wrong in ("wrong:wrong@", "wrong@", ""):
+            with pytest.raises(TransportError, match="'Authorization Violation'"):
+                await ActorSystem(f"nats://{wrong}127.0.0.1:{server.port}?{ns()}").start()
 
 
 async def test_tls_from_the_url(tmp_path: Path) -> None:

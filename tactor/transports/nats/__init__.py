@@ -107,7 +107,10 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None
-        self._last_error: Exception | None = None  # nats-py's last, for a failed connect
+        # What nats-py reported while connecting (distinct, in order), for a failed connect: a
+        # refusal ('Authorization Violation') is often followed by a reset of the retry.
+        self._connect_errors: list[str] = []
+        self._connecting = False
         self._closed = False
         self.registry = Registry(self.node, self.ttl, self._forget_dead)
 
@@ -144,6 +147,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             return
         if self._closed:
             raise TransportClosed("the NATS transport is closed and cannot be restarted")
+        self._connecting = True
         try:
             # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.
             with translated(f"connect to {self.location}"):
@@ -160,9 +164,11 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                         **self.location.options,
                     )
         except TransportError as exc:
-            if self._last_error is None:
+            if not self._connect_errors:
                 raise
-            raise TransportError(f"{exc} ({self._last_error})") from None
+            raise TransportError(f"{exc} ({'; '.join(self._connect_errors)})") from None
+        finally:
+            self._connecting = False
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
         self._nc = nc
         try:
@@ -184,7 +190,9 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._beating = asyncio.create_task(self._beat(), name=f"tactor-nats-beat-{self.node}")
 
     async def _on_error(self, exc: Exception) -> None:
-        self._last_error = exc
+        said = str(exc)
+        if self._connecting and said not in self._connect_errors:
+            self._connect_errors.append(said)
         log.debug("NATS: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:
