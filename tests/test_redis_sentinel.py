@@ -209,6 +209,20 @@ async def test_a_switch_announced_where_nobody_listens_is_found_by_asking() -> N
 
 @pytest.mark.redis
 @pytest.mark.slow
+async def test_a_service_the_sentinels_do_not_know_is_an_error_that_says_they_answered() -> None:
+    with sentinel_cluster() as cluster:
+        url = cluster.url.replace(f"/{cluster.service}/", "/no-such-service/")
+        with pytest.raises(TransportError) as raised:
+            await ActorSystem(with_query(url, prefix="wrong-service")).start()
+    message = str(raised.value)
+    assert (
+        "No master found for 'no-such-service' (the Sentinels answered: is the name right?"
+        in message
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.slow
 async def test_a_primary_other_than_the_first_one_known_is_a_move() -> None:
     """The watcher compares the primary the Sentinels name with the one the clients
     connected to first: a switch between the two (at start) is acted on, and the same

@@ -13,9 +13,11 @@ import re
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFound
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import MasterNotFoundError
 
 from ...errors import TransportError
 
@@ -82,6 +84,9 @@ def described(exc: BaseException) -> str:
     ..."), some 1,500 characters each on redis-py 8; this keeps ``host:port``.
     """
     message = str(exc)
+    if isinstance(exc, MasterNotFoundError | AsyncMasterNotFound) and " : " not in message:
+        # Every Sentinel answered (none failed to): none names an up primary of the service.
+        return f"{message} (the Sentinels answered: is the name right? a failover under way?)"
     if "<redis." not in message:
         return message
 
