@@ -250,6 +250,26 @@ async def test_a_prefix_outside_the_acl_is_refused_and_nothing_is_left_open(
         await system.close()
 
 
+@pytest.mark.parametrize("taken", ["-@sortedset", "-xgroup"])
+async def test_a_command_the_acl_refuses_is_an_error_that_says_where_the_needs_are(
+    acl_server: tuple[RedisServer, redis.Redis], taken: str
+) -> None:
+    """Refused directly (NOPERM) or inside a script (which says neither NOPERM nor which
+    command): either way the error points at the list of what tactor needs."""
+    server, admin = acl_server
+    admin.execute_command("ACL", "SETUSER", "tactor", taken)
+    system = ActorSystem(sec_url(server))
+    try:
+        with pytest.raises(TransportError) as info:
+            async with system:
+                await system.spawn(Pricing, "eu")
+        assert "'Running with a restricted ACL user' in tactor's docs/transports.md" in str(
+            info.value
+        )
+    finally:
+        await system.close()
+
+
 # -- unreachable and TLS servers -----------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFound
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import MasterNotFoundError
 
@@ -76,14 +76,25 @@ _HOST = re.compile(r"[(,]host=([^,)>]+)")
 _PORT = re.compile(r"[(,]port=(\d+)")
 
 
+#: How Redis refuses a command run by a script to a user whose ACL lacks it (no NOPERM).
+_SCRIPT_REFUSED = "user executing the script can't run"
+_ACL_NEEDS = (
+    "the Redis user's ACL lacks what tactor runs: see 'Running with a restricted ACL user' "
+    "in tactor's docs/transports.md"
+)
+
+
 def described(exc: BaseException) -> str:
     """``exc``'s message, each redis-py client it names cut to its address.
 
     A Sentinel client names the Sentinels that failed by their whole repr
     (``MasterNotFoundError``: "No master found for 'svc' : <redis...Redis(<...>)> -
-    ..."), some 1,500 characters each on redis-py 8; this keeps ``host:port``.
+    ..."), some 1,500 characters each on redis-py 8; this keeps ``host:port``. A
+    refusal by the user's ACL says where tactor's needs are listed.
     """
     message = str(exc)
+    if isinstance(exc, NoPermissionError) or _SCRIPT_REFUSED in message:
+        return f"{message} ({_ACL_NEEDS})"
     if isinstance(exc, MasterNotFoundError | AsyncMasterNotFound) and " : " not in message:
         # Every Sentinel answered (none failed to): none names an up primary of the service.
         return f"{message} (the Sentinels answered: is the name right? a failover under way?)"
