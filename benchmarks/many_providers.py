@@ -117,7 +117,7 @@ def raw(processes: int, iterations: int) -> dict[str, Any]:
     server = RedisProcess(aof=False)
     server.start()
     try:
-        return dict(floor(server.url, processes, iterations))
+        return floor(server.url, processes, iterations)
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:

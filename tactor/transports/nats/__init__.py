@@ -110,7 +110,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         # What nats-py reported while connecting (distinct, in order), for a failed connect: a
         # refusal ('Authorization Violation') is often followed by a reset of the retry.
         self._connect_errors: list[str] = []
-        self._connecting = False
         self._closed = False
         self.registry = Registry(self.node, self.ttl, self._forget_dead)
 
@@ -147,7 +146,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             return
         if self._closed:
             raise TransportClosed("the NATS transport is closed and cannot be restarted")
-        self._connecting = True
         try:
             # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.
             with translated(f"connect to {self.location}"):
@@ -167,8 +165,6 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             if not self._connect_errors:
                 raise
             raise TransportError(f"{exc} ({'; '.join(self._connect_errors)})") from None
-        finally:
-            self._connecting = False
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
         self._nc = nc
         try:
@@ -191,7 +187,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
 
     async def _on_error(self, exc: Exception) -> None:
         said = str(exc)
-        if self._connecting and said not in self._connect_errors:
+        if self._nc is None and said not in self._connect_errors:  # still connecting
             self._connect_errors.append(said)
         log.debug("NATS: %s: %s", type(exc).__name__, exc)
 

@@ -85,12 +85,13 @@ _ACL_NEEDS = (
 
 
 def described(exc: BaseException) -> str:
-    """``exc``'s message, each redis-py client it names cut to its address.
+    """``exc``'s message, made readable where redis-py's or Redis's is not.
 
     A Sentinel client names the Sentinels that failed by their whole repr
     (``MasterNotFoundError``: "No master found for 'svc' : <redis...Redis(<...>)> -
     ..."), some 1,500 characters each on redis-py 8; this keeps ``host:port``. A
-    refusal by the user's ACL says where tactor's needs are listed.
+    Sentinel that answered without a primary for the service says so, and a refusal by
+    the user's ACL says where tactor's needs are listed.
     """
     message = str(exc)
     if isinstance(exc, NoPermissionError) or _SCRIPT_REFUSED in message:

@@ -168,7 +168,9 @@ class RedisConsumer(Taking):
             except ResponseError as exc:
                 self._regroup = True  # never ends (see NodeReader._run): make the groups again
                 if str(exc) != self._refused:
-                    log.warning("%s: Redis refused a mailbox read (%s); retrying", self.name, exc)
+                    log.warning(
+                        "%s: Redis refused a mailbox read (%s); retrying", self.name, described(exc)
+                    )
                     self._refused = str(exc)
                 if not expected(exc):
                     backoff = backoff or Backoff()

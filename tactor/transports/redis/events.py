@@ -143,7 +143,7 @@ class RedisEvents:
                 await backoff.wait()
                 continue
             except RedisError as exc:  # e.g. an ACL that forbids a pattern: say so, keep going
-                log.error("tactor events: Redis refused a subscription: %s", exc)
+                log.error("tactor events: Redis refused a subscription: %s", described(exc))
                 continue
             if message is not None:
                 self._dispatch(message)

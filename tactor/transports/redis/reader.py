@@ -231,7 +231,9 @@ class NodeReader(Reclaiming):
                     regrouped = True  # at once the first time; if it recurs, at a pace
                     continue
                 if str(exc) != self._refused:
-                    log.warning("%s: Redis refused a mailbox read (%s); retrying", self.node, exc)
+                    log.warning(
+                        "%s: Redis refused a mailbox read (%s); retrying", self.node, described(exc)
+                    )
                     self._refused = str(exc)
                 await self._rest(backoff)
             except LOST as exc:
