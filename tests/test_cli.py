@@ -74,9 +74,11 @@ def test_ls_and_providers_list_live_providers() -> None:
     for provider in endpoint["providers"]:
         assert provider["node"] and provider["host"] and provider["pid"] > 0
         assert provider["age"] >= 0 and provider["since"]
+        assert provider["actor"] == f"{APP}:Pricing"  # what each provider runs
     ran = run_tactor("providers", *FACTORY, "cli-pricing")
     assert ran.status == 0 and ran.out.startswith("cli-pricing  (2 providers, mailbox depth 0)")
     assert ran.out.count("  cli-pricing@") == 2
+    assert ran.out.count(f"  {APP}:Pricing\n") == 2
     ran = run_tactor("providers", "nobody", "--json")
     assert (ran.status, ran.json()["providers"]) == (Exit.NOT_FOUND, [])
     assert run_tactor("ls").out == "no endpoint has a live provider\n"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import tactor
-from tactor import NoProvider, NotRunning
+from tactor import NoProvider, NotRunning, SchemaError
 from tactor.actors import default
 from tests import pymq_style
 from tests.conftest import require_redis, with_query
@@ -71,6 +71,26 @@ def test_registrations_after_init_take_effect_at_once(module_api: None) -> None:
 
     assert tactor.stub(late)(1) == 2
     assert tactor.stub("late")(41) == 42
+
+
+class Lookalike(tactor.Actor, name="lookalike"):
+    async def call(self, x: int) -> int:
+        return -x
+
+
+def test_a_function_and_a_class_cannot_share_an_endpoint(module_api: None) -> None:
+    def lookalike(x: int) -> int:
+        return x + 1
+
+    tactor.init()
+    tactor.expose(lookalike, name="lookalike")
+    with pytest.raises(SchemaError, match="lookalike serves it here") as caught:
+        tactor.system().spawn(Lookalike)
+    assert "subclass" not in str(caught.value)  # a function has no subclasses
+    assert tactor.stub("lookalike")(1) == 2  # served by the function alone
+    assert tactor.system().endpoint_info("lookalike").providers[0].actor == (
+        f"{__name__}:test_a_function_and_a_class_cannot_share_an_endpoint.<locals>.lookalike"
+    )
 
 
 def test_the_default_system_needs_init(module_api: None) -> None:

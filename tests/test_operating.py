@@ -1,5 +1,5 @@
 """What operating tools stand on, on every transport: the registry of every endpoint with
-each provider's node, host, pid and start; calls by name with JSON data; dead letters by
+each provider's node, host, pid, start and class; calls by name with JSON data; dead letters by
 endpoint name; and a close that drains (the message in hand is finished and acknowledged,
 or, past the drain timeout, handed back to be handled elsewhere)."""
 
@@ -37,6 +37,7 @@ async def test_endpoints_list_every_nodes_providers(url: str) -> None:
             assert (provider.host, provider.pid) == (socket.gethostname(), os.getpid())
             assert provider.since is not None and provider.since >= before.replace(microsecond=0)
             assert provider.age is not None and provider.endpoint == "cli-pricing"
+            assert provider.actor == "tests.cli_app:Pricing"
         # (the url fixture's memory:// URLs name a hub: two systems on it share it)
         assert (await two.endpoint_info(Pricing)).providers == found.providers
         await one.stop(a)

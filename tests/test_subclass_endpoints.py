@@ -1,10 +1,11 @@
-"""A subclass that names its own endpoint: method references reach that endpoint."""
+"""A subclass that names its own endpoint: method references reach that endpoint; classes
+that share an endpoint are implementations of one class, not strangers with one name."""
 
 from __future__ import annotations
 
 import pytest
 
-from tactor import Actor, ActorSystem, NoProvider, RemoteError
+from tactor import Actor, ActorSystem, NoProvider, RemoteError, SchemaError
 
 
 class Nope(Exception):
@@ -29,6 +30,20 @@ class Loud(Greeter, name="loud", errors=(Nope,)):
 
 class Polite(Greeter):  # no name: serves its parent's endpoint
     pass
+
+
+class Twin(Greeter):  # a sibling of Polite: another implementation of "greeter"
+    async def who(self, suffix: str = "") -> str:
+        return "twin" + suffix
+
+
+class Again(Loud, name="greeter"):  # names its grandparent's endpoint again
+    pass
+
+
+class Stranger(Actor, name="greeter"):  # shares the name, not the interface
+    async def who(self, suffix: int = 0) -> int:
+        return suffix
 
 
 def test_inherited_method_references_belong_to_the_subclass() -> None:
@@ -67,3 +82,40 @@ async def test_the_subclass_errors_apply_to_its_inherited_methods(url: str) -> N
             await system.call(Loud.fail)
         with pytest.raises(RemoteError, match="Nope"):  # not in Greeter's
             await system.call(Greeter.fail)
+
+
+async def test_an_unrelated_class_cannot_serve_an_endpoint_served_here(url: str) -> None:
+    async with ActorSystem(url, timeout=5) as system:
+        await system.spawn(Greeter)
+        with pytest.raises(SchemaError) as caught:
+            await system.spawn(Stranger)
+        message = str(caught.value)
+        assert ":Stranger cannot serve the endpoint 'greeter': " in message
+        assert ":Greeter serves it here" in message
+        assert "name=" in message and "a subclass of" in message
+        # Nothing of it started: Greeter alone serves, and answers every call.
+        assert len(await system.providers(Greeter)) == 1
+        assert [ref.actor_class for ref in system.refs()] == [Greeter]
+        for _ in range(4):
+            assert await system.call(Greeter.who, "?") == "greeter?"
+
+
+async def test_implementations_of_one_endpoint_serve_it_side_by_side(url: str) -> None:
+    async with ActorSystem(url, timeout=5) as system:
+        for cls in (Polite, Greeter, Twin, Again):
+            await system.spawn(cls)
+        everyone = await system.broadcast(Greeter.who, "!")
+        assert everyone.complete
+        assert sorted(everyone) == ["greeter!", "greeter!", "greeter!", "twin!"]
+
+
+async def test_an_endpoint_is_free_again_once_its_providers_are_gone(url: str) -> None:
+    async with ActorSystem(url, timeout=5) as system:
+        first = await system.spawn(Greeter)
+        second = await system.spawn(Polite)
+        await system.stop(first)
+        with pytest.raises(SchemaError, match="Polite serves it here"):
+            await system.spawn(Stranger)
+        await system.stop(second)
+        await system.spawn(Stranger)
+        assert await system.call(Stranger.who, 3) == 3

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ..errors import NotRunning, SchemaError
-from .schema import ActorSchema, MethodSchema, build_schema
+from .schema import ActorSchema, MethodSchema, build_schema, served_function
 
 if TYPE_CHECKING:
     from .system import ActorSystem
 
-__all__ = ["Actor", "ActorRef", "json_schema", "method_of", "schema_of"]
+__all__ = [
+    "Actor",
+    "ActorRef",
+    "actor_name",
+    "endpoint_origin",
+    "json_schema",
+    "method_of",
+    "schema_of",
+]
 
 A = TypeVar("A", bound="Actor")
 
@@ -113,6 +121,29 @@ def schema_of(cls: type[Actor]) -> ActorSchema:
     if not isinstance(schema, ActorSchema):
         raise SchemaError(f"{cls!r} is not an Actor subclass")
     return schema
+
+
+def actor_name(cls: type[Actor]) -> str:
+    """``module:Qual.Name`` of an actor class, or of the function it serves (``expose``)."""
+    fn = served_function(cls)
+    owner = cls if fn is None else fn
+    return f"{owner.__module__}:{owner.__qualname__}"
+
+
+def endpoint_origin(cls: type[Actor]) -> type[Actor]:
+    """The class that names ``cls``'s endpoint: its most distant ancestor that serves the
+    same endpoint (``cls`` itself when it names an endpoint no ancestor serves).
+
+    Classes of one origin are implementations of one interface (``PricingImpl(Pricing)``,
+    or two siblings of it); classes of different origins that share an endpoint name
+    were not meant to share it.
+    """
+    endpoint = schema_of(cls).endpoint
+    for klass in reversed(cls.__mro__):
+        schema = vars(klass).get("__tactor_schema__")
+        if isinstance(schema, ActorSchema) and schema.endpoint == endpoint:
+            return klass
+    return cls
 
 
 @dataclass(frozen=True, slots=True)

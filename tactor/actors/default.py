@@ -143,8 +143,9 @@ def expose(fn: Callable[..., Any], name: str | None = None) -> None:
     """Serve ``fn`` (a function or a bound method) as an endpoint, by default named after it.
 
     Raises ``SchemaError`` for missing or unsupported type hints (and, on a
-    running system, for types it has no codec for) — the function is then not
-    registered — and ``ValueError`` if this process already serves the name.
+    running system, for types it has no codec for, or when an actor class serves
+    the name there) — the function is then not registered — and ``ValueError``
+    if this process already exposes a function by that name.
     """
     actor = function_actor(fn, name, serving=True)  # checks the hints now
     endpoint = actor.__tactor_schema__.endpoint

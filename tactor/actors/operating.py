@@ -25,7 +25,7 @@ from ..errors import DecodeError, PayloadTooLarge
 from ..transports.base import Transport
 from ..transports.endpoints import ProviderEntry, endpoint_mailbox
 from ..transports.topics import check_topic
-from .actor import Actor, schema_of
+from .actor import Actor, actor_name, schema_of
 from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter, dead_letters
 from .envelope import Event
@@ -42,9 +42,11 @@ class ProviderInfo:
     """A live provider as the registry knows it.
 
     ``node`` is the id of the :class:`ActorSystem` that runs it, ``host`` and
-    ``pid`` its machine and process, ``since`` when it was registered (UTC).
-    These are None where the registry lost them (a Redis restart without
-    persistence: the provider is registered again, without them).
+    ``pid`` its machine and process, ``since`` when it was registered (UTC),
+    ``actor`` what it runs: ``module:Qual.Name`` of its class (or of the
+    function it serves). These are None where the registry lost them (a Redis
+    restart without persistence: the provider is registered again, without
+    them), or a node of an earlier tactor registered it (``actor``).
     """
 
     endpoint: str
@@ -53,6 +55,7 @@ class ProviderInfo:
     host: str | None = None
     pid: int | None = None
     since: datetime | None = None
+    actor: str | None = None
 
     @property
     def age(self) -> float | None:
@@ -92,9 +95,10 @@ class Operating:
             timeout: float | None,
         ) -> Outgoing: ...
 
-    def _registration(self) -> bytes:
-        """What this node registers its providers with (see :class:`ProviderInfo`)."""
+    def _registration(self, cls: type[Actor]) -> bytes:
+        """What this node registers a provider of ``cls`` with (see :class:`ProviderInfo`)."""
         info = {"node": self.node, "host": socket.gethostname(), "pid": os.getpid()}
+        info["actor"] = actor_name(cls)
         # A copy: orjson's bytes keep the 4 KiB buffer they were written into, and a
         # transport may keep this for the provider's life (memory:// does).
         return bytes(memoryview(self.codec.dumps({**info, "since": time.time()})))
@@ -242,6 +246,7 @@ def _provider_info(codec: Codec, endpoint: str, entry: ProviderEntry) -> Provide
         host=_typed(data.get("host"), str),
         pid=_typed(data.get("pid"), int),
         since=datetime.fromtimestamp(since, UTC) if isinstance(since, int | float) else None,
+        actor=_typed(data.get("actor"), str),
     )
 
 

@@ -8,16 +8,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from ..errors import NoProvider
+from ..errors import NoProvider, SchemaError
 from ..transports.base import Transport
 from ..transports.consumer import MailboxConsumer
 from ..transports.endpoints import endpoint_mailbox, provider_mailbox
 from ..transports.subscription import Subscription
-from .actor import Actor, ActorRef, schema_of
+from .actor import Actor, ActorRef, actor_name, endpoint_origin, schema_of
 from .cancellation import Cancellations
 from .requests import RunnerConfig
 from .runner import ActorRunner, OnFailure
-from .schema import ActorSchema
+from .schema import ActorSchema, served_function
 from .supervision import Processes, RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class Spawning:
     _on_runner_failure: OnFailure
     _actors: dict[str, ActorRunner]
     _supervisor: Supervisor
+    _origins: dict[str, type[Actor]]  # endpoint -> the class that names it, as served here
 
     if TYPE_CHECKING:
 
@@ -52,7 +53,7 @@ class Spawning:
 
         def _check_codecs(self, schema: ActorSchema) -> None: ...
 
-        def _registration(self) -> bytes: ...
+        def _registration(self, cls: type[Actor]) -> bytes: ...
 
         async def _stop(self, provider: str, grace: float | None = None) -> None: ...
 
@@ -99,6 +100,7 @@ class Spawning:
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         self._check_codecs(schema)
+        self._claim_endpoint(actor_class)
         await self._cancellations.listen()  # a node with providers hears callers give up
         instance = cls(*args, **kwargs)
         ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
@@ -125,7 +127,7 @@ class Spawning:
             await _close_sources(consumer, subscriptions)
             raise
         try:
-            await transport.register(schema.endpoint, ref.id, self._registration())
+            await transport.register(schema.endpoint, ref.id, self._registration(actor_class))
         except BaseException:  # not to serve the endpoint's mailbox unregistered
             await _close_sources(consumer, subscriptions)
             await self._on_stop(instance, ref.id)
@@ -136,6 +138,28 @@ class Spawning:
         await runner.start(consumer, subscriptions)
         self._actors[ref.id] = runner
         return ref
+
+    def _claim_endpoint(self, cls: type[Actor]) -> None:
+        """Refuse to serve an endpoint here with a class unrelated to the one that serves it
+        here already: two classes that happen to share a name would answer each other's
+        calls (a SchemaError; a subclass of the class that names the endpoint may serve it).
+        """
+        endpoint, origin = schema_of(cls).endpoint, endpoint_origin(cls)
+        if self._origins.setdefault(endpoint, origin) is origin:
+            return
+        serving = (r.actor_class for r in self.refs() if r.endpoint == endpoint)
+        other = next((c for c in serving if endpoint_origin(c) is not origin), None)
+        if other is None:  # whatever served it here before is gone
+            self._origins[endpoint] = origin
+            return
+        mine, theirs = actor_name(cls), actor_name(other)
+        advice = "Name one endpoint differently (name=...)"
+        if served_function(cls) is None and served_function(other) is None:
+            advice += f", or make {mine} a subclass of {actor_name(endpoint_origin(other))}"
+        raise SchemaError(
+            f"{mine} cannot serve the endpoint {endpoint!r}: {theirs} serves it here, and "
+            f"the two are unrelated, so each would answer calls meant for the other. {advice}"
+        )
 
     async def stop(self, ref: ActorRef[Any]) -> None:
         """Drain a provider and remove it: it takes no new message, finishes the one in hand."""

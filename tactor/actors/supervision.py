@@ -294,6 +294,7 @@ class Processes:
         actor_class: type[A] = cls  # type: ignore[assignment]
         schema = schema_of(actor_class)
         system._check_codecs(schema)
+        system._claim_endpoint(actor_class)
         path = _class_path(actor_class)
         if self._codecs is None:
             self._codecs = _codec_paths(*system._codecs_given)

@@ -120,6 +120,7 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
         self._actors: dict[str, ActorRunner] = {}  # the providers of this node, by id
         self._sinks: dict[int, EventSubscription] = {}
         self._checked: set[type] = set()
+        self._origins: dict[str, type[Actor]] = {}
         self._supervisor = Supervisor(self.transport, self._tasks, stop_grace)
         self._state = "new"
 

@@ -31,7 +31,8 @@ def describe_endpoint(endpoint: tactor.EndpointInfo) -> str:
     lines = [f"{endpoint.name}  ({count} provider{'' if count == 1 else 's'}{depth})"]
     for p in endpoint.providers:
         where = f"{p.host or '?'}:{p.pid if p.pid is not None else '?'}"
-        lines.append(f"  {p.id}  node {p.node or '?'}  {where}  {_age(p.age)}")
+        line = f"  {p.id}  node {p.node or '?'}  {where}  {_age(p.age)}"
+        lines.append(line if p.actor is None else f"{line}  {p.actor}")
     return "\n".join(lines)
 
 
@@ -44,6 +45,7 @@ def endpoint_json(endpoint: tactor.EndpointInfo) -> dict[str, Any]:
             "pid": p.pid,
             "since": None if p.since is None else p.since.isoformat(),
             "age": p.age,
+            "actor": p.actor,
         }
         for p in endpoint.providers
     ]
