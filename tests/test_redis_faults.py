@@ -141,6 +141,35 @@ async def test_a_tell_handled_while_redis_was_down_is_not_handled_again() -> Non
             assert count == await answer_count(caller, ref) == 1
 
 
+async def test_a_redis_out_of_memory_refuses_typed_and_serves_again_once_freed() -> None:
+    """A Redis at ``maxmemory`` (with ``noeviction``, its default) refuses writes: calls and
+    tells fail at once with a TransportError that says why; the providers' heartbeats are
+    refused too, so they leave the registry; once memory is freed the same systems serve
+    again, the providers registered again by themselves."""
+    with redis_server() as server:
+        admin = server.client()
+        url = with_query(server.url, prefix="oom", ttl="1", block="0.2", claim_idle="0.2")
+        async with ActorSystem(url) as node, ActorSystem(url) as caller:
+            ref = await node.spawn(Pricing, "eu")
+            assert await answer(caller) == "eu"
+            admin.config_set("maxmemory", "1mb")  # below what Redis uses: writes are refused
+            try:
+                started = time.monotonic()
+                refused = await answer(caller)
+                assert isinstance(refused, TransportError), refused
+                assert "maxmemory" in str(refused) and time.monotonic() - started < 0.5
+                with pytest.raises(TransportError, match="maxmemory"):
+                    await caller.tell(Pricing.restock, "a", 1)
+                # Reads still work: the registry says the provider is gone (no heartbeat).
+                await eventually(lambda: caller.providers(Pricing), lambda ids: ids == [])
+            finally:
+                admin.config_set("maxmemory", "0")
+            await eventually(lambda: answer(caller), lambda r: r == "eu", timeout=15)
+            assert await caller.providers(Pricing) == [ref.id]
+            await caller.tell(Pricing.restock, "a", 2)
+            assert await caller.proxy(Pricing).stock_of("a") == 2  # the refused tell: never in
+
+
 async def answer_count(caller: ActorSystem, ref: ActorRef[Counter]) -> int | BaseException:
     try:
         return await caller.call(Counter.count, provider=ref, timeout=1.0)
