@@ -33,15 +33,19 @@ def nats_server_binary() -> str:
 class NatsServer:
     """A nats-server -js this test owns, on a free loopback port, with its own store dir.
 
-    ``config`` is extra nats-server configuration (auth, TLS, cluster), written to a file.
+    ``config`` is extra nats-server configuration (auth, TLS, cluster), written to a file;
+    ``jetstream`` extra settings of its ``jetstream`` block (limits).
     """
 
-    def __init__(self, config: str = "", *, name: str = "n", port: int | None = None) -> None:
+    def __init__(
+        self, config: str = "", *, name: str = "n", port: int | None = None, jetstream: str = ""
+    ) -> None:
         self.binary = nats_server_binary()
         self.port = port or free_port()
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix="tactor-nats-"))
         self.config = config
+        self.jetstream = jetstream
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +56,7 @@ class NatsServer:
         conf = self.dir / "server.conf"
         conf.write_text(
             f'server_name: "{self.name}"\nlisten: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{ store_dir: "{self.dir / "js"}" }}\n{self.config}\n'
+            f'jetstream {{ store_dir: "{self.dir / "js"}", {self.jetstream} }}\n{self.config}\n'
         )
         log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (the process holds it)
         self.process = subprocess.Popen(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tactor import ActorSystem, CallTimeout, TactorError, TransportError
+from tactor import Actor, ActorSystem, CallTimeout, TactorError, TransportError
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing
 from tests.nats_servers import NatsServer, make_certificates, nats_cluster, nats_server
@@ -82,6 +82,60 @@ async def test_a_restarted_server_is_served_again_and_calls_in_flight_end(tmp_pa
             assert provider.transport is not caller.transport
     finally:
         server.stop()
+
+
+class Gate(Actor, name="nats-gate"):
+    """Holds each tell until the test opens it: its mailbox fills the server's storage."""
+
+    opened: asyncio.Event  # made and set by the test (the provider runs in its process)
+    handled = 0
+
+    async def hold(self, blob: str) -> None:
+        await Gate.opened.wait()
+        Gate.handled += 1
+
+    async def ping(self) -> str:
+        return "pong"
+
+
+async def _fill(system: ActorSystem, blob: str, most: int) -> tuple[int, TransportError]:
+    """Tell Gate.hold until refused: how many tells were accepted, and the refusal."""
+    for accepted in range(most):
+        try:
+            await system.tell(Gate.hold, blob)
+        except TransportError as exc:
+            return accepted, exc
+    raise AssertionError(f"{most} tells of {len(blob)} bytes were all accepted")
+
+
+async def test_full_jetstream_storage_refuses_typed_and_loses_nothing_accepted() -> None:
+    """A server whose JetStream storage is used up refuses new messages: a tell and a call
+    fail at once with a TransportError that says so; every tell accepted before is handled
+    once the provider acknowledges what it held, and the storage serves again."""
+    Gate.opened, Gate.handled = asyncio.Event(), 0
+    server = NatsServer(jetstream="max_file_store: 1MB")
+    try:
+        server.start()
+        async with ActorSystem(f"{server.url}?{ns()}&{FAST}", timeout=5) as system:
+            await system.spawn(Gate)
+            assert await system.proxy(Gate).ping() == "pong"
+            blob = "x" * 100_000
+            accepted, refused = await _fill(system, blob, 30)  # 3 MB, in a 1 MB store
+            assert accepted >= 1 and "insufficient" in str(refused)
+            assert "JetStream storage is full" in str(refused)
+            with pytest.raises(TransportError, match="JetStream storage is full"):
+                await system.proxy(Gate).ping()
+            Gate.opened.set()
+            await eventually(_handled, lambda n: n == accepted, timeout=15)
+            assert await eventually(_try(system.proxy(Gate).ping), lambda r: r == "pong") == "pong"
+            await system.tell(Gate.hold, blob)  # room again
+            await eventually(_handled, lambda n: n == accepted + 1, timeout=15)
+    finally:
+        server.stop()
+
+
+async def _handled() -> int:
+    return Gate.handled
 
 
 def _try(call):  # type: ignore[no-untyped-def]

@@ -30,6 +30,12 @@ FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
 WRONG_LAST_SEQUENCE = 10071  # a put raced another (queues)
 NOT_FOUND = (10037, 10014, 10059)  # no message, consumer or stream
 NOT_DELETED = 10057  # a message to delete is gone (acknowledged, purged)
+#: The server's JetStream storage is used up: insufficient resources, storage, memory.
+NO_ROOM = (10023, 10047, 10028)
+_NO_ROOM_HINT = (
+    ": the server's JetStream storage is full (its max_file_store or max_memory_store, "
+    "or the account's limits); messages not yet acknowledged hold it"
+)
 
 
 class ApiError(TransportError):
@@ -126,10 +132,9 @@ def answer(data: bytes, subject: str) -> dict[str, Any]:
     answered: dict[str, Any] = orjson.loads(data) if data else {}
     error = answered.get("error")
     if error is not None:
-        raise ApiError(
-            f"JetStream: {error.get('description', error)} ({subject})",
-            int(error.get("err_code", 0)),
-        )
+        code = int(error.get("err_code", 0))
+        hint = _NO_ROOM_HINT if code in NO_ROOM else ""
+        raise ApiError(f"JetStream: {error.get('description', error)} ({subject}){hint}", code)
     return answered
 
 
