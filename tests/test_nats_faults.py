@@ -12,9 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tactor import Actor, ActorSystem, CallTimeout, TactorError, TransportError
+from tactor import (
+    Actor,
+    ActorSystem,
+    CallTimeout,
+    PayloadTooLarge,
+    TactorError,
+    TransportError,
+)
 from tests.helpers import eventually
-from tests.model import PriceChanged, Pricing
+from tests.model import PriceChanged, Pricing, Refused
 from tests.nats_servers import NatsServer, make_certificates, nats_cluster, nats_server
 
 pytestmark = [pytest.mark.slow]
@@ -136,6 +143,40 @@ async def test_full_jetstream_storage_refuses_typed_and_loses_nothing_accepted()
 
 async def _handled() -> int:
     return Gate.handled
+
+
+async def test_the_servers_max_payload_bounds_the_systems(caplog: pytest.LogCaptureFixture) -> None:
+    """A message over what the NATS server carries fails at once with PayloadTooLarge, as
+    one over the system's max_payload does: a request before it is sent, a reply as a
+    failure the caller gets at once (before, the server refused the reply and the call
+    waited for its deadline)."""
+    server = NatsServer("max_payload: 65536")
+    try:
+        server.start()
+        url = f"{server.url}?{ns()}&{FAST}"
+        async with (
+            ActorSystem(url, timeout=5) as default,
+            ActorSystem(url, max_payload=1 << 24) as big,
+        ):
+            assert default.max_payload == big.max_payload == 65536 - 1024
+            await default.spawn(Pricing, "x")
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(PayloadTooLarge, match=r"the request to pricing\.refuse is"):
+                await big.proxy(Pricing).refuse("y" * 70_000)
+            # The reply carries the text twice: over the limit, though the request was not.
+            with pytest.raises(
+                PayloadTooLarge, match=r"the reply is \d+ bytes, over max_payload=64512"
+            ):
+                await default.proxy(Pricing).refuse("y" * 40_000)
+            assert asyncio.get_running_loop().time() - started < 2  # not at a deadline
+            with pytest.raises(Refused, match="no"):  # a small one still gets through
+                await default.proxy(Pricing).refuse("no")
+            assert await big.proxy(Pricing).where() == "x"
+        (warned,) = [r for r in caplog.records if "more than" in r.getMessage()]
+        assert "ActorSystem(max_payload=16777216)" in warned.getMessage()
+        assert "limited to 64512 bytes" in warned.getMessage()
+    finally:
+        server.stop()
 
 
 def _try(call):  # type: ignore[no-untyped-def]

@@ -89,7 +89,7 @@ class Calls:
         self.reply_inbox = f"node.{node}"
         self._transport = transport
         self._codec = codec
-        self._max_payload = max_payload
+        self.max_payload = max_payload  # lowered at start to what the transport carries
         self._pending: dict[str, Pending] = {}
         self._sending: dict[str, Pending] = {}  # tells being delivered (no reply awaited)
         self._ids = itertools.count()
@@ -189,11 +189,11 @@ class Calls:
         except EncodeError as exc:
             failed: Exception = self._unsendable(out, exc)
         else:
-            if len(payload) <= self._max_payload:
+            if len(payload) <= self.max_payload:
                 return msg_id, payload, token
             failed = PayloadTooLarge(
                 f"the request to {out.what} is {len(payload)} bytes, "
-                f"over max_payload={self._max_payload}; send less or raise the limit"
+                f"over max_payload={self.max_payload}; send less or raise the limit"
             )
         self.telemetry.sent(token, failed)
         raise failed from None

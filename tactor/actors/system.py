@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import uuid
@@ -51,7 +52,8 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
     object may be passed instead of a URL (the system starts and closes it).
 
     Options: ``timeout`` is the default deadline of calls, tells and
-    broadcasts in seconds; ``max_payload`` the largest message in bytes;
+    broadcasts in seconds; ``max_payload`` the largest message in bytes
+    (lowered at start to what the transport carries: a NATS server's limit);
     ``codecs`` user types' codecs (this system only; ``codec`` replaces the
     JSON codec itself); child processes (:meth:`processes`) import them by
     name, so each must be bound to a module-level name or be an item of a
@@ -136,6 +138,7 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
         if self._state == "closed":
             raise NotRunning("this ActorSystem is closed; make a new one")
         await self.transport.start()
+        self._fit_payloads()
         try:
             await self._calls.start()
         except BaseException:
@@ -146,6 +149,21 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
             raise
         self._state = "running"
         return self
+
+    def _fit_payloads(self) -> None:
+        """Lower ``max_payload`` to what the started transport carries (a NATS server's
+        limit): a message that passes the check must not be refused on the way."""
+        carried = self.transport.payload_limit
+        if carried is None or carried >= self.max_payload:
+            return
+        if self.max_payload != DEFAULT_MAX_PAYLOAD:
+            log.warning(
+                "ActorSystem(max_payload=%d) is more than %r carries: messages are limited "
+                "to %d bytes (raise the server's own max_payload to carry more)",
+                self.max_payload, self.transport, carried,
+            )  # fmt: skip
+        self.max_payload = self._calls.max_payload = carried
+        self._runner_config = dataclasses.replace(self._runner_config, max_payload=carried)
 
     async def close(self, *, drain_timeout: float | None = None) -> None:
         """Stop every actor, then close the transport.

@@ -80,6 +80,13 @@ class Transport(ABC):
     max_deliveries: int | None = None
     max_dead_letters: int | None = None
 
+    @property
+    def payload_limit(self) -> int | None:
+        """The largest payload this transport carries once started (its server's limit,
+        less what it adds to a message), or None where it sets none of its own. A system
+        lowers its ``max_payload`` to it at start, so that what passes that check fits."""
+        return None
+
     @abstractmethod
     async def start(self) -> None:
         """Connect and make the transport ready; idempotent."""

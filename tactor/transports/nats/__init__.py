@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 
 #: How long the first connection may take, every server tried (seconds).
 CONNECT_TIMEOUT = 10.0
+#: Room kept in the server's max_payload for what tactor adds to a payload: headers
+#: (Tactor-Attempted, a queue's expected sequence), a dead letter's reason.
+HEADERS_ROOM = 1024
 
 _TLS = {"tls_ca": TEXT, "tls_cert": TEXT, "tls_key": TEXT, "tls_hostname": TEXT}
 _OPTIONS = {
@@ -140,6 +143,13 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         return self._counts
 
     # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def payload_limit(self) -> int | None:
+        """The server's ``max_payload`` (from its INFO; 1 MB unless configured), less room
+        for the headers tactor adds to a mailbox message."""
+        nc = self._nc
+        return None if nc is None else max(nc.max_payload - HEADERS_ROOM, 0)
 
     async def start(self) -> None:
         if self._nc is not None:
