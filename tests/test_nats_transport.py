@@ -84,6 +84,11 @@ def test_the_url_carries_servers_credentials_tls_and_options() -> None:
         open_transport("nats://h1:4222?ttl=-1")
     with pytest.raises(ConfigError, match="tls_ca"):
         open_transport("tls://h1:4222?tls_ca=/no/such/ca.pem")
+    # A prefix Redis takes, that a NATS bucket's name cannot begin with: said at once, not
+    # as the server's refusal at start.
+    for prefix in ("my.app", "my:app"):
+        with pytest.raises(ConfigError, match=f"NATS prefix '{prefix}': use letters"):
+            open_transport(f"nats://h1:4222?prefix={prefix}")
 
 
 T = TypeVar("T")

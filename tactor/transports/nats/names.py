@@ -6,7 +6,8 @@ and forbids it (with ``*``, ``>``, spaces and more) in stream, consumer and
 bucket names, so every name becomes one *token*: letters, digits, ``_`` and ``-``
 stay, any other byte is written ``=XX`` (its hex). A token is valid in a
 subject, a stream or consumer name and a key of a KV bucket, and two names
-never share one.
+never share one. KV bucket *names* take only the plain characters, so the
+prefix, which begins every bucket's name, must be made of them alone.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from __future__ import annotations
 import functools
 import re
 
+from ...errors import ConfigError
+
 __all__ = ["Names", "token", "untoken"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 @functools.lru_cache(maxsize=4096)  # every message names its subject: make each once
@@ -38,6 +42,11 @@ class Names:
     """The subjects and names of one namespace (the URL's ``prefix``)."""
 
     def __init__(self, prefix: str) -> None:
+        if not _PLAIN_NAME.fullmatch(prefix):
+            raise ConfigError(
+                f"NATS prefix {prefix!r}: use letters, digits, _ and - only (it begins the "
+                "names of tactor's streams and key-value buckets, which take no others)"
+            )
         self.prefix = prefix
         self.subject_root = token(prefix)  # one token: a prefix never splits into subject levels
         self.stream_root = token(prefix)
