@@ -8,7 +8,7 @@ import time
 import pytest
 
 import tactor
-from tactor import Actor, ActorSystem, CallTimeout
+from tactor import Actor, ActorSystem, CallTimeout, ConfigError
 from tests.model import Pricing
 
 
@@ -34,6 +34,24 @@ async def test_system_proxy_and_call_defaults(url: str) -> None:
             await system.call(Pricing.sleep, 1.0, timeout=0.1)
         with tactor.deadline(0.1), pytest.raises(CallTimeout):
             await system.proxy(Pricing, timeout=5.0).sleep(1.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan")])
+async def test_a_timeout_that_is_not_seconds_over_zero_is_refused(bad: float) -> None:
+    """Before, a call, tell or broadcast given one ended in CallTimeout, whose message said
+    the deadline was inherited from the message being handled or tactor.deadline()."""
+    async with ActorSystem() as system:
+        await system.spawn(Pricing, "eu")
+        refused = f"timeout={bad!r}: expected seconds > 0"
+        with pytest.raises(ConfigError, match=refused):
+            system.proxy(Pricing, timeout=bad)
+        with pytest.raises(ConfigError, match=refused):
+            await system.call(Pricing.where, timeout=bad)
+        with pytest.raises(ConfigError, match=refused):
+            await system.tell(Pricing.restock, "a", 1, timeout=bad)
+        with pytest.raises(ConfigError, match=refused):
+            await system.broadcast(Pricing.where, timeout=bad)
+        assert await system.proxy(Pricing).stock_of("a") == 0  # the tell was not sent
 
 
 async def test_deadline_travels_and_is_inherited(url: str) -> None:

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from ..errors import ConfigError
+
 __all__ = [
     "DeadlineTimer",
+    "check_timeout",
     "current_deadline",
     "deadline",
     "resolve_deadline",
@@ -29,9 +32,19 @@ def current_deadline() -> float | None:
     return _CURRENT.get()
 
 
+def check_timeout(timeout: float | None) -> None:
+    """A ``timeout=`` given to a call, tell, broadcast or proxy must be seconds > 0."""
+    if timeout is not None and not timeout > 0:  # (not <= 0: NaN fails too)
+        raise ConfigError(f"timeout={timeout!r}: expected seconds > 0 (or None: the default)")
+
+
 def resolve_deadline(timeout: float | None, default: float, now: float) -> float:
     """The absolute deadline of a call made at ``now``: its own timeout, capped by the inherited."""
-    own = now + (default if timeout is None else timeout)
+    if timeout is None:
+        own = now + default
+    else:
+        check_timeout(timeout)
+        own = now + timeout
     inherited = _CURRENT.get()
     return own if inherited is None or own < inherited else inherited
 

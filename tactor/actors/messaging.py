@@ -11,7 +11,7 @@ from ..codecs import Codec
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
 from .calls import Calls, Outgoing
-from .deadline import resolve_deadline
+from .deadline import check_timeout, resolve_deadline
 from .proxy import proxy_class
 from .schema import ActorSchema, MethodSchema
 
@@ -45,6 +45,7 @@ class Messaging:
     ) -> A:
         """A stub typed as ``cls`` whose methods call a provider (any live one, or ``provider``)."""
         schema = schema_of(cls)
+        check_timeout(timeout)
         target = None if provider is None else str(provider)
         stub: A = proxy_class(schema)(self._invoke, timeout=timeout, provider=target)  # type: ignore[assignment]
         return stub
