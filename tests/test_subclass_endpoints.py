@@ -3,6 +3,8 @@ that share an endpoint are implementations of one class, not strangers with one 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tactor import Actor, ActorSystem, NoProvider, RemoteError, SchemaError
@@ -119,3 +121,22 @@ async def test_an_endpoint_is_free_again_once_its_providers_are_gone(url: str) -
         await system.stop(second)
         await system.spawn(Stranger)
         assert await system.call(Stranger.who, 3) == 3
+
+
+@pytest.mark.in_process  # (what a child process logs is not captured here)
+async def test_another_node_serving_the_name_with_an_unrelated_class_is_warned_of(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nodes do not refuse each other (a deployment may rename a class), but the registry
+    says what each provider runs: a node that spawns a stranger logs who else serves."""
+    async with ActorSystem(url) as one, ActorSystem(url) as two, ActorSystem(url) as three:
+        await one.spawn(Greeter)
+        with caplog.at_level(logging.WARNING, logger="tactor.actors.spawning"):
+            await two.spawn(Again)  # kin of Greeter (a subclass that names it again)
+            assert caplog.records == []
+            ref = await three.spawn(Stranger)  # served: only warned of
+        (warned,) = caplog.records
+        assert ":Stranger serves the endpoint 'greeter' that " in warned.getMessage()
+        nodes = [f":Greeter serves on node {node.node} " for node in (one, two)]
+        assert any(said in warned.getMessage() for said in nodes)  # either says Greeter
+        assert ref.id in await one.providers(Greeter)

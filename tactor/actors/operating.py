@@ -25,7 +25,7 @@ from ..errors import DecodeError, PayloadTooLarge
 from ..transports.base import Transport
 from ..transports.endpoints import ProviderEntry, endpoint_mailbox
 from ..transports.topics import check_topic
-from .actor import Actor, actor_name, schema_of
+from .actor import Actor, actor_name, endpoint_origin, schema_of
 from .broadcast import BroadcastResult
 from .dead_letters import DeadLetter, dead_letters
 from .envelope import Event
@@ -99,6 +99,8 @@ class Operating:
         """What this node registers a provider of ``cls`` with (see :class:`ProviderInfo`)."""
         info = {"node": self.node, "host": socket.gethostname(), "pid": os.getpid()}
         info["actor"] = actor_name(cls)
+        if (origin := endpoint_origin(cls)) is not cls:  # (the class itself, by default)
+            info["origin"] = actor_name(origin)
         # A copy: orjson's bytes keep the 4 KiB buffer they were written into, and a
         # transport may keep this for the provider's life (memory:// does).
         return bytes(memoryview(self.codec.dumps({**info, "since": time.time()})))
@@ -230,14 +232,27 @@ def _endpoint_name(endpoint: str | type[Actor]) -> str:
     return endpoint if isinstance(endpoint, str) else schema_of(endpoint).endpoint
 
 
-def _provider_info(codec: Codec, endpoint: str, entry: ProviderEntry) -> ProviderInfo:
-    """The public view of a registry entry; what cannot be read (or was lost) is None."""
+def _registered(codec: Codec, entry: ProviderEntry) -> dict[str, Any]:
+    """What a registry entry's provider registered with (see ``_registration``); {} if
+    it cannot be read or was lost."""
     try:
         data = codec.loads(entry.info) if entry.info else {}
     except DecodeError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def registered_origin(codec: Codec, entry: ProviderEntry) -> tuple[str | None, str | None]:
+    """The node of a registry entry and the class that names the endpoint its provider
+    serves (``module:Qual.Name``; see ``endpoint_origin``); None where unknown."""
+    data = _registered(codec, entry)
+    origin = _typed(data.get("origin"), str) or _typed(data.get("actor"), str)
+    return _typed(data.get("node"), str), origin
+
+
+def _provider_info(codec: Codec, endpoint: str, entry: ProviderEntry) -> ProviderInfo:
+    """The public view of a registry entry; what cannot be read (or was lost) is None."""
+    data = _registered(codec, entry)
     since = data.get("since")
     return ProviderInfo(
         endpoint,

@@ -4,17 +4,20 @@ supervised child processes with ``processes``), ``stop``, and which providers ar
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from ..errors import NoProvider, SchemaError
+from ..codecs import Codec
+from ..errors import NoProvider, SchemaError, TransportError
 from ..transports.base import Transport
 from ..transports.consumer import MailboxConsumer
 from ..transports.endpoints import endpoint_mailbox, provider_mailbox
 from ..transports.subscription import Subscription
 from .actor import Actor, ActorRef, actor_name, endpoint_origin, schema_of
 from .cancellation import Cancellations
+from .operating import registered_origin
 from .requests import RunnerConfig
 from .runner import ActorRunner, OnFailure
 from .schema import ActorSchema, served_function
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
     from .system import ActorSystem
 
 __all__ = ["Spawning"]
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
 P = ParamSpec("P")
@@ -40,12 +45,15 @@ class Spawning:
     below, and stops providers: what that logs is the system's)."""
 
     transport: Transport
+    codec: Codec
+    node: str
     _cancellations: Cancellations
     _runner_config: RunnerConfig
     _on_runner_failure: OnFailure
     _actors: dict[str, ActorRunner]
     _supervisor: Supervisor
     _origins: dict[str, type[Actor]]  # endpoint -> the class that names it, as served here
+    _looked: set[str]  # endpoints whose providers on other nodes were looked at
 
     if TYPE_CHECKING:
 
@@ -101,6 +109,7 @@ class Spawning:
         schema = schema_of(actor_class)
         self._check_codecs(schema)
         self._claim_endpoint(actor_class)
+        await self._look_elsewhere(actor_class)
         await self._cancellations.listen()  # a node with providers hears callers give up
         instance = cls(*args, **kwargs)
         ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
@@ -160,6 +169,31 @@ class Spawning:
             f"{mine} cannot serve the endpoint {endpoint!r}: {theirs} serves it here, and "
             f"the two are unrelated, so each would answer calls meant for the other. {advice}"
         )
+
+    async def _look_elsewhere(self, cls: type[Actor]) -> None:
+        """Warn, once per endpoint, when another node serves it with a class of another
+        origin (the registry says what each provider runs). It cannot be refused from
+        here (a deployment may rename a class), but each would answer calls meant for
+        the other."""
+        endpoint = schema_of(cls).endpoint
+        if endpoint in self._looked:
+            return
+        self._looked.add(endpoint)
+        mine = actor_name(endpoint_origin(cls))
+        try:
+            entries = await self.transport.provider_entries(endpoint)
+        except TransportError:
+            return  # (spawning fails on it next, or it was a passing fault)
+        for entry in entries:
+            node, origin = registered_origin(self.codec, entry)
+            if node not in (None, self.node) and origin not in (None, mine):
+                log.warning(
+                    "%s serves the endpoint %r that %s serves on node %s (provider %s): "
+                    "the two are unrelated, so each would answer calls meant for the "
+                    "other, unless one is a renamed version of the other",
+                    actor_name(cls), endpoint, origin, node, entry.provider,
+                )  # fmt: skip
+                return
 
     async def stop(self, ref: ActorRef[Any]) -> None:
         """Drain a provider and remove it: it takes no new message, finishes the one in hand."""
