@@ -54,9 +54,10 @@ class NatsServer:
 
     def start(self, *, wait: bool = True) -> None:
         conf = self.dir / "server.conf"
+        limits = f", {self.jetstream}" if self.jetstream else ""
         conf.write_text(
             f'server_name: "{self.name}"\nlisten: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{ store_dir: "{self.dir / "js"}", {self.jetstream} }}\n{self.config}\n'
+            f'jetstream {{ store_dir: "{self.dir / "js"}"{limits} }}\n{self.config}\n'
         )
         log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (the process holds it)
         self.process = subprocess.Popen(
