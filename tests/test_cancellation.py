@@ -3,18 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
-from tactor import ActorSystem, CallTimeout
+from tactor import Actor, ActorSystem, CallTimeout
+from tactor.actors import tasks
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.helpers import ProviderProcess
 from tests.model import Relay, Stalling, StallStarted
 
 LONG = 60.0  # a handler that ran this long was not cancelled: the test would time out
+
+
+class Deaf(Actor, name="deaf"):
+    """Catches its handler's cancellation and carries on: a bug tactor's stop must outlast."""
+
+    holding: asyncio.Event
+    released: asyncio.Event
+
+    async def hold(self) -> str:
+        Deaf.holding.set()
+        while not Deaf.released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await Deaf.released.wait()
+        return "released"
+
+
+class SlowToStop(Actor, name="slow-to-stop"):
+    """An ``on_stop`` that never finishes (until it is cancelled)."""
+
+    async def on_stop(self) -> None:
+        await asyncio.Event().wait()
+
+    async def ping(self) -> str:
+        return "pong"
 
 
 @asynccontextmanager
@@ -132,3 +159,38 @@ async def test_cancellation_across_processes() -> None:
     finally:
         await provider.stop()
         drop_keys(base, prefix)
+
+
+@pytest.mark.in_process  # (what a child process logs is not captured here)
+async def test_a_handler_that_ignores_its_cancellation_does_not_hold_up_a_close(
+    url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, leaving ``async with`` waited for such a handler for ever."""
+    monkeypatch.setattr(tasks, "CANCEL_PATIENCE", 0.5)
+    Deaf.holding, Deaf.released = asyncio.Event(), asyncio.Event()
+    async with ActorSystem(url, stop_grace=0.3) as system:
+        await system.spawn(Deaf)
+        held = asyncio.ensure_future(system.call(Deaf.hold, timeout=LONG))
+        await asyncio.wait_for(Deaf.holding.wait(), 10)
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 0.3 + 0.5 + 2  # grace, patience, and slack
+    (stuck,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "tactor-runner-deaf@" in stuck.getMessage()
+    assert "did not end within 0.5s of being cancelled" in stuck.getMessage()
+    assert "left running" in stuck.getMessage()
+    with contextlib.suppress(Exception):
+        await held  # (failed: its system is closed)
+    Deaf.released.set()  # the handler left running ends
+
+
+@pytest.mark.in_process
+async def test_an_on_stop_that_does_not_finish_does_not_hold_up_a_close(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ActorSystem(url, stop_grace=0.3) as system:
+        ref = await system.spawn(SlowToStop)
+        assert await system.call(SlowToStop.ping) == "pong"
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 0.3 + 2
+    (stuck,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert stuck.getMessage() == f"{ref.id}.on_stop did not finish within 0.3s; cancelled"

@@ -179,11 +179,11 @@ class ActorRunner:
         if loop_task is not None and not loop_task.done():
             try:
                 async with asyncio.timeout(grace):
-                    if self._direct:
-                        await loop_task  # direct mode: it stops after the message in hand
-                    else:
+                    if not self._direct:  # (direct mode: it stops after the message in hand)
                         await self._inbox.put(_STOP)
-                        await loop_task
+                    # Waited for, not awaited: at the timeout, awaiting it would cancel it
+                    # too, and wait for as long as its handler ignores that.
+                    await asyncio.wait([loop_task])
             except TimeoutError:
                 log.warning(
                     "%s did not finish %s within %.1fs; cancelled",

@@ -286,10 +286,16 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
             log.warning("%s: stopped; its private mailbox was not deleted: %s", provider, exc)
 
     async def _on_stop(self, instance: Actor, provider: str) -> None:
-        try:
-            await instance.on_stop()
-        except Exception:
-            log.exception("%s.on_stop raised", provider)
+        """Run ``on_stop``, for ``stop_grace`` seconds at most (then it is cancelled): a
+        stop and a close must end."""
+        hook = asyncio.ensure_future(instance.on_stop())
+        done, _ = await asyncio.wait([hook], timeout=self.stop_grace)
+        if not done:
+            grace = self.stop_grace
+            log.error("%s.on_stop did not finish within %.1fs; cancelled", provider, grace)
+            await self._tasks.cancel(hook)
+        elif not hook.cancelled() and (error := hook.exception()) is not None:
+            log.error("%s.on_stop raised", provider, exc_info=error)
 
     # -- stats -----------------------------------------------------------------
 
