@@ -115,6 +115,27 @@ async def _fill(system: ActorSystem, blob: str, most: int) -> tuple[int, Transpo
     raise AssertionError(f"{most} tells of {len(blob)} bytes were all accepted")
 
 
+async def test_a_system_whose_server_is_gone_closes_at_once() -> None:
+    """Before, each request of the clean-up (unregister, delete the private mailbox, drop
+    the node's keys and unused consumers) waited out its timeout: 20 s for one provider."""
+    server = NatsServer()
+    try:
+        server.start()
+        system = ActorSystem(f"{server.url}?{ns()}&{FAST}")
+        await system.start()
+        try:
+            await system.spawn(Pricing, "x")
+            assert await system.proxy(Pricing).where() == "x"
+        finally:
+            server.kill()
+            await asyncio.sleep(0.3)  # the client sees it go: reconnecting
+            closing = asyncio.get_running_loop().time()
+            await system.close()
+        assert asyncio.get_running_loop().time() - closing < 3
+    finally:
+        server.stop()
+
+
 async def test_full_jetstream_storage_refuses_typed_and_loses_nothing_accepted() -> None:
     """A server whose JetStream storage is used up refuses new messages: a tell and a call
     fail at once with a TransportError that says so; every tell accepted before is handled

@@ -243,26 +243,31 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         if nc is None:
             return
         self._closed = False  # the verbs below still need the connection
+        # The server away (reconnecting): each request would wait out its timeout. What
+        # they would remove is left to expire, or to the next node that sweeps (a dead
+        # node's mailboxes); what is only published goes out with the reconnection, if any.
+        away = not nc.is_connected
         try:
             for consumer in list(self.consumers):
                 await consumer.close()
             for drain in list(self.drains):
                 await stop_task(drain)  # unsubscribes: a late message is redelivered after ttl
-            for mailbox in list(self._private):
+            for mailbox in [] if away else list(self._private):
                 with contextlib.suppress(TransportError):
                     await self.delete_mailbox(mailbox)
             with contextlib.suppress(TransportError):  # what nobody uses goes (see drop_unused)
                 names = self.names
                 mailboxes = [(names.mailboxes, names.durable("mb", m)) for m in self._shared]
-                await self.drop_unused(
-                    mailboxes + [(names.queues, d) for d in self._queue_consumers]
-                )
+                if not away:
+                    await self.drop_unused(
+                        mailboxes + [(names.queues, d) for d in self._queue_consumers]
+                    )
             for subscription in list(self.subscriptions):
                 await subscription.close()
             for inbox in list(self.inboxes):
                 await inbox.close()
-            await self.registry.close()
-            if self.kept:
+            await self.registry.close(reachable=not away)
+            if self.kept and not away:
                 with contextlib.suppress(TransportError):
                     await self.drop_keeper()
         finally:
@@ -311,6 +316,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
 
     async def delete_mailbox(self, mailbox: str) -> None:
         self._private.discard(mailbox)
+        if not self.nc.is_connected:  # (a request would wait out its timeout)
+            raise TransportError(f"NATS at {self.location} is not connected: left to the sweep")
         durable = self.names.durable("mb", mailbox)
         with contextlib.suppress(ApiError):
             await api(self.nc, f"CONSUMER.DELETE.{self.names.mailboxes}.{durable}")
@@ -360,7 +367,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         await self.registry.register(endpoint, provider, info)
 
     async def unregister(self, endpoint: str, provider: str) -> None:
-        await self.registry.unregister(endpoint, provider)
+        await self.registry.unregister(endpoint, provider, reachable=self.nc.is_connected)
 
     async def providers(self, endpoint: str) -> list[str]:
         await self._refresh(f"providers of {endpoint}", endpoint)

@@ -95,14 +95,16 @@ class Registry:
             )
         ]
 
-    async def close(self) -> None:
+    async def close(self, *, reachable: bool = True) -> None:
+        """Stop watching; with the server ``reachable``, remove this node's keys (else
+        they age out within the TTL)."""
         self._stopping = True
         for watcher in self._watchers.values():
             with contextlib.suppress(Exception):
                 await watcher.stop()
         for task in self._tasks:
             await stop_task(task)
-        if self._kv is None or self._purge is None or not self._registered:
+        if self._kv is None or self._purge is None or not self._registered or not reachable:
             return
         with contextlib.suppress(Exception):
             if self.own:
@@ -149,7 +151,9 @@ class Registry:
         with translated("register"):
             await self._write(endpoint, provider, info)
 
-    async def unregister(self, endpoint: str, provider: str) -> None:
+    async def unregister(self, endpoint: str, provider: str, *, reachable: bool = True) -> None:
+        """Forget the provider here; with the server ``reachable``, remove its key at once
+        (else it ages out within the TTL, its node's key with it)."""
         providers = self.own.get(endpoint, {})
         providers.pop(provider, None)
         if not providers:
@@ -157,6 +161,8 @@ class Registry:
         if self._kv is None or self._pv is None:
             return
         try:
+            if not reachable:  # (a request would wait out its timeout)
+                raise TransportError("NATS is not connected")
             with translated("unregister"):
                 await self._pv.purge(self._key(endpoint, provider))
                 if not self.own:
