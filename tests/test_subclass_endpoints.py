@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from tactor import Actor, ActorSystem, NoProvider, RemoteError, SchemaError
+from tactor.actors.actor import kin
 
 
 class Nope(Exception):
@@ -46,6 +47,14 @@ class Again(Loud, name="greeter"):  # names its grandparent's endpoint again
 class Stranger(Actor, name="greeter"):  # shares the name, not the interface
     async def who(self, suffix: int = 0) -> int:
         return suffix
+
+
+def test_kin_is_one_class_even_as_the_script() -> None:
+    assert kin("shop.pricing:Pricing", "shop.pricing:Pricing")
+    # A script's classes are __main__'s in its process, its module's where imported.
+    assert kin("__main__:Pricing", "shop:Pricing") and kin("shop:Pricing", "__main__:Pricing")
+    assert not kin("shop:Pricing", "other:Pricing")
+    assert not kin("__main__:Pricing", "shop:Quotes")
 
 
 def test_inherited_method_references_belong_to_the_subclass() -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "actor_name",
     "endpoint_origin",
     "json_schema",
+    "kin",
     "method_of",
     "schema_of",
 ]
@@ -144,6 +145,17 @@ def endpoint_origin(cls: type[Actor]) -> type[Actor]:
         if isinstance(schema, ActorSchema) and schema.endpoint == endpoint:
             return klass
     return cls
+
+
+def kin(origin: str, other: str) -> bool:
+    """Whether two endpoint origins (``actor_name`` of ``endpoint_origin``) are one class:
+    the same name, or the same qualified name where one was loaded as the script
+    (``__main__``), which other processes import by the script's module name."""
+    if origin == other:
+        return True
+    module, _, name = origin.partition(":")
+    other_module, _, other_name = other.partition(":")
+    return name == other_name and "__main__" in (module, other_module)
 
 
 @dataclass(frozen=True, slots=True)

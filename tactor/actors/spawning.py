@@ -15,7 +15,7 @@ from ..transports.base import Transport
 from ..transports.consumer import MailboxConsumer
 from ..transports.endpoints import endpoint_mailbox, provider_mailbox
 from ..transports.subscription import Subscription
-from .actor import Actor, ActorRef, actor_name, endpoint_origin, schema_of
+from .actor import Actor, ActorRef, actor_name, endpoint_origin, kin, schema_of
 from .cancellation import Cancellations
 from .operating import registered_origin
 from .requests import RunnerConfig
@@ -156,8 +156,9 @@ class Spawning:
         endpoint, origin = schema_of(cls).endpoint, endpoint_origin(cls)
         if self._origins.setdefault(endpoint, origin) is origin:
             return
+        named = actor_name(origin)
         serving = (r.actor_class for r in self.refs() if r.endpoint == endpoint)
-        other = next((c for c in serving if endpoint_origin(c) is not origin), None)
+        other = next((c for c in serving if not kin(actor_name(endpoint_origin(c)), named)), None)
         if other is None:  # whatever served it here before is gone
             self._origins[endpoint] = origin
             return
@@ -186,7 +187,7 @@ class Spawning:
             return  # (spawning fails on it next, or it was a passing fault)
         for entry in entries:
             node, origin = registered_origin(self.codec, entry)
-            if node not in (None, self.node) and origin not in (None, mine):
+            if node not in (None, self.node) and origin is not None and not kin(origin, mine):
                 log.warning(
                     "%s serves the endpoint %r that %s serves on node %s (provider %s): "
                     "the two are unrelated, so each would answer calls meant for the "
