@@ -141,6 +141,23 @@ async def test_a_tell_handled_while_redis_was_down_is_not_handled_again() -> Non
             assert count == await answer_count(caller, ref) == 1
 
 
+async def test_a_system_whose_redis_is_gone_closes_at_once() -> None:
+    """Its clean-up (unregister, delete the private mailbox, the node's keys) fails at once
+    on a refused connection, and what it would remove expires: the close does not wait."""
+    with redis_server() as server:
+        url = with_query(server.url, prefix="gone", ttl="1", block="0.2", claim_idle="0.2")
+        system = ActorSystem(url)
+        await system.start()
+        try:
+            await system.spawn(Pricing, "eu")
+            assert await answer(system) == "eu"
+        finally:
+            server.kill()
+            closing = time.monotonic()
+            await system.close()
+        assert time.monotonic() - closing < 3
+
+
 async def test_a_redis_out_of_memory_refuses_typed_and_serves_again_once_freed() -> None:
     """A Redis at ``maxmemory`` (with ``noeviction``, its default) refuses writes: calls and
     tells fail at once with a TransportError that says why; the providers' heartbeats are
