@@ -15,6 +15,7 @@ from ..codecs import Codec, JsonCodec, TypeCodec
 from ..errors import ConfigError, NotRunning, SchemaError, TransportError
 from ..transports import Transport, open_transport
 from ..transports.endpoints import endpoint_mailbox, provider_mailbox
+from . import tasks
 from .actor import Actor
 from .calls import Calls
 from .cancellation import Cancellations
@@ -286,13 +287,14 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
             log.warning("%s: stopped; its private mailbox was not deleted: %s", provider, exc)
 
     async def _on_stop(self, instance: Actor, provider: str) -> None:
-        """Run ``on_stop``, for ``stop_grace`` seconds at most (then it is cancelled): a
-        stop and a close must end."""
+        """Run ``on_stop`` for ``stop_grace`` seconds, or ``CANCEL_PATIENCE`` if longer (a
+        short grace is for handlers, not for clean-up); then it is cancelled: a stop and a
+        close must end."""
         hook = asyncio.ensure_future(instance.on_stop())
-        done, _ = await asyncio.wait([hook], timeout=self.stop_grace)
+        bound = max(self.stop_grace, tasks.CANCEL_PATIENCE)
+        done, _ = await asyncio.wait([hook], timeout=bound)
         if not done:
-            grace = self.stop_grace
-            log.error("%s.on_stop did not finish within %.1fs; cancelled", provider, grace)
+            log.error("%s.on_stop did not finish within %.1fs; cancelled", provider, bound)
             await self._tasks.cancel(hook)
         elif not hook.cancelled() and (error := hook.exception()) is not None:
             log.error("%s.on_stop raised", provider, exc_info=error)
