@@ -52,7 +52,7 @@ class Spawning:
     _on_runner_failure: OnFailure
     _actors: dict[str, ActorRunner]
     _supervisor: Supervisor
-    _origins: dict[str, type[Actor]]  # endpoint -> the class that names it, as served here
+    _origins: dict[str, str]  # endpoint -> the class that names it (its name), as served here
     _looked: set[str]  # endpoints whose providers on other nodes were looked at
 
     if TYPE_CHECKING:
@@ -153,12 +153,11 @@ class Spawning:
         here already: two classes that happen to share a name would answer each other's
         calls (a SchemaError; a subclass of the class that names the endpoint may serve it).
         """
-        endpoint, origin = schema_of(cls).endpoint, endpoint_origin(cls)
-        if self._origins.setdefault(endpoint, origin) is origin:
+        endpoint, origin = schema_of(cls).endpoint, actor_name(endpoint_origin(cls))
+        if kin(self._origins.setdefault(endpoint, origin), origin):
             return
-        named = actor_name(origin)
         serving = (r.actor_class for r in self.refs() if r.endpoint == endpoint)
-        other = next((c for c in serving if not kin(actor_name(endpoint_origin(c)), named)), None)
+        other = next((c for c in serving if not kin(actor_name(endpoint_origin(c)), origin)), None)
         if other is None:  # whatever served it here before is gone
             self._origins[endpoint] = origin
             return
