@@ -252,13 +252,13 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                 await consumer.close()
             for drain in list(self.drains):
                 await stop_task(drain)  # unsubscribes: a late message is redelivered after ttl
-            for mailbox in [] if away else list(self._private):
+            for mailbox in list(self._private):
                 with contextlib.suppress(TransportError):
-                    await self.delete_mailbox(mailbox)
-            with contextlib.suppress(TransportError):  # what nobody uses goes (see drop_unused)
-                names = self.names
-                mailboxes = [(names.mailboxes, names.durable("mb", m)) for m in self._shared]
-                if not away:
+                    await self.delete_mailbox(mailbox)  # (refused at once while away)
+            if not away:
+                with contextlib.suppress(TransportError):  # what nobody uses goes (drop_unused)
+                    names = self.names
+                    mailboxes = [(names.mailboxes, names.durable("mb", m)) for m in self._shared]
                     await self.drop_unused(
                         mailboxes + [(names.queues, d) for d in self._queue_consumers]
                     )
