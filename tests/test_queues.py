@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -361,6 +362,38 @@ async def test_many_cancelled_getters_lose_nothing(url: str) -> None:
             except queue.Empty:
                 break
         assert sorted(got) == list(range(5))
+
+
+_PUT_EIGHT = """
+import asyncio, sys
+from tactor import ActorSystem
+
+async def main() -> None:
+    async with ActorSystem(sys.argv[1]) as system:
+        for n in range(8):
+            await system.queue(sys.argv[2], int).put(n)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("url", ["redis", "nats"], indirect=True)
+async def test_getters_cancelled_with_their_items_on_the_way_lose_nothing(url: str) -> None:
+    # Another process puts while this one's loop is held (subprocess.run): the items go
+    # to the waiting getters and lie unread on the wire when the getters are cancelled.
+    async with ActorSystem(url) as system:
+        q = system.queue("in-flight", int)
+        getters = [asyncio.create_task(q.get()) for _ in range(8)]
+        await asyncio.sleep(0.1)
+        putter = [sys.executable, "-c", _PUT_EIGHT, url, "in-flight"]
+        subprocess.run(putter, check=True, timeout=60)  # noqa: ASYNC221 - holds the loop
+        for getter in getters:
+            getter.cancel()
+        got = [g.result() for g in await _settled(getters) if not g.cancelled()]
+        while len(got) < 8:
+            got.append(await q.get(timeout=2))
+        assert sorted(got) == list(range(8))
+        assert await q.qsize() == 0
 
 
 async def _settled(tasks: list[asyncio.Task[int]]) -> list[asyncio.Task[int]]:

@@ -5,10 +5,12 @@ durable pull consumer of its own, shared by every getter on every node: a get
 is a pull request for one message, acknowledged (and so removed) before it is
 returned, so each item goes to exactly one getter, and JetStream serves
 waiting pull requests in the order they came. A get cancelled after its item
-arrived gives it back (NAK). ``maxsize`` is checked and the item appended in
-one step: the put says which last sequence it expects the subject to have
-(``Nats-Expected-Last-Subject-Sequence``) and is tried again if another put
-came first. Unfinished counts are keys of a KV bucket, changed by compare-and-set.
+arrived gives it back (NAK); one cancelled while its pull request is open stays
+subscribed until the request ends, and gives back what it brings. ``maxsize``
+is checked and the item appended in one step: the put says which last sequence
+it expects the subject to have (``Nats-Expected-Last-Subject-Sequence``) and is
+tried again if another put came first. Unfinished counts are keys of a KV
+bucket, changed by compare-and-set.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .names import token
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.aio.subscription import Subscription
     from nats.js.kv import KeyValue
 
     from .names import Names
@@ -44,6 +47,8 @@ class NatsQueues:
     ttl: float
     _closed: bool
     _queue_consumers: set[str]
+    #: Tasks that wait for the last answers to a closed consumer's (or a left get's) pulls.
+    drains: set[asyncio.Task[None]]
     #: The waiting gets' queues: closing the transport wakes each with None.
     _getters: set[asyncio.Queue[Msg | None]]
 
@@ -123,6 +128,7 @@ class NatsQueues:
         with translated("get from queue", queue):
             sub = await nc.subscribe(inbox, cb=got.put)
         self._getters.add(got)
+        open_until = 0.0  # when the pull request sent last ends, until its answer came
         try:
             while True:
                 left = PULL_EXPIRES if deadline is None else deadline - time.monotonic()
@@ -131,9 +137,16 @@ class NatsQueues:
                     body["no_wait"] = True
                 else:
                     body["expires"] = int(min(left, PULL_EXPIRES) * 1e9)
+                wait = min(max(left, 0), PULL_EXPIRES) + 2.0  # answered by its expiry
+                open_until = time.monotonic() + wait
                 with translated("get from queue", queue):
                     await nc.publish(pull, orjson.dumps(body), reply=inbox)
-                msg, gone = await self._answer(got, min(max(left, 0), PULL_EXPIRES) + 2.0)
+                try:
+                    msg, gone = await self._answer(got, wait)
+                except TransportClosed:
+                    open_until = 0.0  # the connection closes: nothing more will come
+                    raise
+                open_until = 0.0
                 if msg is not None:
                     return await self._take_item(queue, msg)
                 if gone:  # dropped by a node's close (see drop_unused): made again
@@ -144,13 +157,40 @@ class NatsQueues:
                 self._check_queues_open()
         finally:
             self._getters.discard(got)
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-            while not got.empty():  # arrived as we were leaving (cancelled): give it back
-                late = got.get_nowait()
-                if late is not None and not (late.headers or {}).get("Status"):
-                    with contextlib.suppress(Exception):
-                        await late.nak()
+            # Left (cancelled) with a pull request open at the server: JetStream has no way
+            # to withdraw one, and what it brings after an unsubscribe would be lost until
+            # the ack wait. Stay subscribed until it ends, giving back what comes.
+            left = open_until - time.monotonic()
+            if left > 0 and not self._closed:
+                task = asyncio.create_task(self._linger(sub, got, left), name="tactor-nats-get")
+                self.drains.add(task)
+                task.add_done_callback(self.drains.discard)
+            else:
+                await self._unsubscribe(sub, got)
+
+    async def _linger(self, sub: Subscription, got: asyncio.Queue[Msg | None], left: float) -> None:
+        """Wait (at most ``left`` seconds) for the answer of a left get's pull request."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    while (msg := await got.get()) is not None:
+                        if (msg.headers or {}).get("Status"):
+                            return  # ended empty
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                        return
+        finally:
+            await self._unsubscribe(sub, got)
+
+    @staticmethod
+    async def _unsubscribe(sub: Subscription, got: asyncio.Queue[Msg | None]) -> None:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        while not got.empty():  # arrived as the get was leaving: give it back
+            late = got.get_nowait()
+            if late is not None and not (late.headers or {}).get("Status"):
+                with contextlib.suppress(Exception):
+                    await late.nak()
 
     async def _take_item(self, queue: str, msg: Msg) -> bytes:
         """Acknowledge (remove) the item; a get cancelled meanwhile puts it back."""
