@@ -56,6 +56,33 @@ async def test_the_hub_serves_a_child_and_releases_what_it_held_when_the_channel
         assert parent.closed.is_set()
 
 
+async def test_a_get_cancelled_in_the_child_with_its_item_on_the_way_gives_it_back() -> None:
+    async with MemoryTransport() as parent_side:
+        _, client, readers = await _pair(parent_side)
+        try:
+            # Cancelled after 1 turn: the parent's answer is written, not read; after 2: it
+            # is read just after the cancel; after 3: read before it, the get not yet woken.
+            for turns in (1, 2, 3):
+                get = asyncio.ensure_future(client.queue_get("jobs", None))
+                await eventually(lambda: _getters(parent_side, "jobs"), lambda n: n == 1)
+                await parent_side.queue_put("jobs", b"one", 0)  # handed to the child's get
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                assert get.cancel(), turns
+                with pytest.raises(asyncio.CancelledError):
+                    await get
+                assert await client.queue_get("jobs", 5) == b"one", turns
+                assert await parent_side.queue_size("jobs") == 0
+        finally:
+            client.channel.close()
+            await readers
+
+
+async def _getters(transport: MemoryTransport, queue: str) -> int:
+    q = transport.hub.queues.get(queue)
+    return 0 if q is None else len(q.getters)
+
+
 async def _ends() -> tuple[Channel, Channel, asyncio.Future[Any]]:
     """Two channel ends over a socketpair, and their readers."""
     ours, theirs = socket.socketpair()

@@ -4,7 +4,8 @@ The parent serves the verbs (:mod:`tactor.transports.hub_server`); this side
 holds no state of the hub, only what waits for answers and the local buffers
 of consumers and subscriptions. A request is one frame and its answer one
 frame; acknowledgements and posts are one-way frames (order on the socket
-keeps them in sequence with what follows).
+keeps them in sequence with what follows). A queue item that comes for a get
+cancelled meanwhile goes back to the front of its queue (a ``g`` frame).
 
 Guarantees are the parent hub's: at-least-once mailboxes while the parent
 lives; what the child took and did not acknowledge goes back to the hub when
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import errors
@@ -152,31 +153,56 @@ class HubClient(Transport):
         self.subscriptions: dict[int, _ClientSubscription] = {}
         self.consumers: dict[int, _ClientConsumer] = {}
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        #: cancelled requests whose answer is still due -> what takes it
+        self._late: dict[int, Callable[[Answer], None]] = {}
         self._ids = itertools.count(1)
         channel.handlers.update(r=self._answered, d=self._delivery, i=self._inbox, e=self._event)
         channel.on_close.append(self._channel_closed)
 
     # -- frames ------------------------------------------------------------------
 
-    async def request(self, verb: str, *args: Any, payload: bytes | None = None) -> Answer:
-        """Run ``verb`` at the parent and return its answer; cancelling cancels it there."""
+    async def request(
+        self,
+        verb: str,
+        *args: Any,
+        payload: bytes | None = None,
+        late: Callable[[Answer], None] | None = None,
+    ) -> Answer:
+        """Run ``verb`` at the parent and return its answer; cancelling cancels it there.
+
+        ``late`` is given the answer of a request cancelled here that the parent had
+        answered already (every request is answered, a cancelled one too).
+        """
         rid = next(self._ids)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
+        if late is not None:
+            self._late[rid] = late  # until its answer comes, wherever it finds the request
+        cancelled = False
         try:
             payloads = () if payload is None else (payload,)
             self.channel.send(["q", rid, verb, *args], *payloads, flush=True)
             return await future
         except asyncio.CancelledError:
+            cancelled = True
+            answered = future.done() and not future.cancelled() and future.exception() is None
+            if late is not None and answered:
+                late(future.result())  # answered, then cancelled before it was taken
             if not self.channel.closed.is_set():
                 self.channel.send(["c", rid])
             raise
         finally:
             self._waiting.pop(rid, None)
+            if not cancelled:
+                self._late.pop(rid, None)
 
     def _answered(self, header: list[Any], payloads: list[bytes]) -> None:
-        future = self._waiting.get(header[1])
-        if future is None or future.done():
+        rid = header[1]
+        late = self._late.pop(rid, None)
+        future = self._waiting.get(rid)
+        if future is None or future.done():  # cancelled: what came goes to ``late``
+            if late is not None and header[2] is None:
+                late((header[3], payloads))
             return
         if header[2] is None:
             future.set_result((header[3], payloads))
@@ -200,6 +226,7 @@ class HubClient(Transport):
             subscription.offer(header[2], payloads[0])
 
     def _channel_closed(self) -> None:
+        self._late.clear()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(TransportClosed("the parent process is gone"))
@@ -297,7 +324,12 @@ class HubClient(Transport):
         return bool((await self.request("queue_put", queue, maxsize, payload=payload))[0])
 
     async def queue_get(self, queue: str, timeout: float | None) -> bytes | None:
-        got, payloads = await self.request("queue_get", queue, timeout)
+        def give_back(answer: Answer) -> None:  # taken for a get cancelled meanwhile
+            got, payloads = answer
+            if got and not self.channel.closed.is_set():
+                self.channel.send(["g", queue], payloads[0])
+
+        got, payloads = await self.request("queue_get", queue, timeout, late=give_back)
         return payloads[0] if got else None
 
     async def queue_size(self, queue: str) -> int:

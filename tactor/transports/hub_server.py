@@ -12,8 +12,10 @@ registry at once.
 
 Frames (``header[0]``): from the child ``q`` (a request: id, verb, args),
 ``c`` (cancel request id), ``n`` (a consumer is ready for its next
-delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox); to the
-child ``r`` (the answer: id, error type or null, result), ``d`` (a delivery,
+delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox), ``g``
+(give back a queue item taken for a get cancelled meanwhile); to the child
+``r`` (the answer: id, error type or null, result; a cancelled request is
+answered too, so the child can tell what is still on its way), ``d`` (a delivery,
 one per ``n``: consumers take one payload at a time, as in-process ones do),
 ``i`` (a payload for an open inbox), ``e`` (an event for a subscription).
 
@@ -67,7 +69,7 @@ class HubServer:
         }
         self.closing: asyncio.Task[None] | None = None
         channel.handlers.update(q=self._request, c=self._cancel, a=self._ack, p=self._post)
-        channel.handlers.update(n=self._next)
+        channel.handlers.update(n=self._next, g=self._give_back)
         channel.on_close.append(self._channel_closed)
 
     async def start(self) -> None:
@@ -87,8 +89,8 @@ class HubServer:
         try:
             result, payloads = await work
             self._send(["r", rid, None, result], *payloads, now=True)
-        except asyncio.CancelledError:
-            pass  # the child gave up on it: nobody waits for an answer
+        except asyncio.CancelledError:  # the child gave up on it: answered all the same
+            self._send(["r", rid, "CancelledError", "cancelled"])  # (what it waits for ends)
         except (TactorError, ValueError) as exc:
             self._send(["r", rid, type(exc).__name__, str(exc)], now=True)
         except Exception as exc:
@@ -112,6 +114,10 @@ class HubServer:
         held = self._deliveries.pop(header[1], None)
         if held is not None:
             held[1].acknowledge()  # at once: no task
+
+    def _give_back(self, header: list[Any], payloads: list[bytes]) -> None:
+        """An item the child took for a get it cancelled: back to the front of its queue."""
+        self.transport.hub.queue(header[1]).hand_over(payloads[0], front=True)
 
     def _post(self, header: list[Any], payloads: list[bytes]) -> None:
         handler = self.transport.hub.inboxes.get(header[1])
