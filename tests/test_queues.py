@@ -396,6 +396,25 @@ async def test_getters_cancelled_with_their_items_on_the_way_lose_nothing(url: s
         assert await q.qsize() == 0
 
 
+async def test_an_item_put_after_many_cancelled_gets_reaches_a_waiting_one(url: str) -> None:
+    # On NATS each cancelled get's pull request stays open at the server for a moment, and
+    # what it brings goes back: the item passes them by, once, to the get that waits.
+    async with ActorSystem(url) as system:
+        q = system.queue("passed-by", int)
+        cancelled = [asyncio.create_task(q.get()) for _ in range(20)]
+        await asyncio.sleep(0.1)
+        for getter in cancelled:
+            getter.cancel()
+        await asyncio.wait(cancelled)
+        waiting = asyncio.create_task(q.get(timeout=10))
+        await asyncio.sleep(0.05)
+        await q.put(7)
+        assert await waiting == 7
+        assert await q.qsize() == 0
+        with pytest.raises(queue.Empty):
+            await q.get(timeout=0.5)
+
+
 async def _settled(tasks: list[asyncio.Task[int]]) -> list[asyncio.Task[int]]:
     await asyncio.wait(tasks)
     return tasks

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsQueues"]
 
-#: How long a waiting get's pull request lasts before it is sent again (seconds).
-PULL_EXPIRES = 5.0
+#: How long a waiting get's pull request lasts before it is sent again (seconds). Short,
+#: because a get cancelled with its request open keeps listening until the request ends
+#: (JetStream cannot withdraw one), and an item that comes to it meanwhile goes back.
+PULL_EXPIRES = 1.0
 
 
 class NatsQueues:
