@@ -14,8 +14,8 @@ other process exited or died).
 
 Frames leave together: what is sent in one turn of the event loop is written
 at its end, in one write, or at once by a sender about to wait (for an answer,
-for work). A call's reply, its acknowledgement and the request for the next
-delivery cost the other process one wake-up and one read.
+for work, or with a reply someone waits for). A child's reply leaves at once;
+its acknowledgement and its request for the next delivery follow in one write.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ one per ``n``: consumers take one payload at a time, as in-process ones do),
 
 A delivery goes out within the ``deliver`` that put it into the mailbox (the
 consumer hands it over at once, :meth:`MemoryConsumer.hand_next`), and the
-frames the child waits for are written at once; acknowledgements, posts and
-the next ``n`` come back in one write, dispatched as they are read.
+frames the child waits for are written at once; a child's post (a reply) comes
+back at once, its acknowledgement and next ``n`` in one write after it.
 """
 
 from __future__ import annotations
