@@ -89,8 +89,8 @@ class HubServer:
         try:
             result, payloads = await work
             self._send(["r", rid, None, result], *payloads, now=True)
-        except asyncio.CancelledError:  # the child gave up on it: answered all the same
-            self._send(["r", rid, "CancelledError", "cancelled"])  # (what it waits for ends)
+        except asyncio.CancelledError:  # the child gave up on it: answered all the same, so
+            self._send(["r", rid, "CancelledError", "cancelled"])  # it knows nothing more comes
         except (TactorError, ValueError) as exc:
             self._send(["r", rid, type(exc).__name__, str(exc)], now=True)
         except Exception as exc:

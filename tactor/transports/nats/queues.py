@@ -175,12 +175,8 @@ class NatsQueues:
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
-                    while (msg := await got.get()) is not None:
-                        if (msg.headers or {}).get("Status"):
-                            return  # ended empty
-                        with contextlib.suppress(Exception):
-                            await msg.nak()
-                        return
+                    answer = await got.get()  # an item, or the status that ends it
+                    got.put_nowait(answer)  # for _unsubscribe, which gives an item back
         finally:
             await self._unsubscribe(sub, got)
 
