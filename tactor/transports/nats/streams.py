@@ -41,6 +41,9 @@ __all__ = ["Streams"]
 
 #: "stream name already in use", "consumer already exists", "consumer name already in use".
 _EXISTS = (10058, 10148, 10013, 10105)
+#: "subjects overlap with an existing stream": also what the server answers the second of
+#: two nodes that make the same stream at the same moment (nodes starting together).
+_OVERLAP = 10065
 
 
 def _ns(seconds: float) -> int:
@@ -71,8 +74,19 @@ class Streams:
         try:
             await api(self.nc, f"STREAM.CREATE.{name}", body)
         except ApiError as exc:
-            if exc.code not in _EXISTS:
-                raise
+            if exc.code in _EXISTS or (exc.code == _OVERLAP and await self._exists(name)):
+                return
+            raise
+
+    async def _exists(self, stream: str) -> bool:
+        """Whether ``stream`` exists (made by another node as this one tried to)."""
+        try:
+            await api(self.nc, f"STREAM.INFO.{stream}")
+        except ApiError as exc:
+            if exc.code in NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def ensure_streams(self) -> None:
         names = self.names
@@ -194,7 +208,7 @@ class Streams:
 
     async def key_value(self, js: JetStreamContext, bucket: str, ttl: float | None) -> KeyValue:
         from nats.js.api import KeyValueConfig
-        from nats.js.errors import BucketNotFoundError
+        from nats.js.errors import APIError, BucketNotFoundError
 
         with translated("open the bucket", bucket):
             try:
@@ -202,4 +216,12 @@ class Streams:
             except BucketNotFoundError:
                 pass
             config = KeyValueConfig(bucket=bucket, ttl=ttl, history=1, replicas=self.replicas)
-            return await js.create_key_value(config)
+            try:
+                return await js.create_key_value(config)
+            except APIError as exc:
+                if exc.err_code not in (*_EXISTS, _OVERLAP):
+                    raise
+                try:  # made by another node at the same moment
+                    return await js.key_value(bucket)
+                except BucketNotFoundError:
+                    raise exc from None
