@@ -353,9 +353,7 @@ async def test_many_cancelled_getters_lose_nothing(url: str) -> None:
         await asyncio.sleep(0.05)
         for n in range(5):
             await q.put(n)
-        for getter in getters:
-            getter.cancel()
-        got = [g.result() for g in await _settled(getters) if not g.cancelled()]
+        got = await _cancel(getters)
         while True:
             try:
                 got.append(await q.get(timeout=0.5 if len(got) < 5 else 0))
@@ -387,9 +385,7 @@ async def test_getters_cancelled_with_their_items_on_the_way_lose_nothing(url: s
         await asyncio.sleep(0.1)
         putter = [sys.executable, "-c", _PUT_EIGHT, url, "in-flight"]
         subprocess.run(putter, check=True, timeout=60)  # noqa: ASYNC221 - holds the loop
-        for getter in getters:
-            getter.cancel()
-        got = [g.result() for g in await _settled(getters) if not g.cancelled()]
+        got = await _cancel(getters)
         while len(got) < 8:
             got.append(await q.get(timeout=2))
         assert sorted(got) == list(range(8))
@@ -403,9 +399,7 @@ async def test_an_item_put_after_many_cancelled_gets_reaches_a_waiting_one(url: 
         q = system.queue("passed-by", int)
         cancelled = [asyncio.create_task(q.get()) for _ in range(20)]
         await asyncio.sleep(0.1)
-        for getter in cancelled:
-            getter.cancel()
-        await asyncio.wait(cancelled)
+        assert await _cancel(cancelled) == []
         waiting = asyncio.create_task(q.get(timeout=10))
         await asyncio.sleep(0.05)
         await q.put(7)
@@ -415,9 +409,12 @@ async def test_an_item_put_after_many_cancelled_gets_reaches_a_waiting_one(url: 
             await q.get(timeout=0.5)
 
 
-async def _settled(tasks: list[asyncio.Task[int]]) -> list[asyncio.Task[int]]:
-    await asyncio.wait(tasks)
-    return tasks
+async def _cancel(getters: list[asyncio.Task[int]]) -> list[int]:
+    """Cancel each get; what those that had their item already returned."""
+    for getter in getters:
+        getter.cancel()
+    await asyncio.wait(getters)
+    return [g.result() for g in getters if not g.cancelled()]
 
 
 # -- errors, names, lifetime --------------------------------------------------------
