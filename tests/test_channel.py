@@ -73,6 +73,7 @@ async def test_a_get_cancelled_in_the_child_with_its_item_on_the_way_gives_it_ba
                     await get
                 assert await client.queue_get("jobs", 5) == b"one", turns
                 assert await parent_side.queue_size("jobs") == 0
+                assert client._late == {}, turns  # every answer due came, and was taken
         finally:
             client.channel.close()
             await readers

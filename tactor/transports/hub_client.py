@@ -178,13 +178,11 @@ class HubClient(Transport):
         self._waiting[rid] = future
         if late is not None:
             self._late[rid] = late  # until its answer comes, wherever it finds the request
-        cancelled = False
         try:
             payloads = () if payload is None else (payload,)
             self.channel.send(["q", rid, verb, *args], *payloads, flush=True)
             return await future
         except asyncio.CancelledError:
-            cancelled = True
             answered = future.done() and not future.cancelled() and future.exception() is None
             if late is not None and answered:
                 late(future.result())  # answered, then cancelled before it was taken
@@ -193,7 +191,7 @@ class HubClient(Transport):
             raise
         finally:
             self._waiting.pop(rid, None)
-            if not cancelled:
+            if not future.cancelled():  # cancelled while it waited: its answer is still due
                 self._late.pop(rid, None)
 
     def _answered(self, header: list[Any], payloads: list[bytes]) -> None:
