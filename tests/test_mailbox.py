@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections import Counter as Tally
 from typing import ClassVar
 
 import pytest
@@ -153,3 +155,25 @@ async def test_stop_puts_back_the_messages_a_provider_took(url: str) -> None:
         await eventually(
             lambda: system.call(Pricing.stock_of, "x", provider=second), lambda n: n == 3
         )
+
+
+class Sleeper(Actor, name="mailbox-sleeper"):
+    def __init__(self) -> None:
+        self.me = uuid.uuid4().hex
+
+    async def work(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return self.me
+
+
+async def test_slow_handlers_take_one_message_at_a_time_so_work_spreads(url: str) -> None:
+    """Where messages wait, a provider takes several at once only if it expects to handle
+    them within a few milliseconds (Redis's and NATS's ``prefetch_window``): a slow handler
+    takes one at a time, so the calls made together spread over the idle providers."""
+    async with ActorSystem(url) as system:
+        for _ in range(2):
+            await system.spawn(Sleeper)
+        proxy = system.proxy(Sleeper, timeout=10)
+        await asyncio.gather(*(proxy.work(0.02) for _ in range(4)))  # learn: slow
+        handled = Tally(await asyncio.gather(*(proxy.work(0.1) for _ in range(10))))
+        assert len(handled) == 2 and min(handled.values()) >= 3, handled  # hoarded: 9 and 1

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import orjson
 import pytest
 
 from tactor import Actor, ActorSystem, MailboxFull, TransportClosed, TransportError
@@ -137,3 +138,86 @@ async def test_an_append_left_unanswered_fails_typed(
         await transport.close()
     with pytest.raises(TransportClosed):
         await waiting
+
+
+class Quick(Actor, name="nats-calls-quick"):
+    async def echo(self, value: int) -> int:
+        return value
+
+
+async def _pulls_seen(transport: NatsTransport) -> tuple[Any, list[dict[str, Any]]]:
+    """A subscription that records every pull request (its body) sent to the namespace's
+    mailbox stream."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(msg: Any) -> None:
+        seen.append(orjson.loads(msg.data) if msg.data else {})
+
+    subject = f"$JS.API.CONSUMER.MSG.NEXT.{transport.names.mailboxes}.>"
+    sub = await transport.nc.subscribe(subject, cb=record)
+    await transport.nc.flush()
+    return sub, seen
+
+
+@pytest.mark.parametrize("prefetch", [None, "1"])
+async def test_a_fast_provider_takes_what_waits_several_per_pull(
+    namespace: str, prefetch: str | None
+) -> None:
+    """With calls waiting in its mailbox, a provider with a quick handler takes several
+    per pull (each pull only what waits then: it does not wait at the server for more);
+    ``prefetch=1`` takes one at a time. Every call is answered once either way."""
+    url = namespace if prefetch is None else with_query(namespace, prefetch=prefetch)
+    async with ActorSystem(url) as node, ActorSystem(url, timeout=30) as caller:
+        await node.spawn(Quick)
+        transport = caller.transport
+        assert isinstance(transport, NatsTransport)
+        sub, pulls = await _pulls_seen(transport)
+        proxy = caller.proxy(Quick)
+        assert await asyncio.gather(*(proxy.echo(i) for i in range(400))) == list(range(400))
+        await sub.unsubscribe()
+    several = [pull for pull in pulls if pull.get("batch", 1) > 1]
+    if prefetch == "1":
+        assert several == [] and len(pulls) >= 400
+    else:
+        assert several, pulls
+        assert all(pull.get("no_wait") is True for pull in several)
+        assert all(pull["batch"] <= 32 for pull in several)  # the default prefetch
+        assert len(pulls) < 200, len(pulls)  # not a pull per call
+
+
+async def test_messages_taken_ahead_of_a_stalled_one_go_to_an_idle_provider(
+    namespace: str,
+) -> None:
+    """A consumer that took messages ahead and then stalls on the one in hand gives them
+    back at its second heartbeat, their attempts unchanged, and another consumer takes them."""
+    url = with_query(namespace, ttl="0.6")  # a heartbeat every 0.2 s
+    stalled, idle = open_transport(url), open_transport(url)
+    assert isinstance(stalled, NatsTransport) and isinstance(idle, NatsTransport)
+    await stalled.start()
+    await idle.start()
+    try:
+        for i in range(10):
+            await stalled.deliver("ep:svc", str(i).encode())
+        consumer = await stalled.consume(["ep:svc"], "a")
+        first = await consumer.receive()  # one pull of one: it says 9 wait behind it
+        await first.ack()
+        consumer._handling = 1e-5  # type: ignore[attr-defined]  # learned: a quick handler
+        in_hand = await consumer.receive()  # one pull takes the 9 that wait
+        assert (first.payload, in_hand.payload) == (b"0", b"1")
+        assert sum(map(len, consumer._arrived)) == 8  # type: ignore[attr-defined]
+        other = await idle.consume(["ep:svc"], "b")  # idle, while the first stalls on "1"
+        got = []
+        async with asyncio.timeout(5):
+            while len(got) < 8:
+                delivery = await other.receive()
+                got.append(delivery.payload)
+                assert delivery.attempts == 1  # given back as they were
+                await delivery.ack()
+        assert sorted(got) == [str(i).encode() for i in range(2, 10)]
+        assert sum(map(len, consumer._arrived)) == 0  # type: ignore[attr-defined]
+        await in_hand.ack()
+        await consumer.close()
+        await other.close()
+    finally:
+        await stalled.close()
+        await idle.close()

@@ -20,7 +20,10 @@ wait), ``ttl`` (3 s: the registry's age limit and the consumers' ``ack_wait``),
 ``heartbeat`` (``ttl``/3), ``subscription_buffer`` (1024), ``block`` (5 s: how
 long a pull request waits at the server before it is sent again), ``replicas``
 (1: JetStream replicas of the streams and buckets tactor makes; 3 on a
-cluster), and ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_hostname``.
+cluster), ``prefetch`` (32: the most messages a provider takes in one pull) and
+``prefetch_window`` (0.002 s: a provider takes several only where they wait in its
+mailbox, and only as many as it expects to handle within this time; see
+:mod:`.consumer`), and ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_hostname``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,16 @@ from ..base import Transport
 from ..consumer import MailboxConsumer
 from ..endpoints import ProviderEntry, provider_mailbox
 from ..inbox import Inbox, InboxHandler, InboxLostHandler
-from ..options import COUNT, PREFIX, SECONDS, SYSTEM_OPTIONS, TEXT, check, split_options
+from ..options import (
+    COUNT,
+    PREFIX,
+    SECONDS,
+    SECONDS_OR_ZERO,
+    SYSTEM_OPTIONS,
+    TEXT,
+    check,
+    split_options,
+)
 from ..subscription import Subscription
 from .appends import Appends
 from .connection import FULL, ApiError, api, location_of, stop_task, translated
@@ -75,6 +87,8 @@ _OPTIONS = {
     "subscription_buffer": COUNT,
     "block": SECONDS,
     "replicas": COUNT,
+    "prefetch": COUNT,
+    "prefetch_window": SECONDS_OR_ZERO,
     **_TLS,
     **SYSTEM_OPTIONS,
 }
@@ -97,6 +111,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
+        self.prefetch: int = options.get("prefetch", 32)
+        self.prefetch_window: float = options.get("prefetch_window", 0.002)
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()

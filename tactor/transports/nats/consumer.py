@@ -10,11 +10,20 @@ server: when its holder dies, JetStream redelivers it once ``ack_wait`` (the
 transport's ``ttl``) passed; holders in good health tell the server they are
 still working on it (``+WPI``) on every heartbeat.
 
-A consumer asks for a mailbox's next message only when it wants one (no
-read-ahead): a busy provider never holds a message an idle one could take.
-While it waits, its pull request waits at the server (``block`` seconds), so a
-message is pushed to it as it arrives; the server answers an unused one when it
-expires, and the heartbeat sends again one whose answer never came.
+A consumer asks for a mailbox's next message only when it wants one. While it
+waits, its pull request (one message) waits at the server (``block`` seconds),
+so a message is pushed to it as it arrives; the server answers an unused one
+when it expires, and the heartbeat sends again one whose answer never came.
+Where messages wait in the mailbox (each message says how many are left behind
+it: ``num_pending``) and the provider's handler is fast, it takes several in one
+pull — as many as it expects to handle within the transport's
+``prefetch_window`` (a moving average of its handling time decides), at most
+``prefetch``, at most those waiting — by a pull that does not wait at the server
+(``no_wait``), so it is never handed a message that comes later while an idle
+provider waits. A slow handler takes one at a time. Messages taken ahead are
+told in progress on the next heartbeat, as the one in hand is; those still
+waiting at the one after (the handler in hand turned slow) are given back to
+the mailbox, their attempts unchanged, for an idle provider to take.
 
 Attempts are JetStream's own count (``num_delivered``), plus the count a
 message put back at a close carries in the ``Tactor-Attempted`` header: the
@@ -76,8 +85,14 @@ class NatsDelivery(Delivery):
         return dropped
 
 
+def _take_waiting(count: int) -> bytes:
+    """The body of a pull of up to ``count`` messages that does not wait at the server."""
+    return orjson.dumps({"batch": count, "no_wait": True})
+
+
 class NatsConsumer(ParkingConsumer):
-    """Pulls one message at a time from each of its mailboxes' durable consumers."""
+    """Pulls from each of its mailboxes' durable consumers: one message at a time, or a
+    few that wait in the mailbox for a fast handler."""
 
     def __init__(
         self, transport: NatsTransport, mailboxes: list[str], name: str, private: set[str]
@@ -92,6 +107,11 @@ class NatsConsumer(ParkingConsumer):
         self._pull_until = [0.0 for _ in mailboxes]  # when each outstanding pull expires
         self._pulls = [transport.pull_subject(m) for m in mailboxes]
         self._pull_body = orjson.dumps({"batch": 1, "expires": int(transport.block * 1e9)})
+        self._expect = [0 for _ in mailboxes]  # messages still to come for each open pull
+        self._behind = [0 for _ in mailboxes]  # how many waited behind the last one that came
+        self._handed_at = 0.0  # when the last delivery was handed out
+        self._handling = transport.prefetch_window  # moving average of the time per message
+        self._waiting_ahead: set[str] = set()  # ack subjects: taken ahead, waiting at the last beat
         self._wake = asyncio.Event()
         self._parked: Callable[[], None] | None = None  # parked (receive_or_park): whom to wake
         self._expiry: asyncio.TimerHandle | None = None  # parked: when its pulls end
@@ -119,7 +139,14 @@ class NatsConsumer(ParkingConsumer):
         if index is None:
             index = int(msg.subject.rsplit(".", 1)[1])
         status = (msg.headers or {}).get("Status")
-        self._pull_until[index] = 0.0  # answered: the pull is over
+        if status is None:
+            self._behind[index] = msg.metadata.num_pending
+            self._expect[index] -= 1
+        else:
+            self._behind[index] = self._expect[index] = 0
+        if self._expect[index] <= 0:
+            self._expect[index] = 0
+            self._pull_until[index] = 0.0  # answered: the pull is over
         if status is None and self._closed:  # a pull that outlived its consumer: put it back
             self._arrived[index].append(msg)
             with contextlib.suppress(Exception):
@@ -135,6 +162,7 @@ class NatsConsumer(ParkingConsumer):
     def pull_again(self) -> None:
         """Send the pull requests again now (the server that had them may be gone)."""
         self._pull_until = [0.0 for _ in self._mailboxes]
+        self._expect = [0 for _ in self._mailboxes]
         self._ensure = True
         self._ring()
 
@@ -153,8 +181,18 @@ class NatsConsumer(ParkingConsumer):
             if arrived:
                 delivery = NatsDelivery(self, self._mailboxes[index], arrived.popleft())
                 self.held[id(delivery)] = delivery
+                self._handed_at = time.monotonic()
                 return delivery
         return None
+
+    def _count(self, index: int) -> int:
+        """Messages to pull from mailbox ``index``: one, or (where messages wait and the
+        handler is fast) what we expect to handle within the prefetch window."""
+        transport, behind = self.transport, self._behind[index]
+        window, most = transport.prefetch_window, transport.prefetch
+        if behind == 0 or most == 1 or self._handling >= window:
+            return 1
+        return min(most, behind, max(1, int(window / max(self._handling, 1e-6))))
 
     async def _pull(self) -> None:
         """Send a pull request for each mailbox without one."""
@@ -166,14 +204,18 @@ class NatsConsumer(ParkingConsumer):
                 mailbox = self._mailboxes[index]
                 await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
             self._pull_until[index] = now + self.transport.block + 0.5  # answered 408 at expiry
+            count = self._expect[index] = self._count(index)
+            # Several: only those waiting now (answered at once, 408 if fewer were left).
+            body = self._pull_body if count == 1 else _take_waiting(count)
             with translated("pull from", self._mailboxes[index]):
-                await self.transport.nc.publish(
-                    subject, self._pull_body, reply=f"{self._inbox}.{index}"
-                )
+                await self.transport.nc.publish(subject, body, reply=f"{self._inbox}.{index}")
 
     async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         if wake is not None and self._parked is not None and not self._wake.is_set():
             return None  # parked already, and nothing came: its wake is still due
+        if self._handed_at:  # the time since the last hand-out: how long one message takes
+            self._handling += (time.monotonic() - self._handed_at - self._handling) * 0.25
+            self._handed_at = 0.0
         delay = 0.05
         while True:
             if self._closed:
@@ -209,16 +251,44 @@ class NatsConsumer(ParkingConsumer):
                     await self._wake.wait()
 
     async def keep_working(self) -> None:
-        """Tell the server the messages in hand are still being worked on (``+WPI``); send
+        """Tell the server the messages in hand are still being worked on (``+WPI``), and
+        those taken ahead too, or give them back (see :meth:`_give_back_waiting`); send
         again a pull request whose answer is overdue (lost with a server that failed)."""
         for delivery in list(self.held.values()):
             with contextlib.suppress(Exception):
                 await delivery.msg.in_progress()
+        await self._give_back_waiting()
         now = time.monotonic()
         if any(0 < until <= now for until in self._pull_until):
             self._pull_until = [0.0 if until <= now else until for until in self._pull_until]
             self._ensure = True  # unanswered: its consumer may be gone (deleted, or lost)
             self._ring()
+
+    async def _give_back_waiting(self) -> None:
+        """Messages taken ahead of the one in hand, from a shared mailbox, that waited since
+        the last heartbeat (the handler in hand turned slow) go back to the mailbox as they
+        were (their attempts unchanged, behind what waits there), for an idle provider to
+        take; the others are told in progress."""
+        waited, self._waiting_ahead = self._waiting_ahead, set()
+        back: list[Msg] = []
+        ahead: list[Msg] = []
+        for index, arrived in enumerate(self._arrived):  # sorted out before any await
+            if self._mailboxes[index] in self._private:
+                ahead += arrived
+                continue
+            for msg in list(arrived):
+                if msg.reply in waited:
+                    arrived.remove(msg)
+                    back.append(msg)
+                else:
+                    self._waiting_ahead.add(msg.reply)
+                    ahead.append(msg)
+        for msg in back:
+            with contextlib.suppress(Exception):
+                await self._put_back(msg)
+        for msg in ahead:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
 
     async def close(self) -> None:
         if self._closed:
