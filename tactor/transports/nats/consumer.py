@@ -48,6 +48,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from ...errors import TransportClosed, TransportError
 from ..consumer import Delivery, ParkingConsumer
+from ..prefetch import averaged, prefetch_count
 from .connection import translated
 
 if TYPE_CHECKING:
@@ -188,11 +189,11 @@ class NatsConsumer(ParkingConsumer):
     def _count(self, index: int) -> int:
         """Messages to pull from mailbox ``index``: one, or (where messages wait and the
         handler is fast) what we expect to handle within the prefetch window."""
-        transport, behind = self.transport, self._behind[index]
-        window, most = transport.prefetch_window, transport.prefetch
-        if behind == 0 or most == 1 or self._handling >= window:
+        behind, transport = self._behind[index], self.transport
+        if behind == 0:
             return 1
-        return min(most, behind, max(1, int(window / max(self._handling, 1e-6))))
+        most = prefetch_count(self._handling, transport.prefetch_window, transport.prefetch)
+        return min(behind, most)
 
     async def _pull(self) -> None:
         """Send a pull request for each mailbox without one."""
@@ -214,7 +215,7 @@ class NatsConsumer(ParkingConsumer):
         if wake is not None and self._parked is not None and not self._wake.is_set():
             return None  # parked already, and nothing came: its wake is still due
         if self._handed_at:  # the time since the last hand-out: how long one message takes
-            self._handling += (time.monotonic() - self._handed_at - self._handling) * 0.25
+            self._handling = averaged(self._handling, self._handed_at, time.monotonic())
             self._handed_at = 0.0
         delay = 0.05
         while True:

@@ -40,6 +40,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from ...errors import TransportClosed, TransportError
+from ..prefetch import averaged
 from .connection import CONNECTION_LOST, LOST, Backoff, check_cancelled, described
 from .feeds import GROUP, Entry, Feed, expected
 from .taking import CLOSED, RUNG, RedisDelivery, Taking
@@ -143,7 +144,7 @@ class RedisConsumer(Taking):
                 raise self._reader.failure
             now = time.monotonic()
             if self._handed_at:  # the time since the last hand-out: how long one message takes
-                self._handling += (now - self._handed_at - self._handling) * 0.25
+                self._handling = averaged(self._handling, self._handed_at, now)
                 self._handed_at = 0.0
             if self._buffer:
                 return self._hand_out(self._buffer.pop(0))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..consumer import Delivery, ParkingConsumer
+from ..prefetch import prefetch_count
 from .connection import LOST, text
 from .feeds import GROUP, Feed, acknowledging, entries_of
 from .reader import NodeReader
@@ -217,10 +218,8 @@ class Taking(ParkingConsumer):
 
     def _count(self) -> int:
         """Entries to read: what we expect to handle within the prefetch window."""
-        window, most = self._transport.prefetch_window, self._transport.prefetch
-        if most == 1 or self._handling >= window:
-            return 1
-        return min(most, max(1, int(window / max(self._handling, 1e-6))))
+        transport = self._transport
+        return prefetch_count(self._handling, transport.prefetch_window, transport.prefetch)
 
     async def dead_letter(
         self, delivery: RedisDelivery, reason: str, attempts: int, into: str, keep: int
