@@ -82,6 +82,12 @@ def test_the_url_carries_servers_credentials_tls_and_options() -> None:
         open_transport("nats://h1:4222?prefx=app")
     with pytest.raises(ConfigError, match="ttl"):
         open_transport("nats://h1:4222?ttl=-1")
+    prefetching = open_transport("nats://h1:4222?prefetch=4&prefetch_window=0.01")
+    assert isinstance(prefetching, NatsTransport)
+    assert (prefetching.prefetch, prefetching.prefetch_window) == (4, 0.01)
+    assert (secure.prefetch, secure.prefetch_window) == (32, 0.002)  # Redis's defaults
+    with pytest.raises(ConfigError, match="prefetch='0': expected a whole number >= 1"):
+        open_transport("nats://h1:4222?prefetch=0")
     with pytest.raises(ConfigError, match="tls_ca"):
         open_transport("tls://h1:4222?tls_ca=/no/such/ca.pem")
     # A prefix Redis takes, that a NATS bucket's name cannot begin with: said at once, not

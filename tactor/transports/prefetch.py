@@ -9,8 +9,11 @@ could have taken it; a quick one takes several per round trip.
 
 from __future__ import annotations
 
-__all__ = ["averaged", "prefetch_count"]
+__all__ = ["PREFETCH", "PREFETCH_WINDOW", "averaged", "prefetch_count"]
 
+#: The defaults of the ``prefetch`` and ``prefetch_window`` options.
+PREFETCH = 32
+PREFETCH_WINDOW = 0.002
 #: How far the last message's time moves the average.
 _WEIGHT = 0.25
 

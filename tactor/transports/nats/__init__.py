@@ -55,6 +55,7 @@ from ..options import (
     check,
     split_options,
 )
+from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
 from .appends import Appends
 from .connection import FULL, ApiError, api, location_of, stop_task, translated
@@ -111,8 +112,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
-        self.prefetch: int = options.get("prefetch", 32)
-        self.prefetch_window: float = options.get("prefetch_window", 0.002)
+        self.prefetch: int = options.get("prefetch", PREFETCH)
+        self.prefetch_window: float = options.get("prefetch_window", PREFETCH_WINDOW)
         self.node = uuid.uuid4().hex
         self.consumers: set[NatsConsumer] = set()
         self.inboxes: set[NatsInbox] = set()

@@ -59,6 +59,7 @@ from ..options import (
     check,
     split_options,
 )
+from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
 from . import scripts
 from .connection import LOST, Backoff, commands, text, translated
@@ -106,8 +107,8 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         subscription_buffer: int = 1024,
         block: float = 1.0,
         claim_idle: float = 1.0,
-        prefetch: int = 32,
-        prefetch_window: float = 0.002,
+        prefetch: int = PREFETCH,
+        prefetch_window: float = PREFETCH_WINDOW,
     ) -> None:
         given = {"prefix": prefix, "mailbox_size": mailbox_size, "ttl": ttl, "block": block}
         given.update(subscription_buffer=subscription_buffer, claim_idle=claim_idle)
