@@ -3,12 +3,12 @@
 Each mailbox is a subject of the namespace's mailbox stream with a durable
 consumer of its own, shared by every provider that consumes it (they compete:
 JetStream hands each message to one pull request). A consumer of several
-mailboxes keeps at most one pull request (one message) outstanding per
-mailbox, on one inbox subscription, and hands out the earliest mailbox's
-message first. A message taken and not acknowledged stays pending on the
-server: when its holder dies, JetStream redelivers it once ``ack_wait`` (the
-transport's ``ttl``) passed; holders in good health tell the server they are
-still working on it (``+WPI``) on every heartbeat.
+mailboxes keeps at most one pull request outstanding per mailbox (one message,
+or several that wait: see below), on one inbox subscription, and hands out the
+earliest mailbox's message first. A message taken and not acknowledged stays
+pending on the server: when its holder dies, JetStream redelivers it once
+``ack_wait`` (the transport's ``ttl``) passed; holders in good health tell the
+server they are still working on it (``+WPI``) on every heartbeat.
 
 A consumer asks for a mailbox's next message only when it wants one. While it
 waits, its pull request (one message) waits at the server (``block`` seconds),
