@@ -111,6 +111,38 @@ async def test_a_cleanly_stopped_provider_is_removed_at_once(fast_url: str) -> N
         assert await me.providers(Pricing) == []
 
 
+async def test_quick_tells_a_sigkilled_provider_had_taken_ahead_are_all_handled(
+    fast_url: str,
+) -> None:
+    """Quick jobs told faster than one provider handles them: each provider takes several per
+    read where they wait (prefetch). One SIGKILLed mid-stream loses none of what it held: the
+    survivor handles every job, at least once."""
+    base = require_redis()  # where the workers record what they did
+    env = {"TACTOR_REDIS_URL": base}
+    log = JobLog(redis.Redis.from_url(base), f"tactor-test:{uuid.uuid4().hex[:12]}:record")
+    jobs = 2000
+    first = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
+    second = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
+    try:
+        async with ActorSystem(fast_url) as me:
+            await asyncio.gather(*(me.tell(Worker.work, job, 0.0) for job in range(jobs)))
+
+            async def done_by_first() -> int:
+                return sum(1 for _, pid in await log.done() if pid == first.pid)
+
+            await eventually(done_by_first, lambda n: n >= 50, timeout=10)
+            await first.kill()
+            assert len(await log.finished_jobs()) < jobs  # killed mid-stream
+            await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
+            await eventually(lambda: me.endpoint_info(Worker), lambda i: i.depth == 0, timeout=5)
+    finally:
+        await second.stop()
+        if first.process.returncode is None:
+            await first.kill()
+        log.delete()
+        log.client.close()
+
+
 async def test_unacknowledged_tells_are_redelivered_after_sigkill(fast_url: str) -> None:
     base = require_redis()  # where the workers record what they did
     env = {"TACTOR_REDIS_URL": base}
