@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import pytest
@@ -111,71 +112,68 @@ async def test_a_cleanly_stopped_provider_is_removed_at_once(fast_url: str) -> N
         assert await me.providers(Pricing) == []
 
 
+@asynccontextmanager
+async def _two_workers(
+    fast_url: str,
+) -> AsyncIterator[tuple[JobLog, ProviderProcess, ProviderProcess]]:
+    """Two worker processes on ``fast_url`` recording into a job log on Redis; both ended
+    (the second stopped, the first killed if still alive) and the log deleted afterwards."""
+    base = require_redis()  # where the workers record what they did
+    env = {"TACTOR_REDIS_URL": base}
+    log = JobLog(redis.Redis.from_url(base), f"tactor-test:{uuid.uuid4().hex[:12]}:record")
+    first = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
+    second = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
+    try:
+        yield log, first, second
+    finally:
+        await second.stop()
+        if first.process.returncode is None:
+            await first.kill()
+        log.delete()
+        log.client.close()
+
+
 async def test_quick_tells_a_sigkilled_provider_had_taken_ahead_are_all_handled(
     fast_url: str,
 ) -> None:
     """Quick jobs told faster than one provider handles them: each provider takes several per
     read where they wait (prefetch). One SIGKILLed mid-stream loses none of what it held: the
     survivor handles every job, at least once."""
-    base = require_redis()  # where the workers record what they did
-    env = {"TACTOR_REDIS_URL": base}
-    log = JobLog(redis.Redis.from_url(base), f"tactor-test:{uuid.uuid4().hex[:12]}:record")
     jobs = 2000
-    first = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
-    second = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
-    try:
-        async with ActorSystem(fast_url) as me:
-            await asyncio.gather(*(me.tell(Worker.work, job, 0.0) for job in range(jobs)))
+    async with _two_workers(fast_url) as (log, first, _), ActorSystem(fast_url) as me:
+        await asyncio.gather(*(me.tell(Worker.work, job, 0.0) for job in range(jobs)))
 
-            async def done_by_first() -> int:
-                return sum(1 for _, pid in await log.done() if pid == first.pid)
+        async def done_by_first() -> int:
+            return sum(1 for _, pid in await log.done() if pid == first.pid)
 
-            await eventually(done_by_first, lambda n: n >= 50, timeout=10)
-            await first.kill()
-            assert len(await log.finished_jobs()) < jobs  # killed mid-stream
-            await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
-            await eventually(lambda: me.endpoint_info(Worker), lambda i: i.depth == 0, timeout=5)
-    finally:
-        await second.stop()
-        if first.process.returncode is None:
-            await first.kill()
-        log.delete()
-        log.client.close()
+        await eventually(done_by_first, lambda n: n >= 50, timeout=10)
+        await first.kill()
+        assert len(await log.finished_jobs()) < jobs  # killed mid-stream
+        await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
+        await eventually(lambda: me.endpoint_info(Worker), lambda i: i.depth == 0, timeout=5)
 
 
 async def test_unacknowledged_tells_are_redelivered_after_sigkill(fast_url: str) -> None:
-    base = require_redis()  # where the workers record what they did
-    env = {"TACTOR_REDIS_URL": base}
-    log = JobLog(redis.Redis.from_url(base), f"tactor-test:{uuid.uuid4().hex[:12]}:record")
     jobs = 8
-    first = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
-    second = await ProviderProcess.start(fast_url, "worker", 1, log.key, env=env)
-    try:
-        async with ActorSystem(fast_url) as me:
-            for job in range(jobs):
-                # Long jobs, so the kill lands mid-job even on a loaded machine.
-                await me.tell(Worker.work, job, 1.0)
-            await eventually(lambda: log.cut_short(first.pid), bool, timeout=10)
-            await first.kill()
-            cut = await log.cut_short(first.pid)
-            assert cut, "the killed worker had a job in hand"
-            # Every job is finished at least once; the cut ones by the survivor, once the
-            # dead node's deliveries were claimed (Redis) or their ack wait passed (NATS).
-            await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
-            done = await log.done()
-            assert all((job, second.pid) in done for job in cut)
-            # Nothing stays in the mailbox: every delivery was acknowledged in the end.
-            await eventually(lambda: me.endpoint_info(Worker), lambda i: i.depth == 0, timeout=5)
-            if fast_url.startswith("redis"):  # and acknowledged entries are trimmed away
-                stream = f"{fast_url.split('prefix=')[1].split('&')[0]}:mb:ep:worker"
+    async with _two_workers(fast_url) as (log, first, second), ActorSystem(fast_url) as me:
+        for job in range(jobs):
+            # Long jobs, so the kill lands mid-job even on a loaded machine.
+            await me.tell(Worker.work, job, 1.0)
+        await eventually(lambda: log.cut_short(first.pid), bool, timeout=10)
+        await first.kill()
+        cut = await log.cut_short(first.pid)
+        assert cut, "the killed worker had a job in hand"
+        # Every job is finished at least once; the cut ones by the survivor, once the
+        # dead node's deliveries were claimed (Redis) or their ack wait passed (NATS).
+        await eventually(log.finished_jobs, lambda d: d == set(range(jobs)), timeout=30)
+        done = await log.done()
+        assert all((job, second.pid) in done for job in cut)
+        # Nothing stays in the mailbox: every delivery was acknowledged in the end.
+        await eventually(lambda: me.endpoint_info(Worker), lambda i: i.depth == 0, timeout=5)
+        if fast_url.startswith("redis"):  # and acknowledged entries are trimmed away
+            stream = f"{fast_url.split('prefix=')[1].split('&')[0]}:mb:ep:worker"
 
-                async def length() -> int:
-                    return int(log.client.xlen(stream))
+            async def length() -> int:
+                return int(log.client.xlen(stream))
 
-                await eventually(length, lambda n: n == 0, timeout=5)
-    finally:
-        await second.stop()
-        if first.process.returncode is None:
-            await first.kill()
-        log.delete()
-        log.client.close()
+            await eventually(length, lambda n: n == 0, timeout=5)
