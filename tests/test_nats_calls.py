@@ -17,6 +17,7 @@ from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport, appends
 from tactor.transports.nats.connection import api
 from tests.conftest import drop_nats, require_nats, with_query
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -63,9 +64,13 @@ async def test_the_keeper_is_written_after_appends_and_never_delivered(
             assert delivery.payload == payload  # the mailbox's own messages only
             await delivery.ack()
             await transport.renew_keeper()
-            # The mailbox is empty; the stream holds the keeper, once, written last.
-            state = await _state(watcher)
-            assert state["subjects"] == {transport.names.keeper: 1}
+            # The mailbox is empty; the stream holds the keeper, once, written last. The
+            # server removes an acknowledged message on its own time (nats-py sends the
+            # ack without waiting for it), so the check waits for the state to settle.
+            keeper = {transport.names.keeper: 1}
+            state = await eventually(
+                lambda: _state(watcher), lambda state, k=keeper: state.get("subjects") == k
+            )
             assert state["first_seq"] == state["last_seq"]
         await consumer.close()
     finally:
@@ -165,8 +170,10 @@ async def test_a_fast_provider_takes_what_waits_several_per_pull(
 ) -> None:
     """With calls waiting in its mailbox, a provider with a quick handler takes several
     per pull (each pull only what waits then: it does not wait at the server for more);
-    ``prefetch=1`` takes one at a time. Every call is answered once either way."""
-    url = namespace if prefetch is None else with_query(namespace, prefetch=prefetch)
+    ``prefetch=1`` takes one at a time. Every call is answered once either way. (A wide
+    ``prefetch_window``: "quick" must hold on a loaded or traced machine too.)"""
+    url = with_query(namespace, prefetch_window="0.05")
+    url = url if prefetch is None else with_query(url, prefetch=prefetch)
     async with ActorSystem(url) as node, ActorSystem(url, timeout=30) as caller:
         await node.spawn(Quick)
         transport = caller.transport

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import tactor.transports.nats as nats_module
 from tactor import (
     Actor,
     ActorSystem,
@@ -291,3 +292,34 @@ async def test_tls_from_the_url(tmp_path: Path) -> None:
             assert await caller.proxy(Pricing).where() == "x"
         with pytest.raises(TransportError):  # a client that does not trust the server's CA
             await ActorSystem(f"tls://127.0.0.1:{server.port}?{ns()}").start()
+
+
+async def test_a_connection_that_fails_or_times_out_leaves_no_socket_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nats-py keeps the socket of a first connect that was cut short; the transport
+    closes it (a refused connect, then one to a server that accepts and never answers,
+    cut short by the transport's bound on the first connection)."""
+    import gc
+    import warnings
+
+    monkeypatch.setattr(nats_module, "CONNECT_TIMEOUT", 0.5)
+
+    async def quiet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, says nothing (no INFO): the connect waits it out
+        writer.close()
+
+    silent = await asyncio.start_server(quiet, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    with (
+        nats_server('authorization { token: "t0ken" }') as server,
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(TransportError, match="'Authorization Violation'"):
+            await ActorSystem(f"nats://wrong@127.0.0.1:{server.port}?{ns()}").start()
+        with pytest.raises(TransportError, match=str(port)):
+            await ActorSystem(f"nats://127.0.0.1:{port}?{ns()}").start()
+        gc.collect()
+    silent.close()
+    assert [str(w.message) for w in seen if w.category is ResourceWarning] == []

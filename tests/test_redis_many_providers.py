@@ -125,7 +125,10 @@ async def test_a_fast_provider_reads_many_entries_per_round_trip_through_its_nod
     with redis_server() as server:
         admin = server.client()
         try:
-            url = with_query(server.url, prefix="prefetch", ttl="0.6", block="0.2")
+            # A wide window: the handler must count as quick on a loaded machine too.
+            url = with_query(
+                server.url, prefix="prefetch", ttl="0.6", block="0.2", prefetch_window="0.05"
+            )
             async with ActorSystem(url) as provider_node, ActorSystem(url) as caller:
                 await provider_node.spawn(Idle, 7)
                 proxy = caller.proxy(Idle, timeout=10)

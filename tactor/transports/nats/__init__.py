@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import nats
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
@@ -173,23 +172,27 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             return
         if self._closed:
             raise TransportClosed("the NATS transport is closed and cannot be restarted")
+        nc = Client()
         try:
             # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.
             with translated(f"connect to {self.location}"):
                 async with asyncio.timeout(CONNECT_TIMEOUT):
-                    nc = await nats.connect(
+                    await nc.connect(
                         servers=self.location.servers,
                         name=f"tactor-{self.node[:8]}",
                         connect_timeout=2,
-                        reconnect_time_wait=0.25,
+                        reconnect_time_wait=0.25,  # type: ignore[arg-type]  # seconds (it sleeps them)
                         max_reconnect_attempts=1,  # the first connection: try each server twice
                         error_cb=self._on_error,
                         disconnected_cb=self._on_disconnected,
                         reconnected_cb=self._on_reconnected,
                         **self.location.options,
                     )
-        except TransportError as exc:
-            if not self._connect_errors:
+        except BaseException as exc:
+            # nats-py leaves the socket of a connect that failed (or timed out) open.
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if not isinstance(exc, TransportError) or not self._connect_errors:
                 raise
             raise TransportError(f"{exc} ({'; '.join(self._connect_errors)})") from None
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
