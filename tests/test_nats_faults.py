@@ -21,6 +21,8 @@ from tactor import (
     TactorError,
     TransportError,
 )
+from tactor.transports.nats import NatsTransport
+from tactor.transports.nats.connection import api
 from tests.helpers import eventually
 from tests.model import PriceChanged, Pricing, Refused
 from tests.nats_servers import NatsServer, make_certificates, nats_cluster, nats_server
@@ -88,6 +90,37 @@ async def test_a_restarted_server_is_served_again_and_calls_in_flight_end(tmp_pa
             )
             assert stock >= 5
             assert provider.transport is not caller.transport
+    finally:
+        server.stop()
+
+
+async def test_memory_storage_serves_again_after_a_restart_with_its_streams_made_anew() -> None:
+    """``storage=memory``: the streams are in the server's memory (JetStream forgets them
+    at a restart); the system makes them again and serves calls and tells once it is back."""
+    server = NatsServer()
+    try:
+        server.start()
+        url = f"{server.url}?{ns()}&{FAST}&storage=memory"
+        async with serving(url), ActorSystem(url) as caller:
+            transport = caller.transport
+            assert isinstance(transport, NatsTransport)
+            info = await api(transport.nc, f"STREAM.INFO.{transport.names.mailboxes}")
+            assert info["config"]["storage"] == "memory"
+            pricing = caller.proxy(Pricing, timeout=3)
+            assert await pricing.where() == "x"
+            server.kill()
+            server.start()
+            assert await eventually(_try(pricing.where), lambda r: r == "x", timeout=30) == "x"
+            async with asyncio.timeout(15):
+                await _until_accepted(lambda: caller.tell(Pricing.restock, "m", 2))
+            assert (
+                await eventually(
+                    _try(lambda: pricing.stock_of("m")), lambda r: r is not None and r >= 2
+                )
+                >= 2
+            )
+            info = await api(transport.nc, f"STREAM.INFO.{transport.names.mailboxes}")
+            assert info["config"]["storage"] == "memory"
     finally:
         server.stop()
 

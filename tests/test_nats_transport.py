@@ -90,6 +90,11 @@ def test_the_url_carries_servers_credentials_tls_and_options() -> None:
         open_transport("nats://h1:4222?prefetch=0")
     with pytest.raises(ConfigError, match="tls_ca"):
         open_transport("tls://h1:4222?tls_ca=/no/such/ca.pem")
+    in_memory = open_transport("nats://h1:4222?storage=memory")
+    assert isinstance(in_memory, NatsTransport)
+    assert (in_memory.storage, secure.storage) == ("memory", "file")
+    with pytest.raises(ConfigError, match="storage='disk': expected 'file' or 'memory'"):
+        open_transport("nats://h1:4222?storage=disk")
     # A prefix Redis takes, that a NATS bucket's name cannot begin with: said at once, not
     # as the server's refusal at start.
     for prefix in ("my.app", "my:app"):
@@ -284,3 +289,40 @@ def _keys_of(transport: NatsTransport, bucket: str) -> Callable[[], Awaitable[li
         return sorted(key for key, entry in entries.items() if entry.operation is None)
 
     return keys
+
+
+async def test_a_direct_subscription_hands_each_message_over_in_order_and_survives_a_failure(
+    namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The subscriptions of the call path are handled in nats-py's read loop (no task per
+    subscription): every message reaches the handler, in order; a handler that raises is
+    logged and the next message still comes; after unsubscribing nothing does."""
+    import nats
+
+    from tactor.transports.nats.direct import subscribe_direct
+
+    nc = await nats.connect(namespace.split("?")[0])
+    try:
+        seen: list[bytes] = []
+
+        def handle(msg: Any) -> None:
+            if msg.data == b"bad":
+                raise ValueError("a handler's fault")
+            seen.append(msg.data)
+
+        subject = nc.new_inbox()
+        sub = await subscribe_direct(nc, subject, handle)
+        payloads = [str(i).encode() for i in range(500)]
+        for payload in [*payloads[:250], b"bad", *payloads[250:]]:
+            await nc.publish(subject, payload)
+        await nc.flush()
+        await eventually(lambda: asyncio.sleep(0, len(seen)), lambda n: n == 500)
+        assert seen == payloads
+        assert "handling a message on" in caplog.text and "a handler's fault" in caplog.text
+        await sub.unsubscribe()
+        await nc.publish(subject, b"late")
+        await nc.flush()
+        await asyncio.sleep(0.05)
+        assert seen == payloads
+    finally:
+        await nc.close()

@@ -27,6 +27,7 @@ __all__ = [
     "SYSTEM_OPTIONS",
     "TEXT",
     "Option",
+    "one_of",
     "check",
     "read",
     "split_options",
@@ -68,6 +69,17 @@ def _prefix(raw: str) -> str:
     if not _PREFIX.match(raw):
         raise ValueError(raw)
     return raw
+
+
+def one_of(*choices: str) -> Option:
+    """An option that takes one of ``choices``."""
+
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(raw)
+        return raw
+
+    return Option(parse, " or ".join(repr(choice) for choice in choices))
 
 
 COUNT = Option(_count, "a whole number >= 1")

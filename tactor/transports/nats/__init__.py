@@ -20,7 +20,9 @@ wait), ``ttl`` (3 s: the registry's age limit and the consumers' ``ack_wait``),
 ``heartbeat`` (``ttl``/3), ``subscription_buffer`` (1024), ``block`` (5 s: how
 long a pull request waits at the server before it is sent again), ``replicas``
 (1: JetStream replicas of the streams and buckets tactor makes; 3 on a
-cluster), ``prefetch`` (32: the most messages a provider takes in one pull) and
+cluster), ``storage`` (``file``: where JetStream keeps the streams tactor makes;
+``memory`` is quicker and loses what they hold when a server restarts, see
+docs/transports.md), ``prefetch`` (32: the most messages a provider takes in one pull) and
 ``prefetch_window`` (0.002 s: a provider takes several only where they wait in its
 mailbox, and only as many as it expects to handle within this time; see
 :mod:`.consumer`), and ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_hostname``.
@@ -52,6 +54,7 @@ from ..options import (
     SYSTEM_OPTIONS,
     TEXT,
     check,
+    one_of,
     split_options,
 )
 from ..prefetch import PREFETCH, PREFETCH_WINDOW
@@ -87,6 +90,7 @@ _OPTIONS = {
     "subscription_buffer": COUNT,
     "block": SECONDS,
     "replicas": COUNT,
+    "storage": one_of("file", "memory"),
     "prefetch": COUNT,
     "prefetch_window": SECONDS_OR_ZERO,
     **_TLS,
@@ -111,6 +115,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self.subscription_buffer: int = options.get("subscription_buffer", 1024)
         self.block: float = options.get("block", 5.0)
         self.replicas: int = options.get("replicas", 1)
+        self.storage: str = options.get("storage", "file")
         self.prefetch: int = options.get("prefetch", PREFETCH)
         self.prefetch_window: float = options.get("prefetch_window", PREFETCH_WINDOW)
         self.node = uuid.uuid4().hex

@@ -22,6 +22,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from ...errors import TransportClosed
 from .connection import answer
+from .direct import subscribe_direct
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -47,9 +48,9 @@ class Appends:
 
     async def open(self, nc: Client) -> None:
         self._prefix = nc.new_inbox()
-        self._sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_answer)
+        self._sub = await subscribe_direct(nc, f"{self._prefix}.*", self._on_answer)
 
-    async def _on_answer(self, msg: Msg) -> None:
+    def _on_answer(self, msg: Msg) -> None:
         waiting = self._waiting.pop(msg.subject, None)
         if waiting is not None and not waiting[1].done():
             waiting[1].set_result(msg)

@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from .connection import api, translated
+from .direct import subscribe_direct
 
 __all__ = ["read_keys"]
 
@@ -48,7 +49,7 @@ async def read_keys(
     got: asyncio.Queue[Msg] = asyncio.Queue()
     inbox = nc.new_inbox()
     with translated("read the bucket", bucket):
-        sub = await nc.subscribe(inbox, cb=got.put)
+        sub = await subscribe_direct(nc, inbox, got.put_nowait)
     consumer = None
     try:
         with translated("read the bucket", bucket):

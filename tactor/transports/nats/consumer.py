@@ -50,6 +50,7 @@ from ...errors import TransportClosed, TransportError
 from ..consumer import Delivery, ParkingConsumer
 from ..prefetch import averaged, prefetch_count
 from .connection import translated
+from .direct import subscribe_direct
 
 if TYPE_CHECKING:
     from . import NatsTransport
@@ -126,7 +127,7 @@ class NatsConsumer(ParkingConsumer):
         nc = self.transport.nc
         self._inbox = nc.new_inbox()
         with translated("open a consumer", self.name):
-            self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+            self._sub = await subscribe_direct(nc, f"{self._inbox}.*", self._on_msg)
         await self._ensure_consumers()
 
     async def _ensure_consumers(self) -> None:
@@ -134,7 +135,7 @@ class NatsConsumer(ParkingConsumer):
             await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
         self._ensure = False
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(self, msg: Msg) -> None:
         # A message comes with its own subject, a pull's status with the pull's reply subject.
         index = self._index.get(self.transport.names.mailbox_of(msg.subject))
         if index is None:
@@ -148,11 +149,7 @@ class NatsConsumer(ParkingConsumer):
         if self._expect[index] <= 0:
             self._expect[index] = 0
             self._pull_until[index] = 0.0  # answered: the pull is over
-        if status is None and self._closed:  # a pull that outlived its consumer: put it back
-            self._arrived[index].append(msg)
-            with contextlib.suppress(Exception):
-                await self._put_back(self._arrived[index].popleft())
-        elif status is None:
+        if status is None:  # (one that outlived its consumer is put back as it unsubscribes)
             self._arrived[index].append(msg)
         elif status in ("503", "409"):  # no consumer (a restart without its state, or deleted)
             self._ensure = True

@@ -21,6 +21,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from ..subscription import BufferedSubscription
 from ..topics import check_pattern, topic_matches
 from .connection import translated
+from .direct import subscribe_direct
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -58,11 +59,11 @@ class NatsSubscriptionBuffer(BufferedSubscription):
     async def attach(self, nc: Client) -> None:
         with translated("subscribe to", self.pattern):
             for subject in subjects_of(self._root, self.pattern):
-                self._subs.append(await nc.subscribe(subject, cb=self._on_msg))
+                self._subs.append(await subscribe_direct(nc, subject, self._on_msg))
             await nc.flush()  # subscribed at the server before this returns
         self._owner.add(self)
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(self, msg: Msg) -> None:
         topic = msg.subject[self._skip :]
         if not topic_matches(self.pattern, topic):
             return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..inbox import Inbox, InboxHandler, InboxLostHandler
 from .connection import translated
+from .direct import subscribe_direct
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -33,11 +34,11 @@ class NatsInbox(Inbox):
     ) -> NatsInbox:
         inbox = cls(on_lost, owner)
 
-        async def handle(msg: Any) -> None:
+        def handle(msg: Any) -> None:
             on_payload(msg.data)
 
         with translated("open inbox", subject):
-            inbox._sub = await nc.subscribe(subject, cb=handle)
+            inbox._sub = await subscribe_direct(nc, subject, handle)
             await nc.flush()  # subscribed at the server before a reply can be sent
         owner.add(inbox)
         return inbox

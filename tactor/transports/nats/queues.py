@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 
 from ...errors import TransportClosed
 from .connection import NOT_FOUND, WRONG_LAST_SEQUENCE, ApiError, api, request, translated
+from .direct import subscribe_direct
 from .names import token
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class NatsQueues:
         nc = self.nc
         inbox = nc.new_inbox()
         with translated("get from queue", queue):
-            sub = await nc.subscribe(inbox, cb=got.put)
+            sub = await subscribe_direct(nc, inbox, got.put_nowait)
         self._getters.add(got)
         open_until = 0.0  # when the pull request sent last ends, until its answer came
         try:

@@ -58,6 +58,7 @@ class Streams:
     ttl: float
     block: float
     replicas: int
+    storage: str
     appends: Appends
 
     appended = False  # to a stream since the keeper was last written (it is due again)
@@ -69,7 +70,7 @@ class Streams:
         def nc(self) -> Client: ...
 
     async def _stream(self, name: str, subjects: list[str], **config: Any) -> None:
-        body: dict[str, Any] = {"name": name, "subjects": subjects, "storage": "file"}
+        body: dict[str, Any] = {"name": name, "subjects": subjects, "storage": self.storage}
         body.update(num_replicas=self.replicas, **config)
         try:
             await api(self.nc, f"STREAM.CREATE.{name}", body)
