@@ -81,3 +81,37 @@ async def _read_patterns(nc: Any, name: str) -> None:
         return int(info.state.consumer_count)
 
     await eventually(consumers, lambda count: count == 0)
+
+
+async def test_a_key_is_present_while_it_has_a_value_and_not_once_deleted_or_purged(
+    nats_base: str,
+) -> None:
+    """The registry's check after a delivery reads single keys: a key with a value (an empty
+    one too) is there; one never written, deleted, purged, or in a bucket that does not
+    exist is not; a value written again after a delete is there again."""
+    from tactor.transports.nats.appends import Appends
+
+    async with a_bucket(nats_base) as (nc, name):
+        asks = Appends()
+        await asks.open(nc)
+        kv = await nc.jetstream().key_value(name)
+        await kv.put("node.a", b"beat")
+        await kv.put("node.empty", b"")
+        await kv.put("node.deleted", b"x")
+        await kv.delete("node.deleted")
+        await kv.put("node.purged", b"x")
+        await kv.purge("node.purged")
+        await kv.put("node.back", b"x")
+        await kv.delete("node.back")
+        await kv.put("node.back", b"again")
+        keys = ["node.a", "node.empty", "node.deleted", "node.purged", "node.never", "node.back"]
+        found = await asyncio.gather(*(asks.key_present(nc, name, key) for key in keys))
+        assert dict(zip(keys, found, strict=True)) == {
+            "node.a": True,
+            "node.empty": True,
+            "node.deleted": False,
+            "node.purged": False,
+            "node.never": False,
+            "node.back": True,
+        }
+        assert await asks.key_present(nc, f"{name}_none", "node.a") is False

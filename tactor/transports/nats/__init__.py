@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -211,7 +212,11 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             beats, providers = await self.registry_buckets(js)
             names = self.names
             await self.registry.start(
-                nc, (names.registry, beats), (names.registered, providers), self.purge_registered
+                nc,
+                (names.registry, beats),
+                (names.registered, providers),
+                self.purge_registered,
+                functools.partial(self.appends.key_present, nc),
             )
         except BaseException:
             self._closed = True

@@ -1,7 +1,9 @@
 """Appends to JetStream streams, each answered on the node's one subscription for them.
 
 An append is a publish whose reply subject is ``PREFIX.N`` (``N`` counts up);
-the stream answers there with what stored it (the ``PubAck``) or an error.
+the stream answers there with what stored it (the ``PubAck``) or an error. A
+read of a key's last message (:meth:`Appends.key_present`, the registry's
+check after a delivery) is asked and answered the same way.
 One subscription takes every answer and completes the waiting append's future:
 no inbox token, timer or wait of its own per append (a request through
 nats-py has all three, which a call paid on its path). Appends are answered in
@@ -13,15 +15,17 @@ fails those waiting longer than :data:`PATIENCE`, as a request's timeout would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from ...errors import TransportClosed
-from .connection import answer
+from .connection import NOT_FOUND, ApiError, answer
 from .direct import subscribe_direct
 
 if TYPE_CHECKING:
@@ -34,6 +38,7 @@ __all__ = ["PATIENCE", "Appends"]
 #: How long an append waits for the stream's answer (seconds), as a request did.
 PATIENCE = 5.0
 _NO_RESPONDERS = "503"  # the status the server answers with when no stream takes the subject
+_OPERATION = b"KV-Operation"  # the header of a deleted or purged key's marker
 
 
 class Appends:
@@ -76,6 +81,20 @@ class Appends:
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError
         return answer(msg.data, subject)
+
+    async def key_present(self, nc: Client, bucket: str, key: str) -> bool:
+        """Whether ``key`` of the KV ``bucket`` has a value now (not deleted nor purged):
+        the stream's last message on the key's subject, read as nats-py's ``KeyValue.get``
+        reads it, without a request inbox, timer and task of its own."""
+        body = orjson.dumps({"last_by_subj": f"$KV.{bucket}.{key}"})
+        try:
+            found = await self.append(nc, f"$JS.API.STREAM.MSG.GET.KV_{bucket}", body, None)
+        except ApiError as exc:
+            if exc.code in NOT_FOUND:  # no message on the subject (or no bucket)
+                return False
+            raise
+        headers = found.get("message", {}).get("hdrs")
+        return not headers or _OPERATION not in base64.b64decode(headers)
 
     def expire(self) -> None:
         """Fail the appends that waited longer than :data:`PATIENCE` for an answer."""

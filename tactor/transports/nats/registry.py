@@ -71,6 +71,7 @@ class Registry:
         self._pv: KeyValue | None = None
         self._kv_name = self._pv_name = ""
         self._purge: Callable[[str], Awaitable[Any]] | None = None
+        self._present: Callable[[str, str], Awaitable[bool]] | None = None
         self._watchers: dict[str, Any] = {}  # "beats", "providers" -> the bucket's watcher now
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -81,10 +82,12 @@ class Registry:
         beats: tuple[str, KeyValue],
         providers: tuple[str, KeyValue],
         purge: Callable[[str], Awaitable[Any]],
+        present: Callable[[str, str], Awaitable[bool]],
     ) -> None:
         """``beats`` and ``providers`` are the buckets, each with its name; ``purge(node)``
-        removes every key of ``node`` from ``providers`` (with its markers)."""
-        self._nc, self._purge = nc, purge
+        removes every key of ``node`` from ``providers`` (with its markers);
+        ``present(bucket, key)`` reads whether a key has a value now."""
+        self._nc, self._purge, self._present = nc, purge, present
         (self._kv_name, self._kv), (self._pv_name, self._pv) = beats, providers
         await self.refresh()
         self._tasks = [
@@ -272,15 +275,17 @@ class Registry:
             if node != self.node and p in providers and p not in found
         }
         nodes = sorted(set(where.values()))
-        assert self._kv is not None and self._pv is not None
+        present = self._present
+        assert present is not None
         keys = [self._key(endpoint, p, node) for p, node in where.items()]
         with translated("read the registry"):
             read = await asyncio.gather(
-                *(_read(self._kv, node) for node in nodes), *(_read(self._pv, k) for k in keys)
+                *(present(self._kv_name, node) for node in nodes),
+                *(present(self._pv_name, key) for key in keys),
             )
-        beating = {node for node, e in zip(nodes, read[: len(nodes)], strict=True) if e is not None}
-        listed = read[len(nodes) :]
-        found.update(p for p, e in zip(where, listed, strict=True) if e and where[p] in beating)
+        beating = {node for node, there in zip(nodes, read[: len(nodes)], strict=True) if there}
+        listed = zip(where, read[len(nodes) :], strict=True)
+        found.update(p for p, there in listed if there and where[p] in beating)
         return found
 
     async def sweep(self) -> None:
@@ -291,9 +296,9 @@ class Registry:
             if node == self.node or now - self._beats.get(node, float("-inf")) < self.ttl:
                 continue
             # This node's copy may be stale (it was cut off): only the bucket says "dead".
-            assert self._kv is not None and self._purge is not None
+            assert self._present is not None and self._purge is not None and self._kv is not None
             try:
-                if await _read(self._kv, node) is not None:
+                if await self._present(self._kv_name, node):
                     self._beats[node] = now
                     continue
                 await self._purge(node)
@@ -304,18 +309,6 @@ class Registry:
                 return  # NATS away: sweep later
             await self._on_dead(self._entries.pop(node, {}))
             self._beats.pop(node, None)
-
-
-async def _read(kv: KeyValue, key: str) -> Any:
-    """``key`` as the bucket has it now; None if there is none."""
-    try:
-        return await kv.get(key)
-    except KeyError:
-        return None
-    except Exception as exc:
-        if "not found" not in str(exc).lower() and "deleted" not in str(exc).lower():
-            raise
-        return None
 
 
 def _present(entries: dict[str, Any]) -> dict[str, Any]:
