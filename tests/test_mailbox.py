@@ -177,3 +177,51 @@ async def test_slow_handlers_take_one_message_at_a_time_so_work_spreads(url: str
         await asyncio.gather(*(proxy.work(0.02) for _ in range(4)))  # learn: slow
         handled = Tally(await asyncio.gather(*(proxy.work(0.1) for _ in range(10))))
         assert len(handled) == 2 and min(handled.values()) >= 3, handled  # hoarded: 9 and 1
+
+
+class Stalling(Actor, name="mailbox-stalling"):
+    """Quick with every item but two: "hold" waits for ``go``, "stall" for ``gate``."""
+
+    go: ClassVar[asyncio.Event]
+    gate: ClassVar[asyncio.Event]
+    stalled: ClassVar[asyncio.Event]
+    handled: ClassVar[list[str]]
+
+    async def work(self, item: str) -> None:
+        if item == "hold":
+            await Stalling.go.wait()
+        if item == "stall":
+            Stalling.stalled.set()
+            await Stalling.gate.wait()
+        Stalling.handled.append(item)
+
+
+@pytest.mark.in_process
+async def test_what_a_provider_took_ahead_of_a_message_that_stalls_goes_to_an_idle_one(
+    url: str,
+) -> None:
+    """A quick provider takes several waiting messages at once (Redis, NATS); when the one
+    in hand then stalls, those it took behind it go back to the mailbox (at its second
+    heartbeat) and an idle provider handles them, while the stalled one still waits."""
+    if not url.startswith("memory"):
+        url += "&ttl=0.6"  # a heartbeat every 0.2 s
+    Stalling.go, Stalling.gate, Stalling.stalled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    Stalling.handled = []
+    items = [f"q{i}" for i in range(60)]
+    items.insert(40, "stall")  # by then the provider has learned that it is quick
+    async with ActorSystem(url) as system:
+        await system.spawn(Stalling)
+        await system.tell(Stalling.work, "hold")  # while it holds, the rest waits behind
+        for item in items:
+            await system.tell(Stalling.work, item)
+        Stalling.go.set()  # it takes what waits, several at a time once it learned
+        async with asyncio.timeout(10):
+            await Stalling.stalled.wait()
+        await system.spawn(Stalling)  # idle
+        try:
+            handled = lambda: asyncio.sleep(0, Stalling.handled)  # noqa: E731
+            await eventually(handled, lambda h: len(h) >= 61, timeout=10)
+            assert sorted(Stalling.handled) == sorted(["hold", *items[:40], *items[41:]])
+        finally:
+            Stalling.gate.set()
+        await eventually(handled, lambda h: len(h) == 62)

@@ -17,7 +17,9 @@ Prefetch: a consumer reads as many entries per round trip as it expects to
 handle within ``prefetch_window`` seconds (a moving average of its handling
 time decides), at most ``prefetch``. A fast handler reads many per round trip;
 a slow one reads one at a time, so it never holds work an idle provider could
-have taken for longer than the window.
+have taken for longer than the window. One that turns slow on a message gives
+back what it read behind it at the second heartbeat that finds it still waiting
+(see :meth:`NodeReader._give_back_at_beats`).
 
 Attempts: a delivery's ``attempts`` is the entry's delivery count in the group
 (1 when read, one more per ``XCLAIM``: the count ``XPENDING`` gave before the

@@ -86,7 +86,8 @@ class Feed:
     """A mailbox its node's consumers compete on: read for those waiting, handed out in turn."""
 
     __slots__ = (
-        "buffer", "eager", "held", "key", "mailbox", "redelivered", "users", "waiters", "want",
+        "buffer", "eager", "held", "key", "mailbox", "redelivered", "seen", "users", "waiters",
+        "want",
     )  # fmt: skip
 
     def __init__(self, key: str, mailbox: str) -> None:
@@ -104,6 +105,19 @@ class Feed:
         #: reader reads on for them (one entry), as a fast consumer prefetches for itself.
         self.eager = 0
         self.want = 0  # the most entries one of them reads per round trip (its prefetch)
+        self.seen: set[str] = set()  # ids in the buffer at the last heartbeat
+
+    def take_back_waiting(self, stuck: dict[str, list[str]]) -> None:
+        """Add to ``stuck`` the entries that waited in the buffer since the last heartbeat
+        (no consumer of this node took them: all busy), and let go of them."""
+        waited = [entry for entry in self.buffer if entry[0] in self.seen]
+        if waited:
+            gone = {entry[0] for entry in waited}
+            self.buffer = deque(entry for entry in self.buffer if entry[0] not in gone)
+            self.held -= gone
+            self.redelivered -= gone
+            stuck.setdefault(self.key, []).extend(entry[0] for entry in waited)
+        self.seen = {entry[0] for entry in self.buffer}
 
     def give(self, entries: list[Entry]) -> None:
         for entry in entries:

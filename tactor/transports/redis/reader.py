@@ -6,7 +6,8 @@ competing consumers (an endpoint's) is a :class:`Feed`: the node reads it only
 while one of its consumers waits on it, as many entries as consumers wait (at
 most ``prefetch``), and hands each to a waiting consumer; what nobody waits for
 any more stays in the feed for the next one (and goes back to the stream when the
-node's last consumer of it closes). A consumer that finished a message first reads
+node's last consumer of it closes, or at the second heartbeat that finds it there:
+see :meth:`NodeReader._give_back_at_beats`). A consumer that finished a message first reads
 for itself, its acknowledgements riding along (see :meth:`RedisConsumer.receive`);
 it waits on the reader only when there was nothing to read.
 
@@ -65,6 +66,7 @@ class NodeReader(Reclaiming):
         self._to_ack: dict[str, list[str]] = {}
         self._strays: list[tuple[str, list[str]]] = []  # read for a feed that was left meanwhile
         self._task: asyncio.Task[None] | None = None
+        self._giving_back: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
         self._regroup = False
         self._recover = False
@@ -85,22 +87,46 @@ class NodeReader(Reclaiming):
             await transport.keep_alive(transport.live_key, self.node)
             transport.own(self.bell)
             await self._make_bell()
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"tactor-reader-{self.node}"
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name=f"tactor-reader-{self.node}")
+            self._giving_back = loop.create_task(
+                self._give_back_at_beats(), name=f"tactor-give-back-{self.node}"
             )
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks, self._task, self._giving_back = (self._task, self._giving_back), None, None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._connection.close()
         transport = self._transport
         transport.disown(self.bell)
         with contextlib.suppress(*LOST, ResponseError, Exception):
             await transport.redis.delete(self.bell)
         await transport.forget(transport.live_key, self.node)
+
+    # -- giving back what waits behind a slow message ----------------------------
+
+    async def _give_back_at_beats(self) -> None:
+        """At every heartbeat: what was read ahead and still waits at the second beat —
+        in a consumer whose message in hand turned slow, or in a feed no consumer of this
+        node waits on — goes back to the end of its mailbox for an idle provider, its
+        attempts unchanged (as NATS gives back what a consumer pulled ahead)."""
+        transport = self._transport
+        while True:
+            await asyncio.sleep(transport.heartbeat_interval)
+            stuck: dict[str, list[str]] = {}
+            for consumer in list(transport.consumers):
+                consumer.take_back_waiting(stuck)
+            for feed in self.feeds.values():
+                feed.take_back_waiting(stuck)
+            for key, ids in stuck.items():
+                try:
+                    await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *ids])
+                except (*LOST, ResponseError):
+                    self._strays.append((key, ids))  # the reader's next step tries again
 
     # -- feeds -----------------------------------------------------------------
 

@@ -72,6 +72,7 @@ class Taking(ParkingConsumer):
         "_refused",
         "_regroup",
         "_rings",
+        "_seen_ahead",
         "_to_ack",
         "_transport",
         "_unacked",
@@ -108,7 +109,25 @@ class Taking(ParkingConsumer):
         self._parked = False  # waiting for the reader, no read of its own in flight
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
+        #: (key, id) of what was read ahead and waited at the last heartbeat
+        self._seen_ahead: set[tuple[str, str]] = set()
         self.closed = False
+
+    def take_back_waiting(self, stuck: dict[str, list[str]]) -> None:
+        """At a heartbeat: add to ``stuck`` what this consumer read ahead and still holds
+        since the last one behind a message in hand (its handler turned slow), and let go
+        of them; what waits while nothing is in hand is handed out next anyway."""
+        if not self._unacked or self.closed:
+            self._seen_ahead = set()
+            return
+        seen = self._seen_ahead
+        waited = [d for d in self._buffer if (d.key, d.entry_id) in seen]
+        if waited:
+            self._buffer = [d for d in self._buffer if (d.key, d.entry_id) not in seen]
+            for delivery in waited:
+                self._finished(delivery)
+                stuck.setdefault(delivery.key, []).append(delivery.entry_id)
+        self._seen_ahead = {(d.key, d.entry_id) for d in self._buffer}
 
     def _end_wait(self, waiting: asyncio.Future[Any], item: object) -> None:
         waiting.set_result(item)
