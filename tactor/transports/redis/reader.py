@@ -125,8 +125,10 @@ class NodeReader(Reclaiming):
             for key, ids in stuck.items():
                 try:
                     await transport.scripts["requeue"](keys=[key], args=[GROUP, "", *ids])
-                except (*LOST, ResponseError):
-                    self._strays.append((key, ids))  # the reader's next step tries again
+                except Exception as exc:  # the reader's next step tries again
+                    if not isinstance(exc, (*LOST, ResponseError)):
+                        log.exception("%s: giving back entries of %s failed", self.node, key)
+                    self._strays.append((key, ids))
 
     # -- feeds -----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from ..consumer import Delivery, ParkingConsumer
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RUNG = object()  # a consumer's wait ends: its private mailbox got something
 CLOSED = object()  # a consumer's wait ends: it was closed
+_NOTHING: frozenset[tuple[str, str]] = frozenset()
 
 
 class RedisDelivery(Delivery):
@@ -110,15 +112,15 @@ class Taking(ParkingConsumer):
         self._handed_at = 0.0  # when the last delivery was handed out
         self._handling = transport.prefetch_window  # moving average of the time per message
         #: (key, id) of what was read ahead and waited at the last heartbeat
-        self._seen_ahead: set[tuple[str, str]] = set()
+        self._seen_ahead: AbstractSet[tuple[str, str]] = _NOTHING
         self.closed = False
 
     def take_back_waiting(self, stuck: dict[str, list[str]]) -> None:
         """At a heartbeat: add to ``stuck`` what this consumer read ahead and still holds
         since the last one behind a message in hand (its handler turned slow), and let go
         of them; what waits while nothing is in hand is handed out next anyway."""
-        if not self._unacked or self.closed:
-            self._seen_ahead = set()
+        if not self._unacked or self.closed or not self._buffer:
+            self._seen_ahead = _NOTHING  # (shared: an idle consumer holds no set of its own)
             return
         seen = self._seen_ahead
         waited = [d for d in self._buffer if (d.key, d.entry_id) in seen]
