@@ -195,7 +195,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                         **self.location.options,
                     )
         except BaseException as exc:
-            # nats-py leaves the socket of a connect that failed (or timed out) open.
+            # A connect cut short (our bound, a cancelled start) leaves nats-py's socket open.
             with contextlib.suppress(Exception):
                 await nc.close()
             if not isinstance(exc, TransportError) or not self._connect_errors:
