@@ -29,7 +29,19 @@ from . import nats_floor
 from .events import Subject
 from .harness import Figure, Row, Settings, repeat_latency
 from .redis_calls import IN_FLIGHT, Op, calls_for_rate, rate
-from .servers import Ping, RemoteEcho, Server, delete_keys, start_all, stop_all, tactor_url
+from .servers import (
+    Ping,
+    RemoteEcho,
+    Server,
+    cpu_medians,
+    cpu_per_op,
+    delete_keys,
+    listening_pid,
+    process_cpu_of,
+    start_all,
+    stop_all,
+    tactor_url,
+)
 
 PROVIDERS = 3
 
@@ -71,7 +83,11 @@ async def run(settings: Settings) -> list[Row]:
             async def raw_call() -> bytes:
                 return bytes((await nc.request(subject, b"1", timeout=10)).data)
 
-            rows = await _calls(settings, on_nats, on_memory, on_redis, raw_call, floor.call)
+            # The providers of the NATS call row's three subjects, for their CPU per call.
+            answering = {"tactor": servers[0], "raw": servers[3], "floor": servers[4]}
+            rows = await _calls(
+                settings, on_nats, on_memory, on_redis, raw_call, floor.call, answering
+            )
             rows.append(await _broadcast(settings, wide_on_nats, wide_on_redis))
             rows += await _events(settings, on_nats, on_redis, client, tag)
             return rows
@@ -117,6 +133,7 @@ async def _calls(
     on_redis: ActorSystem,
     raw_call: Op,
     floor: Op,
+    answering: dict[str, Server],
 ) -> list[Row]:
     one = replace(settings, repeats=1)
     nats_proxy, redis_proxy = on_nats.proxy(RemoteEcho), on_redis.proxy(RemoteEcho)
@@ -136,11 +153,29 @@ async def _calls(
     assert await raw_call() == b"1"
     await floor()
     total = calls_for_rate(settings)
+    ops = settings.warmup + settings.iterations
+    cpu: dict[str, list[float]] = {}
+    nats_server = listening_pid(settings.nats_url or "")  # when it runs on this machine
+
+    async def timed(name: str, fig: Figure, op: Op) -> None:
+        """Latency samples into ``fig``; the CPU per call of this process, of the provider
+        and of the NATS server."""
+        others: dict[str, Server | int] = {"provider": answering[name]}
+        if nats_server is not None:
+            others["NATS server"] = nats_server
+        before = {who: process_cpu_of(p) for who, p in others.items()}
+        _, _, caller = await cpu_per_op([], ops, lambda: repeat_latency(fig, one, op))
+        cpu.setdefault(f"{name}: caller", []).append(caller)
+        for who, process in others.items():
+            start, end = before[who], process_cpu_of(process)
+            if start is not None and end is not None:
+                cpu.setdefault(f"{name}: {who}", []).append((end - start) / ops * 1e6)
+
     for _ in range(settings.repeats):  # interleaved, so drift hits every subject alike
-        await repeat_latency(lat, one, lambda: nats_proxy.echo(1))
+        await timed("tactor", lat, lambda: nats_proxy.echo(1))
         await repeat_latency(memory_lat, one, lambda: memory_proxy.echo(1))
-        await repeat_latency(raw_lat, one, raw_call)
-        await repeat_latency(floor_lat, one, floor)
+        await timed("raw", raw_lat, raw_call)
+        await timed("floor", floor_lat, floor)
         await repeat_latency(redis_lat, one, lambda: redis_proxy.echo(1))
         thr.medians.append(await rate([lambda: nats_proxy.echo(1)] * IN_FLIGHT, total))
         memory_thr.medians.append(await rate([lambda: memory_proxy.echo(1)] * IN_FLIGHT, total))
@@ -159,7 +194,8 @@ async def _calls(
         "JetStream steps in plain nats-py, so its ratio to the raw baseline is what the "
         "guarantee costs on NATS; with storage=memory (streams in the server's memory, lost "
         f"at its restart) tactor's call is {memory_lat.median / raw_lat.median:.2f}× the raw "
-        "baseline"
+        f"baseline. CPU time per call, one in flight (median): {cpu_medians(cpu)} (the "
+        "NATS server's where it runs on this machine)"
     )
     throughput_row = Row(
         f"NATS call throughput, {IN_FLIGHT} in flight",

@@ -298,6 +298,34 @@ def main_thread_cpu(pid: int) -> float | None:
         return None
 
 
+def listening_pid(url: str) -> int | None:
+    """The pid of the process listening on ``url``'s loopback TCP port (a Redis or NATS
+    server on this machine), from /proc (Linux, and only a process we may look into);
+    None when there is none, or it cannot be told."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return None
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                # local address "HEX_IP:HEX_PORT", state 0A: listening
+                if int(fields[1].rsplit(":", 1)[1], 16) == parts.port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc") if inodes else ()):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+                   for fd in os.listdir(f"/proc/{pid}/fd")):  # fmt: skip
+                return int(pid)
+    return None
+
+
+def process_cpu_of(process: Server | int) -> float | None:
+    """CPU seconds of a server, or of another process by pid (None without /proc)."""
+    return process_cpu(process) if isinstance(process, int) else process.cpu()
+
+
 async def cpu_per_op(
     servers: list[Server], ops: int, measure: Callable[[], Awaitable[T]]
 ) -> tuple[T, float | None, float]:
