@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 
 from tactor import ConfigError, NoProvider
 from tactor.testing.urls import fresh_url
@@ -17,6 +19,7 @@ from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport
 from tactor.transports.nats.bucket_reads import read_keys
 from tactor.transports.nats.connection import api
+from tactor.transports.nats.consumer import _counts
 from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
 from tactor.transports.topics import topic_matches
@@ -65,6 +68,29 @@ def _nats_matches(subject: str, concrete: str) -> bool:
         if i >= len(got) or (token_ != "*" and token_ != got[i]):
             return False
     return len(want) == len(got)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.ns_mb.mb_ep=3Asvc.1.51.50.1796645254596026939.0",  # a server without domain
+        "$JS.ACK.ns_mb.mb_ep=3Asvc.3.52.50.1796645254596026939.17",
+        "$JS.ACK._.ACCHASH.ns_mb.mb_pv.2.10.9.1796645254596026939.5.x1",  # with its account
+        "$JS.ACK.hub.ACCHASH.ns_mb.mb_pv.4.10.9.1796645254596026939.6.x1",  # and a domain
+        "$JS.ACK.hub.ACCHASH.ns_mb.mb_pv.5.10.9.1796645254596026939.8",
+    ],
+)
+def test_a_messages_counts_are_read_from_its_reply_subject_as_nats_py_reads_them(
+    reply: str,
+) -> None:
+    msg = Msg(None, subject="ns.mb.x", reply=reply)  # type: ignore[arg-type]
+    assert _counts(msg) == (msg.metadata.num_delivered, msg.metadata.num_pending)
+
+
+@pytest.mark.parametrize("reply", ["_INBOX.a.b", "", "a.b.c.d.e.f.g.h.i"])
+def test_a_message_not_from_jetstream_has_no_counts(reply: str) -> None:
+    with pytest.raises(NotJSMessageError):
+        _counts(Msg(None, subject="x", reply=reply))  # type: ignore[arg-type]
 
 
 def test_the_url_carries_servers_credentials_tls_and_options() -> None:

@@ -10,9 +10,7 @@ moves to another when it fails.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -98,21 +96,35 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
         await asyncio.wait({task}, timeout=0.5)
 
 
-@contextlib.contextmanager
-def translated(action: str, where: str = "") -> Iterator[None]:
-    """Raise nats-py's errors (and lost connections) as TransportError, saying what failed."""
-    try:
-        yield
-    except TransportError:
-        raise
-    except NatsError as exc:
-        on = f" {where}" if where else ""
-        if type(exc).__name__ == "ConnectionClosedError":
-            raise TransportClosed(f"NATS {action}{on}: the connection is closed") from None
-        raise TransportError(f"NATS {action}{on} failed: {type(exc).__name__}: {exc}") from None
-    except (TimeoutError, OSError) as exc:
-        on = f" {where}" if where else ""
-        raise TransportError(f"NATS {action}{on} failed: {type(exc).__name__}: {exc}") from None
+class translated:  # lower case: used like a function, ``with translated("pull from", m): ...``
+    """Raise nats-py's errors (and lost connections) as TransportError, saying what failed.
+
+    A class, not a generator (as Redis's): it wraps each publish, acknowledgement and
+    pull on a message's path, where a generator costs ~1 µs more each time.
+    """
+
+    __slots__ = ("action", "where")
+
+    def __init__(self, action: str, where: str = "") -> None:
+        self.action, self.where = action, where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:  # never swallows: returns (None) to let ``exc`` go on, or raises another
+        if exc is None or isinstance(exc, TransportError):
+            return
+        on = f" {self.where}" if self.where else ""
+        if isinstance(exc, NatsError):
+            if type(exc).__name__ == "ConnectionClosedError":
+                raise TransportClosed(f"NATS {self.action}{on}: the connection is closed") from None
+        elif not isinstance(exc, (TimeoutError, OSError)):
+            return
+        raise TransportError(
+            f"NATS {self.action}{on} failed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 async def request(

@@ -63,12 +63,28 @@ log = logging.getLogger(__name__)
 ATTEMPTED = "Tactor-Attempted"
 
 
+def _counts(msg: Msg) -> tuple[int, int]:
+    """How often JetStream delivered ``msg``, and how many messages wait behind it: from
+    its reply subject, ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+    seq>.<time>.<pending>`` (a server with a domain puts ``<domain>.<account hash>`` after
+    ``$JS.ACK`` and a token at the end). What nats-py's ``msg.metadata`` reads, without
+    the objects and the datetime it makes for each message."""
+    tokens = (msg.reply or "").split(".")
+    if tokens[0] == "$JS" and tokens[1:2] == ["ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[4]), int(tokens[8])
+        if len(tokens) >= 11:
+            return int(tokens[6]), int(tokens[10])
+    metadata = msg.metadata  # raises nats-py's NotJSMessageError, as before
+    return metadata.num_delivered, metadata.num_pending
+
+
 class NatsDelivery(Delivery):
     __slots__ = ("_consumer", "msg")
 
     def __init__(self, consumer: NatsConsumer, mailbox: str, msg: Msg) -> None:
         before = int((msg.headers or {}).get(ATTEMPTED, 0))
-        super().__init__(mailbox, msg.data, before + msg.metadata.num_delivered)
+        super().__init__(mailbox, msg.data, before + _counts(msg)[0])
         self._consumer = consumer
         self.msg = msg
 
@@ -142,7 +158,7 @@ class NatsConsumer(ParkingConsumer):
             index = int(msg.subject.rsplit(".", 1)[1])
         status = (msg.headers or {}).get("Status")
         if status is None:
-            self._behind[index] = msg.metadata.num_pending
+            self._behind[index] = _counts(msg)[1]
             self._expect[index] -= 1
         else:
             self._behind[index] = self._expect[index] = 0
@@ -335,7 +351,7 @@ class NatsConsumer(ParkingConsumer):
                         await self._put_back(arrived.popleft())
 
     async def _put_back(self, msg: Msg) -> None:
-        before = int((msg.headers or {}).get(ATTEMPTED, 0)) + msg.metadata.num_delivered - 1
+        before = int((msg.headers or {}).get(ATTEMPTED, 0)) + _counts(msg)[0] - 1
         try:
             await self.transport.publish_to_stream(msg.subject, msg.data, before)
         except TransportError:
