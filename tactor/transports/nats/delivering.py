@@ -63,11 +63,12 @@ class CheckedDeliveries:
     ) -> None:
         """Append ``payload`` to ``mailbox`` if ``provider`` (or, without one, any provider)
         of ``endpoint`` is live; else raise :class:`NoProvider`, leaving nothing behind."""
-        if not await self._is_live(endpoint, provider):
+        registry = self.registry
+        if not (registry.serves(endpoint, provider) or await self._is_live(endpoint, provider)):
             raise NoProvider(no_provider_message(endpoint, provider))
         seq = await self.append(mailbox, payload)
-        if provider is None:
-            still = await self._is_live(endpoint, None)
+        if provider is None:  # (the copy first: no coroutine on a call's path)
+            still = registry.serves(endpoint) or await self._is_live(endpoint, None)
         else:
             still = provider in await self.registry.still_listed(endpoint, [provider])
         if not still and await self._withdraw(mailbox, seq):
@@ -102,8 +103,7 @@ class CheckedDeliveries:
         for fresh in (False, True):
             if fresh:
                 await self.registry.refresh(endpoint)
-            live = self.registry.live(endpoint)
-            if live if provider is None else provider in live:
+            if self.registry.serves(endpoint, provider):
                 return True
         return False
 

@@ -185,6 +185,23 @@ class Registry:
             if node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl:
                 yield entries
 
+    def serves(self, endpoint: str, provider: str | None = None) -> bool:
+        """Whether ``provider`` (without one: any provider) of ``endpoint`` is live as this
+        node's copy has it: :meth:`live` without listing and sorting every provider (it is
+        asked twice on every call's path)."""
+        providers = self.own.get(endpoint)
+        if providers and (provider is None or provider in providers):
+            return True
+        now = None
+        for node, entries in self._entries.items():
+            providers = entries.get(endpoint)
+            if not providers or (provider is not None and provider not in providers):
+                continue
+            now = time.monotonic() if now is None else now
+            if node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl:
+                return True
+        return False
+
     def live(self, endpoint: str) -> list[str]:
         """The live providers of ``endpoint`` as this node's copy has them, sorted."""
         found: set[str] = set()
