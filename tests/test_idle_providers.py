@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
@@ -18,6 +19,9 @@ from typing import ClassVar
 import pytest
 
 from tactor import Actor, ActorSystem
+from tactor.transports.memory_consumer import MemoryConsumer
+from tactor.transports.nats.consumer import NatsConsumer
+from tactor.transports.redis.taking import Taking
 from tests.faults import BreakableMemoryTransport
 from tests.helpers import eventually
 
@@ -91,6 +95,27 @@ async def test_a_woken_provider_keeps_order_and_one_message_at_a_time(url: str) 
         assert await node.call(Idle.which, provider=ref) == 0  # after every tell before it
         instance = Idle.by_index[0]
         assert instance.seen == list(range(50))
+        assert not instance.overlapped
+
+
+async def test_calls_that_come_as_a_runner_stops_lingering_are_all_served(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner keeps its task a while after its consumer parks (``linger``; set here on
+    every transport's consumers, and made short); calls that come within it, as it ends
+    or after it are all served, by one task at a time."""
+    for cls in (MemoryConsumer, NatsConsumer, Taking):
+        monkeypatch.setattr(cls, "linger", 0.002)
+    gaps = random.Random(7)
+    async with ActorSystem(url) as node, ActorSystem(url) as caller:
+        ref = await node.spawn(Idle, 3)
+        for n in range(150):
+            async with asyncio.timeout(5):
+                await caller.tell(Idle.note, n, provider=ref)
+                assert await caller.call(Idle.which, provider=ref) == 3
+            await asyncio.sleep(gaps.uniform(0, 0.004))  # before, around and after the end
+        instance = Idle.by_index[3]
+        assert instance.seen == list(range(150))
         assert not instance.overlapped
 
 

@@ -51,6 +51,11 @@ OnFailure = Callable[[str, BaseException], None]
 Handlers = Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]]
 
 
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 class ActorRunner:
     """Runs one actor instance (or one plain event function) over its sources.
 
@@ -64,6 +69,7 @@ class ActorRunner:
         "_failed",
         "_idle",
         "_inbox",
+        "_lingering",
         "_loop_task",
         "_on_failure",
         "_pumps",
@@ -100,6 +106,7 @@ class ActorRunner:
         self._loop_task: asyncio.Task[Any] | None = None  # direct mode: None while parked
         self._direct = False  # one source, read by the runner itself (no pump, no hand-off)
         self._idle = False  # direct mode: waiting for a message, not handling one
+        self._lingering: asyncio.Future[bool] | None = None  # direct mode: see _linger
         self._stopping = False
         self._on_failure = on_failure  # called once if a source's task ends while serving
         self._failed = False
@@ -138,7 +145,10 @@ class ActorRunner:
         """The parked consumer may have something (or was closed, or failed): serve it."""
         if self._stopping or self._failed:
             return
-        if self._loop_task is None or self._loop_task.done():
+        lingering = self._lingering
+        if lingering is not None and not lingering.done():
+            lingering.set_result(True)  # its task waits for this: no new one
+        elif self._loop_task is None or self._loop_task.done():
             self._serve()  # (else its task, about to end, looks once more: see _run_direct)
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
@@ -254,11 +264,15 @@ class ActorRunner:
             finally:
                 self._idle = False
             if delivery is _PARKED and not looked_again:
-                # Look once more a loop turn later: what came meanwhile (the next call of a
-                # caller in this process) is served by this task, not by a new one.
+                # Look once more a loop turn later (what came meanwhile, the next call of a
+                # caller in this process, is served by this task, not by a new one), or
+                # after the consumer's linger: woken within it, this task serves on.
                 looked_again = True
-                await asyncio.sleep(0)
-                continue
+                if consumer.linger:
+                    looked_again = not await self._linger(consumer.linger)
+                else:
+                    await asyncio.sleep(0)
+                continue  # (a wake as the linger ended found this task alive: look again)
             if delivery is _PARKED:
                 self._requests = None  # made again at the next message
                 return _PARKED
@@ -270,6 +284,21 @@ class ActorRunner:
             except Exception:  # a bug in tactor itself: never let it kill the actor
                 log.exception("%s: unexpected error handling %s", self.name, self._last())
         return None
+
+    async def _linger(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the parked consumer's wake (see
+        ``MailboxConsumer.linger``); True if it came."""
+        loop = asyncio.get_running_loop()
+        lingering: asyncio.Future[bool] = loop.create_future()
+        self._lingering = lingering
+        timer = loop.call_later(seconds, _settle, lingering, False)
+        self._idle = True  # stop() may cancel it here, as in a receive
+        try:
+            return await lingering
+        finally:
+            self._idle = False
+            timer.cancel()
+            self._lingering = None
 
     async def _run(self) -> None:
         while (item := await self._inbox.get()) is not _STOP:

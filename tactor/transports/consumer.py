@@ -62,6 +62,12 @@ class MailboxConsumer(ABC):
 
     __slots__ = ()  # a node may hold thousands: subclasses may do without a __dict__
 
+    #: Push mode: how long (seconds) a runner keeps its task after the consumer parked,
+    #: for the wake of the next payload, before it lets the task end. A transport whose
+    #: payloads come from another process sets it: the next one of a steady stream comes
+    #: within it, and a task made and ended per payload costs more than the wait.
+    linger: float = 0.0
+
     @abstractmethod
     async def receive(self) -> Delivery:
         """Wait for the next payload from any of the consumer's mailboxes.

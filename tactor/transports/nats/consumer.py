@@ -112,6 +112,8 @@ class NatsConsumer(ParkingConsumer):
     """Pulls from each of its mailboxes' durable consumers: one message at a time, or a
     few that wait in the mailbox for a fast handler."""
 
+    linger = 0.05  # see MailboxConsumer.linger
+
     def __init__(
         self, transport: NatsTransport, mailboxes: list[str], name: str, private: set[str]
     ) -> None:
