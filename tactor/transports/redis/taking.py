@@ -59,8 +59,6 @@ class RedisDelivery(Delivery):
 class Taking(ParkingConsumer):
     """What a consumer holds, and its reads and acknowledgements (see :class:`RedisConsumer`)."""
 
-    linger = 0.05  # see MailboxConsumer.linger
-
     __slots__ = (
         "_buffer",
         "_dirty",
