@@ -150,18 +150,27 @@ class Quick(Actor, name="nats-calls-quick"):
         return value
 
 
-async def _pulls_seen(transport: NatsTransport) -> tuple[Any, list[dict[str, Any]]]:
-    """A subscription that records every pull request (its body) sent to the namespace's
-    mailbox stream."""
+async def _pulls_seen(transport: NatsTransport) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Subscriptions that record every request for messages (its body) sent to the
+    namespace's mailbox stream: a pull request, or an acknowledgement that asks for the
+    next (``+NXT``)."""
     seen: list[dict[str, Any]] = []
 
     async def record(msg: Any) -> None:
         seen.append(orjson.loads(msg.data) if msg.data else {})
 
-    subject = f"$JS.API.CONSUMER.MSG.NEXT.{transport.names.mailboxes}.>"
-    sub = await transport.nc.subscribe(subject, cb=record)
+    async def record_next(msg: Any) -> None:
+        if msg.data.startswith(b"+NXT"):
+            body = msg.data[len(b"+NXT") :].strip()
+            seen.append(orjson.loads(body) if body else {})
+
+    stream = transport.names.mailboxes
+    subs = [
+        await transport.nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", cb=record),
+        await transport.nc.subscribe(f"$JS.ACK.{stream}.>", cb=record_next),
+    ]
     await transport.nc.flush()
-    return sub, seen
+    return subs, seen
 
 
 @pytest.mark.parametrize("prefetch", [None, "1"])
@@ -178,10 +187,11 @@ async def test_a_fast_provider_takes_what_waits_several_per_pull(
         await node.spawn(Quick)
         transport = caller.transport
         assert isinstance(transport, NatsTransport)
-        sub, pulls = await _pulls_seen(transport)
+        subs, pulls = await _pulls_seen(transport)
         proxy = caller.proxy(Quick)
         assert await asyncio.gather(*(proxy.echo(i) for i in range(400))) == list(range(400))
-        await sub.unsubscribe()
+        for sub in subs:
+            await sub.unsubscribe()
     several = [pull for pull in pulls if pull.get("batch", 1) > 1]
     if prefetch == "1":
         assert several == [] and len(pulls) >= 400
@@ -207,9 +217,9 @@ async def test_messages_taken_ahead_of_a_stalled_one_go_to_an_idle_provider(
             await stalled.deliver("ep:svc", str(i).encode())
         consumer = await stalled.consume(["ep:svc"], "a")
         first = await consumer.receive()  # one pull of one: it says 9 wait behind it
-        await first.ack()
         consumer._handling = 1e-5  # type: ignore[attr-defined]  # learned: a quick handler
-        in_hand = await consumer.receive()  # one pull takes the 9 that wait
+        await first.ack()  # and asks for the next: one pull takes the 9 that wait
+        in_hand = await consumer.receive()
         assert (first.payload, in_hand.payload) == (b"0", b"1")
 
         # The other 8 come with the same pull (maybe in later reads of the socket).

@@ -10,7 +10,9 @@ pending on the server: when its holder dies, JetStream redelivers it once
 ``ack_wait`` (the transport's ``ttl``) passed; holders in good health tell the
 server they are still working on it (``+WPI``) on every heartbeat.
 
-A consumer asks for a mailbox's next message only when it wants one. While it
+A consumer asks for a mailbox's next message only when it wants one: as it
+acknowledges the message before it (JetStream's ``+NXT``: one message to the
+server for both), or by a pull request of its own. While it
 waits, its pull request (one message) waits at the server (``block`` seconds),
 so a message is pushed to it as it arrives; the server answers an unused one
 when it expires, and the heartbeat sends again one whose answer never came.
@@ -80,18 +82,18 @@ def _counts(msg: Msg) -> tuple[int, int]:
 
 
 class NatsDelivery(Delivery):
-    __slots__ = ("_consumer", "msg")
+    __slots__ = ("_consumer", "_index", "msg")
 
-    def __init__(self, consumer: NatsConsumer, mailbox: str, msg: Msg) -> None:
+    def __init__(self, consumer: NatsConsumer, index: int, msg: Msg) -> None:
         before = int((msg.headers or {}).get(ATTEMPTED, 0))
-        super().__init__(mailbox, msg.data, before + _counts(msg)[0])
-        self._consumer = consumer
+        super().__init__(consumer.mailboxes[index], msg.data, before + _counts(msg)[0])
+        self._consumer, self._index = consumer, index
         self.msg = msg
 
     async def ack(self) -> None:
         if self._consumer.held.pop(id(self), None) is not None:
             with translated("acknowledge", self.mailbox):
-                await self.msg.ack()
+                await self._consumer.acknowledge(self.msg, self._index)
 
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
         if self._consumer.held.pop(id(self), None) is None:
@@ -119,7 +121,7 @@ class NatsConsumer(ParkingConsumer):
     ) -> None:
         self.transport = transport
         self.name = name
-        self._mailboxes = mailboxes
+        self.mailboxes = mailboxes
         self._private = private
         names = transport.names
         self._index = {names.mailbox_of(names.mailbox(m)): i for i, m in enumerate(mailboxes)}
@@ -149,7 +151,7 @@ class NatsConsumer(ParkingConsumer):
         await self._ensure_consumers()
 
     async def _ensure_consumers(self) -> None:
-        for mailbox in self._mailboxes:
+        for mailbox in self.mailboxes:
             await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
         self._ensure = False
 
@@ -177,8 +179,8 @@ class NatsConsumer(ParkingConsumer):
 
     def pull_again(self) -> None:
         """Send the pull requests again now (the server that had them may be gone)."""
-        self._pull_until = [0.0 for _ in self._mailboxes]
-        self._expect = [0 for _ in self._mailboxes]
+        self._pull_until = [0.0 for _ in self.mailboxes]
+        self._expect = [0 for _ in self.mailboxes]
         self._ensure = True
         self._ring()
 
@@ -195,7 +197,7 @@ class NatsConsumer(ParkingConsumer):
     def _next(self) -> NatsDelivery | None:
         for index, arrived in enumerate(self._arrived):
             if arrived:
-                delivery = NatsDelivery(self, self._mailboxes[index], arrived.popleft())
+                delivery = NatsDelivery(self, index, arrived.popleft())
                 self.held[id(delivery)] = delivery
                 self._handed_at = time.monotonic()
                 return delivery
@@ -210,6 +212,13 @@ class NatsConsumer(ParkingConsumer):
         most = prefetch_count(self._handling, transport.prefetch_window, transport.prefetch)
         return min(behind, most)
 
+    def _pulling(self, index: int, now: float) -> bytes:
+        """Count a pull of mailbox ``index`` as sent now; the body to send it with."""
+        self._pull_until[index] = now + self.transport.block + 0.5  # answered 408 at expiry
+        count = self._expect[index] = self._count(index)
+        # Several: only those waiting now (answered at once, 408 if fewer were left).
+        return self._pull_body if count == 1 else _take_waiting(count)
+
     async def _pull(self) -> None:
         """Send a pull request for each mailbox without one."""
         now = time.monotonic()
@@ -217,21 +226,35 @@ class NatsConsumer(ParkingConsumer):
             if self._pull_until[index] > now or self._arrived[index]:
                 continue
             if self._pull_until[index]:  # the last pull went unanswered: no consumer to answer
-                mailbox = self._mailboxes[index]
+                mailbox = self.mailboxes[index]
                 await self.transport.ensure_mailbox_consumer(mailbox, mailbox in self._private)
-            self._pull_until[index] = now + self.transport.block + 0.5  # answered 408 at expiry
-            count = self._expect[index] = self._count(index)
-            # Several: only those waiting now (answered at once, 408 if fewer were left).
-            body = self._pull_body if count == 1 else _take_waiting(count)
-            with translated("pull from", self._mailboxes[index]):
+            body = self._pulling(index, now)
+            with translated("pull from", self.mailboxes[index]):
                 await self.transport.nc.publish(subject, body, reply=f"{self._inbox}.{index}")
+
+    async def acknowledge(self, msg: Msg, index: int) -> None:
+        """Acknowledge ``msg``, of mailbox ``index``; where that mailbox has no pull open and
+        nothing taken ahead, ask for its next message in the same message (JetStream's
+        ``+NXT``, answered as a pull is): the runner wants the next one as soon as this one
+        is done, and the server handles one message where it handled two."""
+        if self._closed or self._ensure or self._pull_until[index] or self._arrived[index]:
+            await msg.ack()
+            return
+        now = time.monotonic()
+        self._handled(now)  # (the pull's size depends on it)
+        body = b"+NXT " + self._pulling(index, now)
+        await self.transport.nc.publish(msg.reply, body, reply=f"{self._inbox}.{index}")
+
+    def _handled(self, now: float) -> None:
+        """Fold the time since the last hand-out into how long one message takes."""
+        if self._handed_at:
+            self._handling = averaged(self._handling, self._handed_at, now)
+            self._handed_at = 0.0
 
     async def _receive(self, wake: Callable[[], None] | None) -> Delivery | None:
         if wake is not None and self._parked is not None and not self._wake.is_set():
             return None  # parked already, and nothing came: its wake is still due
-        if self._handed_at:  # the time since the last hand-out: how long one message takes
-            self._handling = averaged(self._handling, self._handed_at, time.monotonic())
-            self._handed_at = 0.0
+        self._handled(time.monotonic())
         delay = 0.05
         while True:
             if self._closed:
@@ -289,7 +312,7 @@ class NatsConsumer(ParkingConsumer):
         back: list[Msg] = []
         ahead: list[Msg] = []
         for index, arrived in enumerate(self._arrived):  # sorted out before any await
-            if self._mailboxes[index] in self._private:
+            if self.mailboxes[index] in self._private:
                 ahead += arrived
                 continue
             for msg in list(arrived):
