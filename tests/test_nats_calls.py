@@ -243,3 +243,38 @@ async def test_messages_taken_ahead_of_a_stalled_one_go_to_an_idle_provider(
     finally:
         await stalled.close()
         await idle.close()
+
+
+async def test_a_message_in_hand_is_kept_in_progress_while_the_registrys_beat_hangs(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a cluster re-elects the leader of the registry's stream, a beat waits out its
+    timeout. The mailboxes' upkeep goes on meanwhile: a message whose handler is slow is
+    still told in progress, and no other consumer is handed it after ``ttl``."""
+    url = with_query(namespace, ttl="0.6")  # ack_wait 0.6 s; upkeep every 0.2 s
+    slow, other = open_transport(url), open_transport(url)
+    assert isinstance(slow, NatsTransport) and isinstance(other, NatsTransport)
+    await slow.start()
+    await other.start()
+    released = asyncio.Event()
+
+    async def beat_that_hangs() -> None:
+        await released.wait()
+
+    try:
+        monkeypatch.setattr(slow.registry, "beat", beat_that_hangs)
+        await slow.deliver("ep:svc", b"slow")
+        consumer = await slow.consume(["ep:svc"], "a")
+        in_hand = await consumer.receive()
+        assert in_hand.payload == b"slow"
+        idle = await other.consume(["ep:svc"], "b")
+        with pytest.raises(TimeoutError):  # 3 ack waits: it would have been handed over
+            async with asyncio.timeout(1.8):
+                await idle.receive()
+        await in_hand.ack()
+        await consumer.close()
+        await idle.close()
+    finally:
+        released.set()
+        await slow.close()
+        await other.close()

@@ -131,7 +131,8 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self.appends = Appends()
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
-        self._beating: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None  # the registry's beat (_beat)
+        self._tending: asyncio.Task[None] | None = None  # the consumers' upkeep (_tend)
         # What nats-py reported while connecting (distinct, in order), for a failed connect: a
         # refusal ('Authorization Violation') is often followed by a reset of the retry.
         self._connect_errors: list[str] = []
@@ -224,6 +225,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                 await nc.close()
             raise
         self._beating = asyncio.create_task(self._beat(), name=f"tactor-nats-beat-{self.node}")
+        self._tending = asyncio.create_task(self._tend(), name=f"tactor-nats-tend-{self.node}")
 
     async def _on_error(self, exc: Exception) -> None:
         said = str(exc)
@@ -246,14 +248,26 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         with contextlib.suppress(Exception):
             await self.registry.beat()
 
-    async def _beat(self) -> None:
+    async def _tend(self) -> None:
+        """Every heartbeat interval: fail the appends that waited too long, and the
+        consumers' upkeep (messages in hand told in progress, a pull whose answer is overdue
+        sent again). Apart from the registry's beat (:meth:`_beat`): while a cluster
+        re-elects the leader of the registry's stream, a beat waits out its timeout, and
+        its recovery its own; the mailboxes' upkeep must not wait behind them."""
         while not self._closed:
             await asyncio.sleep(self.heartbeat_interval)
             self.appends.expire()
+            for consumer in list(self.consumers):
+                try:
+                    await consumer.keep_working()
+                except TransportError as exc:
+                    log.warning("NATS upkeep of %s failed: %s", consumer.name, exc)
+
+    async def _beat(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self.registry.beat()
-                for consumer in list(self.consumers):
-                    await consumer.keep_working()
                 await self.registry.sweep()
                 await self.renew_keeper()
             except TransportError as exc:
@@ -267,6 +281,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             return
         self._closed = True
         await stop_task(self._beating)
+        await stop_task(self._tending)
         for getter in self._getters:
             getter.put_nowait(None)  # wakes a waiting get: TransportClosed
         nc = self._nc
