@@ -33,11 +33,10 @@ from .servers import (
     Ping,
     RemoteEcho,
     Server,
+    cpu_each,
     cpu_medians,
-    cpu_per_op,
     delete_keys,
     listening_pid,
-    process_cpu_of,
     start_all,
     stop_all,
     tactor_url,
@@ -163,13 +162,12 @@ async def _calls(
         others: dict[str, Server | int] = {"provider": answering[name]}
         if nats_server is not None:
             others["NATS server"] = nats_server
-        before = {who: process_cpu_of(p) for who, p in others.items()}
-        _, _, caller = await cpu_per_op([], ops, lambda: repeat_latency(fig, one, op))
+        run = repeat_latency(fig, one, op)
+        _, each, caller = await cpu_each(list(others.values()), ops, lambda: run)
         cpu.setdefault(f"{name}: caller", []).append(caller)
-        for who, process in others.items():
-            start, end = before[who], process_cpu_of(process)
-            if start is not None and end is not None:
-                cpu.setdefault(f"{name}: {who}", []).append((end - start) / ops * 1e6)
+        for who, spent in zip(others, each, strict=True):
+            if spent is not None:
+                cpu.setdefault(f"{name}: {who}", []).append(spent)
 
     for _ in range(settings.repeats):  # interleaved, so drift hits every subject alike
         await timed("tactor", lat, lambda: nats_proxy.echo(1))

@@ -33,7 +33,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,9 +321,26 @@ def listening_pid(url: str) -> int | None:
     return None
 
 
-def process_cpu_of(process: Server | int) -> float | None:
-    """CPU seconds of a server, or of another process by pid (None without /proc)."""
-    return process_cpu(process) if isinstance(process, int) else process.cpu()
+async def cpu_each(
+    processes: Sequence[Server | int], ops: int, measure: Callable[[], Awaitable[T]]
+) -> tuple[T, list[float | None], float]:
+    """Run ``measure`` (``ops`` operations): its result, the CPU µs per operation of each
+    of ``processes`` (a :class:`Server`, or another process by pid; None without /proc),
+    and of this process."""
+
+    def cpu(process: Server | int) -> float | None:
+        return process_cpu(process) if isinstance(process, int) else process.cpu()
+
+    before = [cpu(process) for process in processes]
+    mine = time.process_time()
+    result = await measure()
+    caller = (time.process_time() - mine) / ops * 1e6
+    after = [cpu(process) for process in processes]
+    each = [
+        None if a is None or b is None else (a - b) / ops * 1e6
+        for a, b in zip(after, before, strict=True)
+    ]
+    return result, each, caller
 
 
 async def cpu_per_op(
@@ -331,15 +348,11 @@ async def cpu_per_op(
 ) -> tuple[T, float | None, float]:
     """Run ``measure`` (``ops`` operations): its result, the CPU µs per operation of
     ``servers`` together (None without /proc), and of this process."""
-    before = [server.cpu() for server in servers]
-    mine = time.process_time()
-    result = await measure()
-    caller = (time.process_time() - mine) / ops * 1e6
-    after = [server.cpu() for server in servers]
-    spent = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
+    result, each, caller = await cpu_each(servers, ops, measure)
+    spent = [value for value in each if value is not None]
     if len(spent) != len(servers):
         return result, None, caller
-    return result, sum(spent) / ops * 1e6, caller
+    return result, sum(spent), caller
 
 
 def cpu_medians(cpu: dict[str, list[float]]) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import DecodeError, TransportClosed, TransportError
+from ..transports.channel import settle
 from ..transports.consumer import Delivery, MailboxConsumer
 from ..transports.subscription import Subscription
 from .envelope import parse_event
@@ -49,11 +50,6 @@ _Item = Delivery | _EventItem | object
 #: Called with the runner's name and why it failed (see ``_ended``).
 OnFailure = Callable[[str, BaseException], None]
 Handlers = Sequence[tuple[HandlerSchema, Callable[[Any], Awaitable[Any]]]]
-
-
-def _settle(future: asyncio.Future[bool], value: bool) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 class ActorRunner:
@@ -291,7 +287,7 @@ class ActorRunner:
         loop = asyncio.get_running_loop()
         lingering: asyncio.Future[bool] = loop.create_future()
         self._lingering = lingering
-        timer = loop.call_later(seconds, _settle, lingering, False)
+        timer = loop.call_later(seconds, settle, lingering, False)
         self._idle = True  # stop() may cancel it here, as in a receive
         try:
             return await lingering

@@ -63,12 +63,13 @@ class CheckedDeliveries:
     ) -> None:
         """Append ``payload`` to ``mailbox`` if ``provider`` (or, without one, any provider)
         of ``endpoint`` is live; else raise :class:`NoProvider`, leaving nothing behind."""
-        registry = self.registry
-        if not (registry.serves(endpoint, provider) or await self._is_live(endpoint, provider)):
+        registry, afresh = self.registry, self._serves_afresh
+        # The copy first (no coroutine on a call's path), read afresh where it finds none.
+        if not (registry.serves(endpoint, provider) or await afresh(endpoint, provider)):
             raise NoProvider(no_provider_message(endpoint, provider))
         seq = await self.append(mailbox, payload)
-        if provider is None:  # (the copy first: no coroutine on a call's path)
-            still = registry.serves(endpoint) or await self._is_live(endpoint, None)
+        if provider is None:
+            still = registry.serves(endpoint) or await afresh(endpoint, None)
         else:
             still = provider in await self.registry.still_listed(endpoint, [provider])
         if not still and await self._withdraw(mailbox, seq):
@@ -99,13 +100,11 @@ class CheckedDeliveries:
         reached = [p for p in providers if seqs.get(p)]
         return reached, [p for p in providers if seqs.get(p) == 0]
 
-    async def _is_live(self, endpoint: str, provider: str | None) -> bool:
-        for fresh in (False, True):
-            if fresh:
-                await self.registry.refresh(endpoint)
-            if self.registry.serves(endpoint, provider):
-                return True
-        return False
+    async def _serves_afresh(self, endpoint: str, provider: str | None) -> bool:
+        """:meth:`Registry.serves` once the endpoint's entries were read afresh (the copy
+        may lag behind a registration)."""
+        await self.registry.refresh(endpoint)
+        return self.registry.serves(endpoint, provider)
 
     async def _withdraw(self, mailbox: str, seq: int) -> bool:
         """Remove message ``seq`` of ``mailbox`` unless a consumer was handed it; True if

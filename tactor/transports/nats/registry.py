@@ -177,12 +177,16 @@ class Registry:
 
     # -- everyone's --------------------------------------------------------------
 
+    def _heard(self, node: str, now: float) -> bool:
+        """Whether ``node`` is another node whose beat was heard within ``ttl`` of ``now``."""
+        return node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl
+
     def _live_entries(self) -> Iterable[Entries]:
         """The entries of this node and of the nodes whose beat was heard within ``ttl``."""
         now = time.monotonic()
         yield self.own
         for node, entries in self._entries.items():
-            if node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl:
+            if self._heard(node, now):
                 yield entries
 
     def serves(self, endpoint: str, provider: str | None = None) -> bool:
@@ -198,7 +202,7 @@ class Registry:
             if not providers or (provider is not None and provider not in providers):
                 continue
             now = time.monotonic() if now is None else now
-            if node != self.node and now - self._beats.get(node, float("-inf")) < self.ttl:
+            if self._heard(node, now):
                 return True
         return False
 
