@@ -188,6 +188,31 @@ async def test_blocking_put_succeeds_when_a_consumer_frees_room(url: str) -> Non
         assert await q.get() == 4
 
 
+async def test_putters_waiting_on_a_full_queue_all_get_in_and_a_timeout_leaves_the_line(
+    url: str,
+) -> None:
+    """Thirty putters wait on a full queue; one whose timeout passes gets ``queue.Full``
+    and the line goes on without it: a getter drains every other item."""
+    async with ActorSystem(url) as producer, ActorSystem(url) as consumer:
+        q = producer.queue("bounded", int, maxsize=2)
+        await q.put(-2)
+        await q.put(-1)
+        putters = []
+        for i in range(30):
+            timeout = 0.2 if i == 5 else 10
+            putters.append(asyncio.create_task(q.put(i, timeout=timeout)))
+            await asyncio.sleep(0.005)
+        with pytest.raises(queue.Full):
+            await asyncio.wait_for(putters[5], 2)
+        assert not any(p.done() for i, p in enumerate(putters) if i != 5)
+        theirs = consumer.queue("bounded", int)
+        got = [await theirs.get(timeout=5) for _ in range(31)]
+        await asyncio.wait_for(asyncio.gather(*putters[:5], *putters[6:]), 5)
+        assert got[:2] == [-2, -1]
+        assert sorted(got[2:]) == [i for i in range(30) if i != 5]
+        assert await q.empty()
+
+
 async def test_qsize_empty_full(url: str) -> None:
     async with ActorSystem(url) as system:
         q = system.queue("sized", int, maxsize=3)

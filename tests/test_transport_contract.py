@@ -50,6 +50,44 @@ async def test_deliver_to_providers_reaches_every_live_provider_with_room(url: s
         await transport.close()
 
 
+async def test_senders_waiting_for_room_all_get_in_and_ask_the_server_little(
+    url: str,
+) -> None:
+    """Twenty sends wait for room in a full mailbox; all get in once a consumer takes.
+
+    On a server that refuses a full mailbox's messages (Redis, NATS), they wait in one
+    line (see waiting_room.py): while it stays full, one of them asks, after a back-off
+    (about eight refusals in half a second). Each asking on its own made some 150.
+    """
+    transport = open_transport(_with(url, mailbox_size=2))
+    await transport.start()
+    room = getattr(transport, "waiting_room", None)
+    try:
+        box = "contract-room"
+        await transport.deliver(box, b"a")
+        await transport.deliver(box, b"b")  # full now
+        senders = []
+        for i in range(20):
+            senders.append(asyncio.create_task(transport.deliver(box, b"%d" % i)))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert not any(sender.done() for sender in senders)
+        if room is not None:
+            assert 1 <= room.refused <= 12
+        consumer = await transport.consume([box], "c")
+        got = []
+        for _ in range(22):
+            delivery = await asyncio.wait_for(consumer.receive(), 10)
+            got.append(delivery.payload)
+            await delivery.ack()
+        await asyncio.wait_for(asyncio.gather(*senders), 10)
+        assert sorted(got) == sorted([b"a", b"b", *(b"%d" % i for i in range(20))])
+        assert got[:2] == [b"a", b"b"]
+        await consumer.close()
+    finally:
+        await transport.close()
+
+
 class Many(Actor, name="contract-many"):
     """A provider among hundreds of one endpoint in one node."""
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from ..codecs import type_name
 from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError
 from ..transports import Transport
+from ..transports.waiting_room import WaitingRoom
 from .schema import _NAME
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ __all__ = ["AsyncQueue", "check_queue_name"]
 
 T = TypeVar("T")
 
-#: Polling of a full queue (put) or of unfinished tasks (join): first and longest pause.
+#: Asking a full queue again (put) or polling unfinished tasks (join): first, longest pause.
 _POLL_FIRST = 0.002
 _POLL_CAP = 0.05
 
@@ -44,22 +45,19 @@ def _check_timeout(timeout: float | None) -> None:
         raise ConfigError(f"timeout={timeout!r}: expected a number of seconds >= 0, or None")
 
 
+def queue_waiting_room() -> WaitingRoom:
+    """A system's putters waiting for room in full queues, a line per queue."""
+    return WaitingRoom(first=_POLL_FIRST, cap=_POLL_CAP)
+
+
 class _Poll:
-    """Growing pauses between polls, never past an optional end (loop time)."""
+    """Growing pauses between polls."""
 
-    def __init__(self, end: float | None) -> None:
-        self.end = end
+    def __init__(self) -> None:
         self.delay = _POLL_FIRST
-        self.loop = asyncio.get_running_loop()
-
-    def expired(self) -> bool:
-        return self.end is not None and self.loop.time() >= self.end
 
     async def wait(self) -> None:
-        delay = self.delay
-        if self.end is not None:
-            delay = max(0.0, min(delay, self.end - self.loop.time()))
-        await asyncio.sleep(delay)
+        await asyncio.sleep(self.delay)
         self.delay = min(self.delay * 2, _POLL_CAP)
 
 
@@ -80,8 +78,9 @@ class AsyncQueue(Generic[T]):
       ``dict`` with ``str`` keys, ``list``, ``tuple``, ``set`` — element by
       element) and ``get`` returns the decoded JSON data: a dataclass put
       comes back as a ``dict``, a tuple or a set as a ``list``.
-    - ``maxsize`` > 0 bounds the queue: ``put`` waits (polling) while it
-      holds ``maxsize`` items. The bound is checked by each putter's handle:
+    - ``maxsize`` > 0 bounds the queue: ``put`` waits while it holds
+      ``maxsize`` items (a system's waiting putters ask again in turn, one at a
+      time while it stays full). The bound is checked by each putter's handle:
       give every handle of one queue the same ``maxsize``.
     - ``task_done``/``join`` count unfinished tasks across all nodes: every
       accepted ``put`` adds one, every ``task_done`` removes one.
@@ -158,19 +157,21 @@ class AsyncQueue(Generic[T]):
         if block:
             _check_timeout(timeout)
         payload = self._encode(item)
-        transport = self._transport()
-        if await transport.queue_put(self.name, payload, self.maxsize):
-            return
+
+        async def attempt() -> bool | None:
+            return await self._transport().queue_put(self.name, payload, self.maxsize) or None
+
         if not block:
-            raise stdlib_queue.Full
-        loop = asyncio.get_running_loop()
-        poll = _Poll(None if timeout is None else loop.time() + timeout)
-        while True:
-            if poll.expired():
+            if not await attempt():
                 raise stdlib_queue.Full
-            await poll.wait()
-            if await self._transport().queue_put(self.name, payload, self.maxsize):
-                return
+            return
+        # Full: wait in line with this system's other putters to the queue (see
+        # waiting_room.py): one asks again after a pause, the rest wait behind it.
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        try:
+            await self.system._queue_room.send(self.name, attempt, deadline)
+        except TimeoutError:
+            raise stdlib_queue.Full from None
 
     async def put_nowait(self, item: T) -> None:
         """Put ``item`` if there is room at once, else raise :class:`queue.Full`."""
@@ -228,7 +229,7 @@ class AsyncQueue(Generic[T]):
         Polls the unfinished count, at a few milliseconds at first and every
         50 ms at most after that.
         """
-        poll = _Poll(None)
+        poll = _Poll()
         while await self.unfinished() > 0:
             await poll.wait()
 

@@ -23,6 +23,7 @@ from .dead_letters import DeadLetterPolicy
 from .messaging import Messaging
 from .operating import Operating
 from .publishing import EventSubscription, Publishing
+from .queues import queue_waiting_room
 from .requests import RunnerConfig
 from .runner import ActorRunner
 from .schema import ActorSchema, member_name
@@ -94,6 +95,7 @@ class ActorSystem(Spawning, Messaging, Publishing, Operating):
         self.timeout = timeout
         self.max_payload = max_payload
         self.stop_grace = stop_grace
+        self._queue_room = queue_waiting_room()  # putters waiting for room in full queues
         self.codec = (codec or JsonCodec()).copy()
         self._codecs_given = (codec, tuple(codecs))  # for child processes, to import by name
         for type_codec in codecs:

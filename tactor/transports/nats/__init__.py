@@ -60,6 +60,7 @@ from ..options import (
 )
 from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
+from ..waiting_room import WaitingRoom
 from .appends import Appends
 from .connection import FULL, ApiError, api, location_of, stop_task, translated
 from .consumer import NatsConsumer
@@ -129,6 +130,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._getters: set[asyncio.Queue[Any]] = set()
         self.drains: set[asyncio.Task[None]] = set()  # closed consumers' last pull requests
         self.appends = Appends()
+        self.waiting_room = WaitingRoom()  # senders waiting for room in full mailboxes
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None  # the registry's beat (_beat)
@@ -338,16 +340,19 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             await self.deliver_checked(mailbox, payload, endpoint, provider)
 
     async def append(self, mailbox: str, payload: bytes) -> int:
-        """Publish into ``mailbox``, waiting for room; the message's stream sequence."""
-        delay = 0.005
-        while True:
+        """Publish into ``mailbox``, waiting for room (in line: see waiting_room.py; the
+        caller's deadline bounds it); the message's stream sequence."""
+        subject = self.names.mailbox(mailbox)
+
+        async def attempt() -> int | None:
             try:
-                return await self.publish_to_stream(self.names.mailbox(mailbox), payload)
+                return await self.publish_to_stream(subject, payload)
             except ApiError as exc:
                 if exc.code != FULL:
                     raise
-            await asyncio.sleep(delay)  # full: wait for room (the caller's deadline bounds this)
-            delay = min(delay * 2, 0.1)
+                return None
+
+        return await self.waiting_room.send(subject, attempt)
 
     async def consume(
         self, mailboxes: Sequence[str], consumer: str, *, private: Sequence[str] = ()

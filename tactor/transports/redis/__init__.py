@@ -61,8 +61,9 @@ from ..options import (
 )
 from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
+from ..waiting_room import WaitingRoom
 from . import scripts
-from .connection import LOST, Backoff, commands, text, translated
+from .connection import LOST, commands, text, translated
 from .consumer import GROUP, RedisConsumer
 from .dead_letters import RedisDeadLetters
 from .events import RedisEvents
@@ -137,6 +138,7 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         #: A private mailbox outlives the last delivery to it (or the node) by this long (ms).
         self.private_lifetime = int(ttl * 1000 * OWNED_LIFETIME)
         self.consumers: set[RedisConsumer] = set()
+        self.waiting_room = WaitingRoom()  # senders waiting for room in full mailboxes
         self._reader: NodeReader | None = None
         self._inboxes: set[RedisInbox] = set()
         self._registered: dict[str, set[str]] = {}  # endpoint -> this node's providers
@@ -354,17 +356,18 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
             self._up(endpoint or "-"),
         )
         args = (self.mailbox_size, payload, check, GROUP, self.key("bell", ""))
-        backoff = Backoff(first=0.005, cap=0.1)
-        while True:
+
+        async def attempt() -> bool | None:
             with translated("deliver to", mailbox):  # batched (see pipeliner.py)
                 result = await self.pipeliner.execute(
                     "EVALSHA", sha, 4, *keys, *args, self.private_lifetime
                 )
-            if result == 1:
-                return
             if result == -1:
                 raise NoProvider(no_provider_message(endpoint or mailbox, provider))
-            await backoff.wait()  # full: wait for room (the caller's deadline bounds this)
+            return True if result == 1 else None  # None: full
+
+        # Full: wait for room in line (see waiting_room.py; the caller's deadline bounds it).
+        await self.waiting_room.send(mailbox, attempt)
 
     async def deliver_to_providers(
         self, endpoint: str, payload: bytes
