@@ -352,3 +352,31 @@ async def test_a_direct_subscription_hands_each_message_over_in_order_and_surviv
         assert seen == payloads
     finally:
         await nc.close()
+
+
+async def test_a_sweep_that_takes_long_does_not_hold_back_the_nodes_beat(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping what dead nodes left can take a while (many providers, a slow server); the
+    node's own beat does not wait for it: its key ages out ``ttl`` after the last beat, and
+    the other nodes would drop its providers as a dead node's."""
+    url = with_query(namespace, ttl="0.6")  # a beat every 0.2 s
+    busy, other = open_transport(url), open_transport(url)
+    assert isinstance(busy, NatsTransport) and isinstance(other, NatsTransport)
+    await busy.start()
+    await other.start()
+    released = asyncio.Event()
+
+    async def sweep_that_hangs() -> None:
+        await released.wait()
+
+    try:
+        monkeypatch.setattr(busy.registry, "sweep", sweep_that_hangs)
+        await busy.register("svc", "p1")
+        for _ in range(8):  # 4 ttl
+            assert await other.providers("svc") == ["p1"]
+            await asyncio.sleep(0.3)
+    finally:
+        released.set()
+        await busy.close()
+        await other.close()

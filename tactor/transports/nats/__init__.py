@@ -134,6 +134,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
         self._nc: Client | None = None
         self._counts: KeyValue | None = None
         self._beating: asyncio.Task[None] | None = None  # the registry's beat (_beat)
+        self._sweeping: asyncio.Task[None] | None = None  # dead nodes dropped (_sweep)
         self._tending: asyncio.Task[None] | None = None  # the consumers' upkeep (_tend)
         # What nats-py reported while connecting (distinct, in order), for a failed connect: a
         # refusal ('Authorization Violation') is often followed by a reset of the retry.
@@ -227,6 +228,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                 await nc.close()
             raise
         self._beating = asyncio.create_task(self._beat(), name=f"tactor-nats-beat-{self.node}")
+        self._sweeping = asyncio.create_task(self._sweep(), name=f"tactor-nats-sweep-{self.node}")
         self._tending = asyncio.create_task(self._tend(), name=f"tactor-nats-tend-{self.node}")
 
     async def _on_error(self, exc: Exception) -> None:
@@ -266,23 +268,37 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
                     log.warning("NATS upkeep of %s failed: %s", consumer.name, exc)
 
     async def _beat(self) -> None:
+        """Every heartbeat interval, the node's beat, and nothing else: the beat's key ages
+        out ``ttl`` after it was last written, and then the other nodes drop this one's
+        providers as a dead node's. What may take a while (dropping dead nodes and what
+        they left, the stream's keeper) runs in :meth:`_sweep`, not before the next beat."""
         while not self._closed:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self.registry.beat()
-                await self.registry.sweep()
-                await self.renew_keeper()
             except TransportError as exc:
                 log.warning("NATS heartbeat failed: %s", exc)
                 with contextlib.suppress(TransportError):  # a server that lost its store
                     await self.ensure_streams()
                     await self.registry_buckets(self.nc.jetstream())
 
+    async def _sweep(self) -> None:
+        """Every heartbeat interval: drop the nodes whose beat aged out (their providers'
+        keys, their private mailboxes), and renew the mailbox stream's keeper."""
+        while not self._closed:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self.registry.sweep()
+                await self.renew_keeper()
+            except TransportError as exc:
+                log.warning("NATS registry sweep failed: %s", exc)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         await stop_task(self._beating)
+        await stop_task(self._sweeping)
         await stop_task(self._tending)
         for getter in self._getters:
             getter.put_nowait(None)  # wakes a waiting get: TransportClosed
