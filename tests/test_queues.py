@@ -25,6 +25,7 @@ from tactor import (
     TransportClosed,
 )
 from tests.conftest import drop_keys, require_redis, with_query
+from tests.model import Item
 
 
 @dataclass
@@ -462,6 +463,13 @@ async def test_wrong_items_and_large_payloads_are_refused_at_put(url: str) -> No
         q = system.queue("checked", Job)
         with pytest.raises(EncodeError):
             await q.put("not a job")  # type: ignore[arg-type]
+        # A value of a plain type that does not fit: refused at put, not lost at get.
+        numbers = system.queue("numbers", int)
+        with pytest.raises(EncodeError, match=r"does not fit int: .*expected int, got str"):
+            await numbers.put("x")  # type: ignore[arg-type]
+        with pytest.raises(EncodeError, match="qty"):
+            await system.queue("jobs", list[Item]).put([Item("a", "2")])  # type: ignore[arg-type]
+        assert await numbers.qsize() == 0 and await numbers.unfinished() == 0
         with pytest.raises(PayloadTooLarge, match="max_payload=1000"):
             await q.put(Job(1, ["x" * 2000]))
         with pytest.raises(PayloadTooLarge):

@@ -16,7 +16,7 @@ import queue as stdlib_queue
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..codecs import type_name
-from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError
+from ..errors import ConfigError, DecodeError, EncodeError, PayloadTooLarge, TactorError
 from ..transports import Transport
 from ..transports.waiting_room import WaitingRoom
 from .schema import _NAME
@@ -73,7 +73,8 @@ class AsyncQueue(Generic[T]):
       the taker dies before handling it, it is lost (processing is
       at-most-once). Cancelling a waiting ``get`` loses nothing.
     - Items are encoded with the system's codec. With ``item_type`` each item
-      is encoded and decoded as that type (a dataclass, ``list[int]``, …).
+      is encoded and decoded as that type (a dataclass, ``list[int]``, …), and
+      ``put`` refuses one that ``get`` could not read back (``EncodeError``).
       Without one, each item is encoded by its runtime type (containers —
       ``dict`` with ``str`` keys, ``list``, ``tuple``, ``set`` — element by
       element) and ``get`` returns the decoded JSON data: a dataclass put
@@ -114,6 +115,12 @@ class AsyncQueue(Generic[T]):
         codec = self.system.codec
         if self.item_type is not None:
             data = codec.to_wire(item, self.item_type)
+            try:  # read as get will read it: refused here rather than lost there
+                codec.from_wire(data, self.item_type)
+            except DecodeError as exc:
+                kind = type_name(self.item_type)
+                message = f"the item for queue {self.name!r} does not fit {kind}: {exc}"
+                raise EncodeError(message) from None
         else:
             data = codec.to_wire_any(item)
         payload = codec.dumps(data)
