@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+import pytest
 import redis
+
+if TYPE_CHECKING:
+    from tactor.transports.nats import NatsTransport
 
 T = TypeVar("T")
 
@@ -116,3 +120,30 @@ class JobLog:
 
     def delete(self) -> None:
         self.client.delete(f"{self.key}:started", f"{self.key}:done")
+
+
+@asynccontextmanager
+async def nats_nodes_one_hanging(
+    url: str, monkeypatch: pytest.MonkeyPatch, step: str
+) -> AsyncIterator[tuple[NatsTransport, NatsTransport]]:
+    """Two started NATS transports on ``url``; the first one's registry ``step``
+    (``"beat"``, ``"sweep"``) hangs until the block is left. Both are closed after."""
+    from tactor.transports import open_transport
+    from tactor.transports.nats import NatsTransport
+
+    hanging, other = open_transport(url), open_transport(url)
+    assert isinstance(hanging, NatsTransport) and isinstance(other, NatsTransport)
+    await hanging.start()
+    await other.start()
+    released = asyncio.Event()
+
+    async def hang() -> None:
+        await released.wait()
+
+    try:
+        monkeypatch.setattr(hanging.registry, step, hang)
+        yield hanging, other
+    finally:
+        released.set()
+        await hanging.close()
+        await other.close()

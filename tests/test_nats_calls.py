@@ -17,7 +17,7 @@ from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport, appends
 from tactor.transports.nats.connection import api
 from tests.conftest import drop_nats, require_nats, with_query
-from tests.helpers import eventually
+from tests.helpers import eventually, nats_nodes_one_hanging
 
 
 @pytest.fixture
@@ -252,17 +252,7 @@ async def test_a_message_in_hand_is_kept_in_progress_while_the_registrys_beat_ha
     timeout. The mailboxes' upkeep goes on meanwhile: a message whose handler is slow is
     still told in progress, and no other consumer is handed it after ``ttl``."""
     url = with_query(namespace, ttl="0.6")  # ack_wait 0.6 s; upkeep every 0.2 s
-    slow, other = open_transport(url), open_transport(url)
-    assert isinstance(slow, NatsTransport) and isinstance(other, NatsTransport)
-    await slow.start()
-    await other.start()
-    released = asyncio.Event()
-
-    async def beat_that_hangs() -> None:
-        await released.wait()
-
-    try:
-        monkeypatch.setattr(slow.registry, "beat", beat_that_hangs)
+    async with nats_nodes_one_hanging(url, monkeypatch, "beat") as (slow, other):
         await slow.deliver("ep:svc", b"slow")
         consumer = await slow.consume(["ep:svc"], "a")
         in_hand = await consumer.receive()
@@ -274,7 +264,3 @@ async def test_a_message_in_hand_is_kept_in_progress_while_the_registrys_beat_ha
         await in_hand.ack()
         await consumer.close()
         await idle.close()
-    finally:
-        released.set()
-        await slow.close()
-        await other.close()

@@ -24,7 +24,7 @@ from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
 from tactor.transports.topics import topic_matches
 from tests.conftest import require_nats, with_query
-from tests.helpers import eventually
+from tests.helpers import eventually, nats_nodes_one_hanging
 
 
 def test_every_name_is_one_token_and_no_two_names_share_one() -> None:
@@ -361,22 +361,8 @@ async def test_a_sweep_that_takes_long_does_not_hold_back_the_nodes_beat(
     node's own beat does not wait for it: its key ages out ``ttl`` after the last beat, and
     the other nodes would drop its providers as a dead node's."""
     url = with_query(namespace, ttl="0.6")  # a beat every 0.2 s
-    busy, other = open_transport(url), open_transport(url)
-    assert isinstance(busy, NatsTransport) and isinstance(other, NatsTransport)
-    await busy.start()
-    await other.start()
-    released = asyncio.Event()
-
-    async def sweep_that_hangs() -> None:
-        await released.wait()
-
-    try:
-        monkeypatch.setattr(busy.registry, "sweep", sweep_that_hangs)
+    async with nats_nodes_one_hanging(url, monkeypatch, "sweep") as (busy, other):
         await busy.register("svc", "p1")
         for _ in range(8):  # 4 ttl
             assert await other.providers("svc") == ["p1"]
             await asyncio.sleep(0.3)
-    finally:
-        released.set()
-        await busy.close()
-        await other.close()
