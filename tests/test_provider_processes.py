@@ -80,7 +80,9 @@ async def test_a_sigkilled_provider_leaves_the_registry_and_broadcasts(fast_url:
     async with processes(*specs) as (doomed, alive), ActorSystem(fast_url) as me:
         assert sorted(await me.providers(Pricing)) == sorted(doomed.ids + alive.ids)
         # A broadcast in flight when a provider dies reports it as "no answer" at the deadline.
-        in_flight = asyncio.create_task(me.broadcast(Pricing.sleep, 0.5, timeout=2.0))
+        # The handler sleeps long past the kill, even on a loaded machine (a CI run once
+        # had the doomed one answer a 0.5 s sleep before its kill came).
+        in_flight = asyncio.create_task(me.broadcast(Pricing.sleep, 2.0, timeout=3.0))
         await asyncio.sleep(0.2)
         await doomed.kill()
         killed_at = time.monotonic()
