@@ -9,9 +9,10 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tactor import Actor, ActorSystem, PayloadTooLarge, UnknownMethod
+from tactor import Actor, ActorSystem, EncodeError, PayloadTooLarge, UnknownMethod
 from tactor.transports.base import endpoint_mailbox
-from tests.model import Item, Pricing
+from tests.helpers import eventually
+from tests.model import Item, PriceChanged, Pricing
 
 
 class PricingV2(Actor, name="pricing"):
@@ -19,6 +20,23 @@ class PricingV2(Actor, name="pricing"):
 
     async def where(self) -> str: ...
     async def discount(self, percent: int) -> int: ...
+
+
+class PricingNext(Actor, name="pricing"):
+    """A provider of the newer interface (PricingV2's), deployed after its tells were sent."""
+
+    def __init__(self) -> None:
+        self.discounts: list[int] = []
+
+    async def where(self) -> str:
+        return "next"
+
+    async def discount(self, percent: int) -> int:
+        self.discounts.append(percent)
+        return percent
+
+    async def discounts_given(self) -> list[int]:
+        return self.discounts
 
 
 class Echo(Actor, name="echo"):
@@ -99,3 +117,56 @@ async def test_a_request_it_cannot_read_is_answered_when_it_says_where(url: str)
         assert reply["id"] == "m-1" and reply["ok"] is False
         assert reply["e"]["code"] == "malformed" and "could not read" in reply["e"]["message"]
         assert await system.proxy(Pricing).where() == "eu"
+
+
+async def test_a_tell_whose_arguments_do_not_fit_is_refused_at_the_sender(url: str) -> None:
+    """Nobody waits for a tell's outcome: arguments its provider would not read are an
+    EncodeError at ``tell``, not a message accepted and then lost."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        fits = r"tell Pricing.restock: the arguments do not fit: qty: expected int, got"
+        with pytest.raises(EncodeError, match=f"{fits} str"):
+            await system.tell(Pricing.restock, "a", "many")  # type: ignore[arg-type]
+        with pytest.raises(EncodeError, match=f"{fits} bool"):
+            await system.tell(Pricing.restock, "a", True)  # an int to Python, not on the wire
+        await system.tell(Pricing.restock, "a", 3)
+        assert await system.call(Pricing.stock_of, "a") == 3  # the only one that went out
+        assert await system.dead_letters(Pricing) == []
+
+
+async def test_a_tell_its_provider_rejects_is_kept_in_the_dead_letters(url: str) -> None:
+    """A tell an older provider cannot take (a method it lacks; arguments of another shape,
+    sent by name) is moved aside, not dropped: a provider that can take it replays it."""
+    async with ActorSystem(url) as system:
+        old = await system.spawn(Pricing, "eu")
+        await system.tell(PricingV2.discount, 10)
+        await system.tell_json("pricing", "restock", ["a", "many"])
+        assert await system.proxy(Pricing).where() == "eu"  # it serves on, after both
+        unknown, invalid = await system.dead_letters(Pricing)
+        assert (unknown.reason, unknown.kind, unknown.method) == ("rejected", "tell", "discount")
+        assert unknown.detail == "unknown_method: Pricing has no endpoint method 'discount'"
+        assert (invalid.reason, invalid.method, invalid.args) == (
+            "rejected", "restock", {"sku": "a", "qty": "many"}
+        )  # fmt: skip
+        assert invalid.detail.startswith("invalid_arguments: ")
+        assert invalid.detail.endswith("qty: expected int, got str")
+        assert unknown.attempts == invalid.attempts == 1
+
+        await system.stop(old)
+        await system.spawn(PricingNext)  # the newer provider is deployed: replay what fits it
+        assert await system.replay(unknown)
+        given = system.proxy(PricingNext).discounts_given
+        assert await eventually(given, lambda d: d != []) == [10]
+        assert [letter.id for letter in await system.dead_letters(Pricing)] == [invalid.id]
+
+
+async def test_an_event_whose_fields_do_not_fit_is_refused_at_publish(url: str) -> None:
+    """Subscribers could not read it: refused at ``publish`` rather than dropped by each."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        fits = "the event PriceChanged does not fit its class: sku: expected str, got int"
+        with pytest.raises(EncodeError, match=fits):
+            await system.publish(PriceChanged(7, Decimal("1")))  # type: ignore[arg-type]
+        await system.publish(PriceChanged("b", Decimal("9.99")))
+        seen = await eventually(lambda: system.call(Pricing.events_seen), lambda s: bool(s))
+        assert seen == ["price:b"]

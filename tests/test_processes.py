@@ -137,6 +137,18 @@ async def test_a_bad_restart_policy_is_a_config_error() -> None:
             system.processes(max_restarts=-1)
 
 
+async def test_spawn_given_process_options_points_to_processes() -> None:
+    """``spawn(cls, ..., process=True)`` (as other libraries spell it) is the constructor's
+    TypeError, saying where a child process is asked for."""
+    async with ActorSystem() as system:
+        with pytest.raises(TypeError, match=r"'process'.*use system.processes\(\).spawn\(Pricing"):
+            await system.spawn(Pricing, "eu", process=True)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'zone'") as raised:
+            await system.spawn(Pricing, "eu", zone=1)  # type: ignore[call-arg]
+        assert "processes()" not in str(raised.value)  # any other keyword: Python's own error
+        assert await system.providers(Pricing) == []
+
+
 async def test_nested_calls_reach_the_parent_and_other_children() -> None:
     async with ActorSystem() as system:
         here = await system.spawn(Pricing, "eu")  # in this process

@@ -4,7 +4,9 @@ A mailbox message whose handling was attempted ``max_deliveries`` times
 without an acknowledgement — its provider died, was killed or was stopped
 mid-way each time — is moved, at its next delivery, into the endpoint's dead
 letters instead of being handled again; so is a message that cannot be read at
-all. Each transport keeps them where it keeps its mailboxes (a transport verb,
+all, and a tell its provider rejects (an unknown method, arguments that do not
+fit, over ``max_payload``): nobody waits to hear of it. Each transport keeps them
+where it keeps its mailboxes (a transport verb,
 :meth:`~tactor.transports.consumer.Delivery.dead_letter`); the decision, the bound
 on how many are kept and the log lines live here, once, for every transport.
 """
@@ -27,6 +29,7 @@ from .schema import ActorSchema
 __all__ = [
     "DEFAULT_MAX_DEAD_LETTERS",
     "DEFAULT_MAX_DELIVERIES",
+    "Aside",
     "DeadLetter",
     "DeadLetterPolicy",
     "dead_letters",
@@ -41,6 +44,16 @@ DEFAULT_MAX_DEAD_LETTERS = 1000
 #: Why a message was moved aside (:attr:`DeadLetter.reason`).
 MAX_DELIVERIES = "max_deliveries"
 MALFORMED = "malformed"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Aside:
+    """Why a provider moves the message in hand aside without handling it (again):
+    ``reason`` (``MALFORMED``, ``REJECTED``) and ``detail``."""
+
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +61,8 @@ class DeadLetter:
     """A message in an endpoint's dead letters (see :meth:`ActorSystem.dead_letters`).
 
     ``id`` names the letter for :meth:`~ActorSystem.replay` and
-    :meth:`~ActorSystem.discard`; ``reason`` is ``"max_deliveries"`` or
-    ``"malformed"`` and ``detail`` says more; ``attempts`` is how often its
+    :meth:`~ActorSystem.discard`; ``reason`` is ``"max_deliveries"``,
+    ``"malformed"`` or ``"rejected"`` and ``detail`` says more; ``attempts`` is how often its
     handling was attempted; ``at`` when it was moved aside (UTC). ``payload``
     is the message's bytes; ``message_id``, ``method``, ``kind`` (``"call"`` or
     ``"tell"``) and ``args`` (the arguments as JSON, by name) are read from it
@@ -93,23 +106,24 @@ class DeadLetterPolicy:
         return delivery.attempts > self.max_deliveries
 
     async def set_aside(
-        self, delivery: Delivery, endpoint: str, codec: Codec, who: str, detail: str | None = None
+        self, delivery: Delivery, endpoint: str, codec: Codec, who: str, aside: Aside | None = None
     ) -> str | None:
         """Move ``delivery`` into ``endpoint``'s dead letters, with a WARNING saying why.
 
-        ``detail`` (why it cannot be read) makes it a malformed message; without
-        one, it is set aside for having been attempted ``max_deliveries`` times.
-        Returns the detail recorded, or None if the transport could not move it
-        (it stays in the mailbox, to be delivered again).
+        ``aside`` says why its provider did not handle it (it cannot be read, or
+        it is a tell the provider rejected); without one, it is set aside for
+        having been attempted ``max_deliveries`` times. Returns the detail
+        recorded, or None if the transport could not move it (it stays in the
+        mailbox, to be delivered again).
         """
-        if detail is None:
+        if aside is None:
             reason, attempts = MAX_DELIVERIES, delivery.attempts - 1
             detail = (
                 f"attempted {attempts} times without an acknowledgement "
                 f"(max_deliveries={self.max_deliveries})"
             )
         else:
-            reason, attempts = MALFORMED, delivery.attempts
+            reason, detail, attempts = aside.reason, aside.detail, delivery.attempts
         into = endpoint_mailbox(endpoint)
         ident, method, _, _ = _read(codec, delivery.payload)
         message = f"{endpoint}.{method or '?'} (message {ident or '?'})"

@@ -108,6 +108,11 @@ class Reply:
     result: Any = None
     error: dict[str, Any] | None = None
 
+    @property
+    def failure_type(self) -> str | None:
+        """None for a result, else the type of its error (``"invalid_arguments"``, a class name)."""
+        return None if self.ok else str((self.error or {}).get("type", "remote"))
+
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {"v": VERSION, "k": "reply", "id": self.id, "p": self.provider}
         if self.ok:

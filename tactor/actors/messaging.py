@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from ..codecs import Codec
+from ..errors import EncodeError
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
 from .calls import Calls, Outgoing
@@ -131,4 +132,9 @@ class Messaging:
         """
         schema, m = method_of(method)
         target = None if provider is None else str(provider)
-        await self._calls.tell(self._outgoing(schema, m, args, {}, timeout), target)
+        out = self._outgoing(schema, m, args, {}, timeout)
+        try:  # read as its provider will read them: refused here rather than lost there
+            self.codec.check_wire(out.args, m.args_type)
+        except EncodeError as exc:
+            raise EncodeError(f"tell {m.qualname}: the arguments do not fit: {exc}") from None
+        await self._calls.tell(out, target)

@@ -116,8 +116,8 @@ class AsyncQueue(Generic[T]):
         if self.item_type is not None:
             data = codec.to_wire(item, self.item_type)
             try:  # read as get will read it: refused here rather than lost there
-                codec.from_wire(data, self.item_type)
-            except DecodeError as exc:
+                codec.check_wire(data, self.item_type)
+            except EncodeError as exc:
                 kind = type_name(self.item_type)
                 message = f"the item for queue {self.name!r} does not fit {kind}: {exc}"
                 raise EncodeError(message) from None

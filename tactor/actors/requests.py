@@ -21,7 +21,7 @@ from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportError
 from ..transports.base import Transport
 from .cancellation import Cancellations, Watch
-from .dead_letters import DeadLetterPolicy
+from .dead_letters import MALFORMED, REJECTED, Aside, DeadLetterPolicy
 from .deadline import running_deadline
 from .envelope import Reply, Request, parse_request
 from .failures import error_to_wire, failure
@@ -32,6 +32,9 @@ from .telemetry import Telemetry
 __all__ = ["Requests", "RunnerConfig"]
 
 log = logging.getLogger(__name__)
+
+#: Failures of a tell that its provider rejected unhandled: moved to the dead letters.
+_REJECTIONS = frozenset({"unknown_method", "invalid_arguments", "payload_too_large"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +62,9 @@ class Requests:
         self.schema = schema
         self.current: Request | None = None  # the request handled last (or now)
 
-    async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> DecodeError | None:
-        """Handle one request in ``task`` (the runner's); return why it cannot be read, if it
-        cannot (to set it aside)."""
+    async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> Aside | None:
+        """Handle one request in ``task`` (the runner's); return why to set it aside instead
+        of acknowledging it, if so: it cannot be read, or it is a tell rejected unhandled."""
         codec = self.config.codec
         data: Any = None
         try:
@@ -70,54 +73,63 @@ class Requests:
         except DecodeError as exc:
             message = f"the provider could not read the request: {exc}"
             await self._answer(data, "malformed", message)
-            return exc
+            return Aside(MALFORMED, f"{exc} ({len(payload)} bytes)")
         self.current = request
         telemetry = self.config.telemetry
         token = telemetry.handling(request, self.name)
-        failed: str | None = "cancelled"  # unless it ends otherwise
+        outcome: Reply | None = None  # None: cancelled, unless it ends otherwise
         try:
-            failed = await self._handle(request, len(payload), task)
+            outcome = await self._handle(request, len(payload), task)
         finally:
+            failed = "cancelled" if outcome is None else outcome.failure_type
             telemetry.handled(token, failed)
+        if request.reply_to is None and failed in _REJECTIONS:
+            # A tell nobody waits to hear of: kept, to be seen and replayed once it fits.
+            assert outcome is not None and outcome.error is not None
+            return Aside(REJECTED, f"{failed}: {outcome.error.get('message', '')}")
         return None
 
-    async def _handle(self, request: Request, size: int, task: asyncio.Task[Any]) -> str | None:
-        """Handle a request that could be read; the type of its failure, if it failed."""
+    async def _handle(self, request: Request, size: int, task: asyncio.Task[Any]) -> Reply | None:
+        """Handle a request that could be read; its reply (not sent for a tell), or None if
+        it was cancelled (nobody waits for it)."""
         if size > self.config.max_payload:
             limit = self.config.max_payload
-            await self._fail(
-                request,
-                "payload_too_large",
-                f"request is {size} bytes, over max_payload={limit}",
-            )
-            return "payload_too_large"
-        if request.deadline is not None and request.deadline <= time.time():
-            await self._fail(
-                request, "deadline", "the deadline passed before the message was handled"
-            )
-            return "deadline"
+            message = f"request is {size} bytes, over max_payload={limit}"
+            reply = self._failure(request, "payload_too_large", message)
+        elif request.deadline is not None and request.deadline <= time.time():
+            message = "the deadline passed before the message was handled"
+            reply = self._failure(request, "deadline", message)
+        else:
+            ran = await self._run(request, task)
+            if ran is None:
+                return None
+            reply = ran
+        await self._reply(request, reply)
+        return reply
+
+    async def _run(self, request: Request, task: asyncio.Task[Any]) -> Reply | None:
+        """Run the request's method under its cancellation watch; its reply, or None if it
+        was cancelled (its caller gone or its deadline passed)."""
         watch: Watch | None = None
         if request.reply_to is not None:  # a call: cancelled at its deadline or by its caller
             cancellations = self.config.cancellations
             if cancellations.called_off(request.id):
                 self._log_cancelled(request, "its caller gave up before it was taken")
-                return "cancelled"
+                return None
             watch = cancellations.watch(request.id, request.deadline, task)
         try:
-            reply = await self._invoke(request)
+            return await self._invoke(request)
         except asyncio.CancelledError:
             if watch is None or not watch.absorb():
                 raise  # the runner itself is being cancelled (stopping)
             self._log_cancelled(request, f"cancelled ({watch.fired})")
-            return "cancelled"  # nobody waits for it any more: no reply
+            return None  # nobody waits for it any more: no reply
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
             log.exception("%s: internal error handling %s", self.name, request)
-            reply = self._failure(request, "internal", f"internal error in the provider: {exc!r}")
+            return self._failure(request, "internal", f"internal error in the provider: {exc!r}")
         finally:
             if watch is not None:
                 watch.close()
-        await self._reply(request, reply)
-        return None if reply.ok else str((reply.error or {}).get("type", "remote"))
 
     def _log_cancelled(self, request: Request, what: str) -> None:
         log.info("%s: %s: %s", self.name, request, what)
@@ -214,9 +226,6 @@ class Requests:
     def _failure(self, request: Request, code: str, message: str, **extra: Any) -> Reply:
         log.warning("%s: %s: %s", self.name, request, message)
         return Reply(request.id, self.name, False, error=failure(code, message, **extra))
-
-    async def _fail(self, request: Request, code: str, message: str) -> None:
-        await self._reply(request, self._failure(request, code, message))
 
     async def _reply(self, request: Request, reply: Reply) -> None:
         if request.reply_to is None:

@@ -24,6 +24,7 @@ from ..errors import DecodeError, TransportClosed, TransportError
 from ..transports.channel import settle
 from ..transports.consumer import Delivery, MailboxConsumer
 from ..transports.subscription import Subscription
+from .dead_letters import Aside
 from .envelope import parse_event
 from .handoff import Handoff
 from .requests import Requests, RunnerConfig
@@ -344,14 +345,14 @@ class ActorRunner:
             return
         try:
             assert self._loop_task is not None  # the task that runs every handler
-            unreadable = await self._serving().handle(delivery.payload, self._loop_task)
+            aside = await self._serving().handle(delivery.payload, self._loop_task)
         except asyncio.CancelledError:
             raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
         except BaseException:
             await self._ack(delivery)
             raise
-        if unreadable is not None:
-            await self._set_aside(delivery, f"{unreadable} ({len(delivery.payload)} bytes)")
+        if aside is not None:
+            await self._set_aside(delivery, aside)
         else:
             await self._ack(delivery)
 
@@ -369,10 +370,10 @@ class ActorRunner:
         requests = self._requests
         return (requests.current if requests else None) or "a message"
 
-    async def _set_aside(self, delivery: Delivery, unreadable: str | None = None) -> None:
+    async def _set_aside(self, delivery: Delivery, aside: Aside | None = None) -> None:
         assert self.schema is not None  # only actors have mailboxes
         policy, codec, endpoint = self.config.dead_letters, self.config.codec, self.schema.endpoint
-        detail = await policy.set_aside(delivery, endpoint, codec, self.name, unreadable)
-        if detail is not None and unreadable is None:  # (an unreadable one was answered)
+        detail = await policy.set_aside(delivery, endpoint, codec, self.name, aside)
+        if detail is not None and aside is None:  # (one set aside for a reason was answered)
             message = f"moved to the dead letters of {endpoint!r}: {detail}"
             await self._serving().answer_unhandled(delivery.payload, "dead_letter", message)

@@ -34,6 +34,10 @@ A = TypeVar("A", bound=Actor)
 P = ParamSpec("P")
 
 
+#: Options of process providers that a ``spawn`` given them meant for ``processes()``.
+_PROCESS_OPTIONS = frozenset({"process", "restart", "max_restarts", "restart_window"})
+
+
 def _actor_of(runner: ActorRunner) -> Actor:
     """The actor a provider's runner runs (the runner is all a node keeps of a provider)."""
     assert isinstance(runner.instance, Actor)
@@ -111,7 +115,15 @@ class Spawning:
         self._claim_endpoint(actor_class)
         await self._look_elsewhere(actor_class)
         await self._cancellations.listen()  # a node with providers hears callers give up
-        instance = cls(*args, **kwargs)
+        try:
+            instance = cls(*args, **kwargs)
+        except TypeError as exc:
+            if _PROCESS_OPTIONS.isdisjoint(kwargs):
+                raise
+            raise TypeError(
+                f"{exc}: spawn's keyword arguments go to the constructor; to serve it in a "
+                f"child process, use system.processes().spawn({actor_class.__name__}, ...)"
+            ) from exc
         ident = ident or f"{schema.endpoint}@{uuid.uuid4().hex[:12]}"
         ref = ActorRef(ident, schema.endpoint, actor_class)
         instance._tactor_system, instance._tactor_ref = cast("ActorSystem", self), ref
