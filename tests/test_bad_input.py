@@ -99,7 +99,16 @@ async def test_provider_enforces_its_own_limit(url: str) -> None:
         await server.spawn(Echo)
         with pytest.raises(PayloadTooLarge, match="request"):
             await client.proxy(Echo).echo("y" * 5_000)
+        await client.tell(Echo.echo, "z" * 5_000)  # nobody waits: kept in the dead letters
         assert await client.proxy(Echo).echo("ok") == "ok"
+        (letter,) = await client.dead_letters(Echo)
+        assert (letter.reason, letter.kind, letter.args) == (
+            "rejected",
+            "tell",
+            {"text": "z" * 5_000},
+        )
+        assert letter.detail.startswith("payload_too_large: request is ")
+        assert letter.detail.endswith(" bytes, over max_payload=1000")
 
 
 async def test_a_request_it_cannot_read_is_answered_when_it_says_where(url: str) -> None:
