@@ -210,6 +210,11 @@ async def test_dead_letters_listed_replayed_and_discarded(space: Prefix) -> None
         listed = ran.json()
         assert [x["id"] for x in listed] == [x.id for x in letters]
         assert {x["reason"] for x in listed} == {"malformed"}
+        ran = await asyncio.to_thread(cli)  # a line each: what it was, and why it is here
+        first, second = ran.out.splitlines()
+        assert first.startswith(letters[0].id) and second.startswith(letters[1].id)
+        assert first.endswith(f"malformed (1 attempts): {letters[0].detail}")
+        assert "(8 bytes)" in first  # the detail says what could not be read
         ran = await asyncio.to_thread(cli, "--discard", letters[0].id)
         assert ran.status == 0 and ran.out == f"discarded {letters[0].id}\n"
         ran = await asyncio.to_thread(cli, "--replay", letters[1].id, "--json")

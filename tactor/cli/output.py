@@ -79,4 +79,5 @@ def letter_json(letter: tactor.DeadLetter) -> dict[str, Any]:
 def letter_line(letter: tactor.DeadLetter) -> str:
     call = f"{letter.kind or '?'} {letter.method or '?'} {json.dumps(letter.args, default=str)}"
     at = letter.at.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{letter.id}  {at}  {letter.reason} ({letter.attempts} attempts)  {call}"
+    why = f"{letter.reason} ({letter.attempts} attempts): {letter.detail}"
+    return f"{letter.id}  {at}  {call}  {why}"
