@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import sys
 import time
 
 from tactor import Actor, JsonCodec, TypeCodec
@@ -48,6 +49,10 @@ class Crasher(Actor, name="crasher"):
 
     async def segfault_soon(self) -> None:
         asyncio.get_running_loop().call_later(0.1, ctypes.string_at, 0)
+
+    async def leave(self, code: int | str) -> None:
+        """``sys.exit(code)`` in hand: the caller is answered, then the process exits."""
+        sys.exit(code)
 
 
 class Stubborn(Actor, name="stubborn"):

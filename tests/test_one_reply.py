@@ -16,6 +16,7 @@ from tactor import (
     EncodeError,
     RemoteError,
 )
+from tests.helpers import eventually
 
 # Far longer than any answer takes: a test that waits this long has failed.
 DEADLINE = 20.0
@@ -25,6 +26,10 @@ DEADLINE = 20.0
 class Overdrawn(Exception):
     account: str
     amount: int
+
+
+class Halt(BaseException):
+    """Not an Exception: it ends the provider it escapes from, as it would end a program."""
 
 
 class Teller(Actor, name="teller", errors=(Overdrawn,)):
@@ -45,6 +50,9 @@ class Teller(Actor, name="teller", errors=(Overdrawn,)):
 
     async def big(self) -> str:
         return "x" * 5_000
+
+    async def halt(self) -> None:
+        raise Halt("closing time")
 
 
 @pytest.mark.parametrize(
@@ -110,3 +118,17 @@ async def test_broadcast_outcomes_carry_the_errors(url: str) -> None:
         assert result.complete
         errors = [o.error for o in result.outcomes if o.error is not None]
         assert list(result) == [2] and len(errors) == 1 and isinstance(errors[0], EncodeError)
+
+
+async def test_a_handler_raising_a_base_exception_is_answered_then_its_provider_stops(
+    url: str,
+) -> None:
+    async with ActorSystem(url, timeout=DEADLINE) as system:
+        await system.spawn(Teller, 1)
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match=r"Halt: closing time in teller\.halt"):
+            await system.call(Teller.halt)
+        assert time.monotonic() - started < DEADLINE / 2  # answered, not left to its deadline
+        await eventually(lambda: system.providers(Teller), lambda p: p == [])  # and it stopped
+        await system.spawn(Teller, 2)
+        assert await system.call(Teller.balance) == 2  # the endpoint serves on

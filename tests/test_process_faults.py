@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tactor import ActorSystem, CallError, InvalidArguments
+from tactor import ActorSystem, CallError, InvalidArguments, RemoteError
 from tests.helpers import eventually
 from tests.process_model import Crasher, Stubborn
 from tests.test_processes import _alive
@@ -89,6 +89,40 @@ async def test_on_failure_leaves_a_clean_exit_down_and_always_restarts_it() -> N
         await system.tell(Crasher.exit_soon, 0)
         await _pid_changes(system, first)
         assert await system.providers(Crasher) == [always.id]
+
+
+async def test_sys_exit_in_a_handler_answers_the_caller_and_the_child_exits_with_its_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SystemExit goes on up and ends the child (as it ends a program), after its caller is
+    answered; the exit code is the one given, so the restart policy reads it as meant."""
+    caplog.set_level(logging.WARNING, "tactor")
+    async with ActorSystem(timeout=20) as system:
+        clean = await system.processes(restart="on-failure").spawn(Crasher, "q")
+        pid = await system.call(Crasher.pid, provider=clean)
+        with pytest.raises(RemoteError, match=r"SystemExit: 0 in crasher\.leave"):
+            await system.call(Crasher.leave, 0)  # answered at once, not at the deadline
+        await eventually(lambda: system.providers(Crasher), lambda p: p == [])  # not restarted
+
+        async def exited() -> bool:
+            return not _alive(pid)
+
+        await eventually(exited, bool)
+        failing = await system.processes(restart="on-failure").spawn(Crasher, "q")
+        first = await system.call(Crasher.pid)
+        with pytest.raises(RemoteError, match="SystemExit: 3"):
+            await system.call(Crasher.leave, 3)
+        second = await _pid_changes(system, first)  # restarted, under the same provider id
+        assert await system.providers(Crasher) == [failing.id]
+        with pytest.raises(RemoteError, match="SystemExit: why"):
+            await system.call(Crasher.leave, "why")  # exit status 1, as Python gives it
+        await _pid_changes(system, second)
+    exits = [r.getMessage() for r in caplog.records if " exited (" in r.getMessage()]
+    assert exits[:2] == [
+        f"{clean.id} exited (exit code 0); not restarted (restart='on-failure')",
+        f"{failing.id} exited (exit code 3); restarting in 0.1s",
+    ]
+    assert exits[2].startswith(f"{failing.id} exited (exit code 1); restarting in ")
 
 
 async def test_never_leaves_a_crashed_child_down() -> None:

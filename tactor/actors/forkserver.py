@@ -215,6 +215,10 @@ def _run_child(
             os.close(other)
         child.die_with_parent(server)
         child.run(socket.socket(fileno=fd))
+    except SystemExit as exc:  # sys.exit() in a handler: the child exits as it says
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)  # sys.exit("why") prints why, as Python does
     except BaseException:
         traceback.print_exc()
         code = 1

@@ -127,6 +127,12 @@ class Requests:
         except Exception as exc:  # a fault in tactor itself: the caller still gets its reply
             log.exception("%s: internal error handling %s", self.name, request)
             return self._failure(request, "internal", f"internal error in the provider: {exc!r}")
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt or another BaseException from the handler goes on
+            # up (it ends the provider, as it would end a program), after its caller hears of
+            # it: a reply now, not a wait until the deadline.
+            await self._reply(request, self._raised(request, exc))
+            raise
         finally:
             if watch is not None:
                 watch.close()
