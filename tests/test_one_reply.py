@@ -130,5 +130,7 @@ async def test_a_handler_raising_a_base_exception_is_answered_then_its_provider_
             await system.call(Teller.halt)
         assert time.monotonic() - started < DEADLINE / 2  # answered, not left to its deadline
         await eventually(lambda: system.providers(Teller), lambda p: p == [])  # and it stopped
+        halt = (await system.stats()).method("teller", "halt")
+        assert halt is not None and dict(halt.handler_failed) == {f"{__name__}.Halt": 1}
         await system.spawn(Teller, 2)
         assert await system.call(Teller.balance) == 2  # the endpoint serves on

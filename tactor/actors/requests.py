@@ -77,11 +77,16 @@ class Requests:
         self.current = request
         telemetry = self.config.telemetry
         token = telemetry.handling(request, self.name)
-        outcome: Reply | None = None  # None: cancelled, unless it ends otherwise
+        failed: str | None = "cancelled"  # unless it ends otherwise
         try:
             outcome = await self._handle(request, len(payload), task)
-        finally:
             failed = "cancelled" if outcome is None else outcome.failure_type
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # SystemExit and its kind, named as in their reply
+            failed = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            raise
+        finally:
             telemetry.handled(token, failed)
         if request.reply_to is None and failed in _REJECTIONS:
             # A tell nobody waits to hear of: kept, to be seen and replayed once it fits.
