@@ -216,9 +216,8 @@ def _run_child(
         child.die_with_parent(server)
         child.run(socket.socket(fileno=fd))
     except SystemExit as exc:  # sys.exit() in a handler: the child exits as it says
+        # (as Python does: None is 0, and a message is 1; its caller got the message)
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        if not isinstance(exc.code, int | None):
-            print(exc.code, file=sys.stderr)  # sys.exit("why") prints why, as Python does
     except BaseException:
         traceback.print_exc()
         code = 1
