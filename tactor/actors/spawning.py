@@ -118,8 +118,8 @@ class Spawning:
         try:
             instance = cls(*args, **kwargs)
         except TypeError as exc:
-            if _PROCESS_OPTIONS.isdisjoint(kwargs):
-                raise
+            if not any(f"'{name}'" in str(exc) for name in _PROCESS_OPTIONS.intersection(kwargs)):
+                raise  # not about an option of processes() that the constructor does not take
             raise TypeError(
                 f"{exc}: spawn's keyword arguments go to the constructor; to serve it in a "
                 f"child process, use system.processes().spawn({actor_class.__name__}, ...)"
