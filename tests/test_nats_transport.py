@@ -13,7 +13,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 
-from tactor import ConfigError, NoProvider
+from tactor import ConfigError, NoProvider, TransportError
 from tactor.testing.urls import fresh_url
 from tactor.transports import open_transport
 from tactor.transports.nats import NatsTransport
@@ -307,6 +307,71 @@ async def test_a_node_dropped_as_dead_writes_its_providers_again(namespace: str)
     finally:
         for transport in (first, second, dying):
             await transport.close()
+
+
+async def test_a_sweep_that_could_not_delete_a_dropped_nodes_key_deletes_it_next_time(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node judged dead on a stale read (a replica behind, in a leader election) has its
+    providers' keys purged; when deleting its key then fails (the beats' bucket has no
+    leader yet), the next sweep deletes it: the node, alive all along, finds its key changed
+    at its next beat and writes its providers' keys again. (Seen in a 3-node cluster that
+    lost a node: the provider stayed unlisted for good.)"""
+    async with nats_nodes_one_hanging(namespace, monkeypatch, "sweep") as (sweeper, alive):
+        await alive.register("svc", "p1")
+        assert await sweeper.providers("svc") == ["p1"]
+        registry, keys = sweeper.registry, _keys_of(sweeper, sweeper.names.registered)
+        present, delete = registry._present, registry._kv.delete  # type: ignore[union-attr]
+        assert present is not None
+
+        async def stale(bucket: str, key: str) -> bool:
+            return False if key == alive.node else await present(bucket, key)
+
+        async def no_leader_once(key: str, *args: Any, **kwargs: Any) -> Any:
+            monkeypatch.setattr(registry._kv, "delete", delete)
+            raise TimeoutError("nats: timeout")
+
+        monkeypatch.setattr(registry, "_present", stale)
+        monkeypatch.setattr(registry._kv, "delete", no_leader_once)
+        registry._beats[alive.node] = float("-inf")  # not heard within ttl, as in an election
+        await type(registry).sweep(registry)  # (the instance's own is the one that hangs)
+        assert await keys() == []  # purged; its key was not deleted
+        await alive.registry.beat()
+        assert await keys() == []  # so its beat went through, none the wiser
+
+        monkeypatch.setattr(registry, "_present", present)
+        await type(registry).sweep(registry)  # deletes the key it could not delete before
+        await alive.registry.beat()  # finds its key changed: writes its providers' keys again
+        assert await keys() == [f"{alive.node}.svc.p1"]
+        assert await eventually(lambda: sweeper.providers("svc"), lambda p: p == ["p1"])
+
+
+async def test_a_beat_after_failed_ones_writes_the_nodes_providers_again(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a node's beats fail, another node may drop its providers' keys and not manage
+    to say so: the first beat that goes through again writes them all again."""
+    async with nats_nodes_one_hanging(namespace, monkeypatch, "sweep") as (other, node):
+        await node.register("svc", "p1")
+        keys = _keys_of(other, other.names.registered)
+        assert await keys() == [f"{node.node}.svc.p1"]
+        kv = node.registry._kv
+        assert kv is not None
+        update, failed = kv.update, asyncio.Event()
+
+        async def no_leader(*args: Any, **kwargs: Any) -> Any:
+            failed.set()
+            raise TimeoutError("nats: timeout")
+
+        monkeypatch.setattr(kv, "update", no_leader)
+        with pytest.raises(TransportError, match="heartbeat"):
+            await node.registry.beat()
+        await other.purge_registered(node.node)  # dropped meanwhile, and never told
+        assert await keys() == []
+        monkeypatch.setattr(kv, "update", update)
+        await node.registry.beat()  # its key unchanged, but the beats before it failed
+        assert await keys() == [f"{node.node}.svc.p1"]
+        assert failed.is_set()
 
 
 def _keys_of(transport: NatsTransport, bucket: str) -> Callable[[], Awaitable[list[str]]]:

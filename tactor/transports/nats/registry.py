@@ -64,6 +64,10 @@ class Registry:
         self._entries: dict[str, Entries] = {}  # node -> its providers, as the copy has them
         self._revision = 0  # of this node's key, as its last beat wrote it
         self._rewrite = False  # this node's providers' keys are to be written again
+        #: Nodes whose providers' keys this node dropped (or may have: a purge that failed
+        #: may have been done) and whose beat key it has yet to delete, the node's sign to
+        #: write them all again should it be alive after all.
+        self._unsigned: set[str] = set()
         self._beating = asyncio.Lock()  # one beat at a time: each expects the last's revision
         self._registered = False  # ever: its providers' keys (or their markers) to drop
         self._nc: Client | None = None
@@ -127,19 +131,29 @@ class Registry:
         if self._kv is None or not self.own:
             return
         async with self._beating:
-            with translated("heartbeat"):
-                try:
-                    self._revision = await self._kv.update(self.node, b"1", last=self._revision)
-                except Exception as exc:
-                    if "wrong last sequence" not in str(exc).lower():
-                        raise
-                    self._rewrite = True  # until every key is written: a beat may fail midway
-                    self._revision = await self._kv.put(self.node, b"1")
-                if self._rewrite:
-                    for endpoint, providers in list(self.own.items()):
-                        for provider, info in list(providers.items()):
-                            await self._write(endpoint, provider, info)
-                    self._rewrite = False
+            try:
+                with translated("heartbeat"):
+                    await self._beat(self._kv)
+            except BaseException:
+                # While beats fail, another node may drop this one's keys and fail to say so
+                # (its delete of this node's key failing after its purge, in a leader election
+                # of the bucket): the next beat that goes through writes them all again.
+                self._rewrite = True
+                raise
+
+    async def _beat(self, kv: KeyValue) -> None:
+        try:
+            self._revision = await kv.update(self.node, b"1", last=self._revision)
+        except Exception as exc:
+            if "wrong last sequence" not in str(exc).lower():
+                raise
+            self._rewrite = True  # until every key is written: a beat may fail midway
+            self._revision = await kv.put(self.node, b"1")
+        if self._rewrite:
+            for endpoint, providers in list(self.own.items()):
+                for provider, info in list(providers.items()):
+                    await self._write(endpoint, provider, info)
+            self._rewrite = False
 
     async def _write(self, endpoint: str, provider: str, info: bytes) -> None:
         assert self._pv is not None
@@ -312,24 +326,38 @@ class Registry:
     async def sweep(self) -> None:
         """Drop nodes whose beat is gone, and what they left (their providers' keys and
         private mailboxes)."""
+        assert self._present is not None
+        for node in sorted(self._unsigned):  # dropped, but their key not deleted yet
+            try:
+                await self._drop(node)
+            except Exception:
+                return  # NATS away: sweep later
         now = time.monotonic()
         for node in list(self._entries):
             if node == self.node or now - self._beats.get(node, float("-inf")) < self.ttl:
                 continue
             # This node's copy may be stale (it was cut off): only the bucket says "dead".
-            assert self._present is not None and self._purge is not None and self._kv is not None
             try:
                 if await self._present(self._kv_name, node):
                     self._beats[node] = now
                     continue
-                await self._purge(node)
-                # Then its key, even gone: were the verdict wrong (a read from a replica
-                # behind), the node's next beat finds its key changed and writes it all again.
-                await self._kv.delete(node)
+                await self._drop(node)
             except Exception:
                 return  # NATS away: sweep later
-            await self._on_dead(self._entries.pop(node, {}))
-            self._beats.pop(node, None)
+
+    async def _drop(self, node: str) -> None:
+        """Drop a node whose beat is gone: its providers' keys, then its key, then (with
+        ``on_dead``) what they left."""
+        assert self._purge is not None and self._kv is not None
+        self._unsigned.add(node)
+        await self._purge(node)
+        # Then its key, even gone: were the verdict wrong (a read from a replica behind),
+        # the node's next beat finds its key changed and writes it all again. Until that
+        # delete is done, the node stays in _unsigned: each sweep tries it first.
+        await self._kv.delete(node)
+        self._unsigned.discard(node)
+        await self._on_dead(self._entries.pop(node, {}))
+        self._beats.pop(node, None)
 
 
 def _present(entries: dict[str, Any]) -> dict[str, Any]:
