@@ -241,26 +241,36 @@ def sentinel_cluster(
         for sentinel in sentinels:
             started.append(sentinel.start())
 
+        seen: list[tuple[int, int]] = []  # (other Sentinels, replicas) each one knows
+
         def ready() -> bool:
+            seen.clear()
             for sentinel in sentinels:
                 with contextlib.closing(sentinel.client()) as client:
                     state = client.sentinel_master(service)
-                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
-                    return False
-            return True
+                seen.append((state["num-other-sentinels"], state["num-slaves"]))
+            return all(others >= 2 and replicas >= 1 for others, replicas in seen)
 
-        _wait_for(ready)
+        # Sentinels hear of each other every 2 s and ask the primary for its replicas
+        # every 10 s: on a loaded machine a round can be missed, so allow several.
+        _wait_for(ready, 60.0, lambda: f"(other Sentinels, replicas) each knows: {seen}")
         yield SentinelCluster(service, primary, replica, sentinels, tls)
     finally:
         for process in reversed(started):
             process.stop()
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+def _wait_for(
+    condition: Callable[[], bool],
+    timeout: float = 20.0,
+    state: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError("the throwaway Redis servers did not get ready")
+            raise RuntimeError(
+                f"the throwaway Redis servers did not get ready within {timeout:g} s {state()}"
+            )
         time.sleep(0.05)
 
 
