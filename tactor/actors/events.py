@@ -92,10 +92,8 @@ def encode_event(
     """
     cls = type(event)
     body = codec.to_wire(event, cls)
-    try:  # read as its subscribers will read it: refused here rather than dropped there
-        codec.check_wire(body, cls)
-    except EncodeError as exc:
-        raise EncodeError(f"the event {cls.__qualname__} does not fit its class: {exc}") from None
+    # read as its subscribers will read it: refused here rather than dropped there
+    codec.check_wire(body, cls, f"the event {cls.__qualname__} does not fit its class")
     try:
         payload = codec.dumps(Event(name, cls.__name__, body, trace).to_wire())
     except EncodeError as exc:

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from ..codecs import Codec
-from ..errors import EncodeError
 from .actor import Actor, ActorRef, method_of, schema_of
 from .broadcast import BroadcastResult
 from .calls import Calls, Outgoing
@@ -133,8 +132,6 @@ class Messaging:
         schema, m = method_of(method)
         target = None if provider is None else str(provider)
         out = self._outgoing(schema, m, args, {}, timeout)
-        try:  # read as its provider will read them: refused here rather than lost there
-            self.codec.check_wire(out.args, m.args_type)
-        except EncodeError as exc:
-            raise EncodeError(f"tell {m.qualname}: the arguments do not fit: {exc}") from None
+        # read as its provider will read them: refused here rather than lost there
+        self.codec.check_wire(out.args, m.args_type, f"tell {m.qualname}: the arguments do not fit")
         await self._calls.tell(out, target)

@@ -16,7 +16,7 @@ import queue as stdlib_queue
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..codecs import type_name
-from ..errors import ConfigError, DecodeError, EncodeError, PayloadTooLarge, TactorError
+from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError
 from ..transports import Transport
 from ..transports.waiting_room import WaitingRoom
 from .schema import _NAME
@@ -115,12 +115,9 @@ class AsyncQueue(Generic[T]):
         codec = self.system.codec
         if self.item_type is not None:
             data = codec.to_wire(item, self.item_type)
-            try:  # read as get will read it: refused here rather than lost there
-                codec.check_wire(data, self.item_type)
-            except EncodeError as exc:
-                kind = type_name(self.item_type)
-                message = f"the item for queue {self.name!r} does not fit {kind}: {exc}"
-                raise EncodeError(message) from None
+            # read as get will read it: refused here rather than lost there
+            what = f"the item for queue {self.name!r} does not fit {type_name(self.item_type)}"
+            codec.check_wire(data, self.item_type, what)
         else:
             data = codec.to_wire_any(item)
         payload = codec.dumps(data)

@@ -118,19 +118,19 @@ class Codec(ABC):
             return [self.to_wire_any(element, depth + 1) for element in value]
         return self.to_wire(value, type(value))
 
-    def check_wire(self, data: Any, tp: Any) -> None:
+    def check_wire(self, data: Any, tp: Any, what: str) -> None:
         """Raise :class:`EncodeError` if wire ``data`` would not be read as ``tp``.
 
         :meth:`to_wire` does not validate deeply: ``"x"`` goes out as an ``int``
         and fails only where it is read. A one-way message (a tell, an event, a
         queue item) has nobody to tell of that, so its sender reads its data back
         as the receiver will, and refuses it here; the message lists each problem
-        as ``"path: what was wrong"``.
+        as ``"path: what was wrong"``, after ``what`` (which names the message).
         """
         try:
             self.from_wire(data, tp)
         except DecodeError as exc:
-            raise EncodeError("; ".join(exc.errors) or str(exc)) from None
+            raise EncodeError(f"{what}: {'; '.join(exc.errors) or exc}") from None
 
     def encode(self, value: T, tp: Any) -> bytes:
         """``value`` as type ``tp`` to bytes."""
