@@ -348,6 +348,43 @@ async def test_a_sweep_that_could_not_delete_a_dropped_nodes_key_deletes_it_next
         assert await eventually(lambda: sweeper.providers("svc"), lambda p: p == ["p1"])
 
 
+async def test_a_dead_nodes_private_mailboxes_are_dropped_though_the_watcher_saw_it_go(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping a dead node deletes its beat key, and this node's watcher may take that
+    delete (and forget the node's entries) before the drop hands on what the node left: its
+    private mailboxes are deleted all the same."""
+    async with nats_nodes_one_hanging(namespace, monkeypatch, "sweep") as (sweeper, dying):
+        await dying.register("svc", "p1")
+        assert await sweeper.providers("svc") == ["p1"]
+        await sweeper.deliver("pv:p1", b"left", endpoint="svc", provider="p1")
+        assert await sweeper.mailbox_depth("pv:p1") == 1
+        registry = sweeper.registry
+        present, kv = registry._present, registry._kv
+        assert present is not None and kv is not None
+        delete = kv.delete
+
+        async def gone(bucket: str, key: str) -> bool:
+            return False if key == dying.node else await present(bucket, key)
+
+        async def watched(key: str, *args: Any, **kwargs: Any) -> Any:  # the watcher first
+            done = await delete(key, *args, **kwargs)
+            copy = registry._entries
+
+            async def known() -> bool:
+                return key in copy
+
+            await eventually(known, lambda there: not there)
+            return done
+
+        monkeypatch.setattr(registry, "_present", gone)
+        monkeypatch.setattr(kv, "delete", watched)
+        registry._beats[dying.node] = float("-inf")  # not heard within ttl
+        await type(registry).sweep(registry)  # (the instance's own is the one that hangs)
+        assert not registry._unsigned
+        assert await sweeper.mailbox_depth("pv:p1") == 0
+
+
 async def test_a_beat_after_failed_ones_writes_the_nodes_providers_again(
     namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

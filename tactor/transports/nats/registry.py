@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -67,7 +68,9 @@ class Registry:
         #: Nodes whose providers' keys this node dropped (or may have: a purge that failed
         #: may have been done) and whose beat key it has yet to delete, the node's sign to
         #: write them all again should it be alive after all.
-        self._unsigned: set[str] = set()
+        #: Each with what it left (its entries when first dropped: the watchers may empty
+        #: the copy's as the purge goes through).
+        self._unsigned: dict[str, Entries] = {}
         self._beating = asyncio.Lock()  # one beat at a time: each expects the last's revision
         self._registered = False  # ever: its providers' keys (or their markers) to drop
         self._nc: Client | None = None
@@ -329,9 +332,10 @@ class Registry:
         assert self._present is not None
         for node in sorted(self._unsigned):  # dropped, but their key not deleted yet
             try:
-                await self._drop(node)
+                left = await self._drop(node)
             except Exception:
                 return  # NATS away: sweep later
+            await self._on_dead(left)
         now = time.monotonic()
         for node in list(self._entries):
             if node == self.node or now - self._beats.get(node, float("-inf")) < self.ttl:
@@ -341,23 +345,25 @@ class Registry:
                 if await self._present(self._kv_name, node):
                     self._beats[node] = now
                     continue
-                await self._drop(node)
+                left = await self._drop(node)
             except Exception:
                 return  # NATS away: sweep later
+            await self._on_dead(left)
 
-    async def _drop(self, node: str) -> None:
-        """Drop a node whose beat is gone: its providers' keys, then its key, then (with
-        ``on_dead``) what they left."""
+    async def _drop(self, node: str) -> Entries:
+        """Drop a node whose beat is gone: its providers' keys, then its key; returns what
+        it left, for ``on_dead``."""
         assert self._purge is not None and self._kv is not None
-        self._unsigned.add(node)
+        left = self._unsigned.setdefault(node, copy.deepcopy(self._entries.get(node, {})))
         await self._purge(node)
         # Then its key, even gone: were the verdict wrong (a read from a replica behind),
         # the node's next beat finds its key changed and writes it all again. Until that
         # delete is done, the node stays in _unsigned: each sweep tries it first.
         await self._kv.delete(node)
-        self._unsigned.discard(node)
-        await self._on_dead(self._entries.pop(node, {}))
+        del self._unsigned[node]
+        self._entries.pop(node, None)
         self._beats.pop(node, None)
+        return left
 
 
 def _present(entries: dict[str, Any]) -> dict[str, Any]:
