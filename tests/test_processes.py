@@ -181,6 +181,28 @@ async def test_stop_drains_the_message_in_hand_then_the_process_exits() -> None:
         assert ref not in system.refs()
 
 
+async def test_a_message_that_comes_to_a_child_as_it_stops_goes_back_not_attempted() -> None:
+    """A child's reply asks for its next message at once: one waiting then is handed to
+    it as it stops. It goes back as it was, counted as attempted only by a provider that
+    begins it (with max_deliveries=1, a second count would set it aside unhandled)."""
+    async with ActorSystem(max_deliveries=1) as system:
+        ref = await system.processes().spawn(Crasher, "records")
+        pid = await system.call(Crasher.pid)
+        records = system.queue("records", str)
+        call = asyncio.ensure_future(system.call(Crasher.slow, 0.5))
+        assert await records.get() == f"slow {pid}"  # in hand
+        await system.tell(Crasher.job, "next")  # waits behind it
+        await system.stop(ref)
+        assert await call == f"slept {pid}"
+        other = await system.processes().spawn(Crasher, "records")
+        other_pid = await system.call(Crasher.pid, provider=other)
+        assert [await records.get(timeout=10) for _ in range(2)] == [
+            f"started next {other_pid}",
+            f"done next {other_pid}",
+        ]
+        assert await system.dead_letters(Crasher) == []
+
+
 async def test_leaving_the_block_drains_every_child() -> None:
     async with ActorSystem() as system:
         await system.processes().spawn_many(2, Crasher, "q")

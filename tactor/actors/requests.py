@@ -20,6 +20,7 @@ from typing import Any
 from ..codecs import Codec, type_name
 from ..errors import DecodeError, EncodeError, TransportError
 from ..transports.base import Transport
+from ..transports.consumer import Delivery
 from .cancellation import Cancellations, Watch
 from .dead_letters import MALFORMED, REJECTED, Aside, DeadLetterPolicy
 from .deadline import running_deadline
@@ -62,10 +63,11 @@ class Requests:
         self.schema = schema
         self.current: Request | None = None  # the request handled last (or now)
 
-    async def handle(self, payload: bytes, task: asyncio.Task[Any]) -> Aside | None:
-        """Handle one request in ``task`` (the runner's); return why to set it aside instead
-        of acknowledging it, if so: it cannot be read, or it is a tell rejected unhandled."""
-        codec = self.config.codec
+    async def handle(self, delivery: Delivery, task: asyncio.Task[Any]) -> Aside | None:
+        """Handle the request ``delivery`` holds in ``task`` (the runner's); return why to
+        set it aside instead of acknowledging it, if so: it cannot be read, or it is a tell
+        rejected unhandled. A call's reply may acknowledge it (``Delivery.reply_and_ack``)."""
+        codec, payload = self.config.codec, delivery.payload
         data: Any = None
         try:
             data = codec.loads(payload)
@@ -79,7 +81,7 @@ class Requests:
         token = telemetry.handling(request, self.name)
         failed: str | None = "cancelled"  # unless it ends otherwise
         try:
-            outcome = await self._handle(request, len(payload), task)
+            outcome = await self._handle(request, delivery, task)
             failed = "cancelled" if outcome is None else outcome.failure_type
         except asyncio.CancelledError:
             raise
@@ -94,9 +96,12 @@ class Requests:
             return Aside(REJECTED, f"{failed}: {outcome.error.get('message', '')}")
         return None
 
-    async def _handle(self, request: Request, size: int, task: asyncio.Task[Any]) -> Reply | None:
+    async def _handle(
+        self, request: Request, delivery: Delivery, task: asyncio.Task[Any]
+    ) -> Reply | None:
         """Handle a request that could be read; its reply (not sent for a tell), or None if
         it was cancelled (nobody waits for it)."""
+        size = len(delivery.payload)
         if size > self.config.max_payload:
             limit = self.config.max_payload
             message = f"request is {size} bytes, over max_payload={limit}"
@@ -105,14 +110,16 @@ class Requests:
             message = "the deadline passed before the message was handled"
             reply = self._failure(request, "deadline", message)
         else:
-            ran = await self._run(request, task)
+            ran = await self._run(request, delivery, task)
             if ran is None:
                 return None
             reply = ran
-        await self._reply(request, reply)
+        await self._reply(request, reply, delivery)
         return reply
 
-    async def _run(self, request: Request, task: asyncio.Task[Any]) -> Reply | None:
+    async def _run(
+        self, request: Request, delivery: Delivery, task: asyncio.Task[Any]
+    ) -> Reply | None:
         """Run the request's method under its cancellation watch; its reply, or None if it
         was cancelled (its caller gone or its deadline passed)."""
         watch: Watch | None = None
@@ -136,7 +143,7 @@ class Requests:
             # SystemExit, KeyboardInterrupt or another BaseException from the handler goes on
             # up (it ends the provider, as it would end a program), after its caller hears of
             # it: a reply now, not a wait until the deadline.
-            await self._reply(request, self._raised(request, exc))
+            await self._reply(request, self._raised(request, exc), delivery)
             raise
         finally:
             if watch is not None:
@@ -238,7 +245,9 @@ class Requests:
         log.warning("%s: %s: %s", self.name, request, message)
         return Reply(request.id, self.name, False, error=failure(code, message, **extra))
 
-    async def _reply(self, request: Request, reply: Reply) -> None:
+    async def _reply(self, request: Request, reply: Reply, delivery: Delivery) -> None:
+        """Send ``reply`` to a call's caller (with the acknowledgement of ``delivery``, where
+        its transport takes both at once)."""
         if request.reply_to is None:
             return  # a tell: nobody waits
         payload = self._reply_bytes(request, reply)
@@ -250,8 +259,9 @@ class Requests:
         if request.deadline is not None and request.deadline <= time.time():
             log.info("%s: %s finished after its deadline; reply dropped", self.name, request)
             return
-        try:
-            await self.config.transport.post(request.reply_to, payload)  # never waits for room
+        try:  # (a post never waits for room)
+            if not delivery.reply_and_ack(request.reply_to, payload):
+                await self.config.transport.post(request.reply_to, payload)
         except TransportError as exc:
             log.warning("%s: could not reply to %s: %r", self.name, request, exc)
 

@@ -345,7 +345,7 @@ class ActorRunner:
             return
         try:
             assert self._loop_task is not None  # the task that runs every handler
-            aside = await self._serving().handle(delivery.payload, self._loop_task)
+            aside = await self._serving().handle(delivery, self._loop_task)
         except asyncio.CancelledError:
             raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
         except BaseException:

@@ -14,8 +14,8 @@ other process exited or died).
 
 Frames leave together: what is sent in one turn of the event loop is written
 at its end, in one write, or at once by a sender about to wait (for an answer,
-for work, or with a reply someone waits for). A child's reply leaves at once;
-its acknowledgement and its request for the next delivery follow in one write.
+for work, or with a reply someone waits for). A child's reply to a call is one
+frame with the acknowledgement of its message and the ask for the next delivery.
 """
 
 from __future__ import annotations

@@ -34,6 +34,16 @@ class Delivery(ABC):
     async def ack(self) -> None:
         """Mark the payload handled; it will not be delivered again."""
 
+    def reply_and_ack(self, inbox: str, payload: bytes) -> bool:
+        """Post ``payload``, the reply to this delivery's request, to ``inbox`` and
+        acknowledge the delivery, in one step, where the transport can do both at once
+        without waiting: True if it did (:meth:`ack` then does nothing); False, the
+        default, if the caller is to post the reply and acknowledge as usual.
+
+        Called once the request's handling is done and its reply is all that is left.
+        """
+        return False
+
     @abstractmethod
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
         """Move the payload into the dead letters of mailbox ``into``, acknowledged.

@@ -4,12 +4,15 @@ The parent serves the verbs (:mod:`tactor.transports.hub_server`); this side
 holds no state of the hub, only what waits for answers and the local buffers
 of consumers and subscriptions. A request is one frame and its answer one
 frame; acknowledgements and posts are one-way frames (order on the socket
-keeps them in sequence with what follows). A queue item that comes for a get
-cancelled meanwhile goes back to the front of its queue (a ``g`` frame).
+keeps them in sequence with what follows); a call's reply is one frame with the
+acknowledgement of its message and the consumer's ask for the next
+(``Delivery.reply_and_ack``). A queue item that comes for a get cancelled
+meanwhile goes back to the front of its queue (a ``g`` frame).
 
 Guarantees are the parent hub's: at-least-once mailboxes while the parent
 lives; what the child took and did not acknowledge goes back to the hub when
-the child closes or dies. Events are forwarded into a bounded buffer per
+the child closes or dies (on a close, counted as attempted only if the child
+began it). Events are forwarded into a bounded buffer per
 subscription (``subscription_buffer``); when it is full, events are dropped
 rather than stall the channel.
 """
@@ -48,16 +51,45 @@ def _error(name: str, message: str) -> Exception:
 
 
 class _ClientDelivery(Delivery):
-    __slots__ = ("_client", "_id")
+    __slots__ = ("_acked", "_client", "_consumer", "_id")
 
-    def __init__(self, client: HubClient, ident: int, mailbox: str, payload: bytes, attempts: int):
+    def __init__(
+        self,
+        consumer: _ClientConsumer,
+        ident: int,
+        mailbox: str,
+        payload: bytes,
+        attempts: int,
+    ) -> None:
         super().__init__(mailbox, payload, attempts)
-        self._client, self._id = client, ident
+        self._consumer, self._client, self._id = consumer, consumer.client, ident
+        self._acked = False
+
+    def _settle(self) -> bool:
+        """Mark it settled (acknowledged or set aside); False if it was already."""
+        if self._acked:
+            return False
+        self._acked = True
+        self._consumer.begun.pop(self._id, None)
+        return True
 
     async def ack(self) -> None:
-        self._client.channel.send(["a", self._id])
+        if self._settle():
+            self._client.channel.send(["a", self._id])
+
+    def reply_and_ack(self, inbox: str, payload: bytes) -> bool:
+        """One frame, written at once: the reply, this delivery's acknowledgement and, for
+        its consumer, the ask for its next delivery (which the runner would ask next), so
+        that the parent reads one frame per call and the child writes one."""
+        if self._acked or self._client.channel.closed.is_set():
+            return False
+        self._settle()
+        ask = self._consumer.ask_ahead()
+        self._client.channel.send(["pa", inbox, self._id, ask], payload, flush=True)
+        return True
 
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
+        self._settle()
         dropped, _ = await self._client.request(
             "dead_letter", self._id, reason, attempts, into, keep
         )
@@ -75,11 +107,13 @@ class _ClientConsumer(MailboxConsumer):
     per call, measured).
     """
 
-    __slots__ = ("_asked", "_client", "_closed", "_id", "_ready", "_waiter")
+    __slots__ = ("_asked", "_closed", "_id", "_ready", "_waiter", "begun", "client")
 
     def __init__(self, client: HubClient, ident: int) -> None:
-        self._client, self._id = client, ident
+        self.client, self._id = client, ident
         self._ready: deque[_ClientDelivery] = deque()
+        #: received (handed to the runner), not settled yet: id -> delivery
+        self.begun: dict[int, _ClientDelivery] = {}
         self._waiter: asyncio.Future[None] | None = None
         self._asked = False
         self._closed = False
@@ -94,26 +128,38 @@ class _ClientConsumer(MailboxConsumer):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
 
+    def ask_ahead(self) -> int | None:
+        """This consumer's id if it is to ask for its next delivery now (with a reply that
+        ends the handling of the last), else None: it asked already, or is closed."""
+        if self._asked or self._closed or self._ready:
+            return None
+        self._asked = True
+        return self._id
+
     async def receive(self) -> Delivery:
         while not self._ready:
-            if self._closed or self._client.channel.closed.is_set():
+            if self._closed or self.client.channel.closed.is_set():
                 raise TransportClosed("mailbox consumer is closed")
             # Written at once, with what this turn sent before it (a reply, an ack).
             if not self._asked:
-                self._client.channel.send(["n", self._id], flush=True)
+                self.client.channel.send(["n", self._id], flush=True)
                 self._asked = True
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        return self._ready.popleft()
+        delivery = self._ready.popleft()
+        self.begun[delivery._id] = delivery
+        return delivery
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self.lost(TransportClosed("mailbox consumer is closed"))
-        self._client.consumers.pop(self._id, None)
-        if not self._client.channel.closed.is_set():
-            await self._client.request("close_consumer", self._id)
+        self.client.consumers.pop(self._id, None)
+        if not self.client.channel.closed.is_set():
+            # What it handed over and was not settled goes back; only what was begun counts
+            # as attempted (a delivery asked for ahead may come as it stops).
+            await self.client.request("close_consumer", self._id, list(self.begun))
 
 
 class _ClientInbox(Inbox):
@@ -211,7 +257,7 @@ class HubClient(Transport):
         _, cid, did, mailbox, attempts = header
         consumer = self.consumers.get(cid)
         if consumer is not None:
-            consumer.delivered(_ClientDelivery(self, did, mailbox, payloads[0], attempts))
+            consumer.delivered(_ClientDelivery(consumer, did, mailbox, payloads[0], attempts))
 
     def _inbox(self, header: list[Any], payloads: list[bytes]) -> None:
         handler = self.inboxes.get(header[1])

@@ -12,7 +12,9 @@ registry at once.
 
 Frames (``header[0]``): from the child ``q`` (a request: id, verb, args),
 ``c`` (cancel request id), ``n`` (a consumer is ready for its next
-delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox), ``g``
+delivery), ``a`` (acknowledge a delivery), ``p`` (post to an inbox), ``pa``
+(a call's reply: post, acknowledge its delivery and, if it names its consumer,
+``n`` for it), ``g``
 (give back a queue item taken for a get cancelled meanwhile); to the child
 ``r`` (the answer: id, error type or null, result; a cancelled request is
 answered too, so the child can tell what is still on its way), ``d`` (a delivery,
@@ -21,8 +23,9 @@ one per ``n``: consumers take one payload at a time, as in-process ones do),
 
 A delivery goes out within the ``deliver`` that put it into the mailbox (the
 consumer hands it over at once, :meth:`MemoryConsumer.hand_next`), and the
-frames the child waits for are written at once; a child's post (a reply) comes
-back at once, its acknowledgement and next ``n`` in one write after it.
+frames the child waits for are written at once; a child's reply comes back at
+once, in one frame with its acknowledgement and next ``n``. A consumer's close names
+the deliveries the child began: any other it was handed goes back as it was.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class HubServer:
         }
         self.closing: asyncio.Task[None] | None = None
         channel.handlers.update(q=self._request, c=self._cancel, a=self._ack, p=self._post)
-        channel.handlers.update(n=self._next, g=self._give_back)
+        channel.handlers.update(pa=self._reply, n=self._next, g=self._give_back)
         channel.on_close.append(self._channel_closed)
 
     async def start(self) -> None:
@@ -111,7 +114,10 @@ class HubServer:
             task.cancel()
 
     def _ack(self, header: list[Any], payloads: list[bytes]) -> None:
-        held = self._deliveries.pop(header[1], None)
+        self._acknowledge(header[1])
+
+    def _acknowledge(self, did: int) -> None:
+        held = self._deliveries.pop(did, None)
         if held is not None:
             held[1].acknowledge()  # at once: no task
 
@@ -120,9 +126,21 @@ class HubServer:
         self.transport.hub.queue(header[1]).hand_over(payloads[0], front=True)
 
     def _post(self, header: list[Any], payloads: list[bytes]) -> None:
-        handler = self.transport.hub.inboxes.get(header[1])
+        self._post_to(header[1], payloads[0])
+
+    def _post_to(self, inbox: str, payload: bytes) -> None:
+        handler = self.transport.hub.inboxes.get(inbox)
         if handler is not None:
-            handler(payloads[0])
+            handler(payload)
+
+    def _reply(self, header: list[Any], payloads: list[bytes]) -> None:
+        """A reply that ends a delivery's handling: posted, the delivery acknowledged, and its
+        consumer's next delivery asked for if the header names the consumer."""
+        _, inbox, did, cid = header
+        self._post_to(inbox, payloads[0])
+        self._acknowledge(did)
+        if cid is not None:
+            self._hand_next(cid)
 
     def _channel_closed(self) -> None:
         for task in self._requests.values():
@@ -154,9 +172,12 @@ class HubServer:
         return cid, ()
 
     def _next(self, header: list[Any], payloads: list[bytes]) -> None:
-        """The child's consumer ``header[1]`` is ready: hand it the next delivery, now or
-        within the ``deliver`` that puts one."""
-        held = self._consumers.get(header[1])
+        self._hand_next(header[1])
+
+    def _hand_next(self, cid: int) -> None:
+        """The child's consumer ``cid`` is ready: hand it the next delivery, now or within
+        the ``deliver`` that puts one."""
+        held = self._consumers.get(cid)
         if held is not None:
             consumer, push = held
             with contextlib.suppress(TransportClosed):  # its close_consumer comes next
@@ -175,11 +196,15 @@ class HubServer:
         return await held[1].dead_letter(reason, attempts=attempts, into=into, keep=keep), ()
 
     async def _v_close_consumer(self, args: list[Any], payloads: list[bytes]) -> Answer:
-        held = self._consumers.pop(args[0], None)
+        cid, begun = args
+        held = self._consumers.pop(cid, None)
         if held is not None:
-            await held[0].close()  # what it handed and was not acknowledged goes back
-            for did in [d for d, (c, _) in self._deliveries.items() if c == args[0]]:
-                del self._deliveries[did]
+            handed = [d for d, (c, _) in self._deliveries.items() if c == cid]
+            for did in reversed(handed):  # newest first, each to the front
+                delivery = self._deliveries.pop(did)[1]
+                if did not in begun:  # handed over, never begun: back as it was
+                    delivery.give_back(attempted=False)
+            await held[0].close()  # the rest, begun and not acknowledged, counted
         return None, ()
 
     async def _v_delete_mailbox(self, args: list[Any], payloads: list[bytes]) -> Answer:

@@ -42,6 +42,13 @@ class MemoryDelivery(Delivery):
     async def ack(self) -> None:
         self.acknowledge()
 
+    def give_back(self, attempted: bool) -> None:
+        """Put it back at the front of its mailbox, unacknowledged, counted as attempted or
+        not (not: it was handed over and never begun)."""
+        self._consumer.unacked.pop(id(self), None)
+        box = self._consumer.hub.mailbox(self.mailbox)
+        box.hand_over(self.payload, front=True, attempted=self.attempts - (not attempted))
+
     async def dead_letter(self, reason: str, *, attempts: int, into: str, keep: int) -> int:
         if self._consumer.unacked.pop(id(self), None) is None:
             return 0  # acknowledged already, or gone back to the mailbox
@@ -198,9 +205,5 @@ class MemoryConsumer(ParkingConsumer):
         # Whatever was taken and not acknowledged goes back, oldest first. Only the oldest
         # was in hand (deliveries are handled one at a time, in order): only it counts.
         held = list(self.unacked.values())
-        self.unacked.clear()
         for index in range(len(held) - 1, -1, -1):
-            delivery = held[index]
-            attempted = delivery.attempts - (1 if index else 0)
-            box = self.hub.mailbox(delivery.mailbox)
-            box.hand_over(delivery.payload, front=True, attempted=attempted)
+            held[index].give_back(attempted=index == 0)
