@@ -94,8 +94,9 @@ async def test_on_failure_leaves_a_clean_exit_down_and_always_restarts_it() -> N
 async def test_sys_exit_in_a_handler_answers_the_caller_and_the_child_exits_with_its_code(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """SystemExit goes on up and ends the child (as it ends a program), after its caller is
-    answered; the exit code is the one given, so the restart policy reads it as meant."""
+    """SystemExit ends the child (as it ends a program), after its caller is answered: the
+    child drains (it hands in its last counts) and exits with the code given, so the restart
+    policy reads it as meant."""
     caplog.set_level(logging.WARNING, "tactor")
     async with ActorSystem(timeout=20) as system:
         clean = await system.processes(restart="on-failure").spawn(Crasher, "q")
@@ -108,6 +109,8 @@ async def test_sys_exit_in_a_handler_answers_the_caller_and_the_child_exits_with
             return not _alive(pid)
 
         await eventually(exited, bool)
+        left = (await system.stats()).method("crasher", "leave")
+        assert left is not None and dict(left.handler_failed) == {"builtins.SystemExit": 1}
         failing = await system.processes(restart="on-failure").spawn(Crasher, "q")
         first = await system.call(Crasher.pid)
         with pytest.raises(RemoteError, match="SystemExit: 3"):

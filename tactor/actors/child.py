@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
@@ -84,19 +85,34 @@ def _failed(channel: Channel, what: str, exc: Exception) -> None:
     channel.send(["failed", f"{what}: {type(exc).__name__}: {exc}"])
 
 
-async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Event) -> None:
+async def _serve_spec(
+    channel: Channel, spec: dict[str, Any], drain: asyncio.Event
+) -> BaseException | None:
+    """Serve the provider ``spec`` names until drained (or the parent is gone); the
+    ``SystemExit`` or other ``BaseException`` a handler raised, if one did (it drained)."""
     sys.path[:] = spec["path"]  # the parent's, as it is now
     try:
         cls = import_actor(spec["cls"], spec.get("main"))
     except Exception as exc:
-        return _failed(channel, f"cannot import {spec['cls']}", exc)
+        _failed(channel, f"cannot import {spec['cls']}", exc)
+        return None
     try:
         codecs = import_codecs(spec)
     except Exception as exc:
-        return _failed(channel, "cannot import the system's codecs", exc)
+        _failed(channel, "cannot import the system's codecs", exc)
+        return None
     url = spec.pop("url")
     transport = HubClient(channel) if url is None else url
     system = ActorSystem(transport, **codecs, **spec["options"])
+    left: list[BaseException] = []
+
+    def leave(provider: str, exc: BaseException) -> None:
+        # Its caller was answered; what the handler asked for is an exit: drain, then it.
+        log.warning("%s: a handler raised %r: draining, then exiting", provider, exc)
+        left.append(exc)
+        drain.set()
+
+    system._runner_config = dataclasses.replace(system._runner_config, leaving=leave)
     answer_stats(channel, lambda: system._counted({}))
     async with system:
         try:
@@ -107,16 +123,18 @@ async def _serve_spec(channel: Channel, spec: dict[str, Any], drain: asyncio.Eve
             ready = functools.partial(channel.send, ["ready"], flush=True)
             await system._spawn_as(spec["provider"], ready, cls, *args, **kwargs)
         except Exception as exc:
-            return _failed(channel, f"{spec['cls']} did not start", exc)
+            _failed(channel, f"{spec['cls']} did not start", exc)
+            return None
         await _first(
             asyncio.ensure_future(drain.wait()), asyncio.ensure_future(channel.closed.wait())
         )
         if channel.closed.is_set() and url is None:
             os._exit(0)  # the parent, and its hub, are gone: there is nothing to drain into
     report_stats(channel, system._counted({}))  # drained: what it counted, to the last
+    return left[0] if left else None
 
 
-async def serve(sock: socket.socket) -> None:
+async def serve(sock: socket.socket) -> BaseException | None:
     channel = await Channel.open(sock)
     loop = asyncio.get_running_loop()
     start: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -126,14 +144,19 @@ async def serve(sock: socket.socket) -> None:
     answer_stats(channel, lambda: EMPTY)  # asked before it serves: it has counted nothing
     reader = loop.create_task(channel.run())
     await _first(start, asyncio.ensure_future(channel.closed.wait()))
+    left = None
     if start.done() and not start.cancelled():
-        await _serve_spec(channel, start.result(), drain)
+        left = await _serve_spec(channel, start.result(), drain)
     await channel.drain()
     channel.close()
     await reader
+    return left
 
 
 def run(sock: socket.socket) -> None:
-    """Serve the channel ``sock`` until drained or the parent is gone."""
+    """Serve the channel ``sock`` until drained or the parent is gone; raise what a handler
+    raised to end the process (``sys.exit(code)``: the process exits with ``code``)."""
     logging.basicConfig(format="%(levelname)s %(name)s[child %(process)d]: %(message)s")
-    asyncio.run(serve(sock))
+    left = asyncio.run(serve(sock))
+    if left is not None:
+        raise left.with_traceback(None)

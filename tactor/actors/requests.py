@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,11 @@ class RunnerConfig:
     cancellations: Cancellations
     dead_letters: DeadLetterPolicy
     telemetry: Telemetry
+    #: Where a ``SystemExit``, ``KeyboardInterrupt`` or other ``BaseException`` raised by
+    #: a handler goes (after its caller was answered), with the runner's name: None, on up
+    #: (it ends the program, as it would any program); a process provider's child takes it
+    #: (the runner stops taking messages; the child drains, then exits as it says).
+    leaving: Callable[[str, BaseException], None] | None = None
 
 
 class Requests:

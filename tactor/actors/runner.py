@@ -66,6 +66,7 @@ class ActorRunner:
         "_failed",
         "_idle",
         "_inbox",
+        "_left",
         "_lingering",
         "_loop_task",
         "_on_failure",
@@ -105,6 +106,7 @@ class ActorRunner:
         self._idle = False  # direct mode: waiting for a message, not handling one
         self._lingering: asyncio.Future[bool] | None = None  # direct mode: see _linger
         self._stopping = False
+        self._left = False  # a handler raised SystemExit or its kind (see _leave)
         self._on_failure = on_failure  # called once if a source's task ends while serving
         self._failed = False
 
@@ -140,7 +142,7 @@ class ActorRunner:
 
     def _wake(self) -> None:
         """The parked consumer may have something (or was closed, or failed): serve it."""
-        if self._stopping or self._failed:
+        if self._stopping or self._left or self._failed:
             return
         lingering = self._lingering
         if lingering is not None and not lingering.done():
@@ -155,7 +157,7 @@ class ActorRunner:
         It no longer reads a source (or handles what is read), so its owner must not
         keep it registered: ``on_failure`` is told, once.
         """
-        if self._stopping or self._failed or task.cancelled():
+        if self._stopping or self._left or self._failed or task.cancelled():
             return
         error = task.exception()
         if error is None and task.result() is _PARKED:
@@ -254,7 +256,7 @@ class ActorRunner:
         """Handle what is ready; ``_PARKED`` once nothing is (the consumer wakes the runner
         when something may be), None when the source closed."""
         looked_again = False
-        while not self._stopping:
+        while not (self._stopping or self._left):
             self._idle = True
             try:
                 delivery = await self._receive(consumer, park=True)
@@ -298,7 +300,7 @@ class ActorRunner:
             self._lingering = None
 
     async def _run(self) -> None:
-        while (item := await self._inbox.get()) is not _STOP:
+        while not self._left and (item := await self._inbox.get()) is not _STOP:
             await self._handle(item)
 
     async def _handle(self, item: _Item) -> None:
@@ -334,6 +336,11 @@ class ActorRunner:
                 "%s.%s raised while handling an event %s on %r",
                 self.name, handler.name, event.type_name, item.topic,
             )  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # SystemExit and its kind
+            telemetry.received(token, exc)
+            self._leave(exc)
         else:
             telemetry.received(token, None)
 
@@ -348,13 +355,24 @@ class ActorRunner:
             aside = await self._serving().handle(delivery, self._loop_task)
         except asyncio.CancelledError:
             raise  # stopped mid-message: not acknowledged, it goes back to the mailbox
-        except BaseException:
+        except BaseException as exc:  # SystemExit and its kind: its caller was answered
             await self._ack(delivery)
-            raise
+            self._leave(exc)
+            return
         if aside is not None:
             await self._set_aside(delivery, aside)
         else:
             await self._ack(delivery)
+
+    def _leave(self, exc: BaseException) -> None:
+        """A handler raised ``exc``, a ``BaseException`` that is no cancellation: raised on
+        (it ends the program), or handed to the system's ``leaving`` (a process provider's
+        child), this runner taking no more messages."""
+        leaving = self.config.leaving
+        if leaving is None:
+            raise exc
+        self._left = True
+        leaving(self.name, exc)
 
     async def _ack(self, delivery: Delivery) -> None:
         try:
