@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 import pytest
@@ -356,9 +356,21 @@ async def test_tls_rejects_a_server_certificate_it_cannot_verify(
         assert not isinstance(info.value, redis.RedisError)
         assert time.monotonic() - started < 5
     # Plain-text Redis protocol against the TLS port does not get through either.
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError, match=r"if that port serves TLS, the URL is rediss://"):
         async with ActorSystem(f"redis://127.0.0.1:{tls_server.port}/0?prefix=tactor-tls"):
             pass
+
+
+async def test_tls_to_a_plain_server_says_to_check_the_servers_tls_port() -> None:
+    """A rediss:// URL to a server without TLS: the handshake times out; the error says
+    that TLS on one side only is what to look at."""
+    plain = urlsplit(require_redis())
+    host, port = plain.hostname, plain.port or 6379
+    started = time.monotonic()
+    with pytest.raises(TransportError, match=r"asks for TLS: does the server serve TLS"):
+        async with ActorSystem(f"rediss://{host}:{port}/0?prefix=tactor-tls-plain"):
+            pass
+    assert time.monotonic() - started < 5
 
 
 # -- foreign data on tactor's keys (shared Redis) -------------------------------

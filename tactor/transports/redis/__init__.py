@@ -63,7 +63,7 @@ from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
 from ..waiting_room import WaitingRoom
 from . import scripts
-from .connection import LOST, commands, text, translated
+from .connection import LOST, commands, text, tls_hint, translated
 from .consumer import GROUP, RedisConsumer
 from .dead_letters import RedisDeadLetters
 from .events import RedisEvents
@@ -239,8 +239,14 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
         # closed the connection is found by TCP keepalive within ~8 s; calls have deadlines.
         client = self.location.async_client(socket_timeout=None)
         try:
-            with translated(f"connect to {self!r}"):
-                await commands(client).ping()
+            try:
+                with translated(f"connect to {self!r}"):
+                    await commands(client).ping()
+            except TransportError as exc:
+                hint = tls_hint(self.location.tls, exc)
+                if not hint:
+                    raise
+                raise TransportError(f"{exc}{hint}") from exc.__cause__
             self.scripts = {name: client.register_script(s) for name, s in scripts.BY_NAME.items()}
             with translated("load scripts"):
                 for script in self.scripts.values():

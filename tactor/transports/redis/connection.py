@@ -109,6 +109,27 @@ def described(exc: BaseException) -> str:
     return _CLIENT.sub(address, message)
 
 
+#: What a TLS handshake with a plain server, or plain text to a TLS port, fails with.
+_TLS_MISMATCH = (
+    "Timeout connecting",
+    "WRONG_VERSION_NUMBER",
+    "wrong version number",
+    "record layer",
+)
+_PLAIN_TO_TLS = ("Connection reset by peer", "Connection closed by server")
+
+
+def tls_hint(tls: bool, error: BaseException) -> str:
+    """What to add to the message of ``error``, a first connection's failure, when it looks
+    like TLS on one side only: ``" (…)"``, or ``""``."""
+    message = str(error)
+    if tls and any(sign in message for sign in _TLS_MISMATCH):
+        return " (the URL asks for TLS: does the server serve TLS on that port, its tls-port?)"
+    if not tls and any(sign in message for sign in _PLAIN_TO_TLS):
+        return " (if that port serves TLS, the URL is rediss://)"
+    return ""
+
+
 class translated:  # lower case: used like a function, ``with translated("publish"): ...``
     """Redis errors never reach users untranslated: they leave as ``TransportError``.
 

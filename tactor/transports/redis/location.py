@@ -82,6 +82,9 @@ CONNECTION: dict[str, Any] = {
 class Location(ABC):
     """How to make the transport's clients; ``str()`` says where, without credentials."""
 
+    #: Whether its connections speak TLS (``rediss://``, ``rediss+sentinel://``).
+    tls = False
+
     @abstractmethod
     def async_client(self, socket_timeout: float | None) -> aioredis.Redis: ...
 
@@ -121,6 +124,7 @@ class Server(Location):
             raise ConfigError(f"{urlsplit(url).scheme}:// URL option: {exc}") from None
         make = lambda: pool.connection_class(**pool.connection_kwargs)  # noqa: E731
         _check(urlsplit(url).scheme, url, make, ours)
+        self.tls = urlsplit(url).scheme == "rediss"
 
     def __str__(self) -> str:
         parts = urlsplit(self.url)
@@ -145,7 +149,7 @@ class Sentinels(Location):
     def __init__(self, url: str, ours: Iterable[str]) -> None:
         parts = urlsplit(url)
         self.scheme = parts.scheme
-        tls = self.scheme == TLS_SENTINEL_SCHEME
+        self.tls = tls = self.scheme == TLS_SENTINEL_SCHEME
         userinfo, _, netloc = parts.netloc.rpartition("@")
         self.hosts = [_host(part, self.scheme) for part in netloc.split(",")]
         self.service, db = _path(parts.path, self.scheme)
