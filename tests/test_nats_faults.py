@@ -327,6 +327,28 @@ async def test_tls_from_the_url(tmp_path: Path) -> None:
             await ActorSystem(f"tls://127.0.0.1:{server.port}?{ns()}").start()
 
 
+async def test_a_tls_url_refuses_a_server_that_does_not_require_tls(tmp_path: Path) -> None:
+    """nats-py connects in plain text where the server does not ask for TLS: a tls:// URL
+    (or TLS options) to a server without TLS, or to one that takes plain text too, is
+    refused before any credentials are sent."""
+    certs = make_certificates(tmp_path)
+    tls = f'tls {{ cert_file: "{certs["cert"]}"\n key_file: "{certs["key"]}" }}'
+    plain_too = f"{tls}\nallow_non_tls: true"
+    with nats_server('authorization { token: "t0ken" }') as server:
+        url = f"tls://t0ken@127.0.0.1:{server.port}?{ns()}&tls_ca={certs['ca']}"
+        with pytest.raises(TransportError, match=r"does not require TLS \(it has no TLS\)"):
+            await ActorSystem(url).start()
+        url = f"nats://t0ken@127.0.0.1:{server.port}?{ns()}&tls_ca={certs['ca']}"
+        with pytest.raises(TransportError, match="the URL asks for TLS"):
+            await ActorSystem(url).start()
+        async with ActorSystem(f"nats://t0ken@127.0.0.1:{server.port}?{ns()}"):
+            pass  # (plain text, asked for)
+    with nats_server(plain_too) as server:
+        url = f"tls://127.0.0.1:{server.port}?{ns()}&tls_ca={certs['ca']}"
+        with pytest.raises(TransportError, match=r"it takes plain text too"):
+            await ActorSystem(url).start()
+
+
 async def test_a_connection_that_fails_or_times_out_leaves_no_socket_open(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

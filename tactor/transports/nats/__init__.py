@@ -62,7 +62,7 @@ from ..prefetch import PREFETCH, PREFETCH_WINDOW
 from ..subscription import Subscription
 from ..waiting_room import WaitingRoom
 from .appends import Appends
-from .connection import FULL, ApiError, api, location_of, stop_task, translated
+from .connection import FULL, ApiError, api, check_tls, location_of, stop_task, translated
 from .consumer import NatsConsumer
 from .dead_letters import NatsDeadLetters
 from .delivering import CheckedDeliveries
@@ -182,6 +182,7 @@ class NatsTransport(NatsQueues, NatsDeadLetters, CheckedDeliveries, Streams, Tra
             return
         if self._closed:
             raise TransportClosed("the NATS transport is closed and cannot be restarted")
+        await check_tls(self.location, 2.0)
         nc = Client()
         try:
             # Bounded: nats-py may retry a failed TLS handshake for ever at the first connect.

@@ -21,7 +21,7 @@ from nats.errors import Error as NatsError
 
 from ...errors import ConfigError, TransportClosed, TransportError
 
-__all__ = ["ApiError", "Location", "answer", "api", "stop_task", "translated"]
+__all__ = ["ApiError", "Location", "answer", "api", "check_tls", "stop_task", "translated"]
 
 #: JetStream's error codes tactor meets on purpose.
 FULL = 10077  # maximum messages per subject exceeded (a mailbox at its bound)
@@ -76,6 +76,45 @@ def location_of(url: str, tls_options: dict[str, str]) -> Location:
         if "tls_hostname" in tls_options:
             options["tls_hostname"] = tls_options["tls_hostname"]
     return Location(servers, options)
+
+
+async def check_tls(location: Location, timeout: float) -> None:
+    """Where ``location`` asks for TLS, raise TransportError for a server of its URL that
+    does not require TLS, before nats-py connects (and sends its credentials).
+
+    nats-py (2.x) turns a connection into TLS only when the server's first message, its
+    INFO, says ``tls_required``: to a server without TLS, or one that also takes plain
+    text (``allow_non_tls``), a ``tls://`` URL would connect in plain text, credentials
+    and all. So each server of the URL is asked for its INFO first. One that cannot be
+    reached, or sends nothing within ``timeout`` (a TLS-first server), is left to
+    nats-py, which reports it or uses another.
+    """
+    if "tls" not in location.options:
+        return
+    for server in location.servers:
+        parts = urlsplit(server)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, ValueError):
+            continue
+        kind, _, body = line.partition(b" ")
+        try:
+            info = orjson.loads(body) if kind == b"INFO" else None
+        except orjson.JSONDecodeError:
+            info = None
+        if isinstance(info, dict) and not info.get("tls_required"):
+            plain = "takes plain text too" if info.get("tls_available") else "has no TLS"
+            raise TransportError(
+                f"NATS at {host}:{port} does not require TLS (it {plain}), and the URL asks "
+                "for TLS: nats-py would connect in plain text, credentials and all. Give the "
+                "server a tls block without allow_non_tls, or use nats:// if plain text is meant"
+            )
 
 
 def _tls_context(tls_options: dict[str, str]) -> ssl.SSLContext:
