@@ -62,6 +62,7 @@ from .errors import (
     TransportClosed,
     TransportError,
     UnknownMethod,
+    UnreadableItem,
     WouldBlock,
 )
 from .transports import Transport, open_transport
@@ -108,6 +109,7 @@ __all__ = [
     "TransportError",
     "TypeCodec",
     "UnknownMethod",
+    "UnreadableItem",
     "WouldBlock",
     "__version__",
     "deadline",

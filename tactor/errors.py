@@ -6,7 +6,8 @@ TactorError
 ├── CodecError             a value could not be turned into bytes or back
 │   ├── EncodeError        a value does not fit the type it is sent as
 │   └── DecodeError        bytes are not valid JSON, or do not fit the expected type
-│       └── InvalidArguments   the provider rejected a call's arguments
+│       ├── InvalidArguments   the provider rejected a call's arguments
+│       └── UnreadableItem     a typed queue's get took an item it cannot read (.payload)
 ├── CallError              a call, tell or broadcast did not succeed
 │   ├── CallTimeout        (also a TimeoutError) no reply before the deadline
 │   │   └── MailboxFull    the mailbox stayed full until the deadline
@@ -52,6 +53,7 @@ __all__ = [
     "TransportClosed",
     "TransportError",
     "UnknownMethod",
+    "UnreadableItem",
     "WouldBlock",
 ]
 
@@ -93,6 +95,19 @@ class DecodeError(CodecError, ValueError):
 
 class InvalidArguments(DecodeError):
     """The provider could not decode a call's arguments against the method's schema."""
+
+
+class UnreadableItem(DecodeError):
+    """A typed queue's ``get`` took an item that does not fit the queue's item type (put
+    by another program or version, or through an untyped handle).
+
+    The item is out of the queue (its task counted done); ``payload`` holds its bytes
+    (JSON), to be read another way, kept or put elsewhere: nothing is lost.
+    """
+
+    def __init__(self, message: str, errors: Sequence[str] = (), *, payload: bytes) -> None:
+        super().__init__(message, errors)
+        self.payload = payload
 
 
 class CallError(TactorError):

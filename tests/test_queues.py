@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tactor import (
@@ -23,6 +24,7 @@ from tactor import (
     PayloadTooLarge,
     SchemaError,
     TransportClosed,
+    UnreadableItem,
 )
 from tests.conftest import drop_keys, require_redis, with_query
 from tests.model import Item
@@ -446,13 +448,15 @@ async def _cancel(getters: list[asyncio.Task[int]]) -> list[int]:
 # -- errors, names, lifetime --------------------------------------------------------
 
 
-async def test_an_item_that_does_not_decode_raises_decode_error_and_is_consumed(url: str) -> None:
+async def test_an_item_that_does_not_decode_is_taken_and_handed_over_as_bytes(url: str) -> None:
     async with ActorSystem(url) as system:
         await system.queue("mixed").put({"id": "not a number", "tags": []})
         await system.queue("mixed").put({"id": 1, "tags": []})
         jobs = system.queue("mixed", Job)
-        with pytest.raises(DecodeError, match="id"):
+        with pytest.raises(UnreadableItem, match=r"'mixed'.* not Job .*id: expected int") as bad:
             await jobs.get()
+        assert isinstance(bad.value, DecodeError) and bad.value.errors
+        assert orjson.loads(bad.value.payload) == {"id": "not a number", "tags": []}  # not lost
         assert await jobs.get() == Job(1, [])
         await jobs.task_done()
         await asyncio.wait_for(jobs.join(), 2)  # the bad item was counted done

@@ -16,7 +16,7 @@ import queue as stdlib_queue
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..codecs import type_name
-from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError
+from ..errors import ConfigError, DecodeError, PayloadTooLarge, TactorError, UnreadableItem
 from ..transports import Transport
 from ..transports.waiting_room import WaitingRoom
 from .schema import _NAME
@@ -136,11 +136,13 @@ class AsyncQueue(Generic[T]):
                 result: T = data
             else:
                 result = codec.from_wire(data, self.item_type)
-        except DecodeError:
+        except DecodeError as exc:
             # The item is consumed: count its task done so join() does not wait for it.
-            with contextlib.suppress(ValueError, TactorError):  # the DecodeError says more
+            with contextlib.suppress(ValueError, TactorError):  # the error says more
                 await self._transport().queue_task_done(self.name)
-            raise
+            kind = "JSON" if self.item_type is None else type_name(self.item_type)
+            message = f"queue {self.name!r}: the item taken is not {kind} (its bytes: .payload)"
+            raise UnreadableItem(message, exc.errors or (str(exc),), payload=payload) from None
         return result
 
     def _transport(self) -> Transport:
@@ -189,8 +191,8 @@ class AsyncQueue(Generic[T]):
         ``timeout`` seconds, then raises :class:`queue.Empty`.
 
         An item that cannot be decoded as ``item_type`` raises
-        :class:`tactor.DecodeError`; that item is consumed all the same (it is
-        no longer in the queue) and its task is counted done.
+        :class:`tactor.UnreadableItem` (a ``DecodeError``) holding its bytes; that item
+        is out of the queue all the same and its task is counted done.
         """
         if block:
             _check_timeout(timeout)
