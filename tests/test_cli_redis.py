@@ -213,7 +213,7 @@ async def test_dead_letters_listed_replayed_and_discarded(space: Prefix) -> None
         ran = await asyncio.to_thread(cli)  # a line each: what it was, and why it is here
         first, second = ran.out.splitlines()
         assert first.startswith(letters[0].id) and second.startswith(letters[1].id)
-        assert first.endswith(f"malformed (1 attempts): {letters[0].detail}")
+        assert first.endswith(f"malformed (1 attempt): {letters[0].detail}")
         assert "(8 bytes)" in first  # the detail says what could not be read
         ran = await asyncio.to_thread(cli, "--discard", letters[0].id)
         assert ran.status == 0 and ran.out == f"discarded {letters[0].id}\n"

@@ -79,5 +79,6 @@ def letter_json(letter: tactor.DeadLetter) -> dict[str, Any]:
 def letter_line(letter: tactor.DeadLetter) -> str:
     call = f"{letter.kind or '?'} {letter.method or '?'} {json.dumps(letter.args, default=str)}"
     at = letter.at.strftime("%Y-%m-%d %H:%M:%S")
-    why = f"{letter.reason} ({letter.attempts} attempts): {letter.detail}"
+    n = letter.attempts
+    why = f"{letter.reason} ({n} attempt{'' if n == 1 else 's'}): {letter.detail}"
     return f"{letter.id}  {at}  {call}  {why}"
