@@ -91,30 +91,39 @@ async def check_tls(location: Location, timeout: float) -> None:
     """
     if "tls" not in location.options:
         return
-    for server in location.servers:
-        parts = urlsplit(server)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port)
-                try:
-                    line = await reader.readline()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError, ValueError):
-            continue
-        kind, _, body = line.partition(b" ")
-        try:
-            info = orjson.loads(body) if kind == b"INFO" else None
-        except orjson.JSONDecodeError:
-            info = None
-        if isinstance(info, dict) and not info.get("tls_required"):
+    infos = await asyncio.gather(*(_info_of(server, timeout) for server in location.servers))
+    for (host, port), info in zip(map(_address, location.servers), infos, strict=True):
+        if info is not None and not info.get("tls_required"):
             plain = "takes plain text too" if info.get("tls_available") else "has no TLS"
             raise TransportError(
                 f"NATS at {host}:{port} does not require TLS (it {plain}), and the URL asks "
                 "for TLS: nats-py would connect in plain text, credentials and all. Give the "
                 "server a tls block without allow_non_tls, or use nats:// if plain text is meant"
             )
+
+
+def _address(server: str) -> tuple[str, int]:
+    parts = urlsplit(server)
+    return parts.hostname or "127.0.0.1", parts.port or 4222
+
+
+async def _info_of(server: str, timeout: float) -> dict[str, Any] | None:
+    """The INFO a NATS server greets a connection with; None if it cannot be had in time."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(*_address(server))
+            try:
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError, ValueError):
+        return None
+    kind, _, body = line.partition(b" ")
+    try:
+        info = orjson.loads(body) if kind == b"INFO" else None
+    except orjson.JSONDecodeError:
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _tls_context(tls_options: dict[str, str]) -> ssl.SSLContext:
