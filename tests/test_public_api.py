@@ -50,6 +50,7 @@ def test_all_is_explicit_and_complete() -> None:
             "TransportError",
             "TypeCodec",
             "UnknownMethod",
+            "UnreadableItem",
             "WouldBlock",
             "__version__",
             "deadline",
