@@ -169,6 +169,32 @@ async def test_a_tell_its_provider_rejects_is_kept_in_the_dead_letters(url: str)
         assert [letter.id for letter in await system.dead_letters(Pricing)] == [invalid.id]
 
 
+async def test_a_tell_whose_handler_raises_is_kept_in_the_dead_letters(url: str) -> None:
+    """Nobody waits to hear that a tell's handler raised: the tell is moved aside with the
+    exception's type and message, and replayed once what made it raise is mended."""
+    async with ActorSystem(url) as system:
+        await system.spawn(Pricing, "eu")
+        await system.tell(Pricing.crash, "boom")
+        await system.tell(Pricing.reserve, "a", 5)  # OutOfStock, of the interface: none yet
+        assert await system.proxy(Pricing).where() == "eu"  # it serves on, after both
+        crashed, short = await system.dead_letters(Pricing)
+        assert (crashed.reason, crashed.kind, crashed.method, crashed.args) == (
+            "raised", "tell", "crash", {"message": "boom"}
+        )  # fmt: skip
+        assert crashed.detail == "builtins.ValueError: boom"
+        assert (short.reason, short.method, short.args) == (
+            "raised",
+            "reserve",
+            {"sku": "a", "qty": 5},
+        )
+        assert short.detail.startswith("OutOfStock: ") and crashed.attempts == short.attempts == 1
+
+        await system.tell(Pricing.restock, "a", 8)  # mended: now there is stock
+        assert await system.replay(short)
+        assert await eventually(lambda: system.call(Pricing.stock_of, "a"), lambda n: n == 3)
+        assert [letter.id for letter in await system.dead_letters(Pricing)] == [crashed.id]
+
+
 async def test_an_event_whose_fields_do_not_fit_is_refused_at_publish(url: str) -> None:
     """Subscribers could not read it: refused at ``publish`` rather than dropped by each."""
     async with ActorSystem(url) as system:

@@ -45,12 +45,13 @@ DEFAULT_MAX_DEAD_LETTERS = 1000
 MAX_DELIVERIES = "max_deliveries"
 MALFORMED = "malformed"
 REJECTED = "rejected"
+RAISED = "raised"
 
 
 @dataclass(frozen=True, slots=True)
 class Aside:
     """Why a provider moves the message in hand aside without handling it (again):
-    ``reason`` (``MALFORMED``, ``REJECTED``) and ``detail``."""
+    ``reason`` (``MALFORMED``, ``REJECTED``, ``RAISED``) and ``detail``."""
 
     reason: str
     detail: str
@@ -62,7 +63,8 @@ class DeadLetter:
 
     ``id`` names the letter for :meth:`~ActorSystem.replay` and
     :meth:`~ActorSystem.discard`; ``reason`` is ``"max_deliveries"``,
-    ``"malformed"`` or ``"rejected"`` and ``detail`` says more; ``attempts`` is how often its
+    ``"malformed"``, ``"rejected"`` or ``"raised"`` (a tell whose handler raised) and
+    ``detail`` says more; ``attempts`` is how often its
     handling was attempted; ``at`` when it was moved aside (UTC). ``payload``
     is the message's bytes; ``message_id``, ``method``, ``kind`` (``"call"`` or
     ``"tell"``) and ``args`` (the arguments as JSON, by name) are read from it

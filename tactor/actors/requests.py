@@ -23,7 +23,7 @@ from ..errors import DecodeError, EncodeError, TransportError
 from ..transports.base import Transport
 from ..transports.consumer import Delivery
 from .cancellation import Cancellations, Watch
-from .dead_letters import MALFORMED, REJECTED, Aside, DeadLetterPolicy
+from .dead_letters import MALFORMED, RAISED, REJECTED, Aside, DeadLetterPolicy
 from .deadline import running_deadline
 from .envelope import Reply, Request, parse_request
 from .failures import error_to_wire, failure
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Failures of a tell that its provider rejected unhandled: moved to the dead letters.
 _REJECTIONS = frozenset({"unknown_method", "invalid_arguments", "payload_too_large"})
+#: The codes of a failure the handler raised (see ``error_to_wire``).
+_RAISED = frozenset({"remote", "interface"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +98,15 @@ class Requests:
             raise
         finally:
             telemetry.handled(token, failed)
-        if request.reply_to is None and failed in _REJECTIONS:
-            # A tell nobody waits to hear of: kept, to be seen and replayed once it fits.
-            assert outcome is not None and outcome.error is not None
-            return Aside(REJECTED, f"{failed}: {outcome.error.get('message', '')}")
+        if request.reply_to is not None or outcome is None or outcome.error is None:
+            return None
+        # A tell that failed, which nobody waits to hear of: kept, to be seen and replayed
+        # once it fits (rejected) or once what made its handler raise is mended (raised).
+        error = outcome.error
+        if failed in _REJECTIONS:
+            return Aside(REJECTED, f"{failed}: {error.get('message', '')}")
+        if error.get("code") in _RAISED:
+            return Aside(RAISED, f"{error.get('type')}: {error.get('message', '')}")
         return None
 
     async def _handle(
