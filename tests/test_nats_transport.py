@@ -22,6 +22,7 @@ from tactor.transports.nats.connection import api
 from tactor.transports.nats.consumer import _counts
 from tactor.transports.nats.events import subjects_of
 from tactor.transports.nats.names import token
+from tactor.transports.nats.registry import Registry
 from tactor.transports.topics import topic_matches
 from tests.conftest import require_nats, with_query
 from tests.helpers import eventually, nats_nodes_one_hanging
@@ -323,19 +324,14 @@ async def test_a_sweep_that_could_not_delete_a_dropped_nodes_key_deletes_it_next
         await alive.register("svc", "p1")
         assert await sweeper.providers("svc") == ["p1"]
         registry, keys = sweeper.registry, _keys_of(sweeper, sweeper.names.registered)
-        present, delete = registry._present, registry._kv.delete  # type: ignore[union-attr]
-        assert present is not None
-
-        async def stale(bucket: str, key: str) -> bool:
-            return False if key == alive.node else await present(bucket, key)
+        delete = registry._kv.delete  # type: ignore[union-attr]
 
         async def no_leader_once(key: str, *args: Any, **kwargs: Any) -> Any:
             monkeypatch.setattr(registry._kv, "delete", delete)
             raise TimeoutError("nats: timeout")
 
-        monkeypatch.setattr(registry, "_present", stale)
         monkeypatch.setattr(registry._kv, "delete", no_leader_once)
-        registry._beats[alive.node] = float("-inf")  # not heard within ttl, as in an election
+        present = _judged_dead(monkeypatch, registry, alive.node)  # a stale read, an election
         await type(registry).sweep(registry)  # (the instance's own is the one that hangs)
         assert await keys() == []  # purged; its key was not deleted
         await alive.registry.beat()
@@ -360,12 +356,9 @@ async def test_a_dead_nodes_private_mailboxes_are_dropped_though_the_watcher_saw
         await sweeper.deliver("pv:p1", b"left", endpoint="svc", provider="p1")
         assert await sweeper.mailbox_depth("pv:p1") == 1
         registry = sweeper.registry
-        present, kv = registry._present, registry._kv
-        assert present is not None and kv is not None
+        kv = registry._kv
+        assert kv is not None
         delete = kv.delete
-
-        async def gone(bucket: str, key: str) -> bool:
-            return False if key == dying.node else await present(bucket, key)
 
         async def watched(key: str, *args: Any, **kwargs: Any) -> Any:  # the watcher first
             done = await delete(key, *args, **kwargs)
@@ -377,9 +370,8 @@ async def test_a_dead_nodes_private_mailboxes_are_dropped_though_the_watcher_saw
             await eventually(known, lambda there: not there)
             return done
 
-        monkeypatch.setattr(registry, "_present", gone)
         monkeypatch.setattr(kv, "delete", watched)
-        registry._beats[dying.node] = float("-inf")  # not heard within ttl
+        _judged_dead(monkeypatch, registry, dying.node)
         await type(registry).sweep(registry)  # (the instance's own is the one that hangs)
         assert not registry._unsigned
         assert await sweeper.mailbox_depth("pv:p1") == 0
@@ -411,6 +403,22 @@ async def test_a_beat_after_failed_ones_writes_the_nodes_providers_again(
         await node.registry.beat()  # its key unchanged, but the beats before it failed
         assert await keys() == [f"{node.node}.svc.p1"]
         assert failed.is_set()
+
+
+def _judged_dead(
+    monkeypatch: pytest.MonkeyPatch, registry: Registry, node: str
+) -> Callable[[str, str], Awaitable[bool]]:
+    """Have ``registry``'s sweeps find ``node`` not heard within its ttl and its beat key
+    gone (as a read from a replica behind would); returns the real check, to put back."""
+    present = registry._present
+    assert present is not None
+
+    async def gone(bucket: str, key: str) -> bool:
+        return False if key == node else await present(bucket, key)
+
+    monkeypatch.setattr(registry, "_present", gone)
+    registry._beats[node] = float("-inf")
+    return present
 
 
 def _keys_of(transport: NatsTransport, bucket: str) -> Callable[[], Awaitable[list[str]]]:

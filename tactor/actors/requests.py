@@ -74,7 +74,8 @@ class Requests:
     async def handle(self, delivery: Delivery, task: asyncio.Task[Any]) -> Aside | None:
         """Handle the request ``delivery`` holds in ``task`` (the runner's); return why to
         set it aside instead of acknowledging it, if so: it cannot be read, or it is a tell
-        rejected unhandled. A call's reply may acknowledge it (``Delivery.reply_and_ack``)."""
+        rejected unhandled or whose handler raised. A call's reply may acknowledge it
+        (``Delivery.reply_and_ack``)."""
         codec, payload = self.config.codec, delivery.payload
         data: Any = None
         try:
@@ -102,11 +103,11 @@ class Requests:
             return None
         # A tell that failed, which nobody waits to hear of: kept, to be seen and replayed
         # once it fits (rejected) or once what made its handler raise is mended (raised).
-        error = outcome.error
+        detail = f"{failed}: {outcome.error.get('message', '')}"  # failed: the error's type
         if failed in _REJECTIONS:
-            return Aside(REJECTED, f"{failed}: {error.get('message', '')}")
-        if error.get("code") in _RAISED:
-            return Aside(RAISED, f"{error.get('type')}: {error.get('message', '')}")
+            return Aside(REJECTED, detail)
+        if outcome.error.get("code") in _RAISED:
+            return Aside(RAISED, detail)
         return None
 
     async def _handle(

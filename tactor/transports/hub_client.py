@@ -81,9 +81,8 @@ class _ClientDelivery(Delivery):
         """One frame, written at once: the reply, this delivery's acknowledgement and, for
         its consumer, the ask for its next delivery (which the runner would ask next), so
         that the parent reads one frame per call and the child writes one."""
-        if self._acked or self._client.channel.closed.is_set():
+        if self._client.channel.closed.is_set() or not self._settle():
             return False
-        self._settle()
         ask = self._consumer.ask_ahead()
         self._client.channel.send(["pa", inbox, self._id, ask], payload, flush=True)
         return True
@@ -130,7 +129,8 @@ class _ClientConsumer(MailboxConsumer):
 
     def ask_ahead(self) -> int | None:
         """This consumer's id if it is to ask for its next delivery now (with a reply that
-        ends the handling of the last), else None: it asked already, or is closed."""
+        ends the handling of the last), else None: it asked already, has one waiting, or
+        is closed."""
         if self._asked or self._closed or self._ready:
             return None
         self._asked = True

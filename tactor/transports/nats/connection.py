@@ -91,8 +91,9 @@ async def check_tls(location: Location, timeout: float) -> None:
     """
     if "tls" not in location.options:
         return
-    infos = await asyncio.gather(*(_info_of(server, timeout) for server in location.servers))
-    for (host, port), info in zip(map(_address, location.servers), infos, strict=True):
+    addresses = [_address(server) for server in location.servers]
+    infos = await asyncio.gather(*(_info_of(*address, timeout) for address in addresses))
+    for (host, port), info in zip(addresses, infos, strict=True):
         if info is not None and not info.get("tls_required"):
             plain = "takes plain text too" if info.get("tls_available") else "has no TLS"
             raise TransportError(
@@ -107,11 +108,11 @@ def _address(server: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 4222
 
 
-async def _info_of(server: str, timeout: float) -> dict[str, Any] | None:
+async def _info_of(host: str, port: int, timeout: float) -> dict[str, Any] | None:
     """The INFO a NATS server greets a connection with; None if it cannot be had in time."""
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(*_address(server))
+            reader, writer = await asyncio.open_connection(host, port)
             try:
                 line = await reader.readline()
             finally:

@@ -67,9 +67,8 @@ class Registry:
         self._rewrite = False  # this node's providers' keys are to be written again
         #: Nodes whose providers' keys this node dropped (or may have: a purge that failed
         #: may have been done) and whose beat key it has yet to delete, the node's sign to
-        #: write them all again should it be alive after all.
-        #: Each with what it left (its entries when first dropped: the watchers may empty
-        #: the copy's as the purge goes through).
+        #: write them all again should it be alive after all; each with what it left, its
+        #: entries when first dropped (the watchers forget them once its key is deleted).
         self._unsigned: dict[str, Entries] = {}
         self._beating = asyncio.Lock()  # one beat at a time: each expects the last's revision
         self._registered = False  # ever: its providers' keys (or their markers) to drop

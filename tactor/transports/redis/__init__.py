@@ -242,11 +242,8 @@ class RedisTransport(RedisQueues, RedisDeadLetters, RedisRegistry, Transport):
             try:
                 with translated(f"connect to {self!r}"):
                     await commands(client).ping()
-            except TransportError as exc:
-                hint = tls_hint(self.location.tls, exc)
-                if not hint:
-                    raise
-                raise TransportError(f"{exc}{hint}") from exc.__cause__
+            except TransportError as exc:  # (with what to check if TLS is on one side only)
+                raise TransportError(f"{exc}{tls_hint(self.location.tls, exc)}") from exc.__cause__
             self.scripts = {name: client.register_script(s) for name, s in scripts.BY_NAME.items()}
             with translated("load scripts"):
                 for script in self.scripts.values():

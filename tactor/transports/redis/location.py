@@ -123,8 +123,9 @@ class Server(Location):
         except ValueError as exc:
             raise ConfigError(f"{urlsplit(url).scheme}:// URL option: {exc}") from None
         make = lambda: pool.connection_class(**pool.connection_kwargs)  # noqa: E731
-        _check(urlsplit(url).scheme, url, make, ours)
-        self.tls = urlsplit(url).scheme == "rediss"
+        scheme = urlsplit(url).scheme
+        _check(scheme, url, make, ours)
+        self.tls = scheme == "rediss"
 
     def __str__(self) -> str:
         parts = urlsplit(self.url)
